@@ -1,0 +1,61 @@
+"""httpx integration: sign every request's exact bytes, verify every response's signature."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ._keyring import Keyring
+from ._signing import ALGORITHMS, Algorithm, AuthorizationHeader
+from ._verification import Verification, verify_body
+
+__all__ = ["CWSAuth", "verification_of"]
+
+_EXTENSION = "cws_verification"
+
+
+class CWSAuth(httpx.Auth):
+    """Sign requests as ACCESS with a private key; verify responses against a keyring.
+
+    The verification outcome is attached to the response, never raised: read it with
+    `verification_of(response)`. The auth flow does no I/O of its own.
+    """
+
+    requires_request_body = True
+    requires_response_body = True
+
+    def __init__(
+        self,
+        key: rsa.RSAPrivateKey,
+        access: str,
+        keyring: Keyring,
+        algorithm: Algorithm = "CWS-SHA256",
+        accept_algorithms: Iterable[str] = ALGORITHMS,
+    ) -> None:
+        self._key = key
+        self.access = access
+        self.keyring = keyring
+        self.algorithm: Algorithm = algorithm
+        self.accept_algorithms = tuple(accept_algorithms)
+
+    def __repr__(self) -> str:  # never show the key
+        return f"CWSAuth(access={self.access!r}, algorithm={self.algorithm!r})"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Sign the request body as sent (empty for GET), send it, and verify what comes back."""
+        header = AuthorizationHeader.for_body(request.content, self._key, self.access, self.algorithm)
+        request.headers["Authorization"] = str(header)
+        # CorEMR signs the body it sends; a transparently decompressed body would not be those bytes.
+        request.headers["Accept-Encoding"] = "identity"
+        response = yield request
+        response.extensions[_EXTENSION] = verify_body(
+            response.content, response.headers.get("Authorization"), self.keyring, self.accept_algorithms
+        )
+
+
+def verification_of(response: httpx.Response) -> Verification:
+    """The verification CWSAuth recorded on a response (missing_header if it never ran)."""
+    found = response.extensions.get(_EXTENSION)
+    return found if isinstance(found, Verification) else Verification("missing_header")

@@ -1,0 +1,72 @@
+"""Exceptions a user can cause, each with the exit code the CLI turns it into.
+
+    CWSPipelineError            anything the pipeline reports as one line, no traceback
+    ├── UserInputError          exit 2: usage, config, mapping, key or input-file problem; nothing sent
+    │   ├── KeyFileError        a key file is missing, unreadable, too open, or not the right kind
+    │   ├── MalformedHeader     an Authorization value that is not `ALG Access=NAME, Signature=B64`
+    │   ├── MappingError        a mapping file that cannot be used (names the file and TOML key path)
+    │   ├── SourceError         a bookings CSV that cannot be read at all
+    │   └── ConfigError         a run configuration that cannot be used
+    ├── SecurityStop            exit 3: refused signatures or unverified responses stopped the run
+    └── LedgerLocked            exit 4: another run holds the ledger's lock
+
+Messages never contain key material, patient names or birth dates: rows are named by line and key.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CWSPipelineError",
+    "ConfigError",
+    "KeyFileError",
+    "LedgerLocked",
+    "MalformedHeader",
+    "MappingError",
+    "SecurityStop",
+    "SourceError",
+    "UserInputError",
+]
+
+
+class CWSPipelineError(Exception):
+    """An error the CLI prints as one line and turns into an exit code."""
+
+    exit_code = 1
+
+
+class UserInputError(CWSPipelineError):
+    """A usage, configuration or input problem the user can fix; nothing was sent."""
+
+    exit_code = 2
+
+
+class KeyFileError(UserInputError):
+    """A key file that is missing, unreadable, too open, encrypted without a passphrase, or the wrong kind."""
+
+
+class MalformedHeader(UserInputError):
+    """An Authorization header value that does not follow `ALGORITHM Access=NAME, Signature=BASE64`."""
+
+
+class MappingError(UserInputError):
+    """A mapping file that is refused before any row is read."""
+
+
+class SourceError(UserInputError):
+    """A bookings CSV that cannot be read at all (missing, empty, undecodable, missing columns)."""
+
+
+class ConfigError(UserInputError):
+    """A run configuration file that is refused before anything is sent."""
+
+
+class SecurityStop(CWSPipelineError):
+    """The run stopped because CorEMR refused our signatures or its responses could not be verified."""
+
+    exit_code = 3
+
+
+class LedgerLocked(CWSPipelineError):
+    """Another run holds the ledger's lock."""
+
+    exit_code = 4

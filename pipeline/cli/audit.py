@@ -1,0 +1,1 @@
+"""Commands for this stage are added here."""
