@@ -1,0 +1,378 @@
+"""The audit ledger: one SQLite file holding runs, a hash-chained append-only entry log, and body bytes.
+
+Tables:
+    runs        one row per run: source, mapping, endpoint, access, algorithm, version, counts
+    entries     append-only events (run_started, sending, attempt, lookup, state, run_finished), each
+                storing the hash of the previous entry and its own, so any edit, deletion, insertion or
+                reordering is detectable later (`chain_problems`)
+    bodies      request/response/cell bytes keyed by SHA-256, outside the chain so they can be pruned
+    row_status  derived: the latest known state of each row key, for deciding what a re-run sends
+
+The file holds patient data: it is created mode 0600, and SQLite gives its -wal/-shm files the same mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from ._errors import UserInputError
+
+__all__ = [
+    "GENESIS_HASH",
+    "Entry",
+    "EntryEvent",
+    "Ledger",
+    "PriorRow",
+    "RunInfo",
+    "StatusUpdate",
+    "entry_hash",
+    "now_iso",
+    "sha256_hex",
+]
+
+EntryEvent = Literal["run_started", "run_finished", "sending", "attempt", "lookup", "state"]
+GENESIS_HASH = "0" * 64
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    source TEXT NOT NULL,
+    source_sha256 TEXT NOT NULL,
+    mapping TEXT NOT NULL,
+    mapping_sha256 TEXT NOT NULL,
+    base_url TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    access TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    program_version TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    counts TEXT,
+    exit_code INTEGER
+);
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    event TEXT NOT NULL,
+    line INTEGER,
+    key TEXT,
+    external_id TEXT,
+    state TEXT,
+    attempt INTEGER,
+    method TEXT,
+    url TEXT,
+    http_status INTEGER,
+    elapsed_ms REAL,
+    request_sha256 TEXT,
+    request_authorization TEXT,
+    response_sha256 TEXT,
+    response_authorization TEXT,
+    response_signer TEXT,
+    verification TEXT,
+    cells_sha256 TEXT,
+    error TEXT,
+    detail TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_run ON entries (run_id, event);
+CREATE TABLE IF NOT EXISTS bodies (sha256 TEXT PRIMARY KEY, body BLOB, stored_at TEXT NOT NULL, pruned_at TEXT);
+CREATE TABLE IF NOT EXISTS row_status (
+    key TEXT PRIMARY KEY,
+    external_id TEXT,
+    state TEXT NOT NULL,
+    body_sha256 TEXT,
+    delivered_sha256 TEXT,
+    run_id INTEGER NOT NULL,
+    line INTEGER,
+    reason TEXT
+);
+"""
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 with offset, to the millisecond."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 of bytes as lowercase hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Entry:
+    """One event in the ledger's chain; `seq`, `prev_hash` and `hash` are filled in when appended."""
+
+    run_id: int
+    event: EntryEvent
+    at: str = ""
+    line: int | None = None
+    key: str | None = None
+    external_id: str | None = None
+    state: str | None = None
+    attempt: int | None = None
+    method: str | None = None
+    url: str | None = None
+    http_status: int | None = None
+    elapsed_ms: float | None = None
+    request_sha256: str | None = None
+    request_authorization: str | None = None
+    response_sha256: str | None = None
+    response_authorization: str | None = None
+    response_signer: str | None = None
+    verification: str | None = None
+    cells_sha256: str | None = None
+    error: str | None = None
+    detail: str | None = None
+    seq: int = 0
+    prev_hash: str = ""
+    hash: str = ""
+
+
+_HASHED_FIELDS = tuple(f.name for f in fields(Entry) if f.name != "hash")
+_ALL_FIELDS = tuple(f.name for f in fields(Entry))
+# Column names come from the Entry dataclass, never from input.
+_INSERT_ENTRY = f"INSERT INTO entries ({','.join(_ALL_FIELDS)}) VALUES ({','.join('?' * len(_ALL_FIELDS))})"  # noqa: S608
+_SELECT_ENTRIES = f"SELECT {','.join(_ALL_FIELDS)} FROM entries"  # noqa: S608
+
+
+def entry_hash(values: dict[str, Any]) -> str:
+    """The chain hash of an entry: SHA-256 of its fields (all but `hash`) as canonical JSON."""
+    canonical = json.dumps([values[name] for name in _HASHED_FIELDS], ensure_ascii=False, separators=(",", ":"))
+    return sha256_hex(canonical.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run is about, written to the runs table and the chain when it starts."""
+
+    source: str
+    source_sha256: str
+    mapping: str
+    mapping_sha256: str
+    base_url: str
+    endpoint: str
+    access: str
+    algorithm: str
+    program_version: str
+
+
+@dataclass(frozen=True)
+class PriorRow:
+    """What earlier runs left for one row key (row_status)."""
+
+    key: str
+    external_id: str | None
+    state: str  # a RowState, or "sending" when a request was recorded as leaving but no outcome followed
+    body_sha256: str | None
+    delivered_sha256: str | None
+    run_id: int
+    line: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A change to row_status written in the same transaction as the entry that causes it."""
+
+    key: str
+    external_id: str | None
+    state: str
+    body_sha256: str | None
+    run_id: int
+    line: int | None
+    reason: str | None = None
+    delivered: bool = False  # sets delivered_sha256 = body_sha256
+
+
+class Ledger:
+    """An open ledger file. Not thread-safe: one thread (the run's writer) appends."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+        row = self._db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        self._seq: int = row[0] if row else 0
+        self._head: str = row[1] if row else GENESIS_HASH
+
+    @classmethod
+    def open(cls, path: Path | str, *, create: bool = True) -> Ledger:
+        """Open (and, unless create=False, create with mode 0600) the ledger at path."""
+        path = Path(path)
+        if not path.exists():
+            if not create:
+                raise UserInputError(f"{path}: no such ledger file")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            # FULL: an entry saying a request is about to leave must survive power loss, not only a crash.
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=10000")
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        except sqlite3.DatabaseError as exc:
+            raise UserInputError(f"{path}: not a cws-pipeline ledger ({exc})") from None
+        return cls(path, db)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection, for read-only queries by reports and audits."""
+        return self._db
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def begin_run(self, info: RunInfo, pid: int) -> int:
+        """Record a new run (and its run_started entry); return its run_id."""
+        started = now_iso()
+        with self._transaction():
+            cur = self._db.execute(
+                "INSERT INTO runs (started_at, status, source, source_sha256, mapping, mapping_sha256, base_url,"
+                " endpoint, access, algorithm, program_version, pid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (started, "running", info.source, info.source_sha256, info.mapping, info.mapping_sha256,
+                 info.base_url, info.endpoint, info.access, info.algorithm, info.program_version, pid),
+            )  # fmt: skip
+            run_id = int(cur.lastrowid or 0)
+            detail = json.dumps(asdict(info), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+            self._append_locked([Entry(run_id, "run_started", at=started, detail=detail)])
+        return run_id
+
+    def append(
+        self,
+        entries: Sequence[Entry],
+        bodies: Iterable[tuple[str, bytes]] = (),
+        updates: Iterable[StatusUpdate] = (),
+    ) -> None:
+        """Append entries, store bodies and update row_status in one durable transaction."""
+        with self._transaction():
+            self._store_bodies(bodies)
+            self._append_locked(entries)
+            self._update_status(updates)
+
+    def finish_run(self, run_id: int, counts: dict[str, int], status: str, exit_code: int) -> None:
+        """Record the end of a run with its counts per state."""
+        finished = now_iso()
+        detail = json.dumps({"counts": counts, "status": status, "exit_code": exit_code}, separators=(",", ":"))
+        with self._transaction():
+            self._append_locked([Entry(run_id, "run_finished", at=finished, detail=detail)])
+            self._db.execute(
+                "UPDATE runs SET finished_at=?, status=?, counts=?, exit_code=? WHERE run_id=?",
+                (finished, status, json.dumps(counts, separators=(",", ":")), exit_code, run_id),
+            )
+
+    def mark_interrupted_runs(self) -> list[int]:
+        """Mark runs left 'running' by a process that died (the caller holds the lock); return their ids."""
+        ids = [r[0] for r in self._db.execute("SELECT run_id FROM runs WHERE status='running'")]
+        if ids:
+            self._db.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
+        return ids
+
+    def _append_locked(self, entries: Sequence[Entry]) -> None:
+        rows = []
+        for entry in entries:
+            self._seq += 1
+            entry.seq = self._seq
+            entry.prev_hash = self._head
+            if not entry.at:
+                entry.at = now_iso()
+            values = entry.__dict__
+            entry.hash = entry_hash(values)
+            self._head = entry.hash
+            rows.append(tuple(values[name] for name in _ALL_FIELDS))
+        self._db.executemany(_INSERT_ENTRY, rows)
+
+    def _store_bodies(self, bodies: Iterable[tuple[str, bytes]]) -> None:
+        stored = now_iso()
+        self._db.executemany(
+            "INSERT OR IGNORE INTO bodies (sha256, body, stored_at) VALUES (?,?,?)",
+            ((sha, body, stored) for sha, body in bodies),
+        )
+
+    def _update_status(self, updates: Iterable[StatusUpdate]) -> None:
+        for u in updates:
+            self._db.execute(
+                "INSERT INTO row_status (key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason)"
+                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET external_id=excluded.external_id,"
+                " state=excluded.state, body_sha256=excluded.body_sha256, run_id=excluded.run_id,"
+                " line=excluded.line, reason=excluded.reason,"
+                " delivered_sha256=CASE WHEN ? THEN excluded.body_sha256 ELSE row_status.delivered_sha256 END",
+                (u.key, u.external_id, u.state, u.body_sha256, u.body_sha256 if u.delivered else None, u.run_id,
+                 u.line, u.reason, u.delivered),
+            )  # fmt: skip
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def prior_rows(self) -> dict[str, PriorRow]:
+        """Every row key earlier runs left a state for."""
+        cur = self._db.execute(
+            "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason FROM row_status"
+        )
+        return {r[0]: PriorRow(*r) for r in cur}
+
+    def entries(self, run_id: int | None = None) -> Iterator[Entry]:
+        """Entries in chain order, optionally of one run."""
+        sql = _SELECT_ENTRIES
+        args: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " WHERE run_id=?"
+            args = (run_id,)
+        for row in self._db.execute(sql + " ORDER BY seq", args):
+            yield Entry(**dict(zip(_ALL_FIELDS, row, strict=True)))
+
+    def body(self, sha256: str | None) -> bytes | None:
+        """Stored bytes for a SHA-256, or None when never stored or pruned."""
+        if sha256 is None:
+            return None
+        row = self._db.execute("SELECT body FROM bodies WHERE sha256=?", (sha256,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def latest_run_id(self) -> int | None:
+        """The most recent run's id, or None for an empty ledger."""
+        row = self._db.execute("SELECT MAX(run_id) FROM runs").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolling back (and rewinding the chain head) on error."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def __enter__(self) -> None:
+        self._seq, self._head = self._ledger._seq, self._ledger._head
+        self._ledger._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self._ledger._db.execute("COMMIT")
+        else:
+            self._ledger._db.execute("ROLLBACK")
+            self._ledger._seq, self._ledger._head = self._seq, self._head
