@@ -28,17 +28,29 @@ class Keyring:
             )
         self._keys: dict[str, rsa.RSAPublicKey | None] = {}
 
+    def path_for(self, username: str) -> Path | None:
+        """Where this signer's key would be (`DIR/<USERNAME>.pem`), or None for a name that cannot be a file."""
+        if not _USERNAME.fullmatch(username):
+            return None
+        return self.directory / f"{username}.pem"
+
     def public_key(self, username: str) -> rsa.RSAPublicKey | None:
         """The key for this signer, or None when no `<USERNAME>.pem` is in the directory."""
         if username in self._keys:
             return self._keys[username]
         key: rsa.RSAPublicKey | None = None
-        if _USERNAME.fullmatch(username):
-            path = self.directory / f"{username}.pem"
-            if path.is_file():
-                key = load_public_key(path)
+        path = self.path_for(username)
+        if path is not None and path.is_file():
+            key = load_public_key(path)
         self._keys[username] = key
         return key
+
+    def why_unknown(self, username: str) -> str:
+        """Why this signer has no key here, naming the file that was looked for."""
+        path = self.path_for(username)
+        if path is None:
+            return f"{username!r} cannot be a key file name in {self.directory}"
+        return f"no {path}"
 
     def usernames(self) -> list[str]:
         """The signers this keyring holds keys for, sorted."""

@@ -18,6 +18,7 @@ __all__ = [
     "generate_private_key",
     "load_private_key",
     "load_public_key",
+    "passphrase_from_environment",
     "public_key_pem",
     "write_key_pair",
     "write_private_file",
@@ -25,6 +26,7 @@ __all__ = [
 
 DEFAULT_BITS = 4096
 MIN_BITS = 2048
+PASSPHRASE_ENV = "CWS_KEY_PASSPHRASE"  # noqa: S105 -- the name of a variable, not a passphrase
 
 
 @dataclass(frozen=True)
@@ -60,14 +62,17 @@ def write_private_file(path: Path, data: bytes) -> None:
 
 def write_key_pair(directory: Path, bits: int = DEFAULT_BITS) -> KeyPairFiles:
     """Write DIR/rsa.private (PKCS#8 PEM, mode 0600) and DIR/rsa.public (SPKI PEM)."""
-    directory.mkdir(parents=True, exist_ok=True)
     files = KeyPairFiles(private=directory / "rsa.private", public=directory / "rsa.public")
     if files.private.exists():
         raise KeyFileError(f"{files.private}: a private key is already there; move it away or choose another DIR")
     key = generate_private_key(bits)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    write_private_file(files.private, pem)
-    files.public.write_bytes(public_key_pem(key))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_private_file(files.private, pem)
+        files.public.write_bytes(public_key_pem(key))
+    except OSError as exc:
+        raise KeyFileError(f"{exc.filename or directory}: cannot write the key pair ({exc.strerror})") from None
     return files
 
 
@@ -102,26 +107,29 @@ def load_private_key(path: Path | str, passphrase: bytes | None = None) -> rsa.R
         st = path.stat()
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such private key file") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read the private key file ({exc.strerror})") from None
     # Loading validates the key (~0.3 s for 4096 bits); the cache keys on the file's identity so an
-    # edited or replaced file is read again.
-    return _load_private_key_cached(path.resolve(), st.st_mtime_ns, st.st_size, st.st_mode, passphrase)
+    # edited, replaced or re-moded file is read (and checked) again. The path is kept as the user
+    # spelled it, for messages.
+    identity = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode)
+    return _load_private_key_cached(path, identity, passphrase)
 
 
 @functools.lru_cache(maxsize=16)
-def _load_private_key_cached(
-    path: Path, _mtime_ns: int, _size: int, _mode: int, passphrase: bytes | None
-) -> rsa.RSAPrivateKey:
-    _check_private_file_mode(path)
+def _load_private_key_cached(path: Path, _identity: tuple[int, ...], passphrase: bytes | None) -> rsa.RSAPrivateKey:
     data = _read_key_file(path, "private key")
+    # Say "wrong kind of key" before "wrong mode": a public key is usually 0644 and chmod would not help.
     if b"PUBLIC KEY-----" in data and b"PRIVATE KEY-----" not in data:
         raise KeyFileError(
             f"{path}: this is a public key; give the private key (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)"
         )
+    _check_private_file_mode(path)
     encrypted = b"ENCRYPTED" in data
     if encrypted and passphrase is None:
         raise KeyFileError(
-            f"{path}: the private key is encrypted; give its passphrase through the environment variable"
-            " named by passphrase_env (or --passphrase-env)"
+            f"{path}: the private key is encrypted; put its passphrase in an environment variable and name it"
+            f" with passphrase_env (or --passphrase-env; default {PASSPHRASE_ENV})"
         )
     try:
         key = serialization.load_pem_private_key(data, password=passphrase if encrypted else None)
@@ -134,6 +142,17 @@ def _load_private_key_cached(
     if not isinstance(key, rsa.RSAPrivateKey):
         raise KeyFileError(f"{path}: not an RSA key; CWS signs with RSA (openssl genrsa 4096)")
     return key
+
+
+def passphrase_from_environment(variable: str | None = None) -> bytes | None:
+    """The passphrase held in the named environment variable, or in CWS_KEY_PASSPHRASE if none is named."""
+    if variable is None:
+        value = os.environ.get(PASSPHRASE_ENV)
+        return None if value is None else value.encode()
+    value = os.environ.get(variable)
+    if value is None:
+        raise KeyFileError(f"environment variable {variable} is not set; export the private key's passphrase in it")
+    return value.encode()
 
 
 def load_public_key(path: Path | str) -> rsa.RSAPublicKey:

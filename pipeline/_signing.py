@@ -16,12 +16,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ._errors import MalformedHeader
+from ._errors import MalformedHeader, UserInputError
 
 __all__ = [
     "ALGORITHMS",
     "Algorithm",
     "AuthorizationHeader",
+    "check_access",
     "sign",
     "signature_matches",
 ]
@@ -36,6 +37,16 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"CWS-SHA256": hashes.SHA256, "
 _HEADER = re.compile(
     r"(?P<algorithm>CWS-[A-Za-z0-9]+) Access=(?P<access>[^\s,]+), Signature=(?P<signature>[A-Za-z0-9+/]+={0,2})"
 )
+
+
+def check_access(access: str) -> str:
+    """Return the username if a header can carry it (no whitespace, no comma); raise UserInputError if not."""
+    if not re.fullmatch(r"[^\s,]+", access):
+        raise UserInputError(
+            f"access {access!r}: a CWS username cannot be empty or contain spaces or commas;"
+            " use the username shown in CorEMR under Administration → Public Keys"
+        )
+    return access
 
 
 def _hash_for(algorithm: str) -> hashes.HashAlgorithm:
@@ -99,6 +110,8 @@ def _why_malformed(value: str) -> str:
     if "\n" in value or "\r" in value:
         return "it spans more than one line (the signature must be one line of base64)"
     if not value.startswith("CWS-"):
+        if value.upper().startswith("CWS-"):
+            return "the algorithm is case-sensitive: write CWS-SHA256 or CWS-SHA1 in capitals"
         return "expected it to start with CWS-SHA256 or CWS-SHA1"
     if " Access=" not in value:
         return "expected ' Access=USERNAME' after the algorithm"

@@ -43,12 +43,14 @@ class Verification:
 
     @property
     def reason(self) -> str:
-        """A short human sentence: 'verified', 'unknown signer: acme', 'bad signature', ..."""
+        """A short human sentence: 'verified', 'unknown signer: acme (no keys/acme.pem)', 'bad signature', ..."""
         text = _REASONS[self.status]
         if self.status in ("unknown_signer", "algorithm_not_accepted"):
             text += f": {self.signer if self.status == 'unknown_signer' else self.algorithm}"
         if self.detail and self.status == "malformed_header":
-            text = self.detail
+            return self.detail
+        if self.detail and self.status == "unknown_signer":
+            text += f" ({self.detail})"
         return text
 
 
@@ -70,11 +72,11 @@ def verify_body(
         return _with_status(found, "algorithm_not_accepted")
     key = keyring.public_key(parsed.access)
     if key is None:
-        return _with_status(found, "unknown_signer")
+        return _with_status(found, "unknown_signer", keyring.why_unknown(parsed.access))
     if not signature_matches(body, parsed.signature, key, parsed.algorithm):
         return _with_status(found, "bad_signature")
     return found
 
 
-def _with_status(v: Verification, status: VerificationStatus) -> Verification:
-    return Verification(status, header=v.header, algorithm=v.algorithm, signer=v.signer)
+def _with_status(v: Verification, status: VerificationStatus, detail: str = "") -> Verification:
+    return Verification(status, header=v.header, algorithm=v.algorithm, signer=v.signer, detail=detail)
