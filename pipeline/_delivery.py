@@ -1,0 +1,351 @@
+"""Delivering one mapped row: decide what it needs, settle doubt by lookup, send with retries, record it all.
+
+The promise: every row ends in exactly one recorded state; nothing is created twice. A request that
+may have landed (connection lost after sending, read timeout, unverified answer, a crash between the
+"sending" record and the outcome) is never sent again before a signed lookup says it is not there.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote
+
+import httpx
+from tenacity import Retrying, stop_after_attempt
+
+from ._config import RunConfig
+from ._exchange import Exchange, exchange
+from ._ledger import Entry, PriorRow, StatusUpdate, sha256_hex
+from ._ledger_writer import LedgerWriter
+from ._mapper import MappedRow
+from ._retry import RETRYABLE_STATUSES, TransientFailure, wait_retry_after_or_backoff
+from ._states import RowState
+
+__all__ = ["CircuitBreaker", "Delivery", "Plan", "RowOutcome"]
+
+Plan = Literal["invalid", "skipped", "changed", "rejected_again", "send", "settle"]
+Doubt = Literal["ambiguous", "unverified"]
+_DOUBTFUL = ("sending", "ambiguous", "unverified")
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """The one state a row ended in, and why."""
+
+    line: int
+    key: str
+    state: RowState
+    reason: str | None = None
+
+
+class CircuitBreaker:
+    """Stops sending after N refusals in a row (401/403 or unverified answers): a wrong key or wrong server."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self._count = 0
+        self._lock = threading.Lock()
+        self.tripped = False
+        self.reason = ""
+
+    def observe(self, ex: Exchange) -> None:
+        """Count a security refusal, or reset on any verified answer that is not one."""
+        if ex.reached != "yes":
+            return
+        refused = not ex.verified or ex.status in (401, 403)
+        with self._lock:
+            if not refused:
+                self._count = 0
+                return
+            self._count += 1
+            if self._count >= self.threshold and not self.tripped:
+                self.tripped = True
+                what = f"HTTP {ex.status}" if ex.verified else f"unverified response ({_why_unverified(ex)})"
+                self.reason = f"stopped after {self._count} refused or unverified answers in a row (last: {what})"
+
+
+class _Stopped(Exception):
+    """The circuit breaker tripped: send nothing more."""
+
+
+class Delivery:
+    """Decides, sends and records rows for one run; `deliver` is safe to call from many threads."""
+
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        client: httpx.Client,
+        writer: LedgerWriter,
+        config: RunConfig,
+        endpoint_url: str,
+        prior: dict[str, PriorRow],
+        breaker: CircuitBreaker,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.run_id = run_id
+        self._client = client
+        self._writer = writer
+        self._config = config
+        self._endpoint = endpoint_url if endpoint_url.endswith("/") else endpoint_url + "/"
+        self._prior = prior
+        self._breaker = breaker
+        self._sleep = sleep
+        # external_id -> keys delivered with it: a lookup by external_id cannot tell a re-booking apart.
+        self._delivered_ids: dict[str, set[str]] = {}
+        for p in prior.values():
+            if p.delivered_sha256 and p.external_id:
+                self._delivered_ids.setdefault(p.external_id, set()).add(p.key)
+
+    # -- deciding (no I/O) ---------------------------------------------------------------------
+
+    def plan(self, row: MappedRow) -> Plan:
+        """What this row needs, from its validity and what earlier runs recorded for its key."""
+        if row.body is None:
+            return "invalid"
+        p = self._prior.get(row.key)
+        if p is None:
+            return "send"
+        sha = sha256_hex(row.body)
+        if p.delivered_sha256:
+            return "skipped" if sha == p.delivered_sha256 else "changed"
+        if p.state in _DOUBTFUL:
+            return "settle"
+        if p.state == "rejected" and p.body_sha256 == sha:
+            return "rejected_again"
+        return "send"
+
+    def record_without_sending(self, row: MappedRow, plan: Plan) -> RowOutcome:
+        """Record the state of a row that needs no request (invalid, skipped, changed, rejected again)."""
+        p = self._prior.get(row.key)
+        state: RowState
+        reason: str | None = None
+        if plan == "invalid":
+            state = "invalid"
+            reason = "; ".join(str(problem) for problem in row.problems)
+        elif plan == "skipped":
+            state = "skipped"
+        elif plan == "changed":
+            state = "changed"
+            reason = f"delivered in run {p.run_id if p else '?'} with a different body; not sent again"
+        else:
+            state = "rejected"
+            reason = f"rejected earlier with the same body (run {p.run_id if p else '?'}): {p.reason if p else ''}"
+        body_sha = sha256_hex(row.body) if row.body is not None else None
+        self._finish(row, state, reason, body_sha, None, 0)
+        return RowOutcome(row.line, row.key, state, reason)
+
+    # -- delivering (network) ------------------------------------------------------------------
+
+    def deliver(self, row: MappedRow, plan: Plan) -> RowOutcome:
+        """Settle any doubt, send with retries, verify, and record the row's final state."""
+        assert row.body is not None
+        body = row.body
+        sha = sha256_hex(body)
+        prior = self._prior.get(row.key)
+        doubt: Doubt | None = None
+        doubt_sha: str | None = None
+        if plan == "settle" and prior is not None:
+            doubt = "unverified" if prior.state == "unverified" else "ambiguous"
+            doubt_sha = prior.body_sha256
+        attempts = 0
+        last: Exchange | None = None
+        if doubt and not row.external_id:
+            reason = "an earlier attempt may have landed and the row has no external_id to look it up by"
+            return self._finish(row, doubt, reason, doubt_sha or sha, None, 0)
+        if doubt and self._rebooked(row):
+            reason = (
+                f"external_id {row.external_id} was delivered earlier under another key; a lookup cannot tell"
+                " whether this booking landed: check it in CorEMR"
+            )
+            return self._finish(row, "ambiguous", reason, doubt_sha or sha, None, 0)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self._config.max_attempts),
+            wait=wait_retry_after_or_backoff(
+                self._config.retry_initial_wait, self._config.retry_max_wait, self._config.retry_after_cap
+            ),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    if doubt:
+                        last = self._lookup(row, attempts)
+                        if last.verified and last.status == 200:
+                            if doubt_sha is not None and doubt_sha != sha:
+                                reason = "an earlier body landed (found by lookup); this one differs: not sent"
+                                self._finish(row, "delivered", None, doubt_sha, last, attempts, record=False)
+                                return self._finish(row, "changed", reason, doubt_sha, last, attempts, keep=True)
+                            return self._finish(row, "delivered", "settled by lookup", sha, last, attempts)
+                        if last.verified and last.status == 404:
+                            doubt, doubt_sha = None, None
+                        elif last.verified and last.status not in RETRYABLE_STATUSES:
+                            raise _Final(doubt, f"lookup answered HTTP {last.status}: {_message(last)}")
+                        else:
+                            raise TransientFailure(_describe(last), last.retry_after)
+                    last = self._send(row, body, sha, attempts)
+                    if last.verified and last.status is not None:
+                        if 200 <= last.status < 300:
+                            return self._finish(row, "delivered", None, sha, last, attempts)
+                        if last.status in RETRYABLE_STATUSES:
+                            raise TransientFailure(_describe(last), last.retry_after)
+                        reason = f"HTTP {last.status}: {_message(last)}"
+                        return self._finish(row, "rejected", reason, sha, last, attempts)
+                    if last.reached == "yes":
+                        doubt, doubt_sha = "unverified", sha
+                    elif last.reached == "maybe":
+                        doubt, doubt_sha = doubt or "ambiguous", sha
+                    raise TransientFailure(_describe(last), last.retry_after)
+        except _Final as final:
+            return self._finish(row, final.state or "failed", final.reason, doubt_sha or sha, last, attempts)
+        except _Stopped:
+            reason = f"not sent: {self._breaker.reason}"
+            if doubt:
+                return self._finish(row, doubt, f"{reason}; earlier attempt unsettled", doubt_sha, last, attempts)
+            return self._finish(row, "failed", reason, sha, last, attempts)
+        except TransientFailure as exc:
+            if doubt:
+                reason = f"may have reached CorEMR and no verified lookup settled it ({exc})"
+                return self._finish(row, doubt, reason, doubt_sha, last, attempts)
+            return self._finish(row, "failed", f"gave up after {attempts} attempts: {exc}", sha, last, attempts)
+        raise AssertionError("unreachable: tenacity either returns, retries or reraises")  # pragma: no cover
+
+    def _rebooked(self, row: MappedRow) -> bool:
+        others = self._delivered_ids.get(row.external_id or "", set()) - {row.key}
+        return bool(others)
+
+    def _lookup(self, row: MappedRow, attempt: int) -> Exchange:
+        if self._breaker.tripped:
+            raise _Stopped
+        url = self._endpoint + quote(row.external_id or "", safe="")
+        ex = exchange(self._client, "GET", url)
+        self._breaker.observe(ex)
+        self._record_exchange(row, "lookup", ex, attempt)
+        return ex
+
+    def _send(self, row: MappedRow, body: bytes, sha: str, attempt: int) -> Exchange:
+        if self._breaker.tripped:
+            raise _Stopped
+        # Durable before the request leaves: after a crash the next run sees "sending" and settles it.
+        self._writer.submit(
+            [Entry(self.run_id, "sending", line=row.line, key=row.key, external_id=row.external_id,
+                   attempt=attempt, method="POST", url=self._endpoint, request_sha256=sha)],
+            [(sha, body)],
+            [StatusUpdate(row.key, row.external_id, "sending", sha, self.run_id, row.line)],
+            durable=True,
+        )  # fmt: skip
+        ex = exchange(self._client, "POST", self._endpoint, body)
+        self._breaker.observe(ex)
+        self._record_exchange(row, "attempt", ex, attempt)
+        return ex
+
+    def _record_exchange(self, row: MappedRow, event: Literal["attempt", "lookup"], ex: Exchange, n: int) -> None:
+        entry, bodies = _exchange_entry(self.run_id, row, event, ex, n)
+        self._writer.submit([entry], bodies)
+
+    def _finish(
+        self,
+        row: MappedRow,
+        state: RowState,
+        reason: str | None,
+        body_sha: str | None,
+        last: Exchange | None,
+        attempts: int,
+        *,
+        record: bool = True,
+        keep: bool = False,
+    ) -> RowOutcome:
+        """Record the row's final state entry and its row_status (record=False: status only)."""
+        cells = json.dumps(row.cells, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        cells_sha = sha256_hex(cells)
+        entry, bodies = _exchange_entry(self.run_id, row, "state", last, attempts)
+        entry.state = state
+        entry.error = reason
+        entry.cells_sha256 = cells_sha
+        if last is None:
+            entry.request_sha256 = body_sha
+        bodies.append((cells_sha, cells))
+        updates = []
+        if row.key:
+            # keep=True: a 'changed' after a lookup keeps the delivered body recorded just before it.
+            updates.append(
+                StatusUpdate(row.key, row.external_id, state, body_sha, self.run_id, row.line, reason,
+                             delivered=state == "delivered" and not keep)
+            )  # fmt: skip
+        if record:
+            self._writer.submit([entry], bodies, updates)
+        else:
+            self._writer.submit([], (), updates)
+        return RowOutcome(row.line, row.key, state, reason)
+
+
+class _Final(Exception):
+    """A lookup gave a verified answer that ends the row without more tries."""
+
+    def __init__(self, state: Doubt | None, reason: str) -> None:
+        super().__init__(reason)
+        self.state: RowState | None = state
+        self.reason = reason
+
+
+def _exchange_entry(
+    run_id: int, row: MappedRow, event: Literal["attempt", "lookup", "state"], ex: Exchange | None, attempt: int
+) -> tuple[Entry, list[tuple[str, bytes]]]:
+    entry = Entry(run_id, event, line=row.line, key=row.key, external_id=row.external_id, attempt=attempt)
+    bodies: list[tuple[str, bytes]] = []
+    if ex is None:
+        return entry, bodies
+    entry.method = ex.method
+    entry.url = ex.url
+    entry.http_status = ex.status
+    entry.elapsed_ms = round(ex.elapsed_ms, 3)
+    entry.request_sha256 = sha256_hex(ex.request_body)
+    entry.request_authorization = ex.request_authorization
+    bodies.append((entry.request_sha256, ex.request_body))
+    if ex.response_body is not None:
+        entry.response_sha256 = sha256_hex(ex.response_body)
+        bodies.append((entry.response_sha256, ex.response_body))
+    entry.response_authorization = ex.response_authorization
+    if ex.verification is not None:
+        entry.response_signer = ex.verification.signer
+        entry.verification = ex.verification.status
+    if event != "state":
+        entry.error = ex.error if ex.error else (None if ex.verified else _describe(ex))
+    return entry, bodies
+
+
+def _message(ex: Exchange) -> str:
+    """CorEMR's error message from a JSON body, shortened; never the whole body."""
+    try:
+        data = json.loads(ex.response_body or b"")
+    except ValueError:
+        return (ex.response_body or b"").decode("utf-8", "replace")[:200]
+    if isinstance(data, dict):
+        text = str(data.get("error") or data.get("message") or "")
+        fields = data.get("fields")
+        if isinstance(fields, dict) and fields:
+            text += " (" + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ")"
+        return text[:300]
+    return ""
+
+
+def _why_unverified(ex: Exchange) -> str:
+    return ex.verification.reason if ex.verification is not None else "no verification"
+
+
+def _describe(ex: Exchange) -> str:
+    if ex.reached == "no":
+        return f"not sent: {ex.error}"
+    if ex.reached == "maybe":
+        return f"no answer after sending: {ex.error}"
+    if not ex.verified:
+        return f"HTTP {ex.status} with {_why_unverified(ex)}"
+    return f"HTTP {ex.status}"

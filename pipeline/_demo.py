@@ -1,0 +1,103 @@
+"""`cws-pipeline demo`: the whole job end to end against a local CWS server, with nothing to set up."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._config import load_config
+from ._errors import UserInputError
+from ._keyring import Keyring
+from ._keys import load_private_key, write_key_pair
+from ._run import RunResult, run_bookings
+from ._run_output import summary_lines
+from ._server import CWSServer
+
+__all__ = ["DemoResult", "find_sample_files", "run_demo"]
+
+CLIENT_ACCESS = "county-jms"
+SERVER_ACCESS = "coremr"
+_MARKER = ".cws-demo"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """The demo's two runs and where it left its files."""
+
+    directory: Path
+    first: RunResult
+    second: RunResult
+    creates: dict[str, int]
+
+
+def find_sample_files() -> tuple[Path, Path]:
+    """The repository's sample export and its mapping (the demo runs from a source checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    csv = root / "sample_data" / "bookings.csv"
+    mapping = root / "mappings" / "sample-jms.toml"
+    for path in (csv, mapping):
+        if not path.is_file():
+            raise UserInputError(f"{path}: demo file not found; run the demo from a source checkout (pip install -e .)")
+    return csv, mapping
+
+
+def run_demo(directory: Path, *, bits: int = 4096, echo: Callable[[str], None] = print) -> DemoResult:
+    """Make keys, start a local CWS server, deliver the sample export twice, print what happened."""
+    csv, mapping = find_sample_files()
+    directory = directory.resolve()
+    if directory.exists() and any(directory.iterdir()) and not (directory / _MARKER).exists():
+        raise UserInputError(f"{directory}: not empty and not an earlier demo; choose another DIRECTORY")
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    (directory / _MARKER).touch()
+
+    client_dir, server_dir = directory / "keys", directory / "server"
+    if not (client_dir / "rsa.private").exists():
+        echo(f"Making our key pair ({bits} bits) in {client_dir} ...")
+        shutil.rmtree(client_dir, ignore_errors=True)
+        write_key_pair(client_dir, bits)
+    if not (server_dir / "rsa.private").exists():
+        echo(f"Making the local CorEMR server's key pair ({bits} bits) in {server_dir} ...")
+        shutil.rmtree(server_dir, ignore_errors=True)
+        write_key_pair(server_dir, bits)
+    # What each side trusts: CorEMR's Public Keys list holds ours; keys/coremr/ holds CorEMR's.
+    (client_dir / "coremr").mkdir(exist_ok=True)
+    shutil.copyfile(server_dir / "rsa.public", client_dir / "coremr" / f"{SERVER_ACCESS}.pem")
+    (server_dir / "clients").mkdir(exist_ok=True)
+    shutil.copyfile(client_dir / "rsa.public", server_dir / "clients" / f"{CLIENT_ACCESS}.pem")
+    for stale in directory.glob("ledger.sqlite*"):  # each demo starts a fresh ledger, like a fresh server
+        stale.unlink()
+
+    server = CWSServer(
+        load_private_key(server_dir / "rsa.private"), Keyring(server_dir / "clients"), access=SERVER_ACCESS
+    )
+    with server:
+        config_path = directory / "cws.toml"
+        config_path.write_text(
+            f'base_url = "{server.url}"\n'
+            f'access = "{CLIENT_ACCESS}"\n'
+            'private_key = "keys/rsa.private"\n'
+            'server_keys = "keys/coremr"\n'
+            'ledger = "ledger.sqlite"\n'
+            "concurrency = 8\n",
+            encoding="utf-8",
+        )
+        config = load_config(config_path)
+        echo(f"Local CWS server listening on {server.url}")
+        echo(f"Delivering {csv.name} through {mapping.name} ...")
+        first = run_bookings(csv, mapping, config)
+        for line in summary_lines(first):
+            echo(line)
+        echo("Running the same file again: nothing is sent twice ...")
+        second = run_bookings(csv, mapping, config)
+        for line in summary_lines(second)[: 1 + sum(1 for v in second.counts.values() if v)]:
+            echo(line)
+        creates = dict(server.counters().creates)
+    twice = sorted(k for k, n in creates.items() if n > 1)
+    echo(f"The server created {len(creates)} patients, {len(twice)} of them more than once.")
+    echo(f"Ledger: {config.ledger}")
+    echo(f"Next: cws-pipeline report --ledger {config.ledger}    cws-pipeline audit --ledger {config.ledger}"
+         f" --config {config_path}")  # fmt: skip
+    return DemoResult(directory, first, second, creates)

@@ -1,0 +1,196 @@
+"""A delivery run: lock the ledger, map the export, deliver rows with bounded concurrency, record and count."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ._auth import CWSAuth
+from ._config import RunConfig
+from ._delivery import CircuitBreaker, Delivery, Plan, RowOutcome
+from ._errors import ConfigError, SourceError
+from ._keyring import Keyring
+from ._keys import load_private_key
+from ._ledger import Ledger, RunInfo
+from ._ledger_writer import LedgerWriter
+from ._lock import RunLock
+from ._mapper import MappedRow, map_csv
+from ._mapping import load_mapping
+from ._states import NOT_DELIVERED, ROW_STATES, RowState
+from ._version import __version__
+
+__all__ = ["RunResult", "run_bookings"]
+
+_KEEP_PROBLEMS = 1000  # rows kept in memory for the end-of-run listing; the ledger has them all
+
+
+@dataclass
+class RunResult:
+    """What a run did: counts per state, the rows needing attention, and the exit code it earns."""
+
+    run_id: int
+    ledger: Path
+    counts: dict[RowState, int]
+    attention: list[RowOutcome] = field(default_factory=list)
+    security_stop: str | None = None
+    interrupted_runs: list[int] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """How many input rows the run gave a state."""
+        return sum(self.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 all delivered or skipped; 1 some not delivered; 3 security stop."""
+        if self.security_stop:
+            return 3
+        return 1 if any(self.counts[s] for s in NOT_DELIVERED) else 0
+
+
+def read_passphrase(config: RunConfig) -> bytes | None:
+    """The private key's passphrase from the environment variable the config names, if any."""
+    if not config.passphrase_env:
+        return None
+    value = os.environ.get(config.passphrase_env)
+    if value is None:
+        raise ConfigError(f"{config.path}: passphrase_env: environment variable {config.passphrase_env} is not set")
+    return value.encode("utf-8")
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    return digest.hexdigest()
+
+
+def build_client(config: RunConfig, auth: httpx.Auth) -> httpx.Client:
+    """An httpx client for CWS: TLS verified, no redirects, one connection per worker."""
+    verify: str | bool = str(config.ca_bundle) if config.ca_bundle else True
+    return httpx.Client(
+        auth=auth,
+        verify=verify,
+        follow_redirects=False,  # httpx drops Authorization on cross-origin redirects; CWS never redirects
+        timeout=httpx.Timeout(config.timeout),
+        limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
+        headers={"User-Agent": f"cws-pipeline/{__version__}"},
+    )
+
+
+def run_bookings(
+    csv_path: Path | str,
+    mapping_path: Path | str,
+    config: RunConfig,
+    *,
+    on_row: Callable[[RowOutcome], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunResult:
+    """Deliver every row of a bookings export; return the run's counts. Raises UserInputError before sending."""
+    csv_path = Path(csv_path)
+    mapping = load_mapping(mapping_path)
+    key = load_private_key(config.private_key, read_passphrase(config))
+    keyring = Keyring(config.server_keys)
+    source_sha = file_sha256(csv_path)
+    rows = map_csv(csv_path, mapping)
+    first_chunk: list[MappedRow] = next(rows, [])  # file-level problems surface here, before anything is locked or sent
+
+    with RunLock(config.ledger), Ledger.open(config.ledger) as ledger:
+        interrupted = ledger.mark_interrupted_runs()
+        info = RunInfo(
+            source=str(csv_path.resolve()),
+            source_sha256=source_sha,
+            mapping=str(mapping.path),
+            mapping_sha256=mapping.sha256,
+            base_url=config.base_url,
+            endpoint=mapping.endpoint,
+            access=config.access,
+            algorithm=config.algorithm,
+            program_version=__version__,
+        )
+        run_id = ledger.begin_run(info, os.getpid())
+        result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), interrupted_runs=interrupted)
+        counts: Counter[RowState] = Counter()
+        lock = threading.Lock()
+        breaker = CircuitBreaker(config.circuit_breaker)
+        writer = LedgerWriter(ledger)
+        auth = CWSAuth(key, config.access, keyring, config.algorithm, config.accept_algorithms)
+        status = "finished"
+        try:
+            with build_client(config, auth) as client:
+                delivery = Delivery(
+                    run_id=run_id,
+                    client=client,
+                    writer=writer,
+                    config=config,
+                    endpoint_url=config.base_url + mapping.endpoint,
+                    prior=ledger.prior_rows(),
+                    breaker=breaker,
+                    sleep=sleep,
+                )
+
+                def done(outcome: RowOutcome) -> None:
+                    with lock:
+                        counts[outcome.state] += 1
+                        if outcome.state in NOT_DELIVERED and len(result.attention) < _KEEP_PROBLEMS:
+                            result.attention.append(outcome)
+                    if on_row is not None:
+                        on_row(outcome)
+
+                in_flight = threading.BoundedSemaphore(config.concurrency * 4)
+
+                def work(row: MappedRow, plan: Plan) -> None:
+                    try:
+                        done(delivery.deliver(row, plan))
+                    finally:
+                        in_flight.release()
+
+                futures: list[Future[None]] = []
+                with ThreadPoolExecutor(config.concurrency, thread_name_prefix="deliver") as pool:
+                    chunks = _chain(first_chunk, rows)
+                    for chunk in chunks:
+                        if on_total is not None:
+                            on_total(len(chunk))
+                        for row in chunk:
+                            plan = delivery.plan(row)
+                            if plan in ("send", "settle"):
+                                in_flight.acquire()
+                                futures.append(pool.submit(work, row, plan))
+                            else:
+                                done(delivery.record_without_sending(row, plan))
+                        futures = [f for f in futures if not f.done() or f.result() is not None]
+                    for f in futures:
+                        f.result()
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            writer.close()
+            result.counts.update(counts)
+            result.security_stop = breaker.reason or None
+            if status == "finished" and breaker.tripped:
+                status = "stopped"
+            ledger.finish_run(run_id, {str(k): v for k, v in result.counts.items()}, status, result.exit_code)
+        return result
+
+
+def _chain(first: list[MappedRow], rest: Iterator[list[MappedRow]]) -> Iterator[list[MappedRow]]:
+    yield first
+    yield from rest
