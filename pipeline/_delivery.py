@@ -158,12 +158,12 @@ class Delivery:
         if doubt and not row.external_id:
             reason = "an earlier attempt may have landed and the row has no external_id to look it up by"
             return self._finish(row, doubt, reason, doubt_sha or sha, None, 0)
+        rebooked = (
+            f"external_id {row.external_id} was delivered earlier under another key; a lookup cannot tell"
+            " whether this booking landed: check it in CorEMR"
+        )
         if doubt and self._rebooked(row):
-            reason = (
-                f"external_id {row.external_id} was delivered earlier under another key; a lookup cannot tell"
-                " whether this booking landed: check it in CorEMR"
-            )
-            return self._finish(row, "ambiguous", reason, doubt_sha or sha, None, 0)
+            return self._finish(row, "ambiguous", rebooked, doubt_sha or sha, None, 0)
 
         retrying = Retrying(
             stop=stop_after_attempt(self._config.max_attempts),
@@ -178,6 +178,8 @@ class Delivery:
                 with attempt:
                     attempts += 1
                     if doubt:
+                        if self._rebooked(row):
+                            raise _Final("ambiguous", rebooked)
                         last = self._lookup(row, attempts)
                         if last.verified and last.status == 200:
                             if doubt_sha is not None and doubt_sha != sha:

@@ -27,6 +27,7 @@ from ._errors import UserInputError
 
 __all__ = [
     "GENESIS_HASH",
+    "ChainBreak",
     "Entry",
     "EntryEvent",
     "Ledger",
@@ -36,6 +37,7 @@ __all__ = [
     "entry_hash",
     "now_iso",
     "sha256_hex",
+    "verify_chain",
 ]
 
 EntryEvent = Literal["run_started", "run_finished", "sending", "attempt", "lookup", "state"]
@@ -358,6 +360,32 @@ class Ledger:
         """The most recent run's id, or None for an empty ledger."""
         row = self._db.execute("SELECT MAX(run_id) FROM runs").fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """Where the hash chain first fails to hold, and how."""
+
+    seq: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"entry {self.seq}: {self.problem}"
+
+
+def verify_chain(entries: Iterable[Entry]) -> ChainBreak | None:
+    """Walk entries in order; return the first edited, deleted, inserted or reordered one (None if intact)."""
+    prev, expected = GENESIS_HASH, 1
+    for entry in entries:
+        if entry.seq != expected:
+            what = "missing" if entry.seq > expected else "out of order"
+            return ChainBreak(entry.seq, f"entry {expected} is {what} before it (deleted or reordered entries)")
+        if entry.prev_hash != prev:
+            return ChainBreak(entry.seq, "does not follow the entry before it (deleted, inserted or swapped entries)")
+        if entry_hash(entry.__dict__) != entry.hash:
+            return ChainBreak(entry.seq, "its contents do not match its hash (the entry was edited)")
+        prev, expected = entry.hash, expected + 1
+    return None
 
 
 class _Transaction:
