@@ -21,6 +21,11 @@ class CWSAuth(httpx.Auth):
 
     The verification outcome is attached to the response, never raised: read it with
     `verification_of(response)`. The auth flow does no I/O of its own.
+
+    Use it with a client built with `follow_redirects=False` (httpx's default): a followed redirect
+    would re-send a signed request somewhere else (httpx drops Authorization across origins, and a
+    POST re-sent is a second create). Send bodies as `content=` bytes serialised once, so the bytes
+    signed are the bytes sent.
     """
 
     requires_request_body = True

@@ -10,7 +10,7 @@ from ._errors import MalformedHeader
 from ._keyring import Keyring
 from ._signing import ALGORITHMS, AuthorizationHeader, signature_matches
 
-__all__ = ["Verification", "VerificationStatus", "verify_body"]
+__all__ = ["Verification", "VerificationStatus", "fails_only_by_trailing_newline", "verify_body"]
 
 VerificationStatus = Literal[
     "ok", "missing_header", "malformed_header", "unknown_signer", "algorithm_not_accepted", "bad_signature"
@@ -80,3 +80,14 @@ def verify_body(
 
 def _with_status(v: Verification, status: VerificationStatus, detail: str = "") -> Verification:
     return Verification(status, header=v.header, algorithm=v.algorithm, signer=v.signer, detail=detail)
+
+
+def fails_only_by_trailing_newline(
+    body: bytes, header: str | None, keyring: Keyring, accept: Iterable[str] = ALGORITHMS
+) -> bool:
+    """True when the body does not verify but would without its trailing newline (an editor added one)."""
+    trimmed = body.removesuffix(b"\n").removesuffix(b"\r")
+    if trimmed == body:
+        return False
+    accepted = tuple(accept)
+    return not verify_body(body, header, keyring, accepted).ok and verify_body(trimmed, header, keyring, accepted).ok

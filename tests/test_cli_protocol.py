@@ -74,6 +74,7 @@ def test_keygen_writes_the_pair_and_prints_the_public_key_and_where_to_paste_it(
     assert public.read_text() in result.stdout
     assert "Administration → Public Keys → +" in result.stdout
     assert "Contents" in result.stdout and "`access`" in result.stdout
+    assert "keys/coremr/coremr.pem" in result.stdout
     assert f"Keep {private} safe" in result.stdout
     assert "PRIVATE KEY" not in result.stdout
     assert result.stderr == ""
@@ -172,7 +173,12 @@ def test_verify_prints_verified_ok(body_file: Path, good_header: str, client_key
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        pytest.param("newline", "bad signature", id="body-with-newline"),
+        pytest.param(
+            "newline",
+            "bad signature; {body} ends with a newline that was not signed (remove it: editors and `echo` add one)",
+            id="body-with-newline",
+        ),
+        pytest.param("other-body", "bad signature", id="other-body"),
         pytest.param("signer", "unknown signer: acme (no {ring}/acme.pem)", id="unknown-signer"),
         pytest.param("accept", "algorithm not accepted: CWS-SHA1", id="sha1-refused"),
         pytest.param("empty", "no Authorization header", id="empty-header"),
@@ -182,9 +188,10 @@ def test_verify_failure_prints_the_reason_and_exits_1(
     tmp_path: Path, client_keys: KeyPair, client_keyring_dir: Path, change: str, reason: str
 ) -> None:
     body_file = tmp_path / "body.json"
-    body_file.write_bytes(BODY + b"\n" if change == "newline" else BODY)
+    body_file.write_bytes({"newline": BODY + b"\n", "other-body": BODY + b" "}.get(change, BODY))
     header = {
         "newline": str(AuthorizationHeader.for_body(BODY, client_keys.key, CLIENT_ACCESS)),
+        "other-body": str(AuthorizationHeader.for_body(BODY, client_keys.key, CLIENT_ACCESS)),
         "signer": str(AuthorizationHeader.for_body(BODY, client_keys.key, "acme")),
         "accept": str(AuthorizationHeader.for_body(BODY, client_keys.key, CLIENT_ACCESS, "CWS-SHA1")),
         "empty": "",
@@ -194,7 +201,7 @@ def test_verify_failure_prints_the_reason_and_exits_1(
 
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert one_line(result.stderr) == "Verification failure: " + reason.format(ring=client_keyring_dir)
+    assert one_line(result.stderr) == "Verification failure: " + reason.format(ring=client_keyring_dir, body=body_file)
 
 
 # Bad input: one line naming the file and the problem, the right exit code, never a traceback.

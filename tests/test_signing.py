@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipeline._errors import MalformedHeader, UserInputError
 from pipeline._keyring import Keyring
 from pipeline._signing import ALGORITHMS, AuthorizationHeader, check_access, sign, signature_matches
-from pipeline._verification import verify_body
+from pipeline._verification import fails_only_by_trailing_newline, verify_body
 
 BODY = b'{"external_id": "A1", "facility": 10000}'
 # A valid header whose signature holds all three awkward base64 characters: + / =
@@ -205,3 +205,17 @@ def test_verification_statuses_and_reasons(client_keys: KeyPair, other_keys: Key
     assert results["forged"].reason == "bad signature"
     assert results["stranger"].reason == f"unknown signer: stranger (no {client_keyring_dir / 'stranger.pem'})"
     assert results["malformed"].reason.startswith("malformed Authorization header: ")
+
+
+def test_a_failure_caused_only_by_a_trailing_newline_is_recognised(
+    client_keys: KeyPair, client_keyring_dir: Path
+) -> None:
+    keyring = Keyring(client_keyring_dir)
+    header = str(AuthorizationHeader.for_body(BODY, client_keys.key, CLIENT_ACCESS))
+
+    assert fails_only_by_trailing_newline(BODY + b"\n", header, keyring)
+    assert fails_only_by_trailing_newline(BODY + b"\r\n", header, keyring)
+    assert not fails_only_by_trailing_newline(BODY, header, keyring)  # it verifies: nothing to explain
+    assert not fails_only_by_trailing_newline(BODY + b" \n", header, keyring)  # more than a newline differs
+    signed_with_newline = str(AuthorizationHeader.for_body(BODY + b"\n", client_keys.key, CLIENT_ACCESS))
+    assert not fails_only_by_trailing_newline(BODY + b"\n", signed_with_newline, keyring)

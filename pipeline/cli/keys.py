@@ -10,7 +10,7 @@ from .._errors import UserInputError
 from .._keyring import Keyring
 from .._keys import DEFAULT_BITS, PASSPHRASE_ENV, load_private_key, passphrase_from_environment, write_key_pair
 from .._signing import ALGORITHMS, Algorithm, AuthorizationHeader, check_access, sign
-from .._verification import verify_body
+from .._verification import fails_only_by_trailing_newline, verify_body
 from . import cli
 
 __all__ = ["keygen", "sign_body", "verify"]
@@ -47,6 +47,8 @@ def keygen(directory: Path, bits: int) -> None:
     click.echo("Paste this public key into CorEMR: Administration → Public Keys → + (bottom right),")
     click.echo("into 'Contents', and choose a unique username you will remember.")
     click.echo("Then put that username in your configuration as `access`.")
+    click.echo("CorEMR's own public key (same list, a username like coremr) goes in your keyring")
+    click.echo("directory as <USERNAME>.pem, e.g. keys/coremr/coremr.pem.")
     click.echo()
     click.echo(files.public.read_text(encoding="ascii"), nl=False)
     click.echo()
@@ -114,9 +116,13 @@ def verify(ctx: click.Context, file: Path, header: str, keyring_dir: Path, accep
     """
     keyring = Keyring(keyring_dir)
     body = _read_body(file)
-    found = verify_body(body, header, keyring, accept or ALGORITHMS)
+    accepted = accept or ALGORITHMS
+    found = verify_body(body, header, keyring, accepted)
     if found.ok:
         click.echo("Verified OK")
         return
-    click.echo(f"Verification failure: {found.reason}", err=True)
+    hint = ""
+    if fails_only_by_trailing_newline(body, header, keyring, accepted):
+        hint = f"; {file} ends with a newline that was not signed (remove it: editors and `echo` add one)"
+    click.echo(f"Verification failure: {found.reason}{hint}", err=True)
     ctx.exit(1)
