@@ -108,6 +108,8 @@ def run_bookings(
     mapping = load_mapping(mapping_path)
     key = load_private_key(config.private_key, read_passphrase(config))
     keyring = Keyring(config.server_keys)
+    for signer in keyring.usernames():  # a broken .pem is a set-up error: say so before sending anything
+        keyring.public_key(signer)
     source_sha = file_sha256(csv_path)
     rows = map_csv(csv_path, mapping)
     first_chunk: list[MappedRow] = next(rows, [])  # file-level problems surface here, before anything is locked or sent
