@@ -1,0 +1,71 @@
+"""Measure `validate` on a generated export against a bare `pandas.read_csv` of the same file.
+
+Each measurement runs in a fresh child process so its peak memory (max RSS) is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ._synthetic import SAMPLE_MAPPING_TOML, write_export
+
+__all__ = ["bench_validate"]
+
+_VALIDATE = """
+import json, resource, sys, time
+from pipeline._mapping import load_mapping
+from pipeline._validate import validate_csv
+mapping = load_mapping(sys.argv[2])
+start = time.perf_counter()
+report = validate_csv(sys.argv[1], mapping)
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "rows": report.rows, "invalid": report.invalid, "peak_rss_mb": peak}))
+"""
+
+_READ_CSV = """
+import json, resource, sys, time
+import pandas as pd
+start = time.perf_counter()
+frame = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "rows": len(frame), "peak_rss_mb": peak}))
+"""
+
+
+def _child(script: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def bench_validate(rows: int, workdir: Path) -> dict[str, Any]:
+    """Validate a generated ROWS-row, 12-column export in WORKDIR; return speed, peak memory and the read_csv ratio."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    export = workdir / f"bookings-{rows}.csv"
+    if not export.exists():
+        write_export(export, rows)
+    mapping = workdir / "bench-mapping.toml"
+    mapping.write_text(SAMPLE_MAPPING_TOML, encoding="utf-8")
+    started = time.perf_counter()
+    validated = _child(_VALIDATE, str(export), str(mapping))
+    wall = time.perf_counter() - started
+    bare = _child(_READ_CSV, str(export))
+    return {
+        "rows": validated["rows"],
+        "invalid": validated["invalid"],
+        "seconds": round(validated["seconds"], 3),
+        "rows_per_second": round(validated["rows"] / validated["seconds"]),
+        "peak_rss_mb": round(validated["peak_rss_mb"], 1),
+        "wall_seconds_with_startup": round(wall, 3),
+        "read_csv_seconds": round(bare["seconds"], 3),
+        "read_csv_peak_rss_mb": round(bare["peak_rss_mb"], 1),
+        "ratio_to_read_csv": round(validated["seconds"] / bare["seconds"], 2),
+        "file_mb": round(export.stat().st_size / 1e6, 1),
+    }

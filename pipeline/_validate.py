@@ -1,0 +1,119 @@
+"""The dry run: map a bookings CSV, count valid and invalid rows, optionally write bodies and rejects.
+
+Both output files hold patient data, so they are created 0600, written beside their final name and
+moved into place only when the whole file has been read: a file-level error leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ._errors import UserInputError
+from ._mapper import MappedRow, RowProblem, map_csv
+from ._mapping import Mapping
+
+__all__ = ["ValidationReport", "neutralise_cell", "validate_csv"]
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What a dry run found: row counts and the first few problems."""
+
+    rows: int
+    valid: int
+    invalid: int
+    problems: tuple[RowProblem, ...]
+
+    @property
+    def all_valid(self) -> bool:
+        """True when every row maps to a body."""
+        return self.invalid == 0
+
+
+def neutralise_cell(cell: str) -> str:
+    """Prefix a cell a spreadsheet would run as a formula with an apostrophe."""
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def validate_csv(
+    csv_path: Path | str,
+    mapping: Mapping,
+    *,
+    bodies: Path | None = None,
+    rejects: Path | None = None,
+    max_problems: int = 10,
+    chunk_rows: int = 50_000,
+) -> ValidationReport:
+    """Map every row of CSV_PATH; write valid bodies (one per line) and invalid rows if asked."""
+    chunks = map_csv(csv_path, mapping, chunk_rows=chunk_rows)
+    rows = valid = 0
+    problems: list[RowProblem] = []
+    with _private_output(bodies) as body_out, _private_output(rejects) as reject_out:
+        rejects_writer: _RejectsWriter | None = None
+        for chunk in chunks:
+            rows += len(chunk)
+            if body_out is not None:
+                body_out.write(b"".join(row.body + b"\n" for row in chunk if row.body is not None))
+            bad = [row for row in chunk if row.problems]
+            valid += len(chunk) - len(bad)
+            if bad and len(problems) < max_problems:
+                problems.extend(p for row in bad for p in row.problems)
+                del problems[max_problems:]
+            if reject_out is not None:
+                if rejects_writer is None and chunk:
+                    rejects_writer = _RejectsWriter(reject_out, chunk[0].header)
+                if rejects_writer is not None:
+                    rejects_writer.write(bad)
+        if reject_out is not None and rejects_writer is None:
+            _RejectsWriter(reject_out, ())
+    return ValidationReport(rows, valid, rows - valid, tuple(problems))
+
+
+class _RejectsWriter:
+    """The invalid rows as CSV: their original columns, then `line` and `error`."""
+
+    def __init__(self, out: BinaryIO, header: tuple[str, ...]) -> None:
+        self._out = out
+        self._header = header
+        self._write([*header, "line", "error"])
+
+    def _write(self, cells: list[str]) -> None:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerow([neutralise_cell(c) for c in cells])
+        self._out.write(text.getvalue().encode("utf-8"))
+
+    def write(self, rows: list[MappedRow]) -> None:
+        for row in rows:
+            cells = list(row.row[: len(self._header)]) + [""] * (len(self._header) - len(row.row))
+            self._write([*cells, str(row.line), "; ".join(str(p) for p in row.problems)])
+
+
+@contextmanager
+def _private_output(path: Path | None) -> Iterator[BinaryIO | None]:
+    """A 0600 file written as PATH.partial and renamed to PATH only if the block succeeds."""
+    if path is None:
+        yield None
+        return
+    partial = path.with_name(path.name + ".partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot write there ({exc.strerror or exc})") from exc
+    os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            yield out
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, path)
