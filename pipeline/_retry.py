@@ -23,7 +23,7 @@ class wait_retry_after_or_backoff(wait_base):  # lower case, like tenacity's own
     """Wait what the server's Retry-After asks (capped; 0 or negative ignored), else exponential jitter."""
 
     def __init__(self, initial: float, maximum: float, retry_after_cap: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
+        self._backoff = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
         self._cap = retry_after_cap
 
     def __call__(self, retry_state: RetryCallState) -> float:
