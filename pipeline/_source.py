@@ -85,7 +85,7 @@ class SourceFile:
                 raw,
                 header=None,
                 names=list(range(width)),
-                dtype=str,
+                dtype=object,  # plain Python strings: pandas' str dtype costs time and nothing here needs it
                 na_filter=False,
                 sep=self.csv_format.delimiter,
                 quotechar='"',
