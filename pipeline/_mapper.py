@@ -47,7 +47,7 @@ class RowProblem:
             return f"line {self.line}: {self.expected}"
         where = f"line {self.line}: {self.field}" + (f" (column {self.column!r})" if self.column else "")
         if self.value is None:
-            return f"{where}: the value (withheld: identifying field) is not {self.expected}"
+            return f"{where}: value withheld (identifying field); expected {self.expected}"
         if not self.value.strip():
             return f"{where}: blank; expected {self.expected}"
         return f"{where}: {self.value!r} is not {self.expected}"
@@ -357,7 +357,12 @@ def _map_values(spec: FieldSpec, cells: list[str], prefix: str, dt_format: str, 
             if spec.default is not None:
                 fragments[i], text[i] = default_fragment, str(spec.default)
             elif spec.required:
-                bad[i], expected[i] = True, "a value (the field is required)"
+                bad[i] = True
+                expected[i] = (
+                    "a value (required)"
+                    if not cells[i].strip()
+                    else "a value (required): none left after transform/extract"
+                )
     if spec.lookup is not None:
         table = {k: str(v) for k, v in spec.lookup.items()}
         kept: list[int] = []
@@ -440,7 +445,7 @@ def _to_datetime(spec: FieldSpec, values: list[str], dt_format: str, now: dateti
     problems: list[str | None] = [expected if bad else None for bad in np.isnat(parsed).tolist()]
     if spec.not_future:
         for i in np.flatnonzero(parsed > np.datetime64(now, "us")).tolist():
-            problems[i] = "a date not in the future"
+            problems[i] = "a past date (not after now)"
     good = [i for i, p in enumerate(problems) if p is None]
     texts = [""] * len(values)
     for i, t in zip(good, _format_datetimes(parsed[good], dt_format), strict=True):

@@ -124,7 +124,7 @@ _FACILITY = ("MAIN", "Main", "ANNEX", "work-release")
 _DOB_STYLES = ("%m/%d/%Y", "%Y-%m-%d", "%m/%d/%y", "%d-%b-%Y")
 
 
-def _row(rng: random.Random, number: int, today: date) -> list[str]:
+def _row(rng: random.Random, number: int) -> list[str]:
     last, first = rng.choice(_LAST), rng.choice(_FIRST)
     name = f"{last}, {first}" if rng.random() < 0.9 else f"{last.upper()},{first.upper()}  "
     born = date(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
@@ -146,16 +146,15 @@ def _row(rng: random.Random, number: int, today: date) -> list[str]:
     ]
 
 
-def write_export(path: Path, rows: int, *, seed: int = 1, today: date | None = None) -> Path:
+def write_export(path: Path, rows: int, *, seed: int = 1) -> Path:
     """Write a synthetic bookings export of ROWS data rows (plus header) to PATH, all of them valid."""
     rng = random.Random(seed)  # noqa: S311  -- reproducible fake data, not cryptography
-    today = today or date.today()
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(EXPORT_COLUMNS)
         batch: list[list[str]] = []
         for number in range(1, rows + 1):
-            batch.append(_row(rng, number, today))
+            batch.append(_row(rng, number))
             if len(batch) == 10_000:
                 writer.writerows(batch)
                 batch.clear()
