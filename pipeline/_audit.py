@@ -10,6 +10,7 @@ carries CorEMR's signature of the stored response bytes. It cannot show rows tha
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ Verdict = Literal["proven", "not_checkable", "unverified", "failed", "unchained"
 BodyCheck = Literal["ok", "pruned", "missing", "replaced"]
 
 _SHOW_FAILURES = 50
+_SIGNATURE_CACHE = 20_000
 _RUN_FIELDS = (
     "source", "source_sha256", "mapping", "mapping_sha256", "base_url", "endpoint", "access", "algorithm",
     "program_version",
@@ -110,7 +112,12 @@ def our_public_key(config: RunConfig, public_key: Path | None = None) -> rsa.RSA
 def audit_ledger(ledger: Ledger, config: RunConfig, public_key: rsa.RSAPublicKey | None = None) -> AuditResult:
     """Check the chain, the runs table, every body and every stored signature; never writes to the ledger."""
     checker = _Checker(ledger, config, public_key or our_public_key(config))
-    return checker.run()
+    # One read transaction: a run writing meanwhile cannot make the chain and the runs table disagree.
+    ledger.connection.execute("BEGIN")
+    try:
+        return checker.run()
+    finally:
+        ledger.connection.execute("ROLLBACK")
 
 
 class _Checker:
@@ -120,8 +127,9 @@ class _Checker:
         self.our_key = our_key
         self.keyring = Keyring(config.server_keys)
         self.result = AuditResult(ledger.path)
-        self.bodies: dict[str, tuple[BodyCheck, bytes | None]] = {}
-        self.signatures: dict[tuple[str, str, str], str | None] = {}  # (side, header, sha) -> problem
+        self.bodies: dict[str, BodyCheck] = {}  # statuses only: the bytes are read again when a signature needs them
+        # (side, header, sha) -> problem; bounded, since a state entry repeats an exchange written just before it
+        self.signatures: OrderedDict[tuple[str, str, str], str | None] = OrderedDict()
         self.started: dict[int, Entry] = {}
         self.finished: dict[int, Entry] = {}
         self.broken = False
@@ -169,31 +177,28 @@ class _Checker:
         # A state entry of a row that was never sent names the body it would have sent, which is not stored.
         sent = e.event in ("sending", "attempt", "lookup") or bool(e.request_authorization)
         request = self._body(e.request_sha256, required=sent)
-        pruned |= request[0] == "pruned"
-        problems += _body_problem(request[0], "request")
+        pruned |= request == "pruned"
+        problems += _body_problem(request, "request")
         if e.response_sha256:
             response = self._body(e.response_sha256, required=True)
-            pruned |= response[0] == "pruned"
-            problems += _body_problem(response[0], "response")
+            pruned |= response == "pruned"
+            problems += _body_problem(response, "response")
         else:
-            response = ("ok", None)
+            response = "ok"
         if e.cells_sha256:
             cells = self._body(e.cells_sha256, required=True)
-            pruned |= cells[0] == "pruned"
-            problems += _body_problem(cells[0], "original cells")
-        if e.request_authorization and request[0] == "ok":
-            problem = self._signature(
-                run, "request", e.request_authorization, e.request_sha256 or "", request[1] or b""
-            )
+            pruned |= cells == "pruned"
+            problems += _body_problem(cells, "original cells")
+        if e.request_authorization and request == "ok":
+            problem = self._signature(run, "request", e.request_authorization, e.request_sha256 or "")
             if problem:
                 problems.append(problem)
         if e.response_sha256 or e.response_authorization:
             if e.verification != "ok":
                 unverified = True  # recorded as unverified when it arrived: the run said so then; not a failure now
-            elif response[0] == "ok":
-                body = response[1] or b""
+            elif response == "ok":
                 header = e.response_authorization or ""
-                problem = self._signature(run, "response", header, e.response_sha256 or "", body)
+                problem = self._signature(run, "response", header, e.response_sha256 or "")
                 if problem:
                     problems.append(problem)
         if problems:
@@ -205,30 +210,30 @@ class _Checker:
             return "not_checkable"
         return "unverified" if unverified else "proven"
 
-    def _body(self, sha: str | None, *, required: bool) -> tuple[BodyCheck, bytes | None]:
+    def _body(self, sha: str | None, *, required: bool) -> BodyCheck:
         if sha is None:
-            return ("ok", None)
+            return "ok"
         if sha not in self.bodies:
             row = self.ledger.connection.execute("SELECT body, pruned_at FROM bodies WHERE sha256=?", (sha,)).fetchone()
-            check: tuple[BodyCheck, bytes | None]
+            check: BodyCheck
             if row is None or (row[0] is None and row[1] is None):
-                check = ("missing", None)
+                check = "missing"
             elif row[0] is None:
-                check = ("pruned", None)
+                check = "pruned"
             else:
-                data = bytes(row[0])
-                check = ("ok", data) if sha256_hex(data) == sha else ("replaced", None)
+                check = "ok" if sha256_hex(bytes(row[0])) == sha else "replaced"
                 self.result.bodies_checked += 1
             self.bodies[sha] = check
         found = self.bodies[sha]
-        if found[0] == "missing" and not required:
-            return ("ok", None)
-        return found
+        return "ok" if found == "missing" and not required else found
 
-    def _signature(self, run: RunAudit, side: str, header: str, sha: str, body: bytes) -> str | None:
+    def _signature(self, run: RunAudit, side: str, header: str, sha: str) -> str | None:
         """Verify a signature once; a state entry repeats its last exchange's headers and is not counted again."""
         cache_key = (side, header, sha)
-        if cache_key not in self.signatures:
+        if cache_key in self.signatures:
+            self.signatures.move_to_end(cache_key)
+        else:
+            body = self.ledger.body(sha) or b""
             if side == "request":
                 problem = self._request_problem(header, body)
                 run.request_signatures += problem is None
@@ -236,6 +241,8 @@ class _Checker:
                 problem = self._response_problem(header, body)
                 run.response_signatures += problem is None
             self.signatures[cache_key] = problem
+            if len(self.signatures) > _SIGNATURE_CACHE:
+                self.signatures.popitem(last=False)
         return self.signatures[cache_key]
 
     def _request_problem(self, header: str, body: bytes) -> str | None:

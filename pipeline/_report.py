@@ -154,6 +154,15 @@ def gather_report(
     if unknown:
         raise UserInputError(f"--state {unknown[0]}: not a row state; use one of {', '.join(ROW_STATES)}")
     db = ledger.connection
+    db.execute("BEGIN")  # one snapshot: counts and records agree even while a run is writing
+    try:
+        return _gather(ledger, run_ids, chosen, with_cells)
+    finally:
+        db.execute("ROLLBACK")
+
+
+def _gather(ledger: Ledger, run_ids: Sequence[int], chosen: tuple[str, ...], with_cells: bool) -> Report:
+    db = ledger.connection
     ids = ",".join(str(int(i)) for i in run_ids)  # integers only: safe to inline
     counts: dict[int, dict[str, int]] = {i: dict.fromkeys(ROW_STATES, 0) for i in run_ids}
     verified: dict[int, list[int]] = {i: [0, 0] for i in run_ids}

@@ -100,6 +100,16 @@ def test_deleted_entry_is_caught(mixed: MixedLedger) -> None:
     assert f"entry {seq + 1}: entry {seq} is missing before it (deleted or reordered entries)" in result.output
 
 
+def test_deleted_last_entries_are_caught_by_the_runs_table(mixed: MixedLedger) -> None:
+    ledger = mixed.site.ledger
+    finished = seq_of(ledger, "event='run_finished' AND run_id=?", (mixed.second,))
+    tamper(ledger, "DELETE FROM entries WHERE seq>=?", (finished,))  # the tail has no successor to break
+    result = audit(mixed)
+    assert result.exit_code == 1 and "chain intact" in result.output
+    assert f"FAILED run {mixed.second}: the runs table says finished" in result.output
+    assert "but the chain has no run_finished entry" in result.output
+
+
 def test_swapped_entries_are_caught(mixed: MixedLedger) -> None:
     ledger = mixed.site.ledger
     a = seq_of(ledger, "event='attempt'")
