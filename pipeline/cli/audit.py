@@ -31,7 +31,9 @@ _PATH = click.Path(path_type=Path, dir_okay=False)  # existence is checked by us
 @click.option(
     "--state", "states", multiple=True, type=click.Choice(ROW_STATES), help="Only rows in this state (repeatable)."
 )
-@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True, help="Report format."
+)
 @click.option("--output", type=_PATH, help="Write to this file (created mode 0600) instead of stdout.")
 def report(
     ledger_path: Path, run_id: int | None, all_runs: bool, states: tuple[str, ...], fmt: str, output: Path | None
@@ -106,7 +108,7 @@ def ledger() -> None:
 @click.option("--dry-run", is_flag=True, help="Only say how many bodies would be deleted.")
 @click.option("--vacuum", is_flag=True, help="Also shrink the file (VACUUM; rewrites it, needs free space).")
 def prune(ledger_path: Path, before: str, dry_run: bool, vacuum: bool) -> None:
-    """Delete stored request, response and cell bytes older than a date; keep states, hashes and signatures.
+    """Delete stored bodies (patient data) older than a date; keep states, hashes and signatures.
 
     The chain still verifies and `audit` counts the pruned entries as not checkable. Bodies a later
     entry still names are kept. Deleted bytes are overwritten, not left in free pages.
