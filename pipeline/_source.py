@@ -248,7 +248,7 @@ def _scan(
             opening = is_quote & outside
             if opening.any():
                 before = np.where(special[opening] > 0, a[np.maximum(special[opening] - 1, 0)], previous)
-                if not np.isin(before, (delim, 10)).all():
+                if not np.isin(before, (delim, 10, quote)).all():  # "" inside quotes reopens
                     fast = False
             crs = special[kinds == 13]
             if len(crs):

@@ -38,8 +38,8 @@ def validate(
     birth dates are never printed). Exit 0 when every row is valid, 1 when some are not, 2 when the
     mapping or the file cannot be used (nothing is written then).
 
+    \b
     Example:
-
         cws-pipeline validate sample_data/bookings.csv --mapping mappings/sample-jms.toml --rejects rejects.csv
     """
     mapping = load_mapping(mapping_path)
