@@ -50,14 +50,19 @@ class CWSAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Sign the request body as sent (empty for GET), send it, and verify what comes back."""
-        header = AuthorizationHeader.for_body(request.content, self._key, self.access, self.algorithm)
-        request.headers["Authorization"] = str(header)
+        request.headers["Authorization"] = self.authorization_for(request.content)
         # CorEMR signs the body it sends; a transparently decompressed body would not be those bytes.
         request.headers["Accept-Encoding"] = "identity"
         response = yield request
-        response.extensions[_EXTENSION] = verify_body(
-            response.content, response.headers.get("Authorization"), self.keyring, self.accept_algorithms
-        )
+        response.extensions[_EXTENSION] = self.verify(response.content, response.headers.get("Authorization"))
+
+    def authorization_for(self, body: bytes) -> str:
+        """The `Authorization` value for these exact request bytes (what auth_flow sets)."""
+        return str(AuthorizationHeader.for_body(body, self._key, self.access, self.algorithm))
+
+    def verify(self, body: bytes, authorization: str | None) -> Verification:
+        """Check a response's `Authorization` value against its exact bytes (what auth_flow records)."""
+        return verify_body(body, authorization, self.keyring, self.accept_algorithms)
 
 
 def verification_of(response: httpx.Response) -> Verification:

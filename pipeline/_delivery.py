@@ -19,7 +19,7 @@ import httpx
 from tenacity import Retrying, stop_after_attempt
 
 from ._config import RunConfig
-from ._exchange import Exchange, exchange
+from ._exchange import Exchange, SignedConnections, exchange
 from ._ledger import Entry, PriorRow, StatusUpdate, sha256_hex
 from ._ledger_writer import LedgerWriter
 from ._mapper import MappedRow
@@ -80,7 +80,7 @@ class Delivery:
         self,
         *,
         run_id: int,
-        client: httpx.Client,
+        client: httpx.Client | SignedConnections,
         writer: LedgerWriter,
         config: RunConfig,
         endpoint_url: str,

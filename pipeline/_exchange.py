@@ -10,10 +10,11 @@ from typing import Literal
 
 import httpx
 
-from ._auth import verification_of
+from ._auth import CWSAuth, verification_of
+from ._connections import CWSConnections, NotSent, SentButLost
 from ._verification import Verification
 
-__all__ = ["Exchange", "Reached", "exchange", "parse_retry_after"]
+__all__ = ["Exchange", "Reached", "SignedConnections", "exchange", "parse_retry_after"]
 
 Reached = Literal["no", "maybe", "yes"]
 
@@ -44,8 +45,29 @@ class Exchange:
         return self.verification is not None and self.verification.ok
 
 
-def exchange(client: httpx.Client, method: str, url: str, body: bytes = b"") -> Exchange:
-    """Send one signed request through a client whose auth is CWSAuth; never raises for network trouble."""
+@dataclass(frozen=True)
+class SignedConnections:
+    """The engine's lean client: CWSAuth's signing and verification over keep-alive `http.client` connections."""
+
+    connections: CWSConnections
+    auth: CWSAuth
+    user_agent: str
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.connections.close()
+
+    def __enter__(self) -> SignedConnections:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def exchange(client: httpx.Client | SignedConnections, method: str, url: str, body: bytes = b"") -> Exchange:
+    """Send one signed request (httpx client with CWSAuth, or SignedConnections); never raises for network trouble."""
+    if isinstance(client, SignedConnections):
+        return _exchange_lean(client, method, url, body)
     request = client.build_request(
         method, url, content=body, headers={"Content-Type": "application/json"} if body else None
     )
@@ -72,6 +94,41 @@ def exchange(client: httpx.Client, method: str, url: str, body: bytes = b"") -> 
         verification=verification_of(response),
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         elapsed_ms=elapsed,
+    )
+
+
+def _exchange_lean(client: SignedConnections, method: str, url: str, body: bytes) -> Exchange:
+    """The same exchange as through httpx and CWSAuth: sign the exact bytes, send, verify what comes back."""
+    started = time.perf_counter()
+    authorization = client.auth.authorization_for(body)
+    headers = {
+        "Authorization": authorization,
+        # CorEMR signs the body it sends; a transparently decompressed body would not be those bytes.
+        "Accept-Encoding": "identity",
+        "Accept": "*/*",
+        "User-Agent": client.user_agent,
+    }
+    if body:
+        headers["Content-Type"] = "application/json"
+    try:
+        answer = client.connections.request(method, url, body, headers)
+    except (NotSent, SentButLost) as exc:
+        reached: Reached = "no" if isinstance(exc, NotSent) else "maybe"
+        elapsed = (time.perf_counter() - started) * 1000
+        return Exchange(method, url, body, authorization, reached, error=str(exc), elapsed_ms=elapsed)
+    verification = client.auth.verify(answer.body, answer.authorization)
+    return Exchange(
+        method,
+        url,
+        body,
+        authorization,
+        "yes",
+        status=answer.status,
+        response_body=answer.body,
+        response_authorization=answer.authorization,
+        verification=verification,
+        retry_after=parse_retry_after(answer.retry_after),
+        elapsed_ms=(time.perf_counter() - started) * 1000,
     )
 
 

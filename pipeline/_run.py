@@ -16,8 +16,10 @@ import httpx
 
 from ._auth import CWSAuth
 from ._config import RunConfig
+from ._connections import CWSConnections
 from ._delivery import CircuitBreaker, Delivery, Plan, RowOutcome
 from ._errors import ConfigError, SourceError
+from ._exchange import SignedConnections
 from ._keyring import Keyring
 from ._keys import load_private_key
 from ._ledger import Ledger, RunInfo
@@ -94,6 +96,12 @@ def build_client(config: RunConfig, auth: httpx.Auth) -> httpx.Client:
     )
 
 
+def open_connections(config: RunConfig, auth: CWSAuth) -> SignedConnections:
+    """The engine's lean client for CWS: keep-alive connections, TLS verified, no redirects, CWSAuth signing."""
+    connections = CWSConnections(config.base_url, timeout=config.timeout, ca_bundle=config.ca_bundle)
+    return SignedConnections(connections, auth, f"cws-pipeline/{__version__}")
+
+
 def run_bookings(
     csv_path: Path | str,
     mapping_path: Path | str,
@@ -136,7 +144,7 @@ def run_bookings(
         auth = CWSAuth(key, config.access, keyring, config.algorithm, config.accept_algorithms)
         status = "finished"
         try:
-            with build_client(config, auth) as client:
+            with open_connections(config, auth) as client:
                 delivery = Delivery(
                     run_id=run_id,
                     client=client,
