@@ -63,11 +63,18 @@ def simulate(
     It serves CorEMR's patient routes (POST/GET /ws/patients/, GET/POST /ws/patients/ID) from
     memory, refuses unsigned or badly signed requests with 401, and can inject seeded faults.
     It prints one line, `CWS simulator listening on http://HOST:PORT`, and serves until Ctrl-C.
+    It is a test server, not CorEMR.
 
+    \b
     Example:
+        cws-pipeline simulate --port 8765 --server-key sim/rsa.private \\
+            --client-keys sim/clients --fault status_503:first=2
 
-        cws-pipeline simulate --port 8765 --server-key keys/coremr-sim/rsa.private \\
-            --client-keys keys/clients --fault status_503:first=2
+    \b
+    Fault kinds: status_500, status_503, status_429 (retry_after=SECONDS|none), latency
+    (latency_ms=MS), drop_after_processing, signature_corrupt, signature_missing, signature_sha1,
+    signature_unknown_signer. Every kind takes rate=0..1, first=N and methods=GET+POST
+    (default POST).
     """
     if not is_loopback(host) and not public:
         raise UserInputError(f"--host {host}: not a loopback address; this is a test server, add --public to allow it")
