@@ -91,7 +91,7 @@ def _escape_key_parts(values: list[str]) -> list[str]:
     return [escape_key_part(v) for v in values]
 
 
-def map_csv(csv_path: Path | str, mapping: Mapping, *, chunk_rows: int = 50_000) -> Iterator[list[MappedRow]]:
+def map_csv(csv_path: Path | str, mapping: Mapping, *, chunk_rows: int = 20_000) -> Iterator[list[MappedRow]]:
     """Yield the mapped rows of CSV_PATH one chunk at a time, in file order.
 
     File-level problems (missing, empty, undecodable, columns missing from the header) raise
@@ -190,6 +190,8 @@ def _map_chunk(
         for i in np.flatnonzero(external.bad).tolist():
             ext_text[i] = None
     bodies = _bodies([r.fragments for r in results.values()], n)
+    for result in results.values():  # release the chunk's intermediate strings before building rows
+        result.fragments = result.text = []
     cells = zip(*(frame[label].tolist() for label in frame.columns), strict=True) if n else iter(())
     rows = list(map(MappedRow, lines.tolist(), keys, ext_text, bodies, [()] * n, [header] * n, cells))
     for i in np.flatnonzero(bad).tolist():
@@ -208,12 +210,13 @@ def _bodies(fragments: list[list[str]], n: int) -> list[bytes]:
     """Each row's JSON object from its fields' fragments (',"name":value' or "" when left out)."""
     if n == 0:
         return []
-    rows = list(map("".join, zip(*fragments, strict=True)))
-    if all(rows):
-        # One join, replace, encode and split for the chunk: compact JSON never holds a raw newline.
-        text = "{" + "\n".join(rows)[1:].replace("\n,", "}\n{") + "}"
-        return text.encode("utf-8").split(b"\n")
-    return [("{" + row[1:] + "}").encode("utf-8") for row in rows]
+    first = fragments[0]
+    if all(first):
+        # One join, encode and split for the whole chunk: compact JSON never holds a raw newline.
+        opened = ["{" + f[1:] for f in first]
+        rows = list(map("".join, zip(opened, *fragments[1:], strict=True)))
+        return ("}\n".join(rows) + "}").encode("utf-8").split(b"\n")
+    return [("{" + "".join(t)[1:] + "}").encode("utf-8") for t in zip(*fragments, strict=True)]
 
 
 def _keys(parts: list[_FieldResult], n: int) -> tuple[list[str], npt.NDArray[np.bool_]]:

@@ -52,7 +52,7 @@ def validate_csv(
     bodies: Path | None = None,
     rejects: Path | None = None,
     max_problems: int = 10,
-    chunk_rows: int = 50_000,
+    chunk_rows: int = 20_000,
 ) -> ValidationReport:
     """Map every row of CSV_PATH; write valid bodies (one per line) and invalid rows if asked."""
     chunks = map_csv(csv_path, mapping, chunk_rows=chunk_rows)
@@ -63,7 +63,9 @@ def validate_csv(
         for chunk in chunks:
             rows += len(chunk)
             if body_out is not None:
-                body_out.write(b"".join(row.body + b"\n" for row in chunk if row.body is not None))
+                written = [row.body for row in chunk if row.body is not None]
+                if written:
+                    body_out.write(b"\n".join(written) + b"\n")
             bad = [row for row in chunk if row.problems]
             valid += len(chunk) - len(bad)
             if bad and len(problems) < max_problems:
