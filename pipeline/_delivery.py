@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
@@ -31,6 +31,7 @@ __all__ = ["CircuitBreaker", "Delivery", "Plan", "RowOutcome"]
 Plan = Literal["invalid", "skipped", "changed", "rejected_again", "send", "settle"]
 Doubt = Literal["ambiguous", "unverified"]
 _DOUBTFUL = ("sending", "ambiguous", "unverified")
+_CELLS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder, not one per row
 
 
 @dataclass(frozen=True)
@@ -122,23 +123,34 @@ class Delivery:
 
     def record_without_sending(self, row: MappedRow, plan: Plan) -> RowOutcome:
         """Record the state of a row that needs no request (invalid, skipped, changed, rejected again)."""
-        p = self._prior.get(row.key)
-        state: RowState
-        reason: str | None = None
-        if plan == "invalid":
-            state = "invalid"
-            reason = "; ".join(str(problem) for problem in row.problems)
-        elif plan == "skipped":
-            state = "skipped"
-        elif plan == "changed":
-            state = "changed"
-            reason = f"delivered in run {p.run_id if p else '?'} with a different body; not sent again"
-        else:
-            state = "rejected"
-            reason = f"rejected earlier with the same body (run {p.run_id if p else '?'}): {p.reason if p else ''}"
-        body_sha = sha256_hex(row.body) if row.body is not None else None
-        self._finish(row, state, reason, body_sha, None, 0)
-        return RowOutcome(row.line, row.key, state, reason)
+        return self.record_many_without_sending([(row, plan)])[0]
+
+    def record_many_without_sending(self, planned: Sequence[tuple[MappedRow, Plan]]) -> list[RowOutcome]:
+        """Record the states of rows that need no request, in one ledger submission (re-runs are mostly these)."""
+        entries: list[Entry] = []
+        bodies: list[tuple[str, bytes]] = []
+        updates: list[StatusUpdate] = []
+        outcomes: list[RowOutcome] = []
+        for row, plan in planned:
+            p = self._prior.get(row.key)
+            state: RowState
+            reason: str | None = None
+            if plan == "invalid":
+                state = "invalid"
+                reason = "; ".join(str(problem) for problem in row.problems)
+            elif plan == "skipped":
+                state = "skipped"
+            elif plan == "changed":
+                state = "changed"
+                reason = f"delivered in run {p.run_id if p else '?'} with a different body; not sent again"
+            else:
+                state = "rejected"
+                reason = f"rejected earlier with the same body (run {p.run_id if p else '?'}): {p.reason if p else ''}"
+            body_sha = sha256_hex(row.body) if row.body is not None else None
+            self._final_records(row, state, reason, body_sha, None, 0, entries, bodies, updates)
+            outcomes.append(RowOutcome(row.line, row.key, state, reason))
+        self._writer.submit(entries, bodies, updates)
+        return outcomes
 
     # -- delivering (network) ------------------------------------------------------------------
 
@@ -246,11 +258,16 @@ class Delivery:
         )  # fmt: skip
         ex = exchange(self._client, "POST", self._endpoint, body)
         self._breaker.observe(ex)
-        self._record_exchange(row, "attempt", ex, attempt)
+        self._record_exchange(row, "attempt", ex, attempt, request_stored=True)
         return ex
 
-    def _record_exchange(self, row: MappedRow, event: Literal["attempt", "lookup"], ex: Exchange, n: int) -> None:
-        entry, bodies = _exchange_entry(self.run_id, row, event, ex, n)
+    def _record_exchange(
+        self, row: MappedRow, event: Literal["attempt", "lookup"], ex: Exchange, n: int, *, request_stored: bool = False
+    ) -> None:
+        entry = _exchange_entry(self.run_id, row, event, ex, n)
+        bodies = [] if request_stored else [(entry.request_sha256 or "", ex.request_body)]
+        if ex.response_body is not None:
+            bodies.append((entry.response_sha256 or "", ex.response_body))
         self._writer.submit([entry], bodies)
 
     def _finish(
@@ -266,27 +283,45 @@ class Delivery:
         keep: bool = False,
     ) -> RowOutcome:
         """Record the row's final state entry and its row_status (record=False: status only)."""
-        cells = json.dumps(row.cells, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        entries: list[Entry] = []
+        bodies: list[tuple[str, bytes]] = []
+        updates: list[StatusUpdate] = []
+        self._final_records(row, state, reason, body_sha, last, attempts, entries, bodies, updates, keep=keep)
+        self._writer.submit(entries if record else [], bodies if record else [], updates)
+        return RowOutcome(row.line, row.key, state, reason)
+
+    def _final_records(
+        self,
+        row: MappedRow,
+        state: RowState,
+        reason: str | None,
+        body_sha: str | None,
+        last: Exchange | None,
+        attempts: int,
+        entries: list[Entry],
+        bodies: list[tuple[str, bytes]],
+        updates: list[StatusUpdate],
+        *,
+        keep: bool = False,
+    ) -> None:
+        """Append the row's state entry, its input cells and its row_status change to the lists given."""
+        cells = _CELLS.encode(row.cells).encode("utf-8")
         cells_sha = sha256_hex(cells)
-        entry, bodies = _exchange_entry(self.run_id, row, "state", last, attempts)
+        # The last exchange's bodies were stored with its own entry; the state entry only points at them.
+        entry = _exchange_entry(self.run_id, row, "state", last, attempts)
         entry.state = state
         entry.error = reason
         entry.cells_sha256 = cells_sha
         if last is None:
             entry.request_sha256 = body_sha
+        entries.append(entry)
         bodies.append((cells_sha, cells))
-        updates = []
         if row.key:
             # keep=True: a 'changed' after a lookup keeps the delivered body recorded just before it.
             updates.append(
                 StatusUpdate(row.key, row.external_id, state, body_sha, self.run_id, row.line, reason,
                              delivered=state == "delivered" and not keep)
             )  # fmt: skip
-        if record:
-            self._writer.submit([entry], bodies, updates)
-        else:
-            self._writer.submit([], (), updates)
-        return RowOutcome(row.line, row.key, state, reason)
 
 
 class _Final(Exception):
@@ -300,28 +335,25 @@ class _Final(Exception):
 
 def _exchange_entry(
     run_id: int, row: MappedRow, event: Literal["attempt", "lookup", "state"], ex: Exchange | None, attempt: int
-) -> tuple[Entry, list[tuple[str, bytes]]]:
+) -> Entry:
     entry = Entry(run_id, event, line=row.line, key=row.key, external_id=row.external_id, attempt=attempt)
-    bodies: list[tuple[str, bytes]] = []
     if ex is None:
-        return entry, bodies
+        return entry
     entry.method = ex.method
     entry.url = ex.url
     entry.http_status = ex.status
     entry.elapsed_ms = round(ex.elapsed_ms, 3)
     entry.request_sha256 = sha256_hex(ex.request_body)
     entry.request_authorization = ex.request_authorization
-    bodies.append((entry.request_sha256, ex.request_body))
     if ex.response_body is not None:
         entry.response_sha256 = sha256_hex(ex.response_body)
-        bodies.append((entry.response_sha256, ex.response_body))
     entry.response_authorization = ex.response_authorization
     if ex.verification is not None:
         entry.response_signer = ex.verification.signer
         entry.verification = ex.verification.status
     if event != "state":
         entry.error = ex.error if ex.error else (None if ex.verified else _describe(ex))
-    return entry, bodies
+    return entry
 
 
 def _message(ex: Exchange) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -152,10 +153,15 @@ _INSERT_ENTRY = f"INSERT INTO entries ({','.join(_ALL_FIELDS)}) VALUES ({','.joi
 _SELECT_ENTRIES = f"SELECT {','.join(_ALL_FIELDS)} FROM entries"  # noqa: S608
 
 
+_hashed_values = operator.itemgetter(*_HASHED_FIELDS)
+_all_values = operator.itemgetter(*_ALL_FIELDS)
+# Byte for byte what json.dumps(list, ensure_ascii=False, separators=(",", ":")) writes, without a new encoder per call.
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def entry_hash(values: dict[str, Any]) -> str:
     """The chain hash of an entry: SHA-256 of its fields (all but `hash`) as canonical JSON."""
-    canonical = json.dumps([values[name] for name in _HASHED_FIELDS], ensure_ascii=False, separators=(",", ":"))
-    return sha256_hex(canonical.encode("utf-8"))
+    return hashlib.sha256(_CANONICAL.encode(_hashed_values(values)).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,7 @@ class Ledger:
         row = self._db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         self._seq: int = row[0] if row else 0
         self._head: str = row[1] if row else GENESIS_HASH
+        self._full = self._db.execute("PRAGMA synchronous").fetchone()[0] >= 2
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True) -> Ledger:
@@ -251,6 +258,7 @@ class Ledger:
 
     def begin_run(self, info: RunInfo, pid: int) -> int:
         """Record a new run (and its run_started entry); return its run_id."""
+        self._synchronous(True)
         started = now_iso()
         with self._transaction():
             cur = self._db.execute(
@@ -269,8 +277,15 @@ class Ledger:
         entries: Sequence[Entry],
         bodies: Iterable[tuple[str, bytes]] = (),
         updates: Iterable[StatusUpdate] = (),
+        *,
+        durable: bool = True,
     ) -> None:
-        """Append entries, store bodies and update row_status in one durable transaction."""
+        """Append entries, store bodies and update row_status in one transaction (durable: fsync'd at commit).
+
+        durable=False commits without waiting for the disk: the entries survive a crash of this process
+        but not a power loss, until the next durable commit, which makes everything before it durable too.
+        """
+        self._synchronous(durable)
         with self._transaction():
             self._store_bodies(bodies)
             self._append_locked(entries)
@@ -278,6 +293,7 @@ class Ledger:
 
     def finish_run(self, run_id: int, counts: dict[str, int], status: str, exit_code: int) -> None:
         """Record the end of a run with its counts per state."""
+        self._synchronous(True)
         finished = now_iso()
         detail = json.dumps({"counts": counts, "status": status, "exit_code": exit_code}, separators=(",", ":"))
         with self._transaction():
@@ -294,6 +310,12 @@ class Ledger:
             self._db.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
         return ids
 
+    def _synchronous(self, full: bool) -> None:
+        """FULL: a commit is on disk when COMMIT returns (WAL fsync'd); NORMAL: it is in the OS's hands."""
+        if full != self._full:
+            self._db.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
+            self._full = full
+
     def _append_locked(self, entries: Sequence[Entry]) -> None:
         rows = []
         for entry in entries:
@@ -305,7 +327,7 @@ class Ledger:
             values = entry.__dict__
             entry.hash = entry_hash(values)
             self._head = entry.hash
-            rows.append(tuple(values[name] for name in _ALL_FIELDS))
+            rows.append(_all_values(values))
         self._db.executemany(_INSERT_ENTRY, rows)
 
     def _store_bodies(self, bodies: Iterable[tuple[str, bytes]]) -> None:
@@ -316,16 +338,15 @@ class Ledger:
         )
 
     def _update_status(self, updates: Iterable[StatusUpdate]) -> None:
-        for u in updates:
-            self._db.execute(
-                "INSERT INTO row_status (key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason)"
-                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET external_id=excluded.external_id,"
-                " state=excluded.state, body_sha256=excluded.body_sha256, run_id=excluded.run_id,"
-                " line=excluded.line, reason=excluded.reason,"
-                " delivered_sha256=CASE WHEN ? THEN excluded.body_sha256 ELSE row_status.delivered_sha256 END",
-                (u.key, u.external_id, u.state, u.body_sha256, u.body_sha256 if u.delivered else None, u.run_id,
-                 u.line, u.reason, u.delivered),
-            )  # fmt: skip
+        self._db.executemany(
+            "INSERT INTO row_status (key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET external_id=excluded.external_id,"
+            " state=excluded.state, body_sha256=excluded.body_sha256, run_id=excluded.run_id,"
+            " line=excluded.line, reason=excluded.reason,"
+            " delivered_sha256=CASE WHEN ? THEN excluded.body_sha256 ELSE row_status.delivered_sha256 END",
+            ((u.key, u.external_id, u.state, u.body_sha256, u.body_sha256 if u.delivered else None, u.run_id,
+              u.line, u.reason, u.delivered) for u in updates),
+        )  # fmt: skip
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self)

@@ -86,10 +86,13 @@ class LedgerWriter:
         try:
             if self._failure is not None:
                 raise self._failure
+            # Only a group someone waits on must reach the disk before COMMIT returns; its fsync also
+            # covers every commit before it.
             self.ledger.append(
                 [e for b in group for e in b.entries],
                 [x for b in group for x in b.bodies],
                 [u for b in group for u in b.updates],
+                durable=any(b.done is not None for b in group),
             )
         except BaseException as exc:  # disk full, I/O error: every waiter must learn it, nothing may be sent
             self._failure = exc
