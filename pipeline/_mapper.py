@@ -8,6 +8,7 @@ Order of application for a column field: transform → extract → blank? (defau
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import math
 import re
@@ -253,78 +254,112 @@ class _FieldMapper:
     def __init__(self, spec: FieldSpec, mapping: Mapping, now: datetime) -> None:
         self.spec = spec
         self.is_key = spec.name in mapping.key_fields
+        self.needs_text = self.is_key or spec.name == "external_id"
         self.dt_format = mapping.datetime_format
         self.now = now
         self.prefix = "," + json.dumps(spec.name, ensure_ascii=False) + ":"
         self.distinct: bool | None = None  # decided on the first sizeable chunk
-        self.memo: dict[str, int] = {}
-        self.memo_values = _MappedValues([], [], np.zeros(0, dtype=bool), {})
+        self.memo = _Memo()
 
     def map(self, column: pd.Series[str] | None, lines: npt.NDArray[np.int64]) -> _FieldResult:
         """Map the field over one chunk's column (None for a constant)."""
         spec, n = self.spec, len(lines)
         if column is None:
-            text = str(spec.value)
+            constant = str(spec.value)
             fragment = self.prefix + json.dumps(spec.value, ensure_ascii=False)
-            key_text = [escape_key_part(text)] * n if self.is_key else None
-            return _FieldResult([fragment] * n, [text] * n, key_text, np.zeros(n, dtype=bool), {})
+            key_parts = [escape_key_part(constant)] * n if self.is_key else None
+            return _FieldResult([fragment] * n, [constant] * n, key_parts, np.zeros(n, dtype=bool), {})
         original = column.to_numpy(dtype=object)
         if self.distinct:
             cells = original.tolist()
-            mapped = self._map_values(cells)
-            return self._result(mapped, None, cells, lines)
-        codes, uniques = pd.factorize(original)
+            mapped = _map_values(spec, cells, self.prefix, self.dt_format, self.now)
+            escaped = _escape_key_parts(mapped.text) if self.is_key else None
+            return self._result(mapped.fragments, mapped.text, escaped, mapped.bad, mapped.expected, None, cells, lines)
         if self.distinct is None and n >= 1000:
-            self.distinct = len(uniques) > n * 0.9
-        table, at = self._memo_lookup(uniques.tolist())
-        return self._result(table, at[codes], original, lines)
-
-    def _memo_lookup(self, uniques: list[str]) -> tuple[_MappedValues, npt.NDArray[np.intp]]:
-        """Results for every unique value (mapping only those not seen before), and where each one is."""
+            self.distinct = len(pd.unique(original)) > n * 0.9
+            if self.distinct:
+                return self.map(column, lines)
         if len(self.memo) > self._MEMO_LIMIT:
-            self.memo, self.memo_values = {}, _MappedValues([], [], np.zeros(0, dtype=bool), {})
-        memo, known = self.memo, self.memo_values
-        found = list(map(memo.get, uniques))
-        new = [u for u, f in zip(uniques, found, strict=True) if f is None]
-        if new:
-            mapped = self._map_values(new)
-            base = len(known.fragments)
-            for j, u in enumerate(new):
-                memo[u] = base + j
-            known.fragments.extend(mapped.fragments)
-            known.text.extend(mapped.text)
-            known.bad = np.concatenate((known.bad, mapped.bad))
-            known.expected.update({base + j: e for j, e in mapped.expected.items()})
-            found = list(map(memo.__getitem__, uniques))
-        at = np.array(found, dtype=np.intp)
-        return known, at
-
-    def _map_values(self, cells: list[str]) -> _MappedValues:
-        return _map_values(self.spec, cells, self.prefix, self.dt_format, self.now)
+            self.memo = _Memo()
+        memo = self.memo
+        rows = memo.find(original, lambda new: _map_values(spec, new, self.prefix, self.dt_format, self.now))
+        fragments: list[str] = memo.fragments[rows].tolist()
+        text: list[str] = memo.text[rows].tolist() if self.needs_text else []
+        key_text: list[str] | None = memo.key_text[rows].tolist() if self.is_key else None
+        return self._result(fragments, text, key_text, memo.bad[rows], memo.expected, rows, original, lines)
 
     def _result(
         self,
-        mapped: _MappedValues,
+        fragments: list[str],
+        text: list[str],
+        key_text: list[str] | None,
+        bad: npt.NDArray[np.bool_],
+        expected: dict[int, str],
         codes: npt.NDArray[np.intp] | None,
         original: Sequence[object] | npt.NDArray[Any],
         lines: npt.NDArray[np.int64],
     ) -> _FieldResult:
         spec = self.spec
-        if codes is None:
-            fragments, text, bad = mapped.fragments, mapped.text, mapped.bad
-            key_text = _escape_key_parts(text) if self.is_key else None
-        else:
-            fragments = np.asarray(mapped.fragments, dtype=object)[codes].tolist()
-            text = np.asarray(mapped.text, dtype=object)[codes].tolist()
-            key_text = _escape_key_parts(text) if self.is_key else None
-            bad = mapped.bad[codes]
         problems: dict[int, RowProblem] = {}
         for i in np.flatnonzero(bad).tolist():
             cell = str(original[i])
             value = None if spec.sensitive and cell.strip() else cell
-            expected = mapped.expected[int(codes[i]) if codes is not None else i]
-            problems[i] = RowProblem(int(lines[i]), spec.name, spec.column, value, expected)
+            why = expected[int(codes[i]) if codes is not None else i]
+            problems[i] = RowProblem(int(lines[i]), spec.name, spec.column, value, why)
         return _FieldResult(fragments, text, key_text, bad, problems)
+
+
+# pandas' own hash table of Python objects: C-speed lookups that can grow between chunks, which neither
+# pd.factorize nor a dict of fresh strings gives (measured: 0.8 s → 0.1 s for 1,000,000 birth dates).
+_ObjectHashTable: Any = importlib.import_module("pandas._libs.hashtable").PyObjectHashTable
+
+
+class _Memo:
+    """A field's results for the distinct cell values seen so far, in growable numpy arrays."""
+
+    def __init__(self) -> None:
+        self.index = _ObjectHashTable()
+        self.size = 0
+        self.fragments = np.empty(0, dtype=object)
+        self.text = np.empty(0, dtype=object)
+        self.key_text = np.empty(0, dtype=object)
+        self.bad = np.zeros(0, dtype=bool)
+        self.expected: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return self.size
+
+    def find(self, cells: npt.NDArray[Any], map_new: Callable[[list[str]], _MappedValues]) -> npt.NDArray[np.intp]:
+        """Where each of CELLS is in the arrays, mapping with MAP_NEW the values not seen before."""
+        at: npt.NDArray[np.intp] = self.index.lookup(cells)
+        missing = at < 0
+        if missing.any():
+            new: list[str] = pd.unique(cells[missing]).tolist()
+            mapped = map_new(new)
+            base, k = self.size, len(new)
+            self._reserve(base + k)
+            self.fragments[base : base + k] = mapped.fragments
+            self.text[base : base + k] = mapped.text
+            self.key_text[base : base + k] = _escape_key_parts(mapped.text)
+            self.bad[base : base + k] = mapped.bad
+            self.expected.update({base + j: e for j, e in mapped.expected.items()})
+            for j, value in enumerate(new):
+                self.index.set_item(value, base + j)
+            self.size = base + k
+            at[missing] = self.index.lookup(cells[missing])
+        return at
+
+    def _reserve(self, size: int) -> None:
+        if size <= len(self.fragments):
+            return
+        capacity = max(size, 2 * len(self.fragments), 1024)
+        for name in ("fragments", "text", "key_text"):
+            grown = np.empty(capacity, dtype=object)
+            grown[: self.size] = getattr(self, name)[: self.size]
+            setattr(self, name, grown)
+        bad = np.zeros(capacity, dtype=bool)
+        bad[: self.size] = self.bad[: self.size]
+        self.bad = bad
 
 
 @dataclass
