@@ -78,6 +78,33 @@ class MappedRow:
         return dict(zip(names, self.row, strict=False))
 
 
+_ROW_SLOTS = tuple(
+    getattr(MappedRow, name).__set__ for name in ("line", "key", "external_id", "body", "problems", "header", "row")
+)
+
+
+def _new_row(
+    line: int,
+    key: str,
+    external_id: str | None,
+    body: bytes | None,
+    problems: tuple[RowProblem, ...],
+    header: tuple[str, ...],
+    row: tuple[str, ...],
+) -> MappedRow:
+    """MappedRow(...) without the frozen dataclass's per-field object.__setattr__ (0.85 → 0.59 µs a row)."""
+    made: MappedRow = object.__new__(MappedRow)
+    s_line, s_key, s_external_id, s_body, s_problems, s_header, s_row = _ROW_SLOTS
+    s_line(made, line)
+    s_key(made, key)
+    s_external_id(made, external_id)
+    s_body(made, body)
+    s_problems(made, problems)
+    s_header(made, header)
+    s_row(made, row)
+    return made
+
+
 def escape_key_part(value: str) -> str:
     """Backslash-escape "\\" and "/" so key parts can be joined with "/"."""
     if "/" not in value and "\\" not in value:
@@ -194,7 +221,7 @@ def _map_chunk(
     for result in results.values():  # release the chunk's intermediate strings before building rows
         result.fragments = result.text = []
     cells = zip(*(frame[label].tolist() for label in frame.columns), strict=True) if n else iter(())
-    rows = list(map(MappedRow, lines.tolist(), keys, ext_text, bodies, [()] * n, [header] * n, cells))
+    rows = list(map(_new_row, lines.tolist(), keys, ext_text, bodies, [()] * n, [header] * n, cells))
     for i in np.flatnonzero(bad).tolist():
         problems = [r.problems[i] for r in results.values() if i in r.problems]
         if i in extra:
@@ -618,7 +645,8 @@ class _SeenKeys:
         idx = np.flatnonzero(usable)
         if len(idx) == 0:
             return {}
-        hashes = np.fromiter((hash(keys[i]) for i in idx.tolist()), dtype=np.int64, count=len(idx))
+        chosen = keys if len(idx) == len(keys) else [keys[i] for i in idx.tolist()]
+        hashes = np.fromiter(map(hash, chosen), dtype=np.int64, count=len(idx))
         row_lines = lines[idx]
         order = np.argsort(hashes, kind="stable")
         sorted_h, sorted_lines, sorted_idx = hashes[order], row_lines[order], idx[order]
