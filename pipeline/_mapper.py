@@ -27,7 +27,7 @@ from ._errors import SourceError
 from ._mapping import FieldSpec, Mapping
 from ._source import RaggedRow, SourceChunk, SourceFile, open_source
 
-__all__ = ["MappedRow", "RowProblem", "escape_key_part", "map_csv"]
+__all__ = ["MappedChunk", "MappedRow", "RowProblem", "escape_key_part", "map_csv", "map_csv_chunks"]
 
 _encode_str: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -148,13 +148,29 @@ def _column_positions(source: SourceFile, mapping: Mapping) -> dict[str, int]:
 def _map_chunks(
     source: SourceFile, mapping: Mapping, positions: dict[str, int], chunk_rows: int
 ) -> Iterator[list[MappedRow]]:
+    for chunk in _mapped_chunks(source, mapping, positions, chunk_rows):
+        with _no_cyclic_gc():
+            rows = chunk.rows()
+        yield rows
+
+
+def map_csv_chunks(csv_path: Path | str, mapping: Mapping, *, chunk_rows: int = 20_000) -> Iterator[MappedChunk]:
+    """Like map_csv, but yield each chunk as columns: for callers that need no per-row objects (validate)."""
+    source = open_source(csv_path, mapping.source)
+    positions = _column_positions(source, mapping)
+    return _mapped_chunks(source, mapping, positions, chunk_rows)
+
+
+def _mapped_chunks(
+    source: SourceFile, mapping: Mapping, positions: dict[str, int], chunk_rows: int
+) -> Iterator[MappedChunk]:
     seen = _SeenKeys()
     now = datetime.now()
     fields = {spec.name: _FieldMapper(spec, mapping, now) for spec in mapping.fields}
     for chunk in source.chunks(chunk_rows):
         with _no_cyclic_gc():
-            rows = _map_chunk(chunk, source.header, mapping, positions, fields, seen)
-        yield rows
+            mapped = _map_chunk(chunk, source.header, mapping, positions, fields, seen)
+        yield mapped
 
 
 @contextmanager
@@ -184,6 +200,60 @@ class _FieldResult:
     problems: dict[int, RowProblem]
 
 
+@dataclass(frozen=True)
+class MappedChunk:
+    """Consecutive rows mapped, as columns; `rows()` turns them into MappedRows in file order."""
+
+    header: tuple[str, ...]
+    frame: pd.DataFrame  # the original cells of the rows with the header's width
+    lines: npt.NDArray[np.int64]
+    keys: list[str]
+    external_ids: list[str | None]
+    bodies: list[bytes]  # for every row of the frame; meaningless where `bad` is set
+    bad: npt.NDArray[np.bool_]
+    problems: dict[int, tuple[RowProblem, ...]]  # by frame row, for the bad ones
+    ragged: tuple[RaggedRow, ...]
+
+    @property
+    def size(self) -> int:
+        """How many rows, ragged ones included."""
+        return len(self.lines) + len(self.ragged)
+
+    def valid_bodies(self) -> list[bytes]:
+        """The bodies of the valid rows, in file order."""
+        if not self.bad.any():
+            return self.bodies
+        return [self.bodies[i] for i in np.flatnonzero(~self.bad).tolist()]
+
+    def invalid_rows(self) -> list[MappedRow]:
+        """The invalid rows, ragged ones included, in file order."""
+        rows = [self._row(i) for i in np.flatnonzero(self.bad).tolist()]
+        rows.extend(_ragged_row(r, self.header) for r in self.ragged)
+        rows.sort(key=lambda r: r.line)
+        return rows
+
+    def rows(self) -> list[MappedRow]:
+        """Every row, in file order."""
+        n, frame = len(self.lines), self.frame
+        cells = zip(*(frame[label].tolist() for label in frame.columns), strict=True) if n else iter(())
+        header = [self.header] * n
+        rows = list(
+            map(_new_row, self.lines.tolist(), self.keys, self.external_ids, self.bodies, [()] * n, header, cells)
+        )
+        for i in np.flatnonzero(self.bad).tolist():
+            old = rows[i]
+            rows[i] = MappedRow(old.line, old.key, old.external_id, None, self.problems[i], self.header, old.row)
+        if self.ragged:
+            rows.extend(_ragged_row(r, self.header) for r in self.ragged)
+            rows.sort(key=lambda r: r.line)
+        return rows
+
+    def _row(self, i: int) -> MappedRow:
+        cells = tuple(str(self.frame[label].iat[i]) for label in self.frame.columns)
+        line, key, external_id = int(self.lines[i]), self.keys[i], self.external_ids[i]
+        return MappedRow(line, key, external_id, None, self.problems[i], self.header, cells)
+
+
 def _map_chunk(
     chunk: SourceChunk,
     header: tuple[str, ...],
@@ -191,7 +261,7 @@ def _map_chunk(
     positions: dict[str, int],
     fields: dict[str, _FieldMapper],
     seen: _SeenKeys,
-) -> list[MappedRow]:
+) -> MappedChunk:
     frame, lines = chunk.frame, chunk.lines
     n = len(frame)
     results = {
@@ -218,20 +288,11 @@ def _map_chunk(
         for i in np.flatnonzero(external.bad).tolist():
             ext_text[i] = None
     bodies = _bodies([r.fragments for r in results.values()], n)
-    for result in results.values():  # release the chunk's intermediate strings before building rows
-        result.fragments = result.text = []
-    cells = zip(*(frame[label].tolist() for label in frame.columns), strict=True) if n else iter(())
-    rows = list(map(_new_row, lines.tolist(), keys, ext_text, bodies, [()] * n, [header] * n, cells))
+    problems: dict[int, tuple[RowProblem, ...]] = {}
     for i in np.flatnonzero(bad).tolist():
-        problems = [r.problems[i] for r in results.values() if i in r.problems]
-        if i in extra:
-            problems.append(extra[i])
-        old = rows[i]
-        rows[i] = MappedRow(old.line, old.key, old.external_id, None, tuple(problems), header, old.row)
-    if chunk.ragged:
-        rows.extend(_ragged_row(r, header) for r in chunk.ragged)
-        rows.sort(key=lambda r: r.line)
-    return rows
+        found = [r.problems[i] for r in results.values() if i in r.problems]
+        problems[i] = (*found, extra[i]) if i in extra else tuple(found)
+    return MappedChunk(header, frame, lines, keys, ext_text, bodies, bad, problems, chunk.ragged)
 
 
 def _bodies(fragments: list[list[str]], n: int) -> list[bytes]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ._errors import UserInputError
-from ._mapper import MappedRow, RowProblem, map_csv
+from ._mapper import MappedRow, RowProblem, map_csv_chunks
 from ._mapping import Mapping
 
 __all__ = ["ValidationReport", "neutralise_cell", "validate_csv"]
@@ -55,49 +55,54 @@ def validate_csv(
     chunk_rows: int = 20_000,
 ) -> ValidationReport:
     """Map every row of CSV_PATH; write valid bodies (one per line) and invalid rows if asked."""
-    chunks = map_csv(csv_path, mapping, chunk_rows=chunk_rows)
+    chunks = map_csv_chunks(csv_path, mapping, chunk_rows=chunk_rows)
     rows = valid = 0
     problems: list[RowProblem] = []
     with _private_output(bodies) as body_out, _private_output(rejects) as reject_out:
-        rejects_writer: _RejectsWriter | None = None
+        rejects_writer = _RejectsWriter(reject_out) if reject_out is not None else None
         for chunk in chunks:
-            rows += len(chunk)
+            rows += chunk.size
+            bad = chunk.invalid_rows() if chunk.problems or chunk.ragged else []
+            valid += chunk.size - len(bad)
             if body_out is not None:
-                written = [row.body for row in chunk if row.body is not None]
+                written = chunk.valid_bodies()
                 if written:
                     body_out.write(b"\n".join(written) + b"\n")
-            bad = [row for row in chunk if row.problems]
-            valid += len(chunk) - len(bad)
             if bad and len(problems) < max_problems:
                 problems.extend(p for row in bad for p in row.problems)
                 del problems[max_problems:]
-            if reject_out is not None:
-                if rejects_writer is None and chunk:
-                    rejects_writer = _RejectsWriter(reject_out, chunk[0].header)
-                if rejects_writer is not None:
-                    rejects_writer.write(bad)
-        if reject_out is not None and rejects_writer is None:
-            _RejectsWriter(reject_out, ())
+            if rejects_writer is not None:
+                rejects_writer.write(chunk.header, bad)
+        if rejects_writer is not None:
+            rejects_writer.close()
     return ValidationReport(rows, valid, rows - valid, tuple(problems))
 
 
 class _RejectsWriter:
     """The invalid rows as CSV: their original columns, then `line` and `error`."""
 
-    def __init__(self, out: BinaryIO, header: tuple[str, ...]) -> None:
+    def __init__(self, out: BinaryIO) -> None:
         self._out = out
-        self._header = header
-        self._write([*header, "line", "error"])
+        self._header: tuple[str, ...] | None = None
 
     def _write(self, cells: list[str]) -> None:
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerow([neutralise_cell(c) for c in cells])
         self._out.write(text.getvalue().encode("utf-8"))
 
-    def write(self, rows: list[MappedRow]) -> None:
+    def write(self, header: tuple[str, ...], rows: list[MappedRow]) -> None:
+        """Write ROWS, after the header line if this is the first call."""
+        if self._header is None:
+            self._header = header
+            self._write([*header, "line", "error"])
         for row in rows:
-            cells = list(row.row[: len(self._header)]) + [""] * (len(self._header) - len(row.row))
+            cells = list(row.row[: len(header)]) + [""] * (len(header) - len(row.row))
             self._write([*cells, str(row.line), "; ".join(str(p) for p in row.problems)])
+
+    def close(self) -> None:
+        """Write the bare header when the file had no rows at all."""
+        if self._header is None:
+            self._write(["line", "error"])
 
 
 @contextmanager
