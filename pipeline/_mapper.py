@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -209,7 +210,7 @@ class MappedChunk:
     lines: npt.NDArray[np.int64]
     keys: list[str]
     external_ids: list[str | None]
-    bodies: list[bytes]  # for every row of the frame; meaningless where `bad` is set
+    body_lines: bytes  # every frame row's body, newline-joined; meaningless where `bad` is set
     bad: npt.NDArray[np.bool_]
     problems: dict[int, tuple[RowProblem, ...]]  # by frame row, for the bad ones
     ragged: tuple[RaggedRow, ...]
@@ -219,11 +220,19 @@ class MappedChunk:
         """How many rows, ragged ones included."""
         return len(self.lines) + len(self.ragged)
 
-    def valid_bodies(self) -> list[bytes]:
-        """The bodies of the valid rows, in file order."""
+    @cached_property
+    def bodies(self) -> list[bytes]:
+        """Every frame row's body (meaningless where `bad` is set)."""
+        return self.body_lines.split(b"\n") if len(self.lines) else []
+
+    def valid_body_lines(self) -> bytes:
+        """The bodies of the valid rows in file order, each followed by a newline."""
+        if not len(self.lines):
+            return b""
         if not self.bad.any():
-            return self.bodies
-        return [self.bodies[i] for i in np.flatnonzero(~self.bad).tolist()]
+            return self.body_lines + b"\n"
+        valid = [self.bodies[i] for i in np.flatnonzero(~self.bad).tolist()]
+        return b"".join(body + b"\n" for body in valid)
 
     def invalid_rows(self) -> list[MappedRow]:
         """The invalid rows, ragged ones included, in file order."""
@@ -287,25 +296,26 @@ def _map_chunk(
     if external is not None:
         for i in np.flatnonzero(external.bad).tolist():
             ext_text[i] = None
-    bodies = _bodies([r.fragments for r in results.values()], n)
+    body_lines = _bodies([r.fragments for r in results.values()], n)
     problems: dict[int, tuple[RowProblem, ...]] = {}
     for i in np.flatnonzero(bad).tolist():
         found = [r.problems[i] for r in results.values() if i in r.problems]
         problems[i] = (*found, extra[i]) if i in extra else tuple(found)
-    return MappedChunk(header, frame, lines, keys, ext_text, bodies, bad, problems, chunk.ragged)
+    return MappedChunk(header, frame, lines, keys, ext_text, body_lines, bad, problems, chunk.ragged)
 
 
-def _bodies(fragments: list[list[str]], n: int) -> list[bytes]:
-    """Each row's JSON object from its fields' fragments (',"name":value' or "" when left out)."""
+def _bodies(fragments: list[list[str]], n: int) -> bytes:
+    """Every row's JSON object, from its fields' fragments (',"name":value' or "" when left out), newline-joined.
+
+    One join and one encode for the whole chunk: compact JSON never holds a raw newline.
+    """
     if n == 0:
-        return []
+        return b""
     first = fragments[0]
     if all(first):
-        # One join, encode and split for the whole chunk: compact JSON never holds a raw newline.
         opened = ["{" + f[1:] for f in first]
-        rows = list(map("".join, zip(opened, *fragments[1:], strict=True)))
-        return ("}\n".join(rows) + "}").encode("utf-8").split(b"\n")
-    return [("{" + "".join(t)[1:] + "}").encode("utf-8") for t in zip(*fragments, strict=True)]
+        return ("}\n".join(map("".join, zip(opened, *fragments[1:], strict=True))) + "}").encode("utf-8")
+    return "\n".join("{" + "".join(t)[1:] + "}" for t in zip(*fragments, strict=True)).encode("utf-8")
 
 
 def _keys(parts: list[_FieldResult], n: int) -> tuple[list[str], npt.NDArray[np.bool_]]:
@@ -560,18 +570,23 @@ def _to_number(spec: FieldSpec, values: list[str], dt_format: str, now: datetime
 
 
 def _to_datetime(spec: FieldSpec, values: list[str], dt_format: str, now: datetime) -> _Converted:
-    cells = [v.strip() for v in values]
+    cells = list(map(str.strip, values))
     parsed = np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[us]")
     for fmt in spec.formats:
         idx = np.flatnonzero(np.isnat(parsed))
         if len(idx) == 0:
             break
-        parsed[idx] = _parse_dates([cells[i] for i in idx.tolist()], fmt, spec.two_digit_year, now)
+        subset = cells if len(idx) == len(cells) else [cells[i] for i in idx.tolist()]
+        parsed[idx] = _parse_dates(subset, fmt, spec.two_digit_year, now)
+    unparsed = np.isnat(parsed)
+    future = parsed > np.datetime64(now, "us") if spec.not_future else np.zeros(len(cells), dtype=bool)
+    if not unparsed.any() and not future.any():
+        texts = _format_datetimes(parsed, dt_format)
+        return _Converted([None] * len(cells), texts, list(map(_encode_str, texts)))
     expected = f"a date in {' or '.join(spec.formats)}"
-    problems: list[str | None] = [expected if bad else None for bad in np.isnat(parsed).tolist()]
-    if spec.not_future:
-        for i in np.flatnonzero(parsed > np.datetime64(now, "us")).tolist():
-            problems[i] = "a past date (not after now)"
+    problems: list[str | None] = [expected if bad else None for bad in unparsed.tolist()]
+    for i in np.flatnonzero(future).tolist():
+        problems[i] = "a past date (not after now)"
     good = [i for i, p in enumerate(problems) if p is None]
     texts = [""] * len(values)
     for i, t in zip(good, _format_datetimes(parsed[good], dt_format), strict=True):

@@ -65,9 +65,7 @@ def validate_csv(
             bad = chunk.invalid_rows() if chunk.problems or chunk.ragged else []
             valid += chunk.size - len(bad)
             if body_out is not None:
-                written = chunk.valid_bodies()
-                if written:
-                    body_out.write(b"\n".join(written) + b"\n")
+                body_out.write(chunk.valid_body_lines())
             if bad and len(problems) < max_problems:
                 problems.extend(p for row in bad for p in row.problems)
                 del problems[max_problems:]
