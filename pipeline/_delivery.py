@@ -154,7 +154,22 @@ class Delivery:
 
     # -- delivering (network) ------------------------------------------------------------------
 
-    def deliver(self, row: MappedRow, plan: Plan) -> RowOutcome:
+    def record_intents(self, rows: Sequence[MappedRow]) -> None:
+        """Durably record that each row's first POST is about to leave, in one commit for all of them.
+
+        `deliver(row, "send", intent_recorded=True)` then sends attempt 1 without a commit of its own.
+        One fsync for a window of rows instead of one per row; a row whose request never leaves (a
+        crash, the circuit breaker) is settled by lookup or recorded as not sent, as for any "sending".
+        """
+        entries: list[Entry] = []
+        bodies: list[tuple[str, bytes]] = []
+        updates: list[StatusUpdate] = []
+        for row in rows:
+            assert row.body is not None
+            self._intent(row, row.body, sha256_hex(row.body), 1, entries, bodies, updates)
+        self._writer.submit(entries, bodies, updates, durable=True)
+
+    def deliver(self, row: MappedRow, plan: Plan, *, intent_recorded: bool = False) -> RowOutcome:
         """Settle any doubt, send with retries, verify, and record the row's final state."""
         assert row.body is not None
         body = row.body
@@ -205,7 +220,7 @@ class Delivery:
                             raise _Final(doubt, f"lookup answered HTTP {last.status}: {_message(last)}")
                         else:
                             raise TransientFailure(_describe(last), last.retry_after)
-                    last = self._send(row, body, sha, attempts)
+                    last = self._send(row, body, sha, attempts, intent_recorded and attempts == 1 and not doubt)
                     if last.verified and last.status is not None:
                         if 200 <= last.status < 300:
                             return self._finish(row, "delivered", None, sha, last, attempts)
@@ -245,21 +260,37 @@ class Delivery:
         self._record_exchange(row, "lookup", ex, attempt)
         return ex
 
-    def _send(self, row: MappedRow, body: bytes, sha: str, attempt: int) -> Exchange:
+    def _send(self, row: MappedRow, body: bytes, sha: str, attempt: int, intent_recorded: bool = False) -> Exchange:
         if self._breaker.tripped:
             raise _Stopped
-        # Durable before the request leaves: after a crash the next run sees "sending" and settles it.
-        self._writer.submit(
-            [Entry(self.run_id, "sending", line=row.line, key=row.key, external_id=row.external_id,
-                   attempt=attempt, method="POST", url=self._endpoint, request_sha256=sha)],
-            [(sha, body)],
-            [StatusUpdate(row.key, row.external_id, "sending", sha, self.run_id, row.line)],
-            durable=True,
-        )  # fmt: skip
+        if not intent_recorded:
+            # Durable before the request leaves: after a crash the next run sees "sending" and settles it.
+            entries: list[Entry] = []
+            bodies: list[tuple[str, bytes]] = []
+            updates: list[StatusUpdate] = []
+            self._intent(row, body, sha, attempt, entries, bodies, updates)
+            self._writer.submit(entries, bodies, updates, durable=True)
         ex = exchange(self._client, "POST", self._endpoint, body)
         self._breaker.observe(ex)
         self._record_exchange(row, "attempt", ex, attempt, request_stored=True)
         return ex
+
+    def _intent(
+        self,
+        row: MappedRow,
+        body: bytes,
+        sha: str,
+        attempt: int,
+        entries: list[Entry],
+        bodies: list[tuple[str, bytes]],
+        updates: list[StatusUpdate],
+    ) -> None:
+        entries.append(
+            Entry(self.run_id, "sending", line=row.line, key=row.key, external_id=row.external_id,
+                  attempt=attempt, method="POST", url=self._endpoint, request_sha256=sha)
+        )  # fmt: skip
+        bodies.append((sha, body))
+        updates.append(StatusUpdate(row.key, row.external_id, "sending", sha, self.run_id, row.line))
 
     def _record_exchange(
         self, row: MappedRow, event: Literal["attempt", "lookup"], ex: Exchange, n: int, *, request_stored: bool = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from ._ledger import Entry, Ledger, StatusUpdate
 __all__ = ["LedgerWriter"]
 
 _MAX_GROUP = 2000
+_LINGER_SECONDS = 0.02
 
 
 @dataclass
@@ -71,15 +73,21 @@ class LedgerWriter:
             if first is None:
                 break
             group = [first]
+            durable = first.done is not None
+            # Nobody waits on a non-durable batch: let a few milliseconds' worth gather into one commit
+            # (each commit rewrites whole pages). A durable batch ends the wait, and commits all before it.
+            linger_until = time.monotonic() + _LINGER_SECONDS
             while len(group) < _MAX_GROUP:
+                wait = 0.0 if durable else linger_until - time.monotonic()
                 try:
-                    more = self._queue.get_nowait()
+                    more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
                     stop = True
                     break
                 group.append(more)
+                durable = durable or more.done is not None
             self._commit(group)
 
     def _commit(self, group: list[_Batch]) -> None:

@@ -33,6 +33,8 @@ from ._version import __version__
 __all__ = ["RunResult", "run_bookings"]
 
 _KEEP_PROBLEMS = 1000  # rows kept in memory for the end-of-run listing; the ledger has them all
+# Rows whose "about to send" entries share one durable commit (at least; twice the concurrency when larger).
+_MIN_INTENT_WINDOW = 16
 
 
 @dataclass
@@ -165,27 +167,45 @@ def run_bookings(
                         on_row(outcome)
 
                 in_flight = threading.BoundedSemaphore(config.concurrency * 4)
+                window = max(_MIN_INTENT_WINDOW, 2 * config.concurrency)
 
-                def work(row: MappedRow, plan: Plan) -> None:
+                def work(row: MappedRow, plan: Plan, intent_recorded: bool) -> None:
                     try:
-                        done(delivery.deliver(row, plan))
+                        done(delivery.deliver(row, plan, intent_recorded=intent_recorded))
                     finally:
                         in_flight.release()
 
                 futures: list[Future[None]] = []
                 with ThreadPoolExecutor(config.concurrency, thread_name_prefix="deliver") as pool:
-                    chunks = _chain(first_chunk, rows)
-                    for chunk in chunks:
+
+                    def dispatch(rows: list[MappedRow], plan: Plan, intent_recorded: bool) -> None:
+                        for row in rows:
+                            in_flight.acquire()
+                            futures.append(pool.submit(work, row, plan, intent_recorded))
+
+                    to_send: list[MappedRow] = []
+                    for chunk in _chain(first_chunk, rows):
                         if on_total is not None:
                             on_total(len(chunk))
+                        quiet: list[tuple[MappedRow, Plan]] = []
                         for row in chunk:
                             plan = delivery.plan(row)
-                            if plan in ("send", "settle"):
-                                in_flight.acquire()
-                                futures.append(pool.submit(work, row, plan))
+                            if plan == "send":
+                                to_send.append(row)
+                                if len(to_send) >= window:
+                                    delivery.record_intents(to_send)  # one fsync for the window
+                                    dispatch(to_send, "send", True)
+                                    to_send = []
+                            elif plan == "settle":
+                                dispatch([row], plan, False)
                             else:
-                                done(delivery.record_without_sending(row, plan))
+                                quiet.append((row, plan))
+                        for outcome in delivery.record_many_without_sending(quiet):
+                            done(outcome)
                         futures = [f for f in futures if not f.done() or f.result() is not None]
+                    if to_send:
+                        delivery.record_intents(to_send)
+                        dispatch(to_send, "send", True)
                     for f in futures:
                         f.result()
         except KeyboardInterrupt:
