@@ -641,13 +641,13 @@ def _parse_fixed_width(cells: list[str], fmt: str) -> npt.NDArray[np.datetime64]
         return None
     n = len(cells)
     ok = np.fromiter(map(len, cells), dtype=np.int64, count=n) == width
-    codes = np.array(cells, dtype=f"<U{width}").view(np.uint32).reshape(n, width).astype(np.int64) - ord("0")
+    chars = np.array(cells, dtype=f"<U{width}").view(np.uint32).reshape(n, width)
     for at, ch in literals:
-        ok &= codes[:, at] == ord(ch) - ord("0")
+        ok &= chars[:, at] == ord(ch)
     numbers: dict[str, npt.NDArray[np.int64]] = {}
     for directive, at in layout.items():
-        digits = codes[:, at : at + _FIXED_WIDTH[directive]]
-        ok &= ((digits >= 0) & (digits <= 9)).all(axis=1)
+        digits = chars[:, at : at + _FIXED_WIDTH[directive]] - np.uint32(ord("0"))  # below "0" wraps to huge
+        ok &= (digits <= 9).all(axis=1)
         value = np.zeros(n, dtype=np.int64)
         for k in range(digits.shape[1]):
             value = value * 10 + digits[:, k]

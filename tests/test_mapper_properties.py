@@ -6,13 +6,15 @@ import csv
 import io
 import json
 import tempfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline._mapper import map_csv
+from pipeline._mapper import _parse_dates, map_csv
 from pipeline._mapping import load_mapping
 
 MAPPING = """
@@ -80,3 +82,23 @@ def test_valid_bodies_round_trip_to_the_mapped_values(
         assert json.loads(row.body) == expected
         assert list(json.loads(row.body)) == list(expected)  # keys in mapping order
         assert row.body == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cells=st.lists(
+        st.one_of(
+            st.text(alphabet="0123456789/:- ", max_size=19),
+            st.datetimes(min_value=datetime(1, 1, 1)).map(lambda d: d.strftime("%m/%d/%Y %H:%M")),
+            st.datetimes(min_value=datetime(1, 1, 1)).map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
+        ),
+        max_size=30,
+    ),
+    fmt=st.sampled_from(["%m/%d/%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%m/%d/%y", "%Y%m%d"]),
+)
+def test_fast_date_parsing_agrees_with_pandas(cells: list[str], fmt: str) -> None:
+    ours = _parse_dates(cells, fmt, "strptime", datetime(2026, 1, 1))
+    theirs = pd.to_datetime(pd.Series(cells, dtype=object), format=fmt, errors="coerce").to_numpy(
+        dtype="datetime64[us]"
+    )
+    assert ((ours == theirs) | (np.isnat(ours) & np.isnat(theirs))).all(), list(zip(cells, ours, theirs, strict=True))
