@@ -208,7 +208,8 @@ class MappedChunk:
     header: tuple[str, ...]
     frame: pd.DataFrame  # the original cells of the rows with the header's width
     lines: npt.NDArray[np.int64]
-    keys: list[str]
+    key_parts: tuple[list[str], ...]  # per key field, each row's escaped text ("" where it failed)
+    key_incomplete: npt.NDArray[np.bool_]
     external_ids: list[str | None]
     body_lines: bytes  # every frame row's body, newline-joined; meaningless where `bad` is set
     bad: npt.NDArray[np.bool_]
@@ -219,6 +220,11 @@ class MappedChunk:
     def size(self) -> int:
         """How many rows, ragged ones included."""
         return len(self.lines) + len(self.ragged)
+
+    @cached_property
+    def keys(self) -> list[str]:
+        """Every frame row's key."""
+        return _join_keys(self.key_parts, self.key_incomplete) if len(self.lines) else []
 
     @cached_property
     def bodies(self) -> list[bytes]:
@@ -282,14 +288,18 @@ def _map_chunk(
     bad = np.zeros(n, dtype=bool)
     for result in results.values():
         bad |= result.bad
-    keys, key_complete = _keys([results[k] for k in mapping.key_fields], n)
-    duplicates = seen.check(keys, lines, key_complete)
+    key_parts = tuple(results[k].key_text or [] for k in mapping.key_fields)
+    incomplete = np.zeros(n, dtype=bool)
+    for k in mapping.key_fields:
+        incomplete |= results[k].bad
+    duplicates = seen.check(_key_hashes(list(key_parts)) if n else np.zeros(0, np.int64), lines, ~incomplete)
     key_names = "/".join(mapping.key_fields)
     extra: dict[int, RowProblem] = {}
     for i, first in duplicates.items():
         bad[i] = True
+        key = "/".join(part[i] for part in key_parts)
         extra[i] = RowProblem(
-            int(lines[i]), None, None, keys[i], f"key {keys[i]!r} ({key_names}) was already used on line {first}"
+            int(lines[i]), None, None, key, f"key {key!r} ({key_names}) was already used on line {first}"
         )
     external = results.get("external_id")
     ext_text: list[str | None] = list(external.text) if external is not None else [None] * n
@@ -301,36 +311,38 @@ def _map_chunk(
     for i in np.flatnonzero(bad).tolist():
         found = [r.problems[i] for r in results.values() if i in r.problems]
         problems[i] = (*found, extra[i]) if i in extra else tuple(found)
-    return MappedChunk(header, frame, lines, keys, ext_text, body_lines, bad, problems, chunk.ragged)
+    return MappedChunk(header, frame, lines, key_parts, incomplete, ext_text, body_lines, bad, problems, chunk.ragged)
 
 
 def _bodies(fragments: list[list[str]], n: int) -> bytes:
-    """Every row's JSON object, from its fields' fragments (',"name":value' or "" when left out), newline-joined.
+    """Every row's JSON object, newline-joined, from its fields' fragments.
 
-    One join and one encode for the whole chunk: compact JSON never holds a raw newline.
+    Fragments are '{"name":value' for the first field, ',"name":value' for the others, "" when left
+    out. One join and one encode for the whole chunk: compact JSON never holds a raw newline.
     """
     if n == 0:
         return b""
-    first = fragments[0]
-    if all(first):
-        opened = ["{" + f[1:] for f in first]
-        return ("}\n".join(map("".join, zip(opened, *fragments[1:], strict=True))) + "}").encode("utf-8")
-    return "\n".join("{" + "".join(t)[1:] + "}" for t in zip(*fragments, strict=True)).encode("utf-8")
+    if all(fragments[0]):
+        return ("}\n".join(map("".join, zip(*fragments, strict=True))) + "}").encode("utf-8")
+    rows = ["".join(t) for t in zip(*fragments, strict=True)]
+    return "\n".join(row + "}" if row.startswith("{") else "{" + row[1:] + "}" for row in rows).encode("utf-8")
 
 
-def _keys(parts: list[_FieldResult], n: int) -> tuple[list[str], npt.NDArray[np.bool_]]:
-    """Each row's key, and whether every part of it could be computed."""
-    incomplete = np.zeros(n, dtype=bool)
-    texts: list[list[str]] = []
+def _key_hashes(parts: list[list[str]]) -> npt.NDArray[np.int64]:
+    """A 64-bit hash of each row's key, combined from its escaped parts without joining them."""
+    combined = np.zeros(len(parts[0]), dtype=np.uint64)
     for part in parts:
-        incomplete |= part.bad
-        assert part.key_text is not None
-        texts.append(part.key_text)
-    keys = texts[0] if len(texts) == 1 else ["/".join(t) for t in zip(*texts, strict=True)]
+        combined = combined * np.uint64(1_000_003) + np.fromiter(map(hash, part), np.int64, len(part)).view(np.uint64)
+    return combined.view(np.int64)
+
+
+def _join_keys(parts: tuple[list[str], ...], incomplete: npt.NDArray[np.bool_]) -> list[str]:
+    """Each row's key: escaped parts joined with "/" ("" for a part that failed; "" if all failed)."""
+    keys = parts[0] if len(parts) == 1 else ["/".join(t) for t in zip(*parts, strict=True)]
     for i in np.flatnonzero(incomplete).tolist():
-        pieces = [escape_key_part(p.text[i]) if not p.bad[i] else "" for p in parts]
-        keys[i] = "/".join(pieces) if any(pieces) else ""
-    return keys, ~incomplete
+        if not any(part[i] for part in parts):
+            keys[i] = ""
+    return keys
 
 
 def _ragged_row(row: RaggedRow, header: tuple[str, ...]) -> MappedRow:
@@ -355,7 +367,9 @@ class _FieldMapper:
         self.needs_text = self.is_key or spec.name == "external_id"
         self.dt_format = mapping.datetime_format
         self.now = now
-        self.prefix = "," + json.dumps(spec.name, ensure_ascii=False) + ":"
+        # The first field opens the object; the others follow a comma. (An omitted field adds nothing.)
+        opener = "{" if spec.name == mapping.fields[0].name else ","
+        self.prefix = opener + json.dumps(spec.name, ensure_ascii=False) + ":"
         self.distinct: bool | None = None  # decided on the first sizeable chunk
         self.memo = _Memo()
 
@@ -716,13 +730,14 @@ class _SeenKeys:
     def __init__(self) -> None:
         self._runs: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
 
-    def check(self, keys: list[str], lines: npt.NDArray[np.int64], usable: npt.NDArray[np.bool_]) -> dict[int, int]:
-        """Record the usable KEYS; return {row index: first line} for those already seen."""
+    def check(
+        self, key_hashes: npt.NDArray[np.int64], lines: npt.NDArray[np.int64], usable: npt.NDArray[np.bool_]
+    ) -> dict[int, int]:
+        """Record the usable rows' key hashes; return {row index: first line} for those already seen."""
         idx = np.flatnonzero(usable)
         if len(idx) == 0:
             return {}
-        chosen = keys if len(idx) == len(keys) else [keys[i] for i in idx.tolist()]
-        hashes = np.fromiter(map(hash, chosen), dtype=np.int64, count=len(idx))
+        hashes = key_hashes[idx]
         row_lines = lines[idx]
         order = np.argsort(hashes, kind="stable")
         sorted_h, sorted_lines, sorted_idx = hashes[order], row_lines[order], idx[order]

@@ -269,3 +269,9 @@ def test_source_options_reach_the_reader(tmp_path: Path) -> None:
 def test_row_problem_str_for_a_plain_value() -> None:
     problem = RowProblem(14, "dob", "DOB", "13/45/1990", "a date in %m/%d/%Y or %Y-%m-%d")
     assert str(problem) == "line 14: dob (column 'DOB'): '13/45/1990' is not a date in %m/%d/%Y or %Y-%m-%d"
+
+
+def test_first_field_left_out_still_gives_a_well_formed_body(tmp_path: Path) -> None:
+    mapping = mapping_of(tmp_path, '[fields.m]\ncolumn = "M"\nrequired = false\n' + ID)
+    rows = run(tmp_path, mapping, "ID,M\n1,x\n2,\n")
+    assert [r.body for r in rows] == [b'{"m":"x","id":"1"}', b'{"id":"2"}']
