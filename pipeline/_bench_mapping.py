@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +44,36 @@ def _child(script: str, *args: str) -> dict[str, Any]:
     return result
 
 
-def bench_validate(rows: int, workdir: Path) -> dict[str, Any]:
-    """Validate a generated ROWS-row, 12-column export in WORKDIR; return speed, peak memory and the read_csv ratio."""
+def bench_validate(rows: int, workdir: Path, *, repeats: int = 3) -> dict[str, Any]:
+    """Validate a generated ROWS-row, 12-column export in WORKDIR; return speed, peak memory and the read_csv ratio.
+
+    Each side runs REPEATS times, alternating, and the fastest run of each counts: on a shared
+    machine the slow runs measure the neighbours, not the code.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     export = workdir / f"bookings-{rows}.csv"
     if not export.exists():
         write_export(export, rows)
     mapping = workdir / "bench-mapping.toml"
     mapping.write_text(SAMPLE_MAPPING_TOML, encoding="utf-8")
-    started = time.perf_counter()
-    validated = _child(_VALIDATE, str(export), str(mapping))
-    wall = time.perf_counter() - started
-    bare = _child(_READ_CSV, str(export))
+    validated: list[dict[str, Any]] = []
+    bare: list[dict[str, Any]] = []
+    for _ in range(max(1, repeats)):
+        validated.append(_child(_VALIDATE, str(export), str(mapping)))
+        bare.append(_child(_READ_CSV, str(export)))
+    best = min(validated, key=lambda run: float(run["seconds"]))
+    best_bare = min(bare, key=lambda run: float(run["seconds"]))
     return {
-        "rows": validated["rows"],
-        "invalid": validated["invalid"],
-        "seconds": round(validated["seconds"], 3),
-        "rows_per_second": round(validated["rows"] / validated["seconds"]),
-        "peak_rss_mb": round(validated["peak_rss_mb"], 1),
-        "wall_seconds_with_startup": round(wall, 3),
-        "read_csv_seconds": round(bare["seconds"], 3),
-        "read_csv_peak_rss_mb": round(bare["peak_rss_mb"], 1),
-        "ratio_to_read_csv": round(validated["seconds"] / bare["seconds"], 2),
+        "rows": best["rows"],
+        "invalid": best["invalid"],
+        "repeats": len(validated),
+        "seconds": round(best["seconds"], 3),
+        "all_seconds": [round(run["seconds"], 3) for run in validated],
+        "rows_per_second": round(best["rows"] / best["seconds"]),
+        "peak_rss_mb": round(max(run["peak_rss_mb"] for run in validated), 1),
+        "read_csv_seconds": round(best_bare["seconds"], 3),
+        "read_csv_all_seconds": [round(run["seconds"], 3) for run in bare],
+        "read_csv_peak_rss_mb": round(max(run["peak_rss_mb"] for run in bare), 1),
+        "ratio_to_read_csv": round(best["seconds"] / best_bare["seconds"], 2),
         "file_mb": round(export.stat().st_size / 1e6, 1),
     }
