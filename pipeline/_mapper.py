@@ -725,10 +725,14 @@ _CONVERT: dict[str, Callable[[FieldSpec, list[str], str, datetime], _Converted]]
 
 
 class _SeenKeys:
-    """The keys already seen in this file, as 8-byte hashes with the line where each first appeared."""
+    """The keys already seen in this file, as sorted 8-byte hashes with the line where each first appeared.
+
+    The only state that grows with the file: 16 bytes a row, merged into place chunk by chunk.
+    """
 
     def __init__(self) -> None:
-        self._runs: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        self._hashes = np.zeros(0, dtype=np.int64)
+        self._lines = np.zeros(0, dtype=np.int64)
 
     def check(
         self, key_hashes: npt.NDArray[np.int64], lines: npt.NDArray[np.int64], usable: npt.NDArray[np.bool_]
@@ -738,34 +742,22 @@ class _SeenKeys:
         if len(idx) == 0:
             return {}
         hashes = key_hashes[idx]
-        row_lines = lines[idx]
         order = np.argsort(hashes, kind="stable")
-        sorted_h, sorted_lines, sorted_idx = hashes[order], row_lines[order], idx[order]
-        first_in_run = np.ones(len(sorted_h), dtype=bool)
-        first_in_run[1:] = sorted_h[1:] != sorted_h[:-1]
-        result: dict[int, int] = {}
-        starts = np.flatnonzero(first_in_run)
-        run_of = np.cumsum(first_in_run) - 1
-        for j in np.flatnonzero(~first_in_run).tolist():
-            result[int(sorted_idx[j])] = int(sorted_lines[starts[run_of[j]]])
-        new_h, new_lines = sorted_h[first_in_run], sorted_lines[first_in_run]
-        fresh = np.ones(len(new_h), dtype=bool)
-        for run_h, run_lines in self._runs:
-            if len(run_h) == 0:
-                continue
-            pos = np.searchsorted(run_h, new_h).clip(0, len(run_h) - 1)
-            hit = run_h[pos] == new_h
-            if hit.any():
-                for j in np.flatnonzero(hit).tolist():
-                    fresh[j] = False
-                    first_line = int(run_lines[pos[j]])
-                    block = slice(starts[j], starts[j + 1] if j + 1 < len(starts) else len(sorted_h))
-                    for k in sorted_idx[block].tolist():
-                        result[int(k)] = first_line
-        self._runs.append((new_h[fresh], new_lines[fresh]))
-        if len(self._runs) > 8:
-            all_h = np.concatenate([h for h, _ in self._runs])
-            all_lines = np.concatenate([ln for _, ln in self._runs])
-            order = np.argsort(all_h, kind="stable")
-            self._runs = [(all_h[order], all_lines[order])]
+        sorted_h, sorted_lines, sorted_idx = hashes[order], lines[idx][order], idx[order]
+        first_in_group = np.ones(len(sorted_h), dtype=bool)
+        first_in_group[1:] = sorted_h[1:] != sorted_h[:-1]
+        group = np.cumsum(first_in_group) - 1  # each row's group of equal hashes within the chunk
+        new_h, new_lines = sorted_h[first_in_group], sorted_lines[first_in_group]
+        pos = np.searchsorted(self._hashes, new_h)
+        hit = np.zeros(len(new_h), dtype=bool)
+        if len(self._hashes):
+            hit = self._hashes[pos.clip(0, len(self._hashes) - 1)] == new_h
+        first_line = np.where(
+            hit, self._lines[pos.clip(0, max(len(self._lines) - 1, 0))] if len(self._lines) else 0, new_lines
+        )
+        later = ~first_in_group | hit[group]  # a repeat within the chunk, or of an earlier chunk
+        result = dict(zip(sorted_idx[later].tolist(), first_line[group[later]].tolist(), strict=True))
+        fresh = ~hit
+        self._hashes = np.insert(self._hashes, pos[fresh], new_h[fresh])
+        self._lines = np.insert(self._lines, pos[fresh], new_lines[fresh])
         return result

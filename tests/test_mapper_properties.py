@@ -102,3 +102,26 @@ def test_fast_date_parsing_agrees_with_pandas(cells: list[str], fmt: str) -> Non
         dtype="datetime64[us]"
     )
     assert ((ours == theirs) | (np.isnat(ours) & np.isnat(theirs))).all(), list(zip(cells, ours, theirs, strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f"]), min_size=1, max_size=40),
+    chunk_rows=st.integers(1, 9),
+)
+def test_duplicate_keys_name_the_first_line_whatever_the_chunking(keys: list[str], chunk_rows: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        mapping_path = Path(tmp) / "m.toml"
+        mapping_path.write_text('[target]\nprofile = "none"\nkey = ["id"]\n[fields.id]\ncolumn = "ID"\n')
+        csv_path = Path(tmp) / "in.csv"
+        csv_path.write_text("ID\n" + "".join(f"{k}\n" for k in keys))
+        mapped = [
+            row for chunk in map_csv(csv_path, load_mapping(mapping_path), chunk_rows=chunk_rows) for row in chunk
+        ]
+    first: dict[str, int] = {}
+    for row, key in zip(mapped, keys, strict=True):
+        if key in first:
+            assert [p.expected for p in row.problems] == [f"key {key!r} (id) was already used on line {first[key]}"]
+        else:
+            first[key] = row.line
+            assert row.valid
