@@ -1,0 +1,21 @@
+"""The package's exported names are exactly the ones the README documents."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pipeline
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_exported_names_are_exactly_the_documented_ones() -> None:
+    section = README.read_text(encoding="utf-8").split("## Library use", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Za-z_]+)` \|", section, re.M))
+    assert documented == set(pipeline.__all__)
+
+
+def test_every_exported_name_exists() -> None:
+    for name in pipeline.__all__:
+        assert getattr(pipeline, name) is not None
