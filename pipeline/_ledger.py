@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ._errors import UserInputError
 
@@ -155,13 +155,23 @@ _SELECT_ENTRIES = f"SELECT {','.join(_ALL_FIELDS)} FROM entries"  # noqa: S608
 
 _hashed_values = operator.itemgetter(*_HASHED_FIELDS)
 _all_values = operator.itemgetter(*_ALL_FIELDS)
-# Byte for byte what json.dumps(list, ensure_ascii=False, separators=(",", ":")) writes, without a new encoder per call.
+# Byte for byte what json.dumps(list, ensure_ascii=False, separators=(",", ":")) writes, without a new
+# encoder per call: the C encoder json.dumps itself builds for each call, built once (entries hold no cycles).
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_c_encode_basestring: Any = getattr(json.encoder, "c_encode_basestring", None)
+_encode_canonical: Any = (
+    _c_make_encoder(None, _CANONICAL.default, _c_encode_basestring, None, ":", ",", False, False, True)
+    if _c_make_encoder is not None and _c_encode_basestring is not None
+    else None
+)
 
 
 def entry_hash(values: dict[str, Any]) -> str:
     """The chain hash of an entry: SHA-256 of its fields (all but `hash`) as canonical JSON."""
-    return hashlib.sha256(_CANONICAL.encode(_hashed_values(values)).encode("utf-8")).hexdigest()
+    fields = _hashed_values(values)
+    canonical = "".join(_encode_canonical(fields, 0)) if _encode_canonical else _CANONICAL.encode(fields)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -179,8 +189,7 @@ class RunInfo:
     program_version: str
 
 
-@dataclass(frozen=True)
-class PriorRow:
+class PriorRow(NamedTuple):
     """What earlier runs left for one row key (row_status)."""
 
     key: str
@@ -318,12 +327,13 @@ class Ledger:
 
     def _append_locked(self, entries: Sequence[Entry]) -> None:
         rows = []
+        at = now_iso()  # entries committed together are appended at the same millisecond, near enough
         for entry in entries:
             self._seq += 1
             entry.seq = self._seq
             entry.prev_hash = self._head
             if not entry.at:
-                entry.at = now_iso()
+                entry.at = at
             values = entry.__dict__
             entry.hash = entry_hash(values)
             self._head = entry.hash
@@ -358,7 +368,7 @@ class Ledger:
         cur = self._db.execute(
             "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason FROM row_status"
         )
-        return {r[0]: PriorRow(*r) for r in cur}
+        return {r[0]: r for r in map(PriorRow._make, cur)}  # a re-run reads 100,000s of these
 
     def entries(self, run_id: int | None = None) -> Iterator[Entry]:
         """Entries in chain order, optionally of one run."""

@@ -159,12 +159,17 @@ def run_bookings(
                 )
 
                 def done(outcome: RowOutcome) -> None:
+                    done_many([outcome])
+
+                def done_many(outcomes: list[RowOutcome]) -> None:
                     with lock:
-                        counts[outcome.state] += 1
-                        if outcome.state in NOT_DELIVERED and len(result.attention) < _KEEP_PROBLEMS:
-                            result.attention.append(outcome)
+                        counts.update(o.state for o in outcomes)
+                        for outcome in outcomes:
+                            if outcome.state in NOT_DELIVERED and len(result.attention) < _KEEP_PROBLEMS:
+                                result.attention.append(outcome)
                     if on_row is not None:
-                        on_row(outcome)
+                        for outcome in outcomes:
+                            on_row(outcome)
 
                 in_flight = threading.BoundedSemaphore(config.concurrency * 4)
                 window = max(_MIN_INTENT_WINDOW, 2 * config.concurrency)
@@ -200,8 +205,7 @@ def run_bookings(
                                 dispatch([row], plan, False)
                             else:
                                 quiet.append((row, plan))
-                        for outcome in delivery.record_many_without_sending(quiet):
-                            done(outcome)
+                        done_many(delivery.record_many_without_sending(quiet))
                         futures = [f for f in futures if not f.done() or f.result() is not None]
                     if to_send:
                         delivery.record_intents(to_send)
