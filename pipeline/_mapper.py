@@ -725,14 +725,14 @@ _CONVERT: dict[str, Callable[[FieldSpec, list[str], str, datetime], _Converted]]
 
 
 class _SeenKeys:
-    """The keys already seen in this file, as sorted 8-byte hashes with the line where each first appeared.
+    """The keys already seen in this file, as 8-byte hashes with the line where each first appeared.
 
-    The only state that grows with the file: 16 bytes a row, merged into place chunk by chunk.
+    The only state that grows with the file (16 bytes a row). Hashes sit in sorted runs merged like a
+    binary counter, so a file of N rows costs O(N log N) and is searched in O(log N) runs.
     """
 
     def __init__(self) -> None:
-        self._hashes = np.zeros(0, dtype=np.int64)
-        self._lines = np.zeros(0, dtype=np.int64)
+        self._runs: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
 
     def check(
         self, key_hashes: npt.NDArray[np.int64], lines: npt.NDArray[np.int64], usable: npt.NDArray[np.bool_]
@@ -747,17 +747,34 @@ class _SeenKeys:
         first_in_group = np.ones(len(sorted_h), dtype=bool)
         first_in_group[1:] = sorted_h[1:] != sorted_h[:-1]
         group = np.cumsum(first_in_group) - 1  # each row's group of equal hashes within the chunk
-        new_h, new_lines = sorted_h[first_in_group], sorted_lines[first_in_group]
-        pos = np.searchsorted(self._hashes, new_h)
+        new_h, first_line = sorted_h[first_in_group], sorted_lines[first_in_group]
         hit = np.zeros(len(new_h), dtype=bool)
-        if len(self._hashes):
-            hit = self._hashes[pos.clip(0, len(self._hashes) - 1)] == new_h
-        first_line = np.where(
-            hit, self._lines[pos.clip(0, max(len(self._lines) - 1, 0))] if len(self._lines) else 0, new_lines
-        )
+        for run_h, run_lines in self._runs:
+            pos = np.searchsorted(run_h, new_h).clip(0, len(run_h) - 1)
+            found = run_h[pos] == new_h
+            first_line = np.where(found, run_lines[pos], first_line)
+            hit |= found
         later = ~first_in_group | hit[group]  # a repeat within the chunk, or of an earlier chunk
         result = dict(zip(sorted_idx[later].tolist(), first_line[group[later]].tolist(), strict=True))
-        fresh = ~hit
-        self._hashes = np.insert(self._hashes, pos[fresh], new_h[fresh])
-        self._lines = np.insert(self._lines, pos[fresh], new_lines[fresh])
+        if (~hit).any():
+            self._runs.append((new_h[~hit], first_line[~hit]))
+        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+            newer, older = self._runs.pop(), self._runs.pop()
+            self._runs.append(_merge_runs(older, newer))
         return result
+
+
+def _merge_runs(
+    older: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    newer: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Merge two sorted runs of (hash, line) in linear time."""
+    (old_h, old_lines), (new_h, new_lines) = older, newer
+    at = np.searchsorted(old_h, new_h, side="right") + np.arange(len(new_h))
+    from_old = np.ones(len(old_h) + len(new_h), dtype=bool)
+    from_old[at] = False
+    merged_h = np.empty(len(from_old), dtype=np.int64)
+    merged_lines = np.empty(len(from_old), dtype=np.int64)
+    merged_h[at], merged_lines[at] = new_h, new_lines
+    merged_h[from_old], merged_lines[from_old] = old_h, old_lines
+    return merged_h, merged_lines
