@@ -7,11 +7,13 @@ Order of application for a column field: transform → extract → blank? (defau
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import json
 import math
 import re
+import string
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -615,6 +617,10 @@ def _parse_dates(cells: list[str], fmt: str, two_digit_year: str, now: datetime)
     rest = np.arange(len(cells)) if fixed is None else np.flatnonzero(np.isnat(fixed))
     if fixed is not None:
         result[:] = fixed
+        # A numeric format cannot match a cell holding other characters (say "30-Aug-1955" for
+        # %m/%d/%Y): leave those NaT rather than let strptime fail on each of them.
+        foreign = _foreign_characters(fmt)
+        rest = np.asarray([i for i in rest.tolist() if not foreign.search(cells[i])], dtype=np.intp)
     if len(rest):
         others = pd.Series([cells[i] for i in rest.tolist()], dtype=object)
         result[rest] = pd.to_datetime(others, format=fmt, errors="coerce").to_numpy(dtype="datetime64[us]")
@@ -627,6 +633,13 @@ def _parse_dates(cells: list[str], fmt: str, two_digit_year: str, now: datetime)
             offset = result[future] - months.astype("datetime64[us]")
             result[future] = (months - np.timedelta64(1200, "M")).astype("datetime64[us]") + offset
     return result
+
+
+@functools.cache
+def _foreign_characters(fmt: str) -> re.Pattern[str]:
+    """Characters no cell matching the numeric FMT can hold: letters, and punctuation FMT does not use."""
+    punctuation = set(string.punctuation) - set(re.sub(r"%.", "", fmt))
+    return re.compile(r"[^\W\d_]" + (f"|[{re.escape(''.join(sorted(punctuation)))}]" if punctuation else ""))
 
 
 _FIXED_WIDTH = {"Y": 4, "y": 2, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
