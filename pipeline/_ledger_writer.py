@@ -18,7 +18,7 @@ from ._ledger import Entry, Ledger, StatusUpdate
 __all__ = ["LedgerWriter"]
 
 _MAX_GROUP = 2000
-_LINGER_SECONDS = 0.02
+_LINGER_SECONDS = 0.1
 
 
 @dataclass
