@@ -598,7 +598,8 @@ def _to_datetime(spec: FieldSpec, values: list[str], dt_format: str, now: dateti
     future = parsed > np.datetime64(now, "us") if spec.not_future else np.zeros(len(cells), dtype=bool)
     if not unparsed.any() and not future.any():
         texts = _format_datetimes(parsed, dt_format)
-        return _Converted([None] * len(cells), texts, list(map(_encode_str, texts)))
+        quoted = [f'"{t}"' for t in texts] if dt_format in _ISO_FORMATS else list(map(_encode_str, texts))
+        return _Converted([None] * len(cells), texts, quoted)
     expected = f"a date in {' or '.join(spec.formats)}"
     problems: list[str | None] = [expected if bad else None for bad in unparsed.tolist()]
     for i in np.flatnonzero(future).tolist():
@@ -706,17 +707,53 @@ _ISO_FORMATS: dict[str, Literal["ms", "s", "D"]] = {
 def _format_datetimes(stamps: npt.NDArray[np.datetime64], fmt: str) -> list[str]:
     """Format dates in FMT, %f written as milliseconds (CWS: 2000-04-12 10:00:00.000)."""
     unit = _ISO_FORMATS.get(fmt)
-    if unit is not None:
-        iso = np.datetime_as_string(stamps, unit=unit)
-        if "T" not in fmt and len(stamps):
-            chars = iso.view(np.uint32).reshape(len(iso), -1)
-            chars[:, 10] = ord(" ")  # numpy writes 2000-04-12T10:00:00.000
-        written: list[str] = iso.tolist()
-        return written
+    if unit is not None and len(stamps):
+        return _iso_strings(stamps, unit, "T" if "T" in fmt else " ")
     out: list[str] = []
     for stamp in stamps.astype("datetime64[us]").tolist():
         out.append(stamp.strftime(fmt.replace("%f", f"{stamp.microsecond // 1000:03d}")))
     return out
+
+
+def _iso_strings(stamps: npt.NDArray[np.datetime64], unit: Literal["ms", "s", "D"], separator: str) -> list[str]:
+    """ISO 8601 text for years 1-9999, written digit by digit into a code-point matrix (4x datetime_as_string)."""
+    ms = stamps.astype("datetime64[ms]").astype(np.int64)
+    days, in_day = np.divmod(ms, 86_400_000)
+    # Civil date from days since 1970-01-01 (H. Hinnant's days_from_civil, inverted).
+    z = days + 719_468
+    era = z // 146_097
+    day_of_era = z - era * 146_097
+    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    shifted_month = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * shifted_month + 2) // 5 + 1
+    month = np.where(shifted_month < 10, shifted_month + 3, shifted_month - 9)
+    year = year_of_era + era * 400 + (month <= 2)
+    if year.min() < 1 or year.max() > 9999:
+        iso = np.datetime_as_string(stamps, unit=unit).tolist()
+        return [t.replace("T", separator) for t in iso]
+    hour, rest = np.divmod(in_day, 3_600_000)
+    minute, rest = np.divmod(rest, 60_000)
+    second, milli = np.divmod(rest, 1000)
+    parts: list[tuple[str, npt.NDArray[np.int64] | None, int]] = [
+        ("", year, 4), ("-", month, 2), ("-", day, 2),
+        (separator, hour, 2), (":", minute, 2), (":", second, 2), (".", milli, 3),
+    ]  # fmt: skip
+    parts = parts[: {"D": 3, "s": 6, "ms": 7}[unit]]
+    width = sum(len(sep) + digits for sep, _, digits in parts)
+    chars = np.empty((len(stamps), width), dtype=np.uint32)
+    at = 0
+    for sep, value, digits in parts:
+        if sep:
+            chars[:, at] = ord(sep)
+            at += 1
+        assert value is not None
+        for k in range(digits - 1, -1, -1):
+            value, digit = np.divmod(value, 10)
+            chars[:, at + k] = digit + ord("0")
+        at += digits
+    written: list[str] = chars.view(f"<U{width}").ravel().tolist()
+    return written
 
 
 _WHITESPACE = re.compile(r"\s+")

@@ -8,13 +8,14 @@ import json
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline._mapper import _parse_dates, map_csv
+from pipeline._mapper import _iso_strings, _parse_dates, map_csv
 from pipeline._mapping import load_mapping
 
 MAPPING = """
@@ -125,3 +126,14 @@ def test_duplicate_keys_name_the_first_line_whatever_the_chunking(keys: list[str
         else:
             first[key] = row.line
             assert row.valid
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    stamps=st.lists(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)), max_size=30),
+    unit=st.sampled_from(["ms", "s", "D"]),
+)
+def test_iso_dates_are_written_as_numpy_writes_them(stamps: list[datetime], unit: Literal["ms", "s", "D"]) -> None:
+    array = np.array(stamps, dtype="datetime64[us]")
+    expected = [t.replace("T", " ") for t in np.datetime_as_string(array, unit=unit).tolist()]
+    assert (_iso_strings(array, unit, " ") if stamps else []) == expected
