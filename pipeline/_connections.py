@@ -27,6 +27,9 @@ import httpx
 
 __all__ = ["CWSConnections", "NotSent", "RawResponse", "SentButLost"]
 
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_RECV_BYTES = 65536
+_MAX_HEAD_BYTES = 65536
 _UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CR, LF and other controls; a tab is allowed
 
 
@@ -84,24 +87,16 @@ class CWSConnections:
             except OSError as exc:
                 raise SentButLost(_describe(exc, "Write")) from exc
             try:
-                response = http.client.HTTPResponse(sock, method=method)
-                try:
-                    response.begin()
-                    data = response.read()
-                finally:
-                    response.close()  # its file object, not the socket
+                answer, keep_alive = _read_response(sock, method)
             except (OSError, http.client.HTTPException) as exc:
                 raise SentButLost(_describe(exc, "Read")) from exc
         except BaseException:
             self._discard(sock)
             raise
-        answer = RawResponse(
-            response.status, response.getheader("Authorization"), response.getheader("Retry-After"), data
-        )
-        if response.will_close:  # the server said Connection: close (or spoke HTTP/1.0)
-            self._discard(sock)
-        else:
+        if keep_alive:
             self._checkin(sock)
+        else:  # the server said Connection: close, spoke HTTP/1.0, or ended the body by closing
+            self._discard(sock)
         return answer
 
     def close(self) -> None:
@@ -172,6 +167,119 @@ class CWSConnections:
         with self._lock:
             self._open.discard(sock)
         sock.close()
+
+
+class _Reader:
+    """Reads one answer from a socket through a buffer: a head up to its blank line, then body bytes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.buffer = bytearray()
+
+    def _fill(self) -> bool:
+        data = self._sock.recv(_RECV_BYTES)
+        self.buffer += data
+        return bool(data)
+
+    def until(self, separator: bytes, limit: int) -> bytes:
+        """Bytes up to and including SEPARATOR; raise if the peer closes first or sends more than LIMIT."""
+        start = 0
+        while (end := self.buffer.find(separator, start)) < 0:
+            if len(self.buffer) > limit:
+                raise http.client.LineTooLong(f"more than {limit} bytes before {separator!r}")
+            start = max(0, len(self.buffer) - len(separator) + 1)
+            if not self._fill():
+                if not self.buffer:
+                    raise http.client.RemoteDisconnected("Server disconnected without sending a response.")
+                raise http.client.IncompleteRead(bytes(self.buffer))
+        end += len(separator)
+        data = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        return data
+
+    def exactly(self, n: int) -> bytes:
+        """Exactly N bytes; raise IncompleteRead if the peer closes first."""
+        while len(self.buffer) < n:
+            if not self._fill():
+                raise http.client.IncompleteRead(bytes(self.buffer), n - len(self.buffer))
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
+
+    def rest(self) -> bytes:
+        """Everything until the peer closes the connection."""
+        while self._fill():
+            pass
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+
+def _read_response(sock: socket.socket, method: str) -> tuple[RawResponse, bool]:
+    """Read one HTTP/1.x answer (Content-Length, chunked or close-delimited); also say if the socket can be reused."""
+    reader = _Reader(sock)
+    while True:
+        lines = reader.until(b"\r\n\r\n", _MAX_HEAD_BYTES)[:-4].decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        code = rest[:3]
+        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+            raise http.client.BadStatusLine(lines[0])
+        status = int(code)
+        if not 100 <= status < 200 or status == 101:
+            break  # a final answer; 1xx ones (100 Continue, 103 Early Hints) come before it
+    headers: dict[str, list[str]] = {}
+    last: list[str] | None = None
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and last is not None:  # obsolete line folding: part of the previous value
+            last[-1] += " " + line.strip()
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip():
+            raise http.client.HTTPException(f"malformed header line {line[:80]!r}")
+        last = headers.setdefault(name.lower(), [])
+        last.append(value.strip())
+    connection = ",".join(headers.get("connection", ())).lower()
+    keep_alive = version == "HTTP/1.1" and "close" not in connection
+    transfer = ",".join(headers.get("transfer-encoding", ())).lower()
+    lengths = set(headers.get("content-length", ()))
+    if method == "HEAD" or status in (204, 304) or status < 200:
+        body = b""
+    elif transfer:
+        if transfer.rsplit(",", 1)[-1].strip() != "chunked":
+            raise http.client.HTTPException(f"unsupported Transfer-Encoding {transfer!r}")
+        body = _read_chunked(reader)
+    elif lengths:
+        if len(lengths) != 1 or not (length := lengths.pop()).isdigit():
+            raise http.client.HTTPException(f"invalid Content-Length {sorted(lengths)!r}")
+        body = reader.exactly(int(length))
+    else:
+        body = reader.rest()
+        keep_alive = False
+    if reader.buffer:  # bytes after the answer: the connection is out of step, do not reuse it
+        keep_alive = False
+
+    def one(name: str) -> str | None:
+        values = headers.get(name)
+        return ", ".join(values) if values else None
+
+    return RawResponse(status, one("authorization"), one("retry-after"), body), keep_alive
+
+
+def _read_chunked(reader: _Reader) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        line = reader.until(b"\r\n", _MAX_HEAD_BYTES)
+        size_text = line.split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(size_text):
+            raise http.client.HTTPException(f"invalid chunk size {size_text[:20]!r}")
+        size = int(size_text, 16)
+        if size == 0:
+            while reader.until(b"\r\n", _MAX_HEAD_BYTES) != b"\r\n":  # trailer fields, then a blank line
+                pass
+            return b"".join(parts)
+        parts.append(reader.exactly(size))
+        if reader.exactly(2) != b"\r\n":
+            raise http.client.HTTPException("chunk not followed by CRLF")
 
 
 def _readable(sock: socket.socket) -> bool:

@@ -21,6 +21,15 @@ from cryptography.x509.oid import NameOID
 
 from pipeline._connections import CWSConnections, NotSent, SentButLost
 
+_RAW = {
+    "/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nAuthorization: a\r\n\r\n"
+    b'4;ext=1\r\n{"ok\r\n5\r\n":1}\n\r\n0\r\nX-Trailer: t\r\n\r\n',
+    "/continue": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n"
+    b"Retry-After: 3\r\nAuthorization: one\r\nAuthorization: two\r\n\r\n{}",
+    "/close-delimited": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end",
+    "/garbage": b"SMTP ready\r\n\r\n",
+}
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -41,6 +50,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.seen.append((self.command, self.path, dict(self.headers.items()), body))
         if self.path == "/drop":
             self.close_connection = True
+            return
+        if self.path in _RAW:  # answers written byte for byte
+            self.wfile.write(_RAW[self.path])
+            self.close_connection = self.path in ("/close-delimited", "/garbage")
             return
         if self.path == "/redirect":
             self._send(302, b"", [("Location", "http://elsewhere.example/ws/patients/")])
@@ -204,3 +217,31 @@ def test_tls_with_the_configured_ca_bundle_is_verified_and_answers(
     with CWSConnections(url, timeout=5, ca_bundle=certificate[0]) as pool:
         answer = pool.request("POST", url + "/ws/patients/", b"{}", {})
     assert answer.status == 201 and tls.seen[0][3] == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body", "authorization", "retry_after", "connections"),
+    [
+        ("/chunked", 200, b'{"ok":1}\n', "a", None, 1),
+        ("/continue", 201, b"{}", "one, two", "3", 1),
+        ("/close-delimited", 200, b"to the end", None, None, 2),
+    ],
+)
+def test_answers_are_read_whole_whatever_their_framing(
+    plain: _Server, path: str, status: int, body: bytes, authorization: str | None, retry_after: str | None,
+    connections: int,
+) -> None:  # fmt: skip
+    url = f"http://127.0.0.1:{plain.port}"
+    with CWSConnections(url, timeout=5) as pool:
+        answer = pool.request("GET", url + path, b"", {})
+        assert (answer.status, answer.body, answer.authorization, answer.retry_after) == (
+            status, body, authorization, retry_after
+        )  # fmt: skip
+        assert pool.request("GET", url + "/x", b"", {}).status == 201  # the connection is reused unless closed
+    assert plain.connections == connections
+
+
+def test_an_answer_that_is_not_http_may_have_landed(plain: _Server) -> None:
+    url = f"http://127.0.0.1:{plain.port}"
+    with CWSConnections(url, timeout=5) as pool, pytest.raises(SentButLost, match="RemoteProtocolError"):
+        pool.request("POST", url + "/garbage", b"{}", {})
