@@ -6,9 +6,8 @@ fire-and-forget. Grouping commits keeps "recorded before sent" without paying an
 
 from __future__ import annotations
 
-import queue
+import collections
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -34,7 +33,10 @@ class LedgerWriter:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._queue: queue.Queue[_Batch | None] = queue.Queue()
+        # A deque and an event rather than a queue: only a durable batch (or close) wakes the writer, so
+        # the many fire-and-forget batches of a run cost an append each, not a thread switch each.
+        self._pending: collections.deque[_Batch | None] = collections.deque()
+        self._wake = threading.Event()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
         self._thread.start()
@@ -51,8 +53,9 @@ class LedgerWriter:
         if self._failure is not None:
             raise self._failure
         done: Future[None] | None = Future() if durable else None
-        self._queue.put(_Batch(entries, list(bodies), list(updates), done))
+        self._pending.append(_Batch(entries, list(bodies), list(updates), done))
         if done is not None:
+            self._wake.set()
             done.result()
 
     def flush(self) -> None:
@@ -61,34 +64,31 @@ class LedgerWriter:
 
     def close(self) -> None:
         """Commit what is queued and stop the thread."""
-        self._queue.put(None)
+        self._pending.append(None)
+        self._wake.set()
         self._thread.join()
         if self._failure is not None:
             raise self._failure
 
     def _loop(self) -> None:
-        stop = False
+        stop = backlog = False
         while not stop:
-            first = self._queue.get()
-            if first is None:
-                break
-            group = [first]
-            durable = first.done is not None
-            # Nobody waits on a non-durable batch: let a few milliseconds' worth gather into one commit
-            # (each commit rewrites whole pages). A durable batch ends the wait, and commits all before it.
-            linger_until = time.monotonic() + _LINGER_SECONDS
-            while len(group) < _MAX_GROUP:
-                wait = 0.0 if durable else linger_until - time.monotonic()
-                try:
-                    more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
+            if not backlog:
+                # Nobody waits on a non-durable batch: let up to _LINGER_SECONDS' worth gather into one
+                # commit (each commit rewrites whole pages). A durable batch ends the wait at once, and
+                # its commit takes everything queued before it along.
+                self._wake.wait(_LINGER_SECONDS)
+            self._wake.clear()
+            group: list[_Batch] = []
+            while self._pending and len(group) < _MAX_GROUP:
+                batch = self._pending.popleft()
+                if batch is None:
                     stop = True
                     break
-                group.append(more)
-                durable = durable or more.done is not None
-            self._commit(group)
+                group.append(batch)
+            backlog = len(group) >= _MAX_GROUP
+            if group:
+                self._commit(group)
 
     def _commit(self, group: list[_Batch]) -> None:
         try:

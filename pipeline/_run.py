@@ -34,7 +34,7 @@ __all__ = ["RunResult", "run_bookings"]
 
 _KEEP_PROBLEMS = 1000  # rows kept in memory for the end-of-run listing; the ledger has them all
 # Rows whose "about to send" entries share one durable commit (at least; twice the concurrency when larger).
-_MIN_INTENT_WINDOW = 16
+_MIN_INTENT_WINDOW = 32
 
 
 @dataclass
