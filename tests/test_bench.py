@@ -38,8 +38,8 @@ def report() -> dict[str, Any]:
     """One tiny bench, with the manual method, as the JSON the CLI prints."""
     result = CliRunner().invoke(
         cli,
-        ["bench", "--rows", str(ROWS), "--bits", "2048", "--baseline", "--baseline-rows", str(BASELINE_ROWS),
-         "--json"],
+        ["bench", "--rows", str(ROWS), "--validate-rows", str(ROWS), "--bits", "2048", "--baseline",
+         "--baseline-rows", str(BASELINE_ROWS), "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data: dict[str, Any] = json.loads(result.output)
@@ -60,6 +60,7 @@ def test_bench_json_reports_every_figure_with_positive_rates(report: dict[str, A
     assert run["ideal_seconds"] is None and run["ratio_to_ideal"] is None  # no latency asked for
     rerun = report["rerun"]
     assert rerun["rows"] == rerun["skipped"] == ROWS and rerun["rows_per_second"] > 0
+    assert len(rerun["all_seconds"]) == rerun["repeats"] and sorted(rerun["all_seconds"])[1] == rerun["seconds"]
     assert report["cpu_scope"] and report["total_seconds"] > 0
 
 
@@ -82,7 +83,9 @@ def test_bench_leaves_no_server_process_behind(report: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_bench_table_names_the_floor_and_the_latency_target() -> None:
-    result = CliRunner().invoke(cli, ["bench", "--rows", "5", "--bits", "2048", "--latency-ms", "5"])
+    result = CliRunner().invoke(
+        cli, ["bench", "--rows", "5", "--validate-rows", "5", "--bits", "2048", "--latency-ms", "5"]
+    )
     assert result.exit_code == 0, result.output
     for text in ("signature CPU", "the floor", "client CPU per delivered row", "re-run", "latency / concurrency"):
         assert text in result.output
