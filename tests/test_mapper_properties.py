@@ -15,7 +15,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline._mapper import _iso_strings, _parse_dates, map_csv
+from pipeline._dates import iso_strings, parse_dates
+from pipeline._mapper import map_csv
 from pipeline._mapping import load_mapping
 
 MAPPING = """
@@ -98,7 +99,7 @@ def test_valid_bodies_round_trip_to_the_mapped_values(
     fmt=st.sampled_from(["%m/%d/%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%m/%d/%y", "%Y%m%d"]),
 )
 def test_fast_date_parsing_agrees_with_pandas(cells: list[str], fmt: str) -> None:
-    ours = _parse_dates(cells, fmt, "strptime", datetime(2026, 1, 1))
+    ours = parse_dates(cells, fmt, "strptime", datetime(2026, 1, 1))
     theirs = pd.to_datetime(pd.Series(cells, dtype=object), format=fmt, errors="coerce").to_numpy(
         dtype="datetime64[us]"
     )
@@ -136,4 +137,4 @@ def test_duplicate_keys_name_the_first_line_whatever_the_chunking(keys: list[str
 def test_iso_dates_are_written_as_numpy_writes_them(stamps: list[datetime], unit: Literal["ms", "s", "D"]) -> None:
     array = np.array(stamps, dtype="datetime64[us]")
     expected = [t.replace("T", " ") for t in np.datetime_as_string(array, unit=unit).tolist()]
-    assert (_iso_strings(array, unit, " ") if stamps else []) == expected
+    assert (iso_strings(array, unit, " ") if stamps else []) == expected
