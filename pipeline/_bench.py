@@ -74,6 +74,7 @@ class Machine:
     cpu_model: str
     python: str
     platform: str
+    load_average: list[float]  # 1, 5 and 15 minutes, when the bench ended: how busy the neighbours were
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ def machine() -> Machine:
     except OSError:
         model = platform.processor() or "unknown"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return Machine(cpus, model, platform.python_version(), platform.platform(terse=True))
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
+    return Machine(cpus, model, platform.python_version(), platform.platform(terse=True), load)
 
 
 def signature_cpu_seconds(key: rsa.RSAPrivateKey, body: bytes, samples: int) -> float:

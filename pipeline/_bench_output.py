@@ -45,7 +45,8 @@ def bench_table(report: BenchReport) -> Table:
             f"{b.rows_per_second:,.1f} rows/s",
             f"run is {b.speedup:g} × faster",
         )
-    table.caption = f"total {report.total_seconds:g} s; client CPU = {report.cpu_scope}"
+    load = ", ".join(f"{x:g}" for x in m.load_average) or "unknown"
+    table.caption = f"total {report.total_seconds:g} s; load average {load}; client CPU = {report.cpu_scope}"
     return table
 
 

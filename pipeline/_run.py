@@ -12,8 +12,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from ._auth import CWSAuth
 from ._config import RunConfig
 from ._connections import CWSConnections
@@ -83,19 +81,6 @@ def file_sha256(path: Path) -> str:
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
     return digest.hexdigest()
-
-
-def build_client(config: RunConfig, auth: httpx.Auth) -> httpx.Client:
-    """An httpx client for CWS: TLS verified, no redirects, one connection per worker."""
-    verify: str | bool = str(config.ca_bundle) if config.ca_bundle else True
-    return httpx.Client(
-        auth=auth,
-        verify=verify,
-        follow_redirects=False,  # httpx drops Authorization on cross-origin redirects; CWS never redirects
-        timeout=httpx.Timeout(config.timeout),
-        limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
-        headers={"User-Agent": f"cws-pipeline/{__version__}"},
-    )
 
 
 def open_connections(config: RunConfig, auth: CWSAuth) -> SignedConnections:
@@ -183,8 +168,8 @@ def run_bookings(
                 futures: list[Future[None]] = []
                 with ThreadPoolExecutor(config.concurrency, thread_name_prefix="deliver") as pool:
 
-                    def dispatch(rows: list[MappedRow], plan: Plan, intent_recorded: bool) -> None:
-                        for row in rows:
+                    def dispatch(batch: list[MappedRow], plan: Plan, intent_recorded: bool) -> None:
+                        for row in batch:
                             in_flight.acquire()
                             futures.append(pool.submit(work, row, plan, intent_recorded))
 

@@ -49,6 +49,7 @@ def report() -> dict[str, Any]:
 @pytest.mark.slow
 def test_bench_json_reports_every_figure_with_positive_rates(report: dict[str, Any]) -> None:
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["cpu_model"]
+    assert len(report["machine"]["load_average"]) == 3
     assert report["options"]["rows"] == ROWS and report["options"]["bits"] == 2048
     assert report["floor"]["signature_cpu_ms"] > 0 and report["floor"]["samples"] > 0
     validate = report["validate"]
