@@ -1,0 +1,58 @@
+"""The speed work keeps the engine's promise: a row's "sending" entry is committed before its POST arrives."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from conftest import Site, booking_rows
+
+from pipeline._config import load_config
+from pipeline._ledger import Ledger, verify_chain
+from pipeline._run import run_bookings
+
+
+def test_every_post_finds_its_sending_entry_already_committed(site: Site) -> None:
+    server = site.server
+    answer = server.respond
+    missing: list[str] = []
+
+    def respond(method: str, path: str, body: bytes, authorization: str | None) -> Any:
+        if method == "POST":
+            external_id = json.loads(body)["external_id"]
+            # A second connection sees committed data only: the intent must be there before we answer.
+            db = sqlite3.connect(f"file:{site.ledger}?mode=ro", uri=True, timeout=10)
+            try:
+                found = db.execute(
+                    "SELECT COUNT(*) FROM entries WHERE event='sending' AND external_id=?", (external_id,)
+                ).fetchone()[0]
+            finally:
+                db.close()
+            if not found:
+                missing.append(external_id)
+        return answer(method, path, body, authorization)
+
+    server.respond = respond  # type: ignore[method-assign]
+    site.write_config(concurrency=8)
+    result = run_bookings(site.write_csv(booking_rows(150)), site.mapping, load_config(site.config))
+    assert result.counts["delivered"] == 150
+    assert missing == []
+
+
+def test_a_rerun_of_delivered_rows_records_one_skipped_state_each_and_keeps_the_chain(site: Site) -> None:
+    csv = site.write_csv(booking_rows(120))
+    config = load_config(site.config)
+    first = run_bookings(csv, site.mapping, config)
+    second = run_bookings(csv, site.mapping, config)
+    assert first.counts["delivered"] == 120 and second.counts["skipped"] == 120
+    with Ledger.open(site.ledger, create=False) as ledger:
+        assert verify_chain(ledger.entries()) is None
+        states = [e for e in ledger.entries(second.run_id) if e.event == "state"]
+        first_states = {e.key: e for e in ledger.entries(first.run_id) if e.event == "state"}
+        status = dict(ledger.connection.execute("SELECT key, state FROM row_status").fetchall())
+    assert len(states) == 120 and {e.state for e in states} == {"skipped"}
+    for e in states:  # the same body and the same input cells as when it was delivered
+        assert e.request_sha256 == first_states[e.key].request_sha256
+        assert e.cells_sha256 == first_states[e.key].cells_sha256
+    assert set(status.values()) == {"delivered"}  # a skip leaves the delivered status as it was
