@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -149,6 +150,7 @@ class CWSServer:
         seed: int = 0,
         latency_ms: float = 0.0,
         access_log: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._key = server_key
         self.client_keyring = client_keyring
@@ -157,6 +159,7 @@ class CWSServer:
         self._requested_port = port
         self.latency_s = max(latency_ms, 0.0) / 1000.0
         self.access_log = access_log
+        self._tls = tls
         self._plan = FaultPlan(faults, seed)
         self._store = PatientStore()
         self._lock = threading.Lock()
@@ -177,7 +180,7 @@ class CWSServer:
     def url(self) -> str:
         """The base URL, e.g. http://127.0.0.1:8765."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{self.port}"
 
     def start(self) -> CWSServer:
         """Bind and serve in background threads; raises OSError if the address cannot be bound."""
@@ -185,6 +188,8 @@ class CWSServer:
             raise RuntimeError("the server is already started")
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self._httpd = HTTPServer((self.host.strip("[]"), self._requested_port), self, family)
+        if self._tls is not None:  # HTTPS, for proving the client verifies certificates
+            self._httpd.socket = self._tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="cws-simulator", daemon=True
         )
