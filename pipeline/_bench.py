@@ -74,7 +74,7 @@ class Machine:
     cpu_model: str
     python: str
     platform: str
-    load_average: list[float]  # 1, 5 and 15 minutes, when the bench ended: how busy the neighbours were
+    load_average: list[float]  # 1, 5 and 15 minutes, as the bench started: how busy the machine already was
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,7 @@ def signature_cpu_seconds(key: rsa.RSAPrivateKey, body: bytes, samples: int) -> 
 def run_bench(options: BenchOptions, echo: Callable[[str], None] = lambda _: None) -> BenchReport:
     """Make a temp site, start the local CWS server in its own process, measure; the server is gone after."""
     started = time.perf_counter()
+    where = machine()
     with tempfile.TemporaryDirectory(prefix="cws-bench-") as tmp:
         directory = Path(tmp)
         echo(f"Making two {options.bits}-bit key pairs and a {options.rows}-row export ...")
@@ -219,7 +220,7 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = lambda _: Non
                 )
     return BenchReport(
         options=options,
-        machine=machine(),
+        machine=where,
         floor=FloorFigures(floor.bits, floor.samples, round(floor.signature_cpu_ms, 4)),
         validate=validated,
         run=run,

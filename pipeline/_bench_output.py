@@ -46,7 +46,7 @@ def bench_table(report: BenchReport) -> Table:
             f"run is {b.speedup:g} × faster",
         )
     load = ", ".join(f"{x:g}" for x in m.load_average) or "unknown"
-    table.caption = f"total {report.total_seconds:g} s; load average {load}; client CPU = {report.cpu_scope}"
+    table.caption = f"total {report.total_seconds:g} s; load average before {load}; client CPU = {report.cpu_scope}"
     return table
 
 
