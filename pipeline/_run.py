@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
 
 from ._auth import CWSAuth
 from ._config import RunConfig
@@ -83,10 +88,41 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def open_client(config: RunConfig, auth: CWSAuth) -> SignedConnections | httpx.Client:
+    """The engine's client for CWS: the lean one, or httpx when a proxy from the environment applies."""
+    if proxy_applies(config.base_url):
+        return build_client(config, auth)  # httpx honours HTTP(S)_PROXY and NO_PROXY; the lean client does not
+    return open_connections(config, auth)
+
+
+def proxy_applies(url: str) -> bool:
+    """True when HTTP_PROXY, HTTPS_PROXY or ALL_PROXY covers this URL and NO_PROXY does not exempt its host."""
+    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")  # NO_PROXY, as urllib reads it
+
+
 def open_connections(config: RunConfig, auth: CWSAuth) -> SignedConnections:
     """The engine's lean client for CWS: keep-alive connections, TLS verified, no redirects, CWSAuth signing."""
     connections = CWSConnections(config.base_url, timeout=config.timeout, ca_bundle=config.ca_bundle)
     return SignedConnections(connections, auth, f"cws-pipeline/{__version__}")
+
+
+def build_client(config: RunConfig, auth: httpx.Auth) -> httpx.Client:
+    """An httpx client for CWS: TLS verified, no redirects, one connection per worker."""
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=str(config.ca_bundle)) if config.ca_bundle else True
+    )
+    return httpx.Client(
+        auth=auth,
+        verify=verify,
+        follow_redirects=False,  # httpx drops Authorization on cross-origin redirects; CWS never redirects
+        timeout=httpx.Timeout(config.timeout),
+        limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
+        headers={"User-Agent": f"cws-pipeline/{__version__}"},
+    )
 
 
 def run_bookings(
@@ -131,7 +167,7 @@ def run_bookings(
         auth = CWSAuth(key, config.access, keyring, config.algorithm, config.accept_algorithms)
         status = "finished"
         try:
-            with open_connections(config, auth) as client:
+            with open_client(config, auth) as client:
                 delivery = Delivery(
                     run_id=run_id,
                     client=client,

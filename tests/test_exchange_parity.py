@@ -9,9 +9,11 @@ import pytest
 from conftest import CLIENT_ACCESS, KeyPair, Site
 
 from pipeline._auth import CWSAuth
+from pipeline._config import load_config
 from pipeline._connections import CWSConnections
 from pipeline._exchange import Exchange, SignedConnections, exchange
 from pipeline._keyring import Keyring
+from pipeline._run import open_client
 from pipeline._server import Fault
 
 BODY = (
@@ -70,3 +72,27 @@ def test_a_server_that_is_not_there_is_not_sent_to_by_either(client_keys: KeyPai
         via_lean = exchange(lean, "POST", url, BODY)
     assert via_httpx.reached == via_lean.reached == "no"
     assert via_httpx.error and via_lean.error and via_lean.error.startswith("ConnectError")
+
+
+@pytest.mark.parametrize(
+    ("env", "lean"),
+    [
+        ({}, True),
+        ({"HTTP_PROXY": "http://proxy.example:3128"}, False),
+        ({"HTTP_PROXY": "http://proxy.example:3128", "NO_PROXY": "127.0.0.1"}, True),
+        ({"ALL_PROXY": "http://proxy.example:3128"}, False),
+    ],
+)
+def test_a_proxy_from_the_environment_is_honoured_through_httpx(
+    site: Site, client_keys: KeyPair, server_keyring_dir: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+    lean: bool,
+) -> None:  # fmt: skip
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    auth = CWSAuth(client_keys.key, CLIENT_ACCESS, Keyring(server_keyring_dir))
+    with open_client(load_config(site.config), auth) as client:
+        assert isinstance(client, SignedConnections) == lean
+        assert isinstance(client, httpx.Client) != lean
