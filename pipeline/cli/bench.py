@@ -44,8 +44,8 @@ def bench(
 
     The defaults take about a minute on a 2-core machine. Examples:
 
+    \b
         cws-pipeline bench --baseline
-
         cws-pipeline bench --rows 2000 --latency-ms 100 --concurrency 32 --baseline --json
     """
     options = BenchOptions(
