@@ -143,10 +143,20 @@ class Delivery:
                     Entry(self.run_id, "state", line=row.line, key=row.key, external_id=row.external_id, attempt=0,
                           state="skipped", request_sha256=sha, cells_sha256=cells_sha)
                 )  # fmt: skip
-                bodies.append((cells_sha, cells))
-                if p is None or p.state not in ("delivered", "skipped") or p.body_sha256 != sha:
-                    updates.append(StatusUpdate(row.key, row.external_id, "skipped", sha, self.run_id, row.line))
-                # else row_status already says delivered with this body: leave it (and the run that delivered it)
+                unchanged = (
+                    p is not None
+                    and p.state in ("delivered", "skipped")
+                    and p.body_sha256 == sha
+                    and p.cells_sha256 == cells_sha
+                )
+                if not unchanged:
+                    bodies.append((cells_sha, cells))
+                    updates.append(
+                        StatusUpdate(row.key, row.external_id, "skipped", sha, self.run_id, row.line,
+                                     cells_sha256=cells_sha)
+                    )  # fmt: skip
+                # else row_status already holds this body and these cells (stored with the entry that set them):
+                # leave it, and the run that delivered it, as it is
                 outcomes.append(RowOutcome(row.line, row.key, "skipped"))
                 continue
             state: RowState
@@ -388,7 +398,7 @@ class Delivery:
             # keep=True: a 'changed' after a lookup keeps the delivered body recorded just before it.
             updates.append(
                 StatusUpdate(row.key, row.external_id, state, body_sha, self.run_id, row.line, reason,
-                             delivered=state == "delivered" and not keep)
+                             delivered=state == "delivered" and not keep, cells_sha256=cells_sha)
             )  # fmt: skip
 
 

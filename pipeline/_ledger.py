@@ -6,7 +6,8 @@ Tables:
                 storing the hash of the previous entry and its own, so any edit, deletion, insertion or
                 reordering is detectable later (`chain_problems`)
     bodies      request/response/cell bytes keyed by SHA-256, outside the chain so they can be pruned
-    row_status  derived: the latest known state of each row key, for deciding what a re-run sends
+    row_status  derived: the latest known state of each row key (with its body's and input cells' SHA-256),
+                for deciding what a re-run sends
 
 The file holds patient data: it is created mode 0600, and SQLite gives its -wal/-shm files the same mode.
 """
@@ -101,7 +102,8 @@ CREATE TABLE IF NOT EXISTS row_status (
     delivered_sha256 TEXT,
     run_id INTEGER NOT NULL,
     line INTEGER,
-    reason TEXT
+    reason TEXT,
+    cells_sha256 TEXT
 );
 """
 
@@ -200,6 +202,7 @@ class PriorRow(NamedTuple):
     run_id: int
     line: int | None
     reason: str | None
+    cells_sha256: str | None = None  # the input cells of the row's last state entry
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,7 @@ class StatusUpdate:
     line: int | None
     reason: str | None = None
     delivered: bool = False  # sets delivered_sha256 = body_sha256
+    cells_sha256: str | None = None  # None keeps the one recorded before
 
 
 class Ledger:
@@ -243,6 +247,8 @@ class Ledger:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=10000")
             db.executescript(_SCHEMA)
+            if "cells_sha256" not in {r[1] for r in db.execute("PRAGMA table_info(row_status)")}:
+                db.execute("ALTER TABLE row_status ADD COLUMN cells_sha256 TEXT")  # a ledger from before 0.1.0's end
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         except sqlite3.DatabaseError as exc:
             raise UserInputError(f"{path}: not a cws-pipeline ledger ({exc})") from None
@@ -349,13 +355,14 @@ class Ledger:
 
     def _update_status(self, updates: Iterable[StatusUpdate]) -> None:
         self._db.executemany(
-            "INSERT INTO row_status (key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason)"
-            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET external_id=excluded.external_id,"
-            " state=excluded.state, body_sha256=excluded.body_sha256, run_id=excluded.run_id,"
-            " line=excluded.line, reason=excluded.reason,"
+            "INSERT INTO row_status (key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason,"
+            " cells_sha256) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
+            " external_id=excluded.external_id, state=excluded.state, body_sha256=excluded.body_sha256,"
+            " run_id=excluded.run_id, line=excluded.line, reason=excluded.reason,"
+            " cells_sha256=COALESCE(excluded.cells_sha256, row_status.cells_sha256),"
             " delivered_sha256=CASE WHEN ? THEN excluded.body_sha256 ELSE row_status.delivered_sha256 END",
             ((u.key, u.external_id, u.state, u.body_sha256, u.body_sha256 if u.delivered else None, u.run_id,
-              u.line, u.reason, u.delivered) for u in updates),
+              u.line, u.reason, u.cells_sha256, u.delivered) for u in updates),
         )  # fmt: skip
 
     def _transaction(self) -> _Transaction:
@@ -366,7 +373,8 @@ class Ledger:
     def prior_rows(self) -> dict[str, PriorRow]:
         """Every row key earlier runs left a state for."""
         cur = self._db.execute(
-            "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason FROM row_status"
+            "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason, cells_sha256"
+            " FROM row_status"
         )
         return {r[0]: r for r in map(PriorRow._make, cur)}  # a re-run reads 100,000s of these
 
