@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import click
@@ -110,7 +111,7 @@ def simulate(
         except OSError as exc:
             raise UserInputError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
         click.echo(f"CWS simulator listening on {server.url}")
-        click.get_text_stream("stdout").flush()
+        sys.stdout.flush()
         signal.sigwait(stop_signals)
     finally:
         server.stop()
