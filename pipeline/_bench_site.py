@@ -12,60 +12,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from ._keys import write_key_pair
+from ._local_site import SERVER_ACCESS, LocalSite, make_local_site
 from ._synthetic import SAMPLE_MAPPING_TOML, write_export
 
 __all__ = ["BenchSite", "SimulatorProcess", "make_site"]
 
 CLIENT_ACCESS = "bench-client"
-SERVER_ACCESS = "coremr"
 _READY = "CWS simulator listening on "
 
 
 @dataclass(frozen=True)
-class BenchSite:
-    """The files one bench works with, all inside one temp directory."""
+class BenchSite(LocalSite):
+    """A local site plus the synthetic export and mapping one bench works with."""
 
-    directory: Path
-    client_key: Path
-    server_key: Path
-    client_keyring: Path  # what the server trusts: <CLIENT_ACCESS>.pem
-    server_keyring: Path  # what the client trusts: <SERVER_ACCESS>.pem
     export: Path
     mapping: Path
-
-    def write_config(self, base_url: str, concurrency: int, ledger: Path) -> Path:
-        """A run config pointing at the server, with this site's keys and the given ledger."""
-        path = self.directory / f"cws-{ledger.stem}.toml"
-        path.write_text(
-            f'base_url = "{base_url}"\n'
-            f'access = "{CLIENT_ACCESS}"\n'
-            f'private_key = "{self.client_key}"\n'
-            f'server_keys = "{self.server_keyring}"\n'
-            f'ledger = "{ledger}"\n'
-            f"concurrency = {concurrency}\n"
-            "timeout = 60\n",
-            encoding="utf-8",
-        )
-        return path
 
 
 def make_site(directory: Path, rows: int, bits: int) -> BenchSite:
     """Generate both key pairs (BITS each), an export of ROWS rows and its mapping in DIRECTORY."""
-    client = write_key_pair(directory / "client", bits)
-    server = write_key_pair(directory / "server", bits)
-    client_keyring = directory / "server" / "clients"
-    server_keyring = directory / "client" / "coremr"
-    for keyring, public, name in (
-        (client_keyring, client.public, CLIENT_ACCESS),
-        (server_keyring, server.public, SERVER_ACCESS),
-    ):
-        keyring.mkdir()
-        (keyring / f"{name}.pem").write_bytes(public.read_bytes())
+    site = make_local_site(directory, bits, CLIENT_ACCESS)
     export = write_export(directory / f"bookings-{rows}.csv", rows)
     mapping = directory / "mapping.toml"
     mapping.write_text(SAMPLE_MAPPING_TOML, encoding="utf-8")
-    return BenchSite(directory, client.private, server.private, client_keyring, server_keyring, export, mapping)
+    return BenchSite(**vars(site), export=export, mapping=mapping)
 
 
 class SimulatorProcess:

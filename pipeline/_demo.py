@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,8 @@ from pathlib import Path
 from ._config import load_config
 from ._errors import UserInputError
 from ._keyring import Keyring
-from ._keys import load_private_key, write_key_pair
+from ._keys import load_private_key
+from ._local_site import SERVER_ACCESS, make_local_site
 from ._run import RunResult, run_bookings
 from ._run_output import summary_lines
 from ._server import CWSServer
@@ -18,7 +18,6 @@ from ._server import CWSServer
 __all__ = ["DemoResult", "find_sample_files", "run_demo"]
 
 CLIENT_ACCESS = "county-jms"
-SERVER_ACCESS = "coremr"
 _MARKER = ".cws-demo"
 
 
@@ -53,37 +52,13 @@ def run_demo(directory: Path, *, bits: int = 4096, echo: Callable[[str], None] =
     directory.chmod(0o700)
     (directory / _MARKER).touch()
 
-    client_dir, server_dir = directory / "keys", directory / "server"
-    if not (client_dir / "rsa.private").exists():
-        echo(f"Making our key pair ({bits} bits) in {client_dir} ...")
-        shutil.rmtree(client_dir, ignore_errors=True)
-        write_key_pair(client_dir, bits)
-    if not (server_dir / "rsa.private").exists():
-        echo(f"Making the local CorEMR server's key pair ({bits} bits) in {server_dir} ...")
-        shutil.rmtree(server_dir, ignore_errors=True)
-        write_key_pair(server_dir, bits)
-    # What each side trusts: CorEMR's Public Keys list holds ours; keys/coremr/ holds CorEMR's.
-    (client_dir / "coremr").mkdir(exist_ok=True)
-    shutil.copyfile(server_dir / "rsa.public", client_dir / "coremr" / f"{SERVER_ACCESS}.pem")
-    (server_dir / "clients").mkdir(exist_ok=True)
-    shutil.copyfile(client_dir / "rsa.public", server_dir / "clients" / f"{CLIENT_ACCESS}.pem")
+    site = make_local_site(directory, bits, CLIENT_ACCESS, reuse_keys=True, echo=echo)
     for stale in directory.glob("ledger.sqlite*"):  # each demo starts a fresh ledger, like a fresh server
         stale.unlink()
 
-    server = CWSServer(
-        load_private_key(server_dir / "rsa.private"), Keyring(server_dir / "clients"), access=SERVER_ACCESS
-    )
+    server = CWSServer(load_private_key(site.server_key), Keyring(site.client_keyring), access=SERVER_ACCESS)
     with server:
-        config_path = directory / "cws.toml"
-        config_path.write_text(
-            f'base_url = "{server.url}"\n'
-            f'access = "{CLIENT_ACCESS}"\n'
-            'private_key = "keys/rsa.private"\n'
-            'server_keys = "keys/coremr"\n'
-            'ledger = "ledger.sqlite"\n'
-            "concurrency = 8\n",
-            encoding="utf-8",
-        )
+        config_path = site.write_config(server.url, 8, directory / "ledger.sqlite")
         config = load_config(config_path)
         echo(f"Local CWS server listening on {server.url}")
         echo(f"Delivering {csv.name} through {mapping.name} ...")
