@@ -15,7 +15,6 @@ from ._errors import (
     LedgerLocked,
     MalformedHeader,
     MappingError,
-    SecurityStop,
     SourceError,
     UserInputError,
 )
@@ -60,7 +59,6 @@ __all__ = [
     "RowState",
     "RunConfig",
     "RunResult",
-    "SecurityStop",
     "ServerCounters",
     "SourceError",
     "UserInputError",

@@ -7,8 +7,10 @@
     │   ├── MappingError        a mapping file that cannot be used (names the file and TOML key path)
     │   ├── SourceError         a bookings CSV that cannot be read at all
     │   └── ConfigError         a run configuration that cannot be used
-    ├── SecurityStop            exit 3: refused signatures or unverified responses stopped the run
     └── LedgerLocked            exit 4: another run holds the ledger's lock
+
+A security stop (exit 3) is not an exception: the run records every row and returns a RunResult
+whose exit_code says so.
 
 Messages never contain key material, patient names or birth dates: rows are named by line and key.
 """
@@ -22,7 +24,6 @@ __all__ = [
     "LedgerLocked",
     "MalformedHeader",
     "MappingError",
-    "SecurityStop",
     "SourceError",
     "UserInputError",
 ]
@@ -58,12 +59,6 @@ class SourceError(UserInputError):
 
 class ConfigError(UserInputError):
     """A run configuration file that is refused before anything is sent."""
-
-
-class SecurityStop(CWSPipelineError):
-    """The run stopped because CorEMR refused our signatures or its responses could not be verified."""
-
-    exit_code = 3
 
 
 class LedgerLocked(CWSPipelineError):
