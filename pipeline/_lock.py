@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from ._errors import LedgerLocked
+from ._errors import LedgerLocked, UserInputError
 from ._ledger import now_iso
 
 __all__ = ["RunLock"]
@@ -27,8 +27,11 @@ class RunLock:
 
     def acquire(self) -> None:
         """Take the lock or raise LedgerLocked naming the holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise UserInputError(f"{self.path}: cannot create the ledger's lock file ({exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -295,3 +295,14 @@ def test_ledger_entries_cannot_be_edited_without_detection(site: Site) -> None:
     with Ledger.open(site.ledger, create=False) as ledger:
         broken = verify_chain(ledger.entries())
     assert broken is not None and "edited" in broken.problem
+
+
+def test_a_ledger_path_that_cannot_be_created_is_one_line_and_exit_2(site: Site) -> None:
+    blocker = site.dir / "not-a-dir"
+    blocker.write_text("a file where a directory should be")
+    site.write_config(ledger=str(blocker / "ledger.sqlite"))
+    csv = site.write_csv(booking_rows(1))
+    result = CliRunner().invoke(cli, ["run", str(csv), "--mapping", str(site.mapping), "--config", str(site.config)])
+    assert result.exit_code == 2
+    assert "not-a-dir/ledger.sqlite" in result.output and "Traceback" not in result.output
+    assert not site.server.counters().create_attempts
