@@ -153,7 +153,7 @@ def test_transient_errors_outlasting_retries_fail_and_the_next_run_sends(site: S
 
 
 def test_bad_request_400_is_rejected_without_retry(site: Site) -> None:
-    mapping = SITE_MAPPING.replace('[target]\n', '[target]\nprofile = "none"\n')
+    mapping = SITE_MAPPING.replace("[target]\n", '[target]\nprofile = "none"\n')
     site.mapping.write_text(mapping.replace("value = 10000", 'value = "ten thousand"'), encoding="utf-8")
     result = run(site, site.write_csv(booking_rows(1)))
     assert result.counts["rejected"] == 1
