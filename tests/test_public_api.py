@@ -19,3 +19,11 @@ def test_exported_names_are_exactly_the_documented_ones() -> None:
 def test_every_exported_name_exists() -> None:
     for name in pipeline.__all__:
         assert getattr(pipeline, name) is not None
+
+
+def test_every_config_key_is_documented_in_the_readme() -> None:
+    from pipeline._config import _KEYS
+
+    section = README.read_text(encoding="utf-8").split("### The run configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^#? ?([a-z_]+) = ", section, re.M))
+    assert documented == set(_KEYS)
