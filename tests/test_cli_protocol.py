@@ -238,8 +238,8 @@ def _bad_input_cases(tmp: Path, keys: KeyPair, encrypted: Path, ring: Path) -> d
                 "--keys",
                 str(ring),
             ],
-            1,
-            "Verification failure: malformed Authorization header: ",
+            2,
+            "Error: --authorization: malformed Authorization header: ",
         ),
         "missing-keyring": (
             ["verify", str(body), "--authorization", header, "--keys", str(tmp / "no-ring")],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .._errors import UserInputError
+from .._errors import MalformedHeader, UserInputError
 from .._keyring import Keyring
 from .._keys import DEFAULT_BITS, PASSPHRASE_ENV, load_private_key, passphrase_from_environment, write_key_pair
 from .._signing import ALGORITHMS, Algorithm, AuthorizationHeader, check_access, sign
@@ -109,11 +109,17 @@ def verify(ctx: click.Context, file: Path, header: str, keyring_dir: Path, accep
     """Check a signed body (e.g. a CorEMR response) against the keys you trust; prints Verified OK.
 
     Looks up the key of the header's `Access=USERNAME` as KEYRING_DIR/USERNAME.pem. Exits 0 when
-    verified, 1 on a verification failure, 2 when a file or directory cannot be used.
+    verified, 1 on a verification failure, 2 when a file or directory cannot be used or the
+    --authorization value is malformed.
 
     Example: cws-pipeline verify response.json --keys keys/coremr
     --authorization 'CWS-SHA256 Access=coremr, Signature=...'
     """
+    if header:  # an empty value is what a response without the header gives: a verification failure
+        try:
+            AuthorizationHeader.parse(header)
+        except MalformedHeader as exc:
+            raise MalformedHeader(f"--authorization: {exc}") from None
     keyring = Keyring(keyring_dir)
     body = _read_body(file)
     accepted = accept or ALGORITHMS
