@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,6 @@ from conftest import SITE_MAPPING, Site, booking_rows
 
 from pipeline._config import load_config
 from pipeline._ledger import Ledger, verify_chain
-from pipeline._lock import RunLock
 from pipeline._run import RunResult, run_bookings
 from pipeline._server import Fault
 from pipeline.cli import cli
@@ -259,14 +261,23 @@ def test_cli_run_is_silent_when_all_is_well_and_loud_when_not(site: Site) -> Non
 
 
 def test_second_concurrent_run_is_refused_with_exit_4(site: Site) -> None:
-    csv = site.write_csv(booking_rows(1))
-    with RunLock(site.ledger):
-        result = CliRunner().invoke(
-            cli, ["run", str(csv), "--mapping", str(site.mapping), "--config", str(site.config)]
-        )
-    assert result.exit_code == 4
-    assert "another run holds the ledger (pid" in result.output
-    assert not site.server.counters().create_attempts
+    site.server.latency_s = 0.05  # the first run takes seconds: long enough to overlap
+    site.write_config(concurrency=1)
+    csv = site.write_csv(booking_rows(100))
+    args = ["run", str(csv), "--mapping", str(site.mapping), "--config", str(site.config)]
+    first = subprocess.Popen([sys.executable, "-m", "pipeline", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not site.server.counters().create_attempts and time.monotonic() < deadline:
+            time.sleep(0.02)  # wait until the first run is sending
+        second = CliRunner().invoke(cli, args)
+    finally:
+        first.kill()
+        first.communicate()
+    assert second.exit_code == 4
+    assert f"another run holds the ledger (pid {first.pid}, started 20" in second.output
+    with Ledger.open(site.ledger, create=False) as ledger:
+        assert ledger.latest_run_id() == 1  # the refused run recorded nothing
 
 
 def test_config_errors_exit_2_and_send_nothing(site: Site) -> None:
