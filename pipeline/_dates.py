@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import string
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -28,8 +29,7 @@ def parse_dates(cells: list[str], fmt: str, two_digit_year: str, now: datetime) 
         result[:] = fixed
         # A numeric format cannot match a cell holding other characters (say "30-Aug-1955" for
         # %m/%d/%Y): leave those NaT rather than let strptime fail on each of them.
-        foreign = _foreign_characters(fmt)
-        rest = np.asarray([i for i in rest.tolist() if not foreign.search(cells[i])], dtype=np.intp)
+        rest = rest[~_has_foreign_characters([cells[i] for i in rest.tolist()], fmt)]
     if len(rest):
         others = pd.Series([cells[i] for i in rest.tolist()], dtype=object)
         result[rest] = pd.to_datetime(others, format=fmt, errors="coerce").to_numpy(dtype="datetime64[us]")
@@ -51,8 +51,77 @@ def _foreign_characters(fmt: str) -> re.Pattern[str]:
     return re.compile(r"[^\W\d_]" + (f"|[{re.escape(''.join(sorted(punctuation)))}]" if punctuation else ""))
 
 
+@functools.cache
+def _foreign_ascii(fmt: str) -> npt.NDArray[np.bool_]:
+    """_foreign_characters(FMT) as a table over the 128 ASCII codes."""
+    foreign = _foreign_characters(fmt)
+    return np.array([foreign.search(chr(code)) is not None for code in range(128)])
+
+
+def _has_foreign_characters(cells: list[str], fmt: str) -> npt.NDArray[np.bool_]:
+    """Whether each cell holds a character of _foreign_characters(FMT); ASCII text by table lookup."""
+    if not cells:
+        return np.zeros(0, dtype=bool)
+    joined = "\n".join(cells) + "\n"  # "\n" is never foreign, and closes every cell's span
+    if not joined.isascii():
+        foreign = _foreign_characters(fmt)
+        return np.fromiter((foreign.search(c) is not None for c in cells), dtype=bool, count=len(cells))
+    flags = _foreign_ascii(fmt)[np.frombuffer(joined.encode("ascii"), dtype=np.uint8)]
+    ends = np.cumsum(np.fromiter(map(len, cells), dtype=np.int64, count=len(cells)) + 1)
+    return np.logical_or.reduceat(flags, np.concatenate(([0], ends[:-1])))
+
+
 _FIXED_WIDTH = {"Y": 4, "y": 2, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
 _LIMITS = {"m": (1, 12), "d": (1, 31), "H": (0, 23), "M": (0, 59), "S": (0, 59), "Y": (1, 9999), "y": (0, 99)}
+_DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A numeric format as a byte pattern, checked eight bytes at a time (the cell's UTF-8, padded with NULs).
+
+    A cell fits when, for every 64-bit word, `word & mask == pattern` (digits 0x30-0x3F, literals exact)
+    and `(word + six) & high == digits` (0x30-0x3F plus 6 stays in 0x30-0x3F only for "0"-"9"; the add
+    carries between bytes only where the first test already failed).
+    """
+
+    size: int  # bytes in a matching cell
+    padded: int  # size rounded up to whole words
+    fields: tuple[tuple[str, int, int], ...]  # per directive: its letter, first byte, digit count
+    mask: npt.NDArray[np.uint64]
+    pattern: npt.NDArray[np.uint64]
+    six: npt.NDArray[np.uint64]
+    high: npt.NDArray[np.uint64]
+    digits: npt.NDArray[np.uint64]
+
+
+@functools.cache
+def _fixed_layout(fmt: str) -> _Layout | None:
+    """FMT's layout, or None when it has a directive other than %Y %y %m %d %H %M %S or lacks a date."""
+    fields: list[tuple[str, int, int]] = []
+    literals: list[tuple[int, int]] = []  # (offset, byte)
+    size = 0
+    for directive, literal in re.findall(r"%(.)|([^%]+)", fmt):
+        if literal:
+            literals.extend((size + k, byte) for k, byte in enumerate(literal.encode("utf-8")))
+            size += len(literal.encode("utf-8"))
+        elif directive in _FIXED_WIDTH and directive not in [f[0] for f in fields]:
+            fields.append((directive, size, _FIXED_WIDTH[directive]))
+            size += _FIXED_WIDTH[directive]
+        else:
+            return None
+    letters = [f[0] for f in fields]
+    if "m" not in letters or "d" not in letters or ("Y" in letters) == ("y" in letters):
+        return None
+    padded = -(-size // 8) * 8
+    masks = {name: np.zeros(padded, dtype=np.uint8) for name in ("mask", "pattern", "six", "high", "digits")}
+    for _, first, count in fields:
+        for name, byte in (("mask", 0xF0), ("pattern", 0x30), ("six", 6), ("high", 0xF0), ("digits", 0x30)):
+            masks[name][first : first + count] = byte
+    for at, byte in literals:
+        masks["mask"][at], masks["pattern"][at] = 0xFF, byte
+    words = {name: array.view("<u8").astype(np.uint64) for name, array in masks.items()}
+    return _Layout(size=size, padded=padded, fields=tuple(fields), **words)
 
 
 def _parse_fixed_width(cells: list[str], fmt: str) -> npt.NDArray[np.datetime64] | None:
@@ -61,43 +130,50 @@ def _parse_fixed_width(cells: list[str], fmt: str) -> npt.NDArray[np.datetime64]
     None when FMT has a directive other than %Y %y %m %d %H %M %S; cells this cannot read (e.g. 4/3/2025)
     are left NaT for strptime to try.
     """
-    layout: dict[str, int] = {}
-    literals: list[tuple[int, str]] = []
-    width = 0
-    for directive, literal in re.findall(r"%(.)|([^%]+)", fmt):
-        if literal:
-            literals.extend((width + k, ch) for k, ch in enumerate(literal))
-            width += len(literal)
-        elif directive in _FIXED_WIDTH and directive not in layout:
-            layout[directive] = width
-            width += _FIXED_WIDTH[directive]
-        else:
-            return None
-    if "m" not in layout or "d" not in layout or ("Y" in layout) == ("y" in layout):
+    layout = _fixed_layout(fmt)
+    if layout is None:
         return None
-    n = len(cells)
-    ok = np.fromiter(map(len, cells), dtype=np.int64, count=n) == width
-    chars = np.array(cells, dtype=f"<U{width}").view(np.uint32).reshape(n, width)
-    for at, ch in literals:
-        ok &= chars[:, at] == ord(ch)
-    numbers: dict[str, npt.NDArray[np.int64]] = {}
-    for directive, at in layout.items():
-        digits = chars[:, at : at + _FIXED_WIDTH[directive]] - np.uint32(ord("0"))  # below "0" wraps to huge
-        ok &= (digits <= 9).all(axis=1)
+    n, padded = len(cells), layout.padded
+    try:  # ASCII (nearly always): numpy writes the bytes itself
+        sizes = np.fromiter(map(len, cells), dtype=np.int64, count=n)
+        matrix = np.array(cells, dtype=f"S{padded}")
+    except UnicodeEncodeError:
+        encoded = [cell.encode("utf-8") for cell in cells]
+        sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
+        matrix = np.array(encoded, dtype=f"S{padded}")
+    chars = matrix.view(np.uint8).reshape(n, padded)
+    words = matrix.view("<u8").reshape(n, padded // 8)
+    ok = sizes == layout.size
+    for k in range(padded // 8):
+        word = words[:, k]
+        ok &= (word & layout.mask[k]) == layout.pattern[k]
+        ok &= ((word + layout.six[k]) & layout.high[k]) == layout.digits[k]
+    number: dict[str, npt.NDArray[np.int64]] = {}
+    for directive, first, count in layout.fields:
         value = np.zeros(n, dtype=np.int64)
-        for k in range(digits.shape[1]):
-            value = value * 10 + digits[:, k]
+        for at in range(first, first + count):
+            value = value * 10 + chars[:, at]
+        value -= ord("0") * int("1" * count)
         low, high = _LIMITS[directive]
         ok &= (value >= low) & (value <= high)
-        numbers[directive] = value
-    year = numbers["Y"] if "Y" in numbers else np.where(numbers["y"] < 69, 2000, 1900) + numbers["y"]
-    months = np.where(ok, (year - 1970) * 12 + numbers["m"] - 1, 0).astype("datetime64[M]")
-    days = months.astype("datetime64[D]") + np.where(ok, numbers["d"] - 1, 0)
-    ok &= days.astype("datetime64[M]") == months  # 02/30 rolls into March: not a date
-    stamps = days.astype("datetime64[us]")
-    for directive, unit in (("H", "h"), ("M", "m"), ("S", "s")):
-        if directive in numbers:
-            stamps = stamps + numbers[directive].astype(f"timedelta64[{unit}]")
+        number[directive] = value
+    for value in number.values():
+        value *= ok  # rows that failed hold garbage that could overflow below
+    year = number["Y"] if "Y" in number else np.where(number["y"] < 69, 2000, 1900) + number["y"]
+    month, day = number["m"], number["d"]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    ok &= day <= _DAYS_IN_MONTH[np.maximum(month - 1, 0)] + (leap & (month == 2))  # no 02/30
+    # Days since 1970-01-01 from the civil date (H. Hinnant's days_from_civil).
+    y = year - (month <= 2)
+    era = y // 400
+    year_of_era = y - era * 400
+    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    days = era * 146_097 + year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year - 719_468
+    seconds = days * 86_400
+    for directive, scale in (("H", 3600), ("M", 60), ("S", 1)):
+        if directive in number:
+            seconds += number[directive] * scale
+    stamps: npt.NDArray[np.datetime64] = (seconds * 1_000_000).view("datetime64[us]")
     stamps[~ok] = np.datetime64("NaT")
     return stamps
 
@@ -112,19 +188,30 @@ ISO_FORMATS: dict[str, Literal["ms", "s", "D"]] = {
 }
 
 
-def format_datetimes(stamps: npt.NDArray[np.datetime64], fmt: str) -> list[str]:
-    """Format dates in FMT, %f written as milliseconds (CWS: 2000-04-12 10:00:00.000)."""
+def format_datetimes(stamps: npt.NDArray[np.datetime64], fmt: str, *, prefix: str = "", suffix: str = "") -> list[str]:
+    """Format dates in FMT, %f written as milliseconds (CWS: 2000-04-12 10:00:00.000), between PREFIX and SUFFIX."""
     unit = ISO_FORMATS.get(fmt)
     if unit is not None and len(stamps):
-        return iso_strings(stamps, unit, "T" if "T" in fmt else " ")
+        return iso_strings(stamps, unit, "T" if "T" in fmt else " ", prefix=prefix, suffix=suffix)
     out: list[str] = []
     for stamp in stamps.astype("datetime64[us]").tolist():
-        out.append(stamp.strftime(fmt.replace("%f", f"{stamp.microsecond // 1000:03d}")))
+        out.append(prefix + stamp.strftime(fmt.replace("%f", f"{stamp.microsecond // 1000:03d}")) + suffix)
     return out
 
 
-def iso_strings(stamps: npt.NDArray[np.datetime64], unit: Literal["ms", "s", "D"], separator: str) -> list[str]:
-    """ISO 8601 text for years 1-9999, written digit by digit into a code-point matrix (4x datetime_as_string)."""
+def iso_strings(
+    stamps: npt.NDArray[np.datetime64],
+    unit: Literal["ms", "s", "D"],
+    separator: str,
+    *,
+    prefix: str = "",
+    suffix: str = "",
+) -> list[str]:
+    """ISO 8601 text for years 1-9999 between PREFIX and SUFFIX, written into a code-point matrix.
+
+    4x faster than datetime_as_string, and the prefix and suffix (a JSON name and quotes) cost nothing.
+    A SUFFIX must not end in NUL: numpy drops trailing NULs from the strings it returns.
+    """
     ms = stamps.astype("datetime64[ms]").astype(np.int64)
     days, in_day = np.divmod(ms, 86_400_000)
     # Civil date from days since 1970-01-01 (H. Hinnant's days_from_civil, inverted).
@@ -139,7 +226,7 @@ def iso_strings(stamps: npt.NDArray[np.datetime64], unit: Literal["ms", "s", "D"
     year = year_of_era + era * 400 + (month <= 2)
     if year.min() < 1 or year.max() > 9999:
         iso = np.datetime_as_string(stamps, unit=unit).tolist()
-        return [t.replace("T", separator) for t in iso]
+        return [prefix + t.replace("T", separator) + suffix for t in iso]
     hour, rest = np.divmod(in_day, 3_600_000)
     minute, rest = np.divmod(rest, 60_000)
     second, milli = np.divmod(rest, 1000)
@@ -148,9 +235,13 @@ def iso_strings(stamps: npt.NDArray[np.datetime64], unit: Literal["ms", "s", "D"
         (separator, hour, 2), (":", minute, 2), (":", second, 2), (".", milli, 3),
     ]  # fmt: skip
     parts = parts[: {"D": 3, "s": 6, "ms": 7}[unit]]
-    width = sum(len(sep) + digits for sep, _, digits in parts)
+    width = len(prefix) + sum(len(sep) + digits for sep, _, digits in parts) + len(suffix)
     chars = np.empty((len(stamps), width), dtype=np.uint32)
-    at = 0
+    for at, ch in enumerate(prefix):
+        chars[:, at] = ord(ch)
+    for at, ch in enumerate(suffix, start=width - len(suffix)):
+        chars[:, at] = ord(ch)
+    at = len(prefix)
     for sep, value, digits in parts:
         if sep:
             chars[:, at] = ord(sep)

@@ -48,7 +48,7 @@ class FieldResult:
     """A field mapped over a chunk: per row its JSON fragment (',"name":value', "" when left out), text, problems."""
 
     fragments: list[str]
-    text: list[str]
+    text: list[str]  # only for fields whose text is used (keys, external_id); empty or blank for the others
     key_text: list[str] | None  # text with "\\" and "/" escaped, for key fields
     bad: npt.NDArray[np.bool_]
     problems: dict[int, tuple[str | None, str]]  # by bad row: its cell (None if identifying) and what was expected
@@ -67,11 +67,10 @@ class FieldMapper:
         self.spec = spec
         self.is_key = spec.name in mapping.key_fields
         self.needs_text = self.is_key or spec.name == "external_id"
-        self.dt_format = mapping.datetime_format
-        self.now = now
         # The first field opens the object; the others follow a comma. (An omitted field adds nothing.)
         opener = "{" if spec.name == mapping.fields[0].name else ","
         self.prefix = opener + json.dumps(spec.name, ensure_ascii=False) + ":"
+        self.output = _Output(self.prefix, mapping.datetime_format, now, self.needs_text)
         self.distinct: bool | None = None  # decided on the first sizeable chunk
         self.memo = _Memo()
 
@@ -86,7 +85,7 @@ class FieldMapper:
         original = column.to_numpy(dtype=object)
         if self.distinct:
             cells = original.tolist()
-            mapped = _map_values(spec, cells, self.prefix, self.dt_format, self.now)
+            mapped = _map_values(spec, cells, self.output)
             escaped = _escape_key_parts(mapped.text) if self.is_key else None
             return self._result(mapped.fragments, mapped.text, escaped, mapped.bad, mapped.expected, None, cells)
         if self.distinct is None and n >= 1000:
@@ -96,7 +95,7 @@ class FieldMapper:
         if len(self.memo) > self._MEMO_LIMIT:
             self.memo = _Memo()
         memo = self.memo
-        rows = memo.find(original, lambda new: _map_values(spec, new, self.prefix, self.dt_format, self.now))
+        rows = memo.find(original, lambda new: _map_values(spec, new, self.output))
         fragments: list[str] = memo.fragments[rows].tolist()
         text: list[str] = memo.text[rows].tolist() if self.needs_text else []
         key_text: list[str] | None = memo.key_text[rows].tolist() if self.is_key else None
@@ -175,6 +174,16 @@ class _Memo:
         self.bad = bad
 
 
+@dataclass(frozen=True)
+class _Output:
+    """What a field's values are turned into: its fragment prefix, the datetime format, now, whether text is used."""
+
+    prefix: str
+    dt_format: str
+    now: datetime
+    wants_text: bool
+
+
 @dataclass
 class _MappedValues:
     """A field mapped over distinct cell values: fragment, key text, whether bad, and what was expected."""
@@ -185,8 +194,8 @@ class _MappedValues:
     expected: dict[int, str]
 
 
-def _map_values(spec: FieldSpec, cells: list[str], prefix: str, dt_format: str, now: datetime) -> _MappedValues:
-    n = len(cells)
+def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedValues:
+    n, prefix = len(cells), output.prefix
     values = cells
     for t in spec.transform:
         values = _TRANSFORMS[t](values)
@@ -233,12 +242,14 @@ def _map_values(spec: FieldSpec, cells: list[str], prefix: str, dt_format: str, 
     if not todo:
         return _MappedValues(fragments, text, bad, expected)
     everything = len(todo) == n
-    converted = _CONVERT[spec.type](spec, values if everything else [values[i] for i in todo], dt_format, now)
+    converted = _CONVERT[spec.type](spec, values if everything else [values[i] for i in todo], output)
     if everything and not any(converted.problems):
-        return _MappedValues([prefix + j for j in converted.json], converted.text, bad, expected)
-    for i, problem, value_text, json_text in zip(todo, converted.problems, converted.text, converted.json, strict=True):
+        return _MappedValues(converted.fragments, converted.text, bad, expected)
+    for i, problem, value_text, fragment in zip(
+        todo, converted.problems, converted.text, converted.fragments, strict=True
+    ):
         if problem is None:
-            fragments[i], text[i] = prefix + json_text, value_text
+            fragments[i], text[i] = fragment, value_text
         else:
             bad[i], expected[i] = True, problem
     return _MappedValues(fragments, text, bad, expected)
@@ -246,14 +257,14 @@ def _map_values(spec: FieldSpec, cells: list[str], prefix: str, dt_format: str, 
 
 @dataclass
 class _Converted:
-    """Values converted to their type: per value, None or what was expected, the key text and the JSON text."""
+    """Values converted to their type: per value, None or what was expected, the text, and prefix + JSON text."""
 
     problems: list[str | None]
-    text: list[str]
-    json: list[str]
+    text: list[str]  # may be blank where the output wants no text
+    fragments: list[str]
 
 
-def _to_string(spec: FieldSpec, values: list[str], dt_format: str, now: datetime) -> _Converted:
+def _to_string(spec: FieldSpec, values: list[str], output: _Output) -> _Converted:
     problems: list[str | None] = [None] * len(values)
     high = spec.max_length if spec.max_length is not None else math.inf
     lengths = list(map(len, values))
@@ -263,16 +274,18 @@ def _to_string(spec: FieldSpec, values: list[str], dt_format: str, now: datetime
                 problems[i] = f"at most {spec.max_length} characters (found {len(v)})"
             elif len(v) < spec.min_length:
                 problems[i] = f"at least {spec.min_length} character(s)"
-    return _Converted(problems, values, list(map(_encode_str, values)))
+    prefix = output.prefix
+    return _Converted(problems, values, [prefix + j for j in map(_encode_str, values)])
 
 
-def _to_integer(spec: FieldSpec, values: list[str], dt_format: str, now: datetime) -> _Converted:
+def _to_integer(spec: FieldSpec, values: list[str], output: _Output) -> _Converted:
     texts = [str(int(v)) if _INTEGER.fullmatch(v.strip()) else "" for v in values]
     problems: list[str | None] = [None if t else "a whole number" for t in texts]
-    return _Converted(problems, texts, texts)
+    prefix = output.prefix
+    return _Converted(problems, texts, [prefix + t for t in texts])
 
 
-def _to_number(spec: FieldSpec, values: list[str], dt_format: str, now: datetime) -> _Converted:
+def _to_number(spec: FieldSpec, values: list[str], output: _Output) -> _Converted:
     texts: list[str] = []
     for v in values:
         try:
@@ -281,10 +294,12 @@ def _to_number(spec: FieldSpec, values: list[str], dt_format: str, now: datetime
             number = math.nan
         texts.append(repr(number) if math.isfinite(number) else "")
     problems: list[str | None] = [None if t else "a number" for t in texts]
-    return _Converted(problems, texts, texts)
+    prefix = output.prefix
+    return _Converted(problems, texts, [prefix + t for t in texts])
 
 
-def _to_datetime(spec: FieldSpec, values: list[str], dt_format: str, now: datetime) -> _Converted:
+def _to_datetime(spec: FieldSpec, values: list[str], output: _Output) -> _Converted:
+    prefix, dt_format, now = output.prefix, output.dt_format, output.now
     cells = list(map(str.strip, values))
     parsed = np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[us]")
     for fmt in spec.formats:
@@ -296,9 +311,13 @@ def _to_datetime(spec: FieldSpec, values: list[str], dt_format: str, now: dateti
     unparsed = np.isnat(parsed)
     future = parsed > np.datetime64(now, "us") if spec.not_future else np.zeros(len(cells), dtype=bool)
     if not unparsed.any() and not future.any():
-        texts = format_datetimes(parsed, dt_format)
-        quoted = [f'"{t}"' for t in texts] if dt_format in ISO_FORMATS else list(map(_encode_str, texts))
-        return _Converted([None] * len(cells), texts, quoted)
+        if dt_format not in ISO_FORMATS:
+            texts = format_datetimes(parsed, dt_format)
+            return _Converted([None] * len(cells), texts, [prefix + j for j in map(_encode_str, texts)])
+        # ISO text needs no JSON escaping: write prefix and quotes with the digits, and text only if used.
+        fragments = format_datetimes(parsed, dt_format, prefix=prefix + '"', suffix='"')
+        texts = format_datetimes(parsed, dt_format) if output.wants_text else [""] * len(cells)
+        return _Converted([None] * len(cells), texts, fragments)
     expected = f"a date in {' or '.join(spec.formats)}"
     problems: list[str | None] = [expected if bad else None for bad in unparsed.tolist()]
     for i in np.flatnonzero(future).tolist():
@@ -307,7 +326,7 @@ def _to_datetime(spec: FieldSpec, values: list[str], dt_format: str, now: dateti
     texts = [""] * len(values)
     for i, t in zip(good, format_datetimes(parsed[good], dt_format), strict=True):
         texts[i] = t
-    return _Converted(problems, texts, list(map(_encode_str, texts)))
+    return _Converted(problems, texts, [prefix + j for j in map(_encode_str, texts)])
 
 
 _WHITESPACE = re.compile(r"\s+")
@@ -320,7 +339,7 @@ _TRANSFORMS: dict[str, Callable[[list[str]], list[str]]] = {
     "collapse_spaces": lambda vs: [_WHITESPACE.sub(" ", v) for v in vs],
     "digits": lambda vs: [_NON_DIGITS.sub("", v) for v in vs],
 }
-_CONVERT: dict[str, Callable[[FieldSpec, list[str], str, datetime], _Converted]] = {
+_CONVERT: dict[str, Callable[[FieldSpec, list[str], _Output], _Converted]] = {
     "string": _to_string,
     "integer": _to_integer,
     "number": _to_number,

@@ -293,7 +293,14 @@ def _bodies(fragments: list[list[str]], n: int) -> bytes:
     if n == 0:
         return b""
     if all(fragments[0]):
-        return ("}\n".join(map("".join, zip(*fragments, strict=True))) + "}").encode("utf-8")
+        # Interleave the fragments and row ends into one list and join once: no per-row tuple or string.
+        width = len(fragments) + 1
+        flat = [""] * (n * width)
+        for at, column in enumerate(fragments):
+            flat[at::width] = column
+        flat[width - 1 :: width] = ["}\n"] * n
+        flat[-1] = "}"
+        return "".join(flat).encode("utf-8")
     rows = ["".join(t) for t in zip(*fragments, strict=True)]
     return "\n".join(row + "}" if row.startswith("{") else "{" + row[1:] + "}" for row in rows).encode("utf-8")
 

@@ -15,7 +15,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline._dates import iso_strings, parse_dates
+from pipeline._dates import _foreign_characters, _has_foreign_characters, iso_strings, parse_dates
 from pipeline._mapper import map_csv
 from pipeline._mapping import load_mapping
 
@@ -138,3 +138,42 @@ def test_iso_dates_are_written_as_numpy_writes_them(stamps: list[datetime], unit
     array = np.array(stamps, dtype="datetime64[us]")
     expected = [t.replace("T", " ") for t in np.datetime_as_string(array, unit=unit).tolist()]
     assert (iso_strings(array, unit, " ") if stamps else []) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cells=st.lists(
+        st.one_of(
+            st.text(alphabet="0123456789/.:- T\x00é٣", max_size=24),
+            st.datetimes(min_value=datetime(1, 1, 1)).map(lambda d: d.strftime("%d.%m.%Y é")),
+            st.datetimes(min_value=datetime(1, 1, 1)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S")),
+            st.datetimes(min_value=datetime(1, 1, 1)).map(lambda d: d.strftime("%y%m%d%H%M%S")),
+        ),
+        max_size=30,
+    ),
+    fmt=st.sampled_from(["%d.%m.%Y é", "%Y-%m-%dT%H:%M:%S", "%y%m%d%H%M%S", "%d.%m.%Y"]),
+)
+def test_fast_date_parsing_agrees_with_pandas_for_any_bytes(cells: list[str], fmt: str) -> None:
+    ours = parse_dates(cells, fmt, "strptime", datetime(2026, 1, 1))
+    theirs = pd.to_datetime(pd.Series(cells, dtype=object), format=fmt, errors="coerce").to_numpy(
+        dtype="datetime64[us]"
+    )
+    assert ((ours == theirs) | (np.isnat(ours) & np.isnat(theirs))).all(), list(zip(cells, ours, theirs, strict=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(cells=st.lists(st.text(max_size=12), max_size=30), fmt=st.sampled_from(["%m/%d/%Y %H:%M", "%Y-%m-%d"]))
+def test_foreign_character_screen_agrees_with_its_pattern(cells: list[str], fmt: str) -> None:
+    pattern = _foreign_characters(fmt)
+    assert _has_foreign_characters(cells, fmt).tolist() == [pattern.search(c) is not None for c in cells]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    stamps=st.lists(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)), min_size=1),
+    prefix=st.text(st.characters(exclude_categories=("Cs",)), max_size=5),
+)
+def test_iso_dates_with_a_prefix_are_the_prefix_and_the_date(stamps: list[datetime], prefix: str) -> None:
+    array = np.array(stamps, dtype="datetime64[us]")
+    plain = iso_strings(array, "ms", "T")
+    assert iso_strings(array, "ms", "T", prefix=prefix, suffix='"') == [prefix + t + '"' for t in plain]
