@@ -60,13 +60,7 @@ def _merge_runs(
     older: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
     newer: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Merge two sorted runs of (hash, line) in linear time."""
-    (old_h, old_lines), (new_h, new_lines) = older, newer
-    at = np.searchsorted(old_h, new_h, side="right") + np.arange(len(new_h))
-    from_old = np.ones(len(old_h) + len(new_h), dtype=bool)
-    from_old[at] = False
-    merged_h = np.empty(len(from_old), dtype=np.int64)
-    merged_lines = np.empty(len(from_old), dtype=np.int64)
-    merged_h[at], merged_lines[at] = new_h, new_lines
-    merged_h[from_old], merged_lines[from_old] = old_h, old_lines
-    return merged_h, merged_lines
+    """Merge two sorted runs of (hash, line) in linear time (a stable sort finds the two runs and merges them)."""
+    hashes = np.concatenate((older[0], newer[0]))
+    order = np.argsort(hashes, kind="stable")
+    return hashes[order], np.concatenate((older[1], newer[1]))[order]
