@@ -248,7 +248,8 @@ def _scan(
             outside = (quotes_before & 1) == 0
             opening = is_quote & outside
             if opening.any():
-                before = np.where(special[opening] > 0, a[np.maximum(special[opening] - 1, 0)], previous)
+                opened = special[opening]
+                before = np.where(opened > 0, a[np.maximum(opened - 1, 0)], previous)
                 if not np.isin(before, (delim, 10, quote)).all():  # "" inside quotes reopens
                     fast = False
             crs = special[kinds == 13]
@@ -259,12 +260,13 @@ def _scan(
                     fast = False  # a lone CR, or one at a block edge: let the csv module decide
             is_nl = kinds == 10
             is_delim = (kinds == delim) & outside
+            delims_through = np.cumsum(is_delim, dtype=np.int32)  # a block holds < 2**31 special bytes
             ends = is_nl & outside
             if ends.any():
                 end_at = np.flatnonzero(ends)
                 end_pos = special[end_at] + pos
                 end_lines = np.flatnonzero(outside[is_nl]) + 1 + newlines  # rank among the block's newlines
-                end_delims = np.searchsorted(np.flatnonzero(is_delim), end_at) + delims
+                end_delims = delims_through[end_at].astype(np.int64) + delims
                 rec_starts = np.concatenate(([record_start], end_pos[:-1] + 1))
                 rec_lines = np.concatenate(([record_line], end_lines[:-1] + 1))
                 rec_delims = np.diff(np.concatenate(([record_delims], end_delims)))
@@ -277,7 +279,7 @@ def _scan(
                     int(end_delims[-1]),
                 )
             quotes += int(is_quote.sum())
-            delims += int(is_delim.sum())
+            delims += int(delims_through[-1]) if len(delims_through) else 0
             newlines += int(is_nl.sum())
             previous = int(a[-1])
         else:
