@@ -209,7 +209,7 @@ def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedVa
     expected: dict[int, str] = {}
     default_fragment = prefix + json.dumps(spec.default, ensure_ascii=False)
     blank = [] if all(map(str.strip, values)) else [i for i, v in enumerate(values) if not v.strip()]
-    todo: list[int] = list(range(n))
+    todo: Sequence[int] = range(n)  # a range, not a list: nearly always every value is converted
     if blank:
         blank_set = set(blank)
         todo = [i for i in todo if i not in blank_set]
