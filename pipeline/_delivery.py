@@ -29,7 +29,7 @@ from ._states import RowState
 
 __all__ = ["CircuitBreaker", "Delivery", "Plan", "RowOutcome"]
 
-Plan = Literal["invalid", "skipped", "changed", "rejected_again", "send", "settle"]
+Plan = Literal["invalid", "skipped", "changed", "rejected_again", "send", "settle", "stopped"]
 Doubt = Literal["ambiguous", "unverified"]
 _DOUBTFUL = ("sending", "ambiguous", "unverified")
 _CELLS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder, not one per row
@@ -169,6 +169,9 @@ class Delivery:
             elif plan == "changed":
                 state = "changed"
                 reason = f"delivered in run {p.run_id if p else '?'} with a different body; not sent again"
+            elif plan == "stopped":  # would have been sent, but the circuit breaker had tripped
+                state = "failed"
+                reason = f"not sent: {self._breaker.reason}"
             else:
                 state = "rejected"
                 reason = f"rejected earlier with the same body (run {p.run_id if p else '?'}): {p.reason if p else ''}"

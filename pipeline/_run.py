@@ -216,6 +216,8 @@ def run_bookings(
                         quiet: list[tuple[MappedRow, Plan]] = []
                         for row in chunk:
                             plan = delivery.plan(row)
+                            if plan == "send" and breaker.tripped:
+                                plan = "stopped"  # record it as not sent, without a "sending" entry first
                             if plan == "send":
                                 to_send.append(row)
                                 if len(to_send) >= window:

@@ -244,6 +244,12 @@ def test_wrong_key_is_stopped_by_the_circuit_breaker(site: Site, other_keys: obj
     assert site.server.counters().rejected_signatures <= 5 + 2
     assert result.counts["failed"] >= 190
     assert not site.server.counters().creates
+    with Ledger.open(site.ledger, create=False) as ledger:
+        sending = sum(1 for e in ledger.entries(result.run_id) if e.event == "sending")
+        failed = [e.error or "" for e in ledger.entries(result.run_id) if e.state == "failed"]
+    assert sending < 100  # rows after the stop are recorded as not sent, not as about to be sent
+    assert len(failed) == result.counts["failed"]
+    assert all(r.startswith("not sent: stopped after 5 refused or unverified answers") for r in failed)
 
 
 def test_cli_run_is_silent_when_all_is_well_and_loud_when_not(site: Site) -> None:
