@@ -123,10 +123,6 @@ class Delivery:
             return "rejected_again"
         return "send"
 
-    def record_without_sending(self, row: MappedRow, plan: Plan) -> RowOutcome:
-        """Record the state of a row that needs no request (invalid, skipped, changed, rejected again)."""
-        return self.record_many_without_sending([(row, plan)])[0]
-
     def record_many_without_sending(self, planned: Sequence[tuple[MappedRow, Plan]]) -> list[RowOutcome]:
         """Record the states of rows that need no request, in one ledger submission (re-runs are mostly these)."""
         entries: list[Entry] = []

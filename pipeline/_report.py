@@ -76,11 +76,6 @@ class RunSummary:
         """How many rows the run gave a state."""
         return sum(self.counts.values())
 
-    @property
-    def needing_attention(self) -> int:
-        """How many rows ended in a state other than delivered or skipped."""
-        return sum(n for state, n in self.counts.items() if state in NOT_DELIVERED)
-
     def as_json(self) -> dict[str, Any]:
         """The run as the JSON report shows it."""
         data: dict[str, Any] = {name: getattr(self, name) for name in _RUN_COLUMNS}

@@ -49,7 +49,6 @@ class RunResult:
     counts: dict[RowState, int]
     attention: list[RowOutcome] = field(default_factory=list)
     security_stop: str | None = None
-    interrupted_runs: list[int] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -146,7 +145,7 @@ def run_bookings(
     first_chunk: list[MappedRow] = next(rows, [])  # file-level problems surface here, before anything is locked or sent
 
     with RunLock(config.ledger), Ledger.open(config.ledger) as ledger:
-        interrupted = ledger.mark_interrupted_runs()
+        ledger.mark_interrupted_runs()
         info = RunInfo(
             source=str(csv_path.resolve()),
             source_sha256=source_sha,
@@ -159,7 +158,7 @@ def run_bookings(
             program_version=__version__,
         )
         run_id = ledger.begin_run(info, os.getpid())
-        result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), interrupted_runs=interrupted)
+        result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0))
         counts: Counter[RowState] = Counter()
         lock = threading.Lock()
         breaker = CircuitBreaker(config.circuit_breaker)

@@ -42,7 +42,7 @@ def bench(
     memory, run rows/s and client CPU per delivered row, a re-run (all skipped), and with
     --baseline the walkthrough's manual method (openssl + curl per row) at the same latency.
 
-    The defaults take about a minute on a 2-core machine. Examples:
+    The defaults take about 20 to 30 seconds on a 2-core machine. Examples:
 
     \b
         cws-pipeline bench --baseline
