@@ -107,32 +107,31 @@ class Delivery:
 
     # -- deciding (no I/O) ---------------------------------------------------------------------
 
-    def plan(self, row: MappedRow) -> Plan:
-        """What this row needs, from its validity and what earlier runs recorded for its key."""
+    def plan(self, row: MappedRow) -> tuple[Plan, str | None]:
+        """What this row needs (from its validity and earlier runs) and its body's SHA-256, hashed once here."""
         if row.body is None:
-            return "invalid"
+            return "invalid", None
+        sha = sha256_hex(row.body)
         p = self._prior.get(row.key)
         if p is None:
-            return "send"
-        sha = sha256_hex(row.body)
+            return "send", sha
         if p.delivered_sha256:
-            return "skipped" if sha == p.delivered_sha256 else "changed"
+            return ("skipped" if sha == p.delivered_sha256 else "changed"), sha
         if p.state in _DOUBTFUL:
-            return "settle"
+            return "settle", sha
         if p.state == "rejected" and p.body_sha256 == sha:
-            return "rejected_again"
-        return "send"
+            return "rejected_again", sha
+        return "send", sha
 
-    def record_many_without_sending(self, planned: Sequence[tuple[MappedRow, Plan]]) -> list[RowOutcome]:
+    def record_many_without_sending(self, planned: Sequence[tuple[MappedRow, Plan, str | None]]) -> list[RowOutcome]:
         """Record the states of rows that need no request, in one ledger submission (re-runs are mostly these)."""
         entries: list[Entry] = []
         bodies: list[tuple[str, bytes]] = []
         updates: list[StatusUpdate] = []
         outcomes: list[RowOutcome] = []
-        for row, plan in planned:
+        for row, plan, sha in planned:
             p = self._prior.get(row.key)
-            if plan == "skipped" and row.body is not None:  # the re-run's common case, kept lean
-                sha = sha256_hex(row.body)
+            if plan == "skipped" and sha is not None:  # the re-run's common case, kept lean
                 cells = _cells_json(row)
                 cells_sha = sha256_hex(cells)
                 entries.append(
@@ -171,15 +170,14 @@ class Delivery:
             else:
                 state = "rejected"
                 reason = f"rejected earlier with the same body (run {p.run_id if p else '?'}): {p.reason if p else ''}"
-            body_sha = sha256_hex(row.body) if row.body is not None else None
-            self._final_records(row, state, reason, body_sha, None, 0, entries, bodies, updates)
+            self._final_records(row, state, reason, sha, None, 0, entries, bodies, updates)
             outcomes.append(RowOutcome(row.line, row.key, state, reason))
         self._writer.submit(entries, bodies, updates)
         return outcomes
 
     # -- delivering (network) ------------------------------------------------------------------
 
-    def record_intents(self, rows: Sequence[MappedRow]) -> None:
+    def record_intents(self, rows: Sequence[tuple[MappedRow, str]]) -> None:
         """Durably record that each row's first POST is about to leave, in one commit for all of them.
 
         `deliver(row, "send", intent_recorded=True)` then sends attempt 1 without a commit of its own.
@@ -189,16 +187,15 @@ class Delivery:
         entries: list[Entry] = []
         bodies: list[tuple[str, bytes]] = []
         updates: list[StatusUpdate] = []
-        for row in rows:
+        for row, sha in rows:
             assert row.body is not None
-            self._intent(row, row.body, sha256_hex(row.body), 1, entries, bodies, updates)
+            self._intent(row, row.body, sha, 1, entries, bodies, updates)
         self._writer.submit(entries, bodies, updates, durable=True)
 
-    def deliver(self, row: MappedRow, plan: Plan, *, intent_recorded: bool = False) -> RowOutcome:
-        """Settle any doubt, send with retries, verify, and record the row's final state."""
+    def deliver(self, row: MappedRow, plan: Plan, sha: str, *, intent_recorded: bool = False) -> RowOutcome:
+        """Settle any doubt, send with retries, verify, and record the row's final state (sha: the body's)."""
         assert row.body is not None
         body = row.body
-        sha = sha256_hex(body)
         prior = self._prior.get(row.key)
         doubt: Doubt | None = None
         doubt_sha: str | None = None

@@ -194,39 +194,39 @@ def run_bookings(
                 in_flight = threading.BoundedSemaphore(config.concurrency * 4)
                 window = max(_MIN_INTENT_WINDOW, 2 * config.concurrency)
 
-                def work(row: MappedRow, plan: Plan, intent_recorded: bool) -> None:
+                def work(row: MappedRow, plan: Plan, sha: str, intent_recorded: bool) -> None:
                     try:
-                        done(delivery.deliver(row, plan, intent_recorded=intent_recorded))
+                        done(delivery.deliver(row, plan, sha, intent_recorded=intent_recorded))
                     finally:
                         in_flight.release()
 
                 futures: list[Future[None]] = []
                 with ThreadPoolExecutor(config.concurrency, thread_name_prefix="deliver") as pool:
 
-                    def dispatch(batch: list[MappedRow], plan: Plan, intent_recorded: bool) -> None:
-                        for row in batch:
+                    def dispatch(batch: list[tuple[MappedRow, str]], plan: Plan, intent_recorded: bool) -> None:
+                        for row, sha in batch:
                             in_flight.acquire()
-                            futures.append(pool.submit(work, row, plan, intent_recorded))
+                            futures.append(pool.submit(work, row, plan, sha, intent_recorded))
 
-                    to_send: list[MappedRow] = []
+                    to_send: list[tuple[MappedRow, str]] = []
                     for chunk in _chain(first_chunk, rows):
                         if on_total is not None:
                             on_total(len(chunk))
-                        quiet: list[tuple[MappedRow, Plan]] = []
+                        quiet: list[tuple[MappedRow, Plan, str | None]] = []
                         for row in chunk:
-                            plan = delivery.plan(row)
+                            plan, sha = delivery.plan(row)
                             if plan == "send" and breaker.tripped:
                                 plan = "stopped"  # record it as not sent, without a "sending" entry first
-                            if plan == "send":
-                                to_send.append(row)
+                            if plan == "send" and sha is not None:
+                                to_send.append((row, sha))
                                 if len(to_send) >= window:
                                     delivery.record_intents(to_send)  # one fsync for the window
                                     dispatch(to_send, "send", True)
                                     to_send = []
-                            elif plan == "settle":
-                                dispatch([row], plan, False)
+                            elif plan == "settle" and sha is not None:
+                                dispatch([(row, sha)], plan, False)
                             else:
-                                quiet.append((row, plan))
+                                quiet.append((row, plan, sha))
                         done_many(delivery.record_many_without_sending(quiet))
                         futures = [f for f in futures if not f.done() or f.result() is not None]
                     if to_send:
