@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ._errors import KeyFileError
+from ._output_files import open_private
 
 __all__ = [
     "KeyPairFiles",
@@ -52,9 +53,8 @@ def public_key_pem(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> bytes:
 
 def write_private_file(path: Path, data: bytes) -> None:
     """Write bytes to a new file that only its owner can read (mode 0600 from the first byte)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = open_private(path)
     try:
-        os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already existed
         os.write(fd, data)
     finally:
         os.close(fd)

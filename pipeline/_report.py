@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Literal, TextIO, get_args
 
 from ._errors import UserInputError
 from ._ledger import Ledger
+from ._output_files import neutralise_cell, open_private
 from ._states import NOT_DELIVERED, ROW_STATES, STATE_ADVICE
 
 __all__ = [
@@ -47,7 +47,6 @@ _RUN_COLUMNS = (
 )  # fmt: skip
 
 # Spreadsheet programs run a cell starting with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -284,16 +283,13 @@ def _neutralise(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    return neutralise_cell(value) if isinstance(value, str) else value
 
 
 def open_private_text(path: Path) -> TextIO:
     """Open a new text file that only its owner can read (mode 0600 from the first byte), for writing."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = open_private(path)
     except OSError as exc:
         raise UserInputError(f"{path}: cannot write the report ({exc.strerror})") from None
-    os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already existed
     return open(fd, "w", encoding="utf-8", newline="")  # the caller closes it

@@ -18,11 +18,9 @@ from typing import BinaryIO
 from ._errors import UserInputError
 from ._mapper import MappedRow, RowProblem, map_csv_chunks
 from ._mapping import Mapping
+from ._output_files import neutralise_cell, open_private
 
-__all__ = ["ValidationReport", "neutralise_cell", "validate_csv"]
-
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+__all__ = ["ValidationReport", "validate_csv"]
 
 
 @dataclass(frozen=True)
@@ -38,11 +36,6 @@ class ValidationReport:
     def all_valid(self) -> bool:
         """True when every row maps to a body."""
         return self.invalid == 0
-
-
-def neutralise_cell(cell: str) -> str:
-    """Prefix a cell a spreadsheet would run as a formula with an apostrophe."""
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
 
 
 def validate_csv(
@@ -111,10 +104,9 @@ def _private_output(path: Path | None) -> Iterator[BinaryIO | None]:
         return
     partial = path.with_name(path.name + ".partial")
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = open_private(partial)
     except OSError as exc:
         raise UserInputError(f"{path}: cannot write there ({exc.strerror or exc})") from exc
-    os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already existed
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
             yield out

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from pipeline._mapper import map_csv
 from pipeline._mapping import load_mapping
-from pipeline._validate import neutralise_cell
+from pipeline._output_files import neutralise_cell
 from pipeline.cli import cli
 
 ROOT = Path(__file__).parent.parent
