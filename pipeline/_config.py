@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from ._errors import ConfigError
 from ._signing import ALGORITHMS, Algorithm
 
-__all__ = ["RunConfig", "load_config"]
+__all__ = ["RunConfig", "is_loopback", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -133,17 +133,18 @@ def _check_base_url(url: str, allow_http: bool, fail: Any) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise fail("base_url", f"{url!r} is not an http(s) URL like https://coremr.example.org")
-    if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise fail(
             "base_url",
             "plain http sends patient data unencrypted; use https, or set allow_insecure_http = true",
         )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses, where only this machine can connect."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False

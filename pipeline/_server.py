@@ -9,7 +9,6 @@ keep-alive connection stalls ~40 ms per request on Linux (delayed ACK).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
 import ssl
@@ -23,6 +22,7 @@ from urllib.parse import unquote
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ._config import is_loopback
 from ._keyring import Keyring
 from ._server_faults import Fault, FaultKind, FaultPlan
 from ._server_http import Answer, HTTPServer, error_payload
@@ -82,16 +82,6 @@ def fetch_counters(url: str, timeout: float = 10.0) -> ServerCounters:
     response = httpx.get(url.rstrip("/") + COUNTERS_PATH, timeout=timeout)
     response.raise_for_status()
     return ServerCounters.from_dict(response.json())
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses, where only this machine can connect."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _refusal(v: Verification) -> str:
