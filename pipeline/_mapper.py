@@ -6,9 +6,7 @@ object remain.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -20,6 +18,7 @@ import pandas as pd
 
 from ._errors import SourceError
 from ._fields import FieldMapper, escape_key_part
+from ._gc import cycle_collector_paused
 from ._mapping import Mapping
 from ._seen_keys import SeenKeys, key_hashes
 from ._source import RaggedRow, SourceChunk, SourceFile, open_source
@@ -129,7 +128,7 @@ def _map_chunks(
     source: SourceFile, mapping: Mapping, positions: dict[str, int], chunk_rows: int
 ) -> Iterator[list[MappedRow]]:
     for chunk in _mapped_chunks(source, mapping, positions, chunk_rows):
-        with _no_cyclic_gc():
+        with cycle_collector_paused():
             rows = chunk.rows()
         yield rows
 
@@ -148,25 +147,9 @@ def _mapped_chunks(
     now = datetime.now()
     fields = {spec.name: FieldMapper(spec, mapping, now) for spec in mapping.fields}
     for chunk in source.chunks(chunk_rows):
-        with _no_cyclic_gc():
+        with cycle_collector_paused():
             mapped = _map_chunk(chunk, source.header, mapping, positions, fields, seen)
         yield mapped
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cycle collector while a chunk's objects are built.
-
-    They form no reference cycles, and collections triggered by allocating a million small objects
-    cost more than the mapping itself (measured: 4.4 s → 1.7 s for building 1,000,000 rows).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True)
