@@ -22,7 +22,7 @@ from ._config import RunConfig
 from ._errors import MalformedHeader
 from ._keyring import Keyring
 from ._keys import load_private_key, load_public_key, passphrase_from_environment
-from ._ledger import ChainBreak, Entry, Ledger, sha256_hex, verify_chain
+from ._ledger import ChainBreak, Entry, Ledger, sha256_hex, skipped_rows, verify_chain
 from ._signing import ALGORITHMS, AuthorizationHeader, signature_matches
 from ._verification import verify_body
 
@@ -188,6 +188,10 @@ class _Checker:
             cells = self._body(e.cells_sha256, required=True)
             pruned |= cells == "pruned"
             problems += _body_problem(cells, "original cells")
+        if e.event == "skipped_rows":
+            listed, pruned_rows = self._skipped_rows(e)
+            problems += listed
+            pruned |= pruned_rows
         if e.request_authorization and request == "ok":
             problem = self._signature(run, "request", e.request_authorization, e.request_sha256 or "")
             if problem:
@@ -208,6 +212,22 @@ class _Checker:
         if pruned:
             return "not_checkable"
         return "unverified" if unverified else "proven"
+
+    def _skipped_rows(self, e: Entry) -> tuple[list[str], bool]:
+        """Each listed row's stored cells (and, while kept, the body it was skipped for): problems, any pruned."""
+        try:
+            rows = skipped_rows(e)
+        except ValueError:
+            return ["its detail is not the list of skipped rows it should hold"], False
+        problems: list[str] = []
+        pruned = False
+        for row in rows:
+            request = self._body(row.request_sha256, required=False)
+            cells = self._body(row.cells_sha256, required=True)
+            pruned |= "pruned" in (request, cells)
+            where = f"line {row.line}, key {row.key}: "
+            problems += [where + p for p in _body_problem(request, "request") + _body_problem(cells, "original cells")]
+        return problems, pruned
 
     def _body(self, sha: str | None, *, required: bool) -> BodyCheck:
         if sha is None:

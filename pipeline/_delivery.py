@@ -21,7 +21,7 @@ from tenacity import Retrying, stop_after_attempt
 
 from ._config import RunConfig
 from ._exchange import Exchange, SignedConnections, exchange
-from ._ledger import Entry, PriorRow, StatusUpdate, sha256_hex
+from ._ledger import Entry, PriorRows, SkippedRow, StatusUpdate, sha256_hex, skipped_rows_entries
 from ._ledger_writer import LedgerWriter
 from ._mapper import MappedRow
 from ._retry import RETRYABLE_STATUSES, TransientFailure, wait_retry_after_or_backoff
@@ -89,7 +89,7 @@ class Delivery:
         writer: LedgerWriter,
         config: RunConfig,
         endpoint_url: str,
-        prior: dict[str, PriorRow],
+        prior: PriorRows,
         breaker: CircuitBreaker,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -129,22 +129,13 @@ class Delivery:
         bodies: list[tuple[str, bytes]] = []
         updates: list[StatusUpdate] = []
         outcomes: list[RowOutcome] = []
+        skipped: list[SkippedRow] = []
         for row, plan, sha in planned:
-            p = self._prior.get(row.key)
             if plan == "skipped" and sha is not None:  # the re-run's common case, kept lean
                 cells = _cells_json(row)
                 cells_sha = sha256_hex(cells)
-                entries.append(
-                    Entry(self.run_id, "state", line=row.line, key=row.key, external_id=row.external_id, attempt=0,
-                          state="skipped", request_sha256=sha, cells_sha256=cells_sha)
-                )  # fmt: skip
-                unchanged = (
-                    p is not None
-                    and p.state in ("delivered", "skipped")
-                    and p.body_sha256 == sha
-                    and p.cells_sha256 == cells_sha
-                )
-                if not unchanged:
+                skipped.append(SkippedRow(row.line, row.key, row.external_id, sha, cells_sha))
+                if not self._prior.holds(row.key, sha, cells_sha):
                     bodies.append((cells_sha, cells))
                     updates.append(
                         StatusUpdate(row.key, row.external_id, "skipped", sha, self.run_id, row.line,
@@ -154,6 +145,7 @@ class Delivery:
                 # leave it, and the run that delivered it, as it is
                 outcomes.append(RowOutcome(row.line, row.key, "skipped"))
                 continue
+            p = self._prior.get(row.key)
             state: RowState
             reason: str | None = None
             if plan == "invalid":
@@ -172,6 +164,8 @@ class Delivery:
                 reason = f"rejected earlier with the same body (run {p.run_id if p else '?'}): {p.reason if p else ''}"
             self._final_records(row, state, reason, sha, None, 0, entries, bodies, updates)
             outcomes.append(RowOutcome(row.line, row.key, state, reason))
+        if skipped:  # one chained entry lists them all: a re-run of a cumulative export is mostly these
+            entries += skipped_rows_entries(self.run_id, skipped)
         self._writer.submit(entries, bodies, updates)
         return outcomes
 
@@ -432,23 +426,24 @@ def _exchange_entry(
 
 def _cells_json(row: MappedRow) -> bytes:
     """The row's original cells as a JSON object, byte for byte `json.dumps(row.cells)` compact, non-ASCII kept."""
-    keys = _json_keys(row.header) if len(row.row) == len(row.header) else None
-    if keys is not None:
+    template = _cells_template(row.header) if len(row.row) == len(row.header) else None
+    if template is not None:
         try:
-            return (
-                "{" + ",".join([k + v for k, v in zip(keys, map(_encode_str, row.row), strict=True)]) + "}"
-            ).encode()
+            return (template % tuple(map(_encode_str, row.row))).encode()
         except TypeError:  # a cell that is not a string: let the encoder say how it looks
             pass
     return _CELLS.encode(row.cells).encode("utf-8")
 
 
 @functools.lru_cache(maxsize=16)
-def _json_keys(header: tuple[str, ...]) -> tuple[str, ...] | None:
-    """Each column name JSON-encoded with its colon, or None when names repeat (a dict keeps one of each)."""
+def _cells_template(header: tuple[str, ...]) -> str | None:
+    """'{"name":%s,...}' with each column name JSON-encoded, or None when names repeat (a dict keeps one of each).
+
+    One %-format of the encoded cells: 1.5 µs a row where joining name+value pairs took 2.4.
+    """
     if len(set(header)) != len(header):
         return None
-    return tuple(_encode_str(name) + ":" for name in header)
+    return "{" + ",".join(_encode_str(name).replace("%", "%%") + ":%s" for name in header) + "}"
 
 
 def _message(ex: Exchange) -> str:

@@ -2,9 +2,12 @@
 
 Tables:
     runs        one row per run: source, mapping, endpoint, access, algorithm, version, counts
-    entries     append-only events (run_started, sending, attempt, lookup, state, run_finished), each
-                storing the hash of the previous entry and its own, so any edit, deletion, insertion or
-                reordering is detectable later (`chain_problems`)
+    entries     append-only events (run_started, sending, attempt, lookup, state, skipped_rows, run_finished),
+                each storing the hash of the previous entry and its own, so any edit, deletion, insertion or
+                reordering is detectable later (`verify_chain`). A row's state in a run is one `state` entry,
+                except rows skipped as already delivered: a re-run of a cumulative export skips nearly every
+                row, so those are listed, one [line, key, external_id, request_sha256, cells_sha256] each, in
+                the `detail` of a `skipped_rows` entry (up to SKIPPED_ROWS_PER_ENTRY rows), chained like any other
     bodies      request/response/cell bytes keyed by SHA-256, outside the chain so they can be pruned
     row_status  derived: the latest known state of each row key (with its body's and input cells' SHA-256),
                 for deciding what a re-run sends
@@ -26,25 +29,33 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from ._errors import UserInputError
+from ._gc import cycle_collector_paused
 
 __all__ = [
     "GENESIS_HASH",
+    "SKIPPED_ROWS_PER_ENTRY",
     "ChainBreak",
     "Entry",
     "EntryEvent",
     "Ledger",
     "PriorRow",
+    "PriorRows",
     "RunInfo",
+    "SkippedRow",
     "StatusUpdate",
     "entry_hash",
     "now_iso",
+    "row_states",
     "sha256_hex",
+    "skipped_rows",
+    "skipped_rows_entries",
     "verify_chain",
 ]
 
-EntryEvent = Literal["run_started", "run_finished", "sending", "attempt", "lookup", "state"]
+EntryEvent = Literal["run_started", "run_finished", "sending", "attempt", "lookup", "state", "skipped_rows"]
 GENESIS_HASH = "0" * 64
 SCHEMA_VERSION = "1"
+SKIPPED_ROWS_PER_ENTRY = 5000  # keeps one entry's detail under about a megabyte
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -176,6 +187,72 @@ def entry_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+class SkippedRow(NamedTuple):
+    """One row a skipped_rows entry lists: not sent, because this body was delivered in an earlier run."""
+
+    line: int | None
+    key: str
+    external_id: str | None
+    request_sha256: str  # the body it would have sent, identical to the one delivered before
+    cells_sha256: str  # its input cells (stored in bodies)
+
+
+_SKIPPED_COLUMNS = list(SkippedRow._fields)
+
+
+def skipped_rows_entries(run_id: int, rows: Sequence[SkippedRow]) -> list[Entry]:
+    """The entries recording rows skipped as already delivered, up to SKIPPED_ROWS_PER_ENTRY rows in each."""
+    return [
+        Entry(run_id, "skipped_rows", state="skipped", line=part[0].line, attempt=0,
+              detail=_CANONICAL.encode({"columns": _SKIPPED_COLUMNS, "rows": part}))
+        for part in (rows[i : i + SKIPPED_ROWS_PER_ENTRY] for i in range(0, len(rows), SKIPPED_ROWS_PER_ENTRY))
+    ]  # fmt: skip
+
+
+def skipped_rows(entry: Entry) -> list[SkippedRow]:
+    """The rows a skipped_rows entry lists; ValueError naming the entry when its detail is not that shape."""
+    try:
+        data = json.loads(entry.detail or "")
+    except ValueError:
+        data = None
+    rows = data.get("rows") if isinstance(data, dict) and data.get("columns") == _SKIPPED_COLUMNS else None
+    if isinstance(rows, list) and all(map(_is_skipped_row, rows)):
+        return [SkippedRow._make(r) for r in rows]
+    raise ValueError(f"entry {entry.seq}: its detail is not a list of skipped rows")
+
+
+def _is_skipped_row(r: object) -> bool:
+    return (
+        isinstance(r, list) and len(r) == 5 and isinstance(r[0], int | None) and isinstance(r[1], str)
+        and isinstance(r[2], str | None) and isinstance(r[3], str) and isinstance(r[4], str)
+    )  # fmt: skip
+
+
+def row_states(entries: Iterable[Entry]) -> Iterator[Entry]:
+    """Each row's state entry, in chain order, with every skipped_rows entry expanded into one per row.
+
+    An expanded entry is a view: it carries the skipped_rows entry's seq, run and time but no hash of its own.
+    """
+    for entry in entries:
+        if entry.event == "state":
+            yield entry
+        elif entry.event == "skipped_rows":
+            for row in skipped_rows(entry):
+                yield Entry(
+                    entry.run_id,
+                    "state",
+                    at=entry.at,
+                    line=row.line,
+                    key=row.key,
+                    external_id=row.external_id,
+                    state="skipped",
+                    attempt=0,
+                    request_sha256=row.request_sha256,
+                    cells_sha256=row.cells_sha256,
+                    seq=entry.seq,
+                )
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """What a run is about, written to the runs table and the chain when it starts."""
@@ -203,6 +280,41 @@ class PriorRow(NamedTuple):
     line: int | None
     reason: str | None
     cells_sha256: str | None = None  # the input cells of the row's last state entry
+
+
+class PriorRows:
+    """Every row key earlier runs left a state for (row_status), read once when a run starts.
+
+    Held as plain tuples and made into PriorRows only when asked: a re-run reads 100,000s of them, and
+    plain tuples of strings are left alone by the cycle collector, which namedtuples are not.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: dict[str, tuple[Any, ...]]) -> None:
+        self._rows = rows
+
+    def get(self, key: str) -> PriorRow | None:
+        """What earlier runs left for this key, or None."""
+        found = self._rows.get(key)
+        return None if found is None else PriorRow._make(found)
+
+    def holds(self, key: str, body_sha256: str, cells_sha256: str) -> bool:
+        """True when this key is recorded as delivered or skipped with exactly this body and these input cells."""
+        found = self._rows.get(key)
+        return (
+            found is not None
+            and found[2] in ("delivered", "skipped")
+            and found[3] == body_sha256
+            and (found[8] == cells_sha256)
+        )
+
+    def values(self) -> Iterator[PriorRow]:
+        """Every key's prior row."""
+        return map(PriorRow._make, self._rows.values())
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 @dataclass(frozen=True)
@@ -373,13 +485,14 @@ class Ledger:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def prior_rows(self) -> dict[str, PriorRow]:
+    def prior_rows(self) -> PriorRows:
         """Every row key earlier runs left a state for."""
         cur = self._db.execute(
             "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason, cells_sha256"
             " FROM row_status"
         )
-        return {r[0]: r for r in map(PriorRow._make, cur)}  # a re-run reads 100,000s of these
+        with cycle_collector_paused():  # 100,000s of tuples, no cycles
+            return PriorRows({r[0]: r for r in cur})
 
     def entries(self, run_id: int | None = None) -> Iterator[Entry]:
         """Entries in chain order, optionally of one run."""
@@ -390,6 +503,16 @@ class Ledger:
             args = (run_id,)
         for row in self._db.execute(sql + " ORDER BY seq", args):
             yield Entry(**dict(zip(_ALL_FIELDS, row, strict=True)))
+
+    def row_states(self, run_id: int | None = None) -> Iterator[Entry]:
+        """Each row's state entry in chain order, optionally of one run, skipped_rows entries expanded per row."""
+        sql = _SELECT_ENTRIES + " WHERE event IN ('state', 'skipped_rows')"
+        args: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " AND run_id=?"
+            args = (run_id,)
+        rows = self._db.execute(sql + " ORDER BY seq", args)
+        return row_states(Entry(**dict(zip(_ALL_FIELDS, row, strict=True))) for row in rows)
 
     def body(self, sha256: str | None) -> bytes | None:
         """Stored bytes for a SHA-256, or None when never stored or pruned."""

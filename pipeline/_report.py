@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
 
 from ._errors import UserInputError
-from ._ledger import Ledger
+from ._ledger import Entry, Ledger, SkippedRow, skipped_rows
 from ._output_files import neutralise_cell, open_private
 from ._states import NOT_DELIVERED, ROW_STATES, STATE_ADVICE
 
@@ -167,6 +168,9 @@ def _gather(ledger: Ledger, run_ids: Sequence[int], chosen: tuple[str, ...], wit
         counts[run_id][state] = counts[run_id].get(state, 0) + n
         if verification is not None:
             verified[run_id][0 if verification == "ok" else 1] += n
+    skipped = _skipped_rows(ledger, ids)
+    for run_id, _, rows in skipped:
+        counts[run_id]["skipped"] += len(rows)
     runs = []
     for row in db.execute(f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE run_id IN ({ids}) ORDER BY run_id"):  # noqa: S608
         values = dict(zip(_RUN_COLUMNS, row, strict=True))
@@ -176,7 +180,7 @@ def _gather(ledger: Ledger, run_ids: Sequence[int], chosen: tuple[str, ...], wit
     cells_join = "b.body FROM entries e LEFT JOIN bodies b ON b.sha256 = e.cells_sha256"
     # Run ids are integers and states are bound parameters: nothing from input reaches the SQL text.
     sql = (
-        "SELECT e.run_id, e.line, e.key, e.state, e.http_status, e.attempt, e.request_sha256,"  # noqa: S608
+        "SELECT e.run_id, e.line, e.seq, e.key, e.state, e.http_status, e.attempt, e.request_sha256,"  # noqa: S608
         " e.request_authorization, e.response_authorization, e.response_signer, e.verification, e.error, e.at,"
         f" {cells_join if with_cells else 'NULL FROM entries e'} WHERE e.event='state' AND e.run_id IN ({ids})"
     )
@@ -184,13 +188,50 @@ def _gather(ledger: Ledger, run_ids: Sequence[int], chosen: tuple[str, ...], wit
     if chosen:
         sql += f" AND e.state IN ({','.join('?' * len(chosen))})"
         args = chosen
-    records = [
-        RowRecord(run_id, line, key, state, status, attempts or 0, request_sha, req_auth, resp_auth, signer,
-                  None if verification is None else verification == "ok", error, at, _cells(cells))
-        for (run_id, line, key, state, status, attempts, request_sha, req_auth, resp_auth, signer, verification,
-             error, at, cells) in db.execute(sql + " ORDER BY e.run_id, e.line, e.seq", args)
+    ordered: list[tuple[int, int, int, RowRecord]] = [
+        (run_id, line if line is not None else -1, seq,
+         RowRecord(run_id, line, key, state, status, attempts or 0, request_sha, req_auth, resp_auth, signer,
+                   None if verification is None else verification == "ok", error, at, _cells(cells)))
+        for (run_id, line, seq, key, state, status, attempts, request_sha, req_auth, resp_auth, signer, verification,
+             error, at, cells) in db.execute(sql, args)
     ]  # fmt: skip
-    return Report(ledger.path, runs, records, chosen)
+    if not chosen or "skipped" in chosen:
+        stored = _stored_cells(db, {r.cells_sha256 for _, _, rows in skipped for r in rows}) if with_cells else {}
+        for _, entry, rows in skipped:
+            ordered.extend(
+                (entry.run_id, r.line if r.line is not None else -1, entry.seq,
+                 RowRecord(entry.run_id, r.line, r.key, "skipped", None, 0, r.request_sha256, None, None, None, None,
+                           None, entry.at, _cells(stored.get(r.cells_sha256))))
+                for r in rows
+            )  # fmt: skip
+    ordered.sort(key=lambda t: t[:3])
+    return Report(ledger.path, runs, [t[3] for t in ordered], chosen)
+
+
+def _skipped_rows(ledger: Ledger, ids: str) -> list[tuple[int, Entry, list[SkippedRow]]]:
+    """The chosen runs' skipped_rows entries with the rows each lists (ids: integers joined by commas)."""
+    found = []
+    for run_id, seq, at, detail in ledger.connection.execute(
+        f"SELECT run_id, seq, at, detail FROM entries WHERE event='skipped_rows' AND run_id IN ({ids}) ORDER BY seq"  # noqa: S608
+    ):
+        entry = Entry(run_id, "skipped_rows", at=at, detail=detail, seq=seq)
+        try:
+            found.append((int(run_id), entry, skipped_rows(entry)))
+        except ValueError as exc:
+            raise UserInputError(f"{ledger.path}: {exc}; run `cws-pipeline audit` on this ledger") from None
+    return found
+
+
+def _stored_cells(db: sqlite3.Connection, shas: set[str]) -> dict[str, bytes]:
+    """The stored bytes of these bodies (those not pruned), fetched a few hundred at a time."""
+    wanted = sorted(shas)
+    stored: dict[str, bytes] = {}
+    for i in range(0, len(wanted), 500):
+        part = wanted[i : i + 500]
+        marks = ",".join("?" * len(part))  # placeholders only: the hashes are bound parameters
+        sql = f"SELECT sha256, body FROM bodies WHERE body IS NOT NULL AND sha256 IN ({marks})"  # noqa: S608
+        stored.update(db.execute(sql, part))
+    return stored
 
 
 def _cells(raw: bytes | None) -> dict[str, str] | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ._errors import UserInputError
-from ._ledger import Ledger, now_iso
+from ._ledger import Entry, Ledger, now_iso, skipped_rows
 
 __all__ = ["PruneResult", "parse_before", "prune_bodies"]
 
@@ -53,12 +53,14 @@ def prune_bodies(ledger: Ledger, before: datetime, *, dry_run: bool = False, vac
     if before > datetime.now(UTC):
         raise UserInputError(f"--before {cutoff}: is in the future; that would delete bodies of runs not yet made")
     db = ledger.connection
+    _list_bodies_of_later_skipped_rows(ledger, cutoff)
     # Bodies are shared by content: a later run that sent the same bytes still needs them.
     where = (
         "body IS NOT NULL AND stored_at < :cutoff AND sha256 NOT IN ("
         " SELECT request_sha256 FROM entries WHERE at >= :cutoff AND request_sha256 IS NOT NULL"
         " UNION SELECT response_sha256 FROM entries WHERE at >= :cutoff AND response_sha256 IS NOT NULL"
-        " UNION SELECT cells_sha256 FROM entries WHERE at >= :cutoff AND cells_sha256 IS NOT NULL)"
+        " UNION SELECT cells_sha256 FROM entries WHERE at >= :cutoff AND cells_sha256 IS NOT NULL"
+        " UNION SELECT sha256 FROM temp.named_by_skipped_rows)"
     )
     count, size = db.execute(f"SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM bodies WHERE {where}",  # noqa: S608
                              {"cutoff": cutoff}).fetchone()  # fmt: skip
@@ -76,3 +78,21 @@ def prune_bodies(ledger: Ledger, before: datetime, *, dry_run: bool = False, vac
         db.execute("VACUUM")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # old page images in the WAL hold the bytes until then
     return PruneResult(cutoff, int(count), int(size), vacuumed=vacuum)
+
+
+def _list_bodies_of_later_skipped_rows(ledger: Ledger, cutoff: str) -> None:
+    """Fill temp.named_by_skipped_rows with the bodies that rows listed in skipped_rows entries since cutoff name."""
+    db = ledger.connection
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS named_by_skipped_rows (sha256 TEXT PRIMARY KEY)")
+    db.execute("DELETE FROM temp.named_by_skipped_rows")
+    for seq, detail in db.execute(
+        "SELECT seq, detail FROM entries WHERE event='skipped_rows' AND at >= ? ORDER BY seq", (cutoff,)
+    ).fetchall():
+        try:
+            rows = skipped_rows(Entry(0, "skipped_rows", detail=detail, seq=seq))
+        except ValueError as exc:
+            raise UserInputError(f"{ledger.path}: {exc}; nothing pruned: run `cws-pipeline audit` on it") from None
+        db.executemany(
+            "INSERT OR IGNORE INTO temp.named_by_skipped_rows VALUES (?)",
+            [(sha,) for row in rows for sha in (row.request_sha256, row.cells_sha256)],
+        )

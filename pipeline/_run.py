@@ -23,6 +23,7 @@ from ._connections import CWSConnections
 from ._delivery import CircuitBreaker, Delivery, Plan, RowOutcome
 from ._errors import ConfigError, SourceError
 from ._exchange import SignedConnections
+from ._gc import cycle_collector_paused
 from ._keyring import Keyring
 from ._keys import load_private_key
 from ._ledger import Ledger, RunInfo
@@ -38,6 +39,7 @@ __all__ = ["RunResult", "run_bookings"]
 _KEEP_PROBLEMS = 1000  # rows kept in memory for the end-of-run listing; the ledger has them all
 # Rows whose "about to send" entries share one durable commit (at least; twice the concurrency when larger).
 _MIN_INTENT_WINDOW = 32
+_NEEDS_REQUEST: tuple[Plan, ...] = ("send", "settle")
 
 
 @dataclass
@@ -212,22 +214,26 @@ def run_bookings(
                     for chunk in _chain(first_chunk, rows):
                         if on_total is not None:
                             on_total(len(chunk))
-                        quiet: list[tuple[MappedRow, Plan, str | None]] = []
-                        for row in chunk:
-                            plan, sha = delivery.plan(row)
-                            if plan == "send" and breaker.tripped:
-                                plan = "stopped"  # record it as not sent, without a "sending" entry first
-                            if plan == "send" and sha is not None:
+                        with cycle_collector_paused():  # no I/O in here: deciding and recording quiet rows
+                            planned = [(row, *delivery.plan(row)) for row in chunk]
+                            quiet = [p for p in planned if p[1] not in _NEEDS_REQUEST or p[2] is None]
+                            done_many(delivery.record_many_without_sending(quiet))
+                        stopped: list[tuple[MappedRow, Plan, str | None]] = []
+                        for row, plan, sha in planned:
+                            if plan not in _NEEDS_REQUEST or sha is None:
+                                continue
+                            if plan == "settle":
+                                dispatch([(row, sha)], plan, False)
+                            elif breaker.tripped:
+                                stopped.append((row, "stopped", sha))  # recorded as not sent, with no "sending" first
+                            else:
                                 to_send.append((row, sha))
                                 if len(to_send) >= window:
                                     delivery.record_intents(to_send)  # one fsync for the window
                                     dispatch(to_send, "send", True)
                                     to_send = []
-                            elif plan == "settle" and sha is not None:
-                                dispatch([(row, sha)], plan, False)
-                            else:
-                                quiet.append((row, plan, sha))
-                        done_many(delivery.record_many_without_sending(quiet))
+                        if stopped:
+                            done_many(delivery.record_many_without_sending(stopped))
                         futures = [f for f in futures if not f.done() or f.result() is not None]
                     if to_send:
                         delivery.record_intents(to_send)

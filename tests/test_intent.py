@@ -48,8 +48,8 @@ def test_a_rerun_of_delivered_rows_records_one_skipped_state_each_and_keeps_the_
     assert first.counts["delivered"] == 120 and second.counts["skipped"] == 120
     with Ledger.open(site.ledger, create=False) as ledger:
         assert verify_chain(ledger.entries()) is None
-        states = [e for e in ledger.entries(second.run_id) if e.event == "state"]
-        first_states = {e.key: e for e in ledger.entries(first.run_id) if e.event == "state"}
+        states = list(ledger.row_states(second.run_id))
+        first_states = {e.key: e for e in ledger.row_states(first.run_id)}
         status = dict(ledger.connection.execute("SELECT key, state FROM row_status").fetchall())
     assert len(states) == 120 and {e.state for e in states} == {"skipped"}
     for e in states:  # the same body and the same input cells as when it was delivered
@@ -74,7 +74,7 @@ def test_a_rerun_with_new_input_cells_stores_them_and_keeps_the_chain(site: Site
     assert again.counts["skipped"] == 10 and third.counts["skipped"] == 10
     with Ledger.open(site.ledger, create=False) as ledger:
         stored = ledger.connection.execute("SELECT COUNT(*) FROM bodies").fetchone()[0]
-        third_cells = {e.cells_sha256 for e in ledger.entries(third.run_id) if e.event == "state"}
+        third_cells = {e.cells_sha256 for e in ledger.row_states(third.run_id)}
         assert all(ledger.body(sha) is not None for sha in third_cells)  # the new cells were stored
         assert verify_chain(ledger.entries()) is None
     assert stored == before + 10  # the second run stored nothing; the third, one cells body per row

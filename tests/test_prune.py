@@ -72,7 +72,7 @@ def test_prune_keeps_bodies_a_later_run_still_names(mixed: MixedLedger) -> None:
     assert prune(ledger, "--before", second_started).exit_code == 0
     with Ledger.open(ledger, create=False) as opened:
         first_attempt = next(e for e in opened.entries(mixed.first) if e.event == "attempt")
-        later_state = next(e for e in opened.entries(mixed.second) if e.event == "state")
+        later_state = next(opened.row_states(mixed.second))
         assert opened.body(first_attempt.response_sha256) is None  # run 1's answers are older than the cut-off
         assert opened.body(later_state.cells_sha256) is not None  # the same cells are named by run 2: kept
 

@@ -34,7 +34,7 @@ def run(site: Site, csv: Path, sleeps: list[float] | None = None) -> RunResult:
 def states(site: Site, run_id: int) -> dict[str, str]:
     """key -> state of each row in one run, read back from the ledger file."""
     with Ledger.open(site.ledger, create=False) as ledger:
-        return {e.key or "": e.state or "" for e in ledger.entries(run_id) if e.event == "state"}
+        return {e.key or "": e.state or "" for e in ledger.row_states(run_id)}
 
 
 def assert_no_patient_created_twice(site: Site) -> None:
