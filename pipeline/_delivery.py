@@ -112,11 +112,12 @@ class Delivery:
         if row.body is None:
             return "invalid", None
         sha = sha256_hex(row.body)
+        delivered = self._prior.delivered_sha256(row.key)  # a re-run's common case, without a PriorRow each
+        if delivered:
+            return ("skipped" if sha == delivered else "changed"), sha
         p = self._prior.get(row.key)
         if p is None:
             return "send", sha
-        if p.delivered_sha256:
-            return ("skipped" if sha == p.delivered_sha256 else "changed"), sha
         if p.state in _DOUBTFUL:
             return "settle", sha
         if p.state == "rejected" and p.body_sha256 == sha:

@@ -282,6 +282,11 @@ class PriorRow(NamedTuple):
     cells_sha256: str | None = None  # the input cells of the row's last state entry
 
 
+# PriorRow's fields as a plain tuple: key, external_id, state, body_sha256, delivered_sha256, run_id, line,
+# reason, cells_sha256.
+_PriorTuple = tuple[str, str | None, str, str | None, str | None, int, int | None, str | None, str | None]
+
+
 class PriorRows:
     """Every row key earlier runs left a state for (row_status), read once when a run starts.
 
@@ -291,13 +296,18 @@ class PriorRows:
 
     __slots__ = ("_rows",)
 
-    def __init__(self, rows: dict[str, tuple[Any, ...]]) -> None:
+    def __init__(self, rows: dict[str, _PriorTuple]) -> None:
         self._rows = rows
 
     def get(self, key: str) -> PriorRow | None:
         """What earlier runs left for this key, or None."""
         found = self._rows.get(key)
         return None if found is None else PriorRow._make(found)
+
+    def delivered_sha256(self, key: str) -> str | None:
+        """The SHA-256 of the body delivered for this key in an earlier run, if one was."""
+        found = self._rows.get(key)
+        return None if found is None else found[4]
 
     def holds(self, key: str, body_sha256: str, cells_sha256: str) -> bool:
         """True when this key is recorded as delivered or skipped with exactly this body and these input cells."""

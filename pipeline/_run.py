@@ -211,17 +211,25 @@ def run_bookings(
                             futures.append(pool.submit(work, row, plan, sha, intent_recorded))
 
                     to_send: list[tuple[MappedRow, str]] = []
-                    for chunk in _chain(first_chunk, rows):
-                        if on_total is not None:
-                            on_total(len(chunk))
-                        with cycle_collector_paused():  # no I/O in here: deciding and recording quiet rows
+                    chunks = _chain(first_chunk, rows)
+                    while True:
+                        # Mapping a chunk, deciding each row and recording the rows that need no request make
+                        # 100,000s of objects with no cycles: pause the collector (nothing in here waits on the
+                        # network), and let those rows go before it resumes so that it finds nothing to do.
+                        with cycle_collector_paused():
+                            chunk = next(chunks, None)
+                            if chunk is None:
+                                break
+                            if on_total is not None:
+                                on_total(len(chunk))
                             planned = [(row, *delivery.plan(row)) for row in chunk]
                             quiet = [p for p in planned if p[1] not in _NEEDS_REQUEST or p[2] is None]
                             done_many(delivery.record_many_without_sending(quiet))
+                            requests = [(r, plan, sha) for r, plan, sha in planned if plan in _NEEDS_REQUEST and sha]
+                            chunk.clear()
+                            del planned, quiet
                         stopped: list[tuple[MappedRow, Plan, str | None]] = []
-                        for row, plan, sha in planned:
-                            if plan not in _NEEDS_REQUEST or sha is None:
-                                continue
+                        for row, plan, sha in requests:
                             if plan == "settle":
                                 dispatch([(row, sha)], plan, False)
                             elif breaker.tripped:
