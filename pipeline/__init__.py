@@ -8,6 +8,7 @@ from ._audit import AuditResult, audit_ledger
 from ._auth import CWSAuth, verification_of
 from ._config import RunConfig, load_config
 from ._delivery import RowOutcome
+from ._entries import ChainBreak, verify_chain
 from ._errors import (
     ConfigError,
     CWSPipelineError,
@@ -20,7 +21,7 @@ from ._errors import (
 )
 from ._keyring import Keyring
 from ._keys import generate_private_key, load_private_key, load_public_key, write_key_pair
-from ._ledger import ChainBreak, Ledger, verify_chain
+from ._ledger import Ledger
 from ._mapper import MappedRow, RowProblem, map_csv
 from ._mapping import Mapping, load_mapping
 from ._report import Report, gather_report

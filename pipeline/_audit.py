@@ -19,10 +19,11 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ._config import RunConfig
+from ._entries import ChainBreak, Entry, sha256_hex, skipped_rows, verify_chain
 from ._errors import MalformedHeader
 from ._keyring import Keyring
 from ._keys import load_private_key, load_public_key, passphrase_from_environment
-from ._ledger import ChainBreak, Entry, Ledger, sha256_hex, skipped_rows, verify_chain
+from ._ledger import Ledger
 from ._signing import ALGORITHMS, AuthorizationHeader, signature_matches
 from ._verification import verify_body
 

@@ -10,9 +10,11 @@ import json
 import time
 from pathlib import Path
 
-from ._ledger import Entry, Ledger, RunInfo, StatusUpdate, sha256_hex
+from ._entries import Entry, sha256_hex
+from ._ledger import Ledger, RunInfo
 from ._report import gather_report, open_private_text, select_runs, write_csv, write_json, write_text
 from ._report_html import write_html
+from ._row_status import StatusUpdate
 from ._states import ROW_STATES
 
 __all__ = ["bench_report", "build_synthetic_ledger"]

@@ -20,11 +20,12 @@ import httpx
 from tenacity import Retrying, stop_after_attempt
 
 from ._config import RunConfig
+from ._entries import Entry, SkippedRow, sha256_hex, skipped_rows_entries
 from ._exchange import Exchange, SignedConnections, exchange
-from ._ledger import Entry, PriorRows, SkippedRow, StatusUpdate, sha256_hex, skipped_rows_entries
 from ._ledger_writer import LedgerWriter
 from ._mapper import MappedRow
 from ._retry import RETRYABLE_STATUSES, TransientFailure, wait_retry_after_or_backoff
+from ._row_status import PriorRows, StatusUpdate
 from ._states import RowState
 
 __all__ = ["CircuitBreaker", "Delivery", "Plan", "RowOutcome"]

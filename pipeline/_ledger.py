@@ -2,12 +2,8 @@
 
 Tables:
     runs        one row per run: source, mapping, endpoint, access, algorithm, version, counts
-    entries     append-only events (run_started, sending, attempt, lookup, state, skipped_rows, run_finished),
-                each storing the hash of the previous entry and its own, so any edit, deletion, insertion or
-                reordering is detectable later (`verify_chain`). A row's state in a run is one `state` entry,
-                except rows skipped as already delivered: a re-run of a cumulative export skips nearly every
-                row, so those are listed, one [line, key, external_id, request_sha256, cells_sha256] each, in
-                the `detail` of a `skipped_rows` entry (up to SKIPPED_ROWS_PER_ENTRY rows), chained like any other
+    entries     append-only, hash-chained events (run_started, sending, attempt, lookup, state, skipped_rows,
+                run_finished): see _entries
     bodies      request/response/cell bytes keyed by SHA-256, outside the chain so they can be pruned
     row_status  derived: the latest known state of each row key (with its body's and input cells' SHA-256),
                 for deciding what a re-run sends
@@ -17,45 +13,22 @@ The file holds patient data: it is created mode 0600, and SQLite gives its -wal/
 
 from __future__ import annotations
 
-import hashlib
 import json
-import operator
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
+from ._entries import ENTRY_FIELDS, GENESIS_HASH, Entry, entry_hash, entry_values, now_iso, row_states
 from ._errors import UserInputError
 from ._gc import cycle_collector_paused
+from ._row_status import PriorRows, StatusUpdate
 
-__all__ = [
-    "GENESIS_HASH",
-    "SKIPPED_ROWS_PER_ENTRY",
-    "ChainBreak",
-    "Entry",
-    "EntryEvent",
-    "Ledger",
-    "PriorRow",
-    "PriorRows",
-    "RunInfo",
-    "SkippedRow",
-    "StatusUpdate",
-    "entry_hash",
-    "now_iso",
-    "row_states",
-    "sha256_hex",
-    "skipped_rows",
-    "skipped_rows_entries",
-    "verify_chain",
-]
+__all__ = ["Ledger", "RunInfo"]
 
-EntryEvent = Literal["run_started", "run_finished", "sending", "attempt", "lookup", "state", "skipped_rows"]
-GENESIS_HASH = "0" * 64
 SCHEMA_VERSION = "1"
-SKIPPED_ROWS_PER_ENTRY = 5000  # keeps one entry's detail under about a megabyte
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -118,139 +91,9 @@ CREATE TABLE IF NOT EXISTS row_status (
 );
 """
 
-
-def now_iso() -> str:
-    """The current time as ISO 8601 with offset, to the millisecond."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def sha256_hex(data: bytes) -> str:
-    """SHA-256 of bytes as lowercase hex."""
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Entry:
-    """One event in the ledger's chain; `seq`, `prev_hash` and `hash` are filled in when appended."""
-
-    run_id: int
-    event: EntryEvent
-    at: str = ""
-    line: int | None = None
-    key: str | None = None
-    external_id: str | None = None
-    state: str | None = None
-    attempt: int | None = None
-    method: str | None = None
-    url: str | None = None
-    http_status: int | None = None
-    elapsed_ms: float | None = None
-    request_sha256: str | None = None
-    request_authorization: str | None = None
-    response_sha256: str | None = None
-    response_authorization: str | None = None
-    response_signer: str | None = None
-    verification: str | None = None
-    cells_sha256: str | None = None
-    error: str | None = None
-    detail: str | None = None
-    seq: int = 0
-    prev_hash: str = ""
-    hash: str = ""
-
-
-_HASHED_FIELDS = tuple(f.name for f in fields(Entry) if f.name != "hash")
-_ALL_FIELDS = tuple(f.name for f in fields(Entry))
 # Column names come from the Entry dataclass, never from input.
-_INSERT_ENTRY = f"INSERT INTO entries ({','.join(_ALL_FIELDS)}) VALUES ({','.join('?' * len(_ALL_FIELDS))})"  # noqa: S608
-_SELECT_ENTRIES = f"SELECT {','.join(_ALL_FIELDS)} FROM entries"  # noqa: S608
-
-
-_hashed_values = operator.itemgetter(*_HASHED_FIELDS)
-_all_values = operator.itemgetter(*_ALL_FIELDS)
-# Byte for byte what json.dumps(list, ensure_ascii=False, separators=(",", ":")) writes, without a new
-# encoder per call: the C encoder json.dumps itself builds for each call, built once (entries hold no cycles).
-_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_c_encode_basestring: Any = getattr(json.encoder, "c_encode_basestring", None)
-_encode_canonical: Any = (
-    _c_make_encoder(None, _CANONICAL.default, _c_encode_basestring, None, ":", ",", False, False, True)
-    if _c_make_encoder is not None and _c_encode_basestring is not None
-    else None
-)
-
-
-def entry_hash(values: dict[str, Any]) -> str:
-    """The chain hash of an entry: SHA-256 of its fields (all but `hash`) as canonical JSON."""
-    fields = _hashed_values(values)
-    canonical = "".join(_encode_canonical(fields, 0)) if _encode_canonical else _CANONICAL.encode(fields)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-class SkippedRow(NamedTuple):
-    """One row a skipped_rows entry lists: not sent, because this body was delivered in an earlier run."""
-
-    line: int | None
-    key: str
-    external_id: str | None
-    request_sha256: str  # the body it would have sent, identical to the one delivered before
-    cells_sha256: str  # its input cells (stored in bodies)
-
-
-_SKIPPED_COLUMNS = list(SkippedRow._fields)
-
-
-def skipped_rows_entries(run_id: int, rows: Sequence[SkippedRow]) -> list[Entry]:
-    """The entries recording rows skipped as already delivered, up to SKIPPED_ROWS_PER_ENTRY rows in each."""
-    return [
-        Entry(run_id, "skipped_rows", state="skipped", line=part[0].line, attempt=0,
-              detail=_CANONICAL.encode({"columns": _SKIPPED_COLUMNS, "rows": part}))
-        for part in (rows[i : i + SKIPPED_ROWS_PER_ENTRY] for i in range(0, len(rows), SKIPPED_ROWS_PER_ENTRY))
-    ]  # fmt: skip
-
-
-def skipped_rows(entry: Entry) -> list[SkippedRow]:
-    """The rows a skipped_rows entry lists; ValueError naming the entry when its detail is not that shape."""
-    try:
-        data = json.loads(entry.detail or "")
-    except ValueError:
-        data = None
-    rows = data.get("rows") if isinstance(data, dict) and data.get("columns") == _SKIPPED_COLUMNS else None
-    if isinstance(rows, list) and all(map(_is_skipped_row, rows)):
-        return [SkippedRow._make(r) for r in rows]
-    raise ValueError(f"entry {entry.seq}: its detail is not a list of skipped rows")
-
-
-def _is_skipped_row(r: object) -> bool:
-    return (
-        isinstance(r, list) and len(r) == 5 and isinstance(r[0], int | None) and isinstance(r[1], str)
-        and isinstance(r[2], str | None) and isinstance(r[3], str) and isinstance(r[4], str)
-    )  # fmt: skip
-
-
-def row_states(entries: Iterable[Entry]) -> Iterator[Entry]:
-    """Each row's state entry, in chain order, with every skipped_rows entry expanded into one per row.
-
-    An expanded entry is a view: it carries the skipped_rows entry's seq, run and time but no hash of its own.
-    """
-    for entry in entries:
-        if entry.event == "state":
-            yield entry
-        elif entry.event == "skipped_rows":
-            for row in skipped_rows(entry):
-                yield Entry(
-                    entry.run_id,
-                    "state",
-                    at=entry.at,
-                    line=row.line,
-                    key=row.key,
-                    external_id=row.external_id,
-                    state="skipped",
-                    attempt=0,
-                    request_sha256=row.request_sha256,
-                    cells_sha256=row.cells_sha256,
-                    seq=entry.seq,
-                )
+_INSERT_ENTRY = f"INSERT INTO entries ({','.join(ENTRY_FIELDS)}) VALUES ({','.join('?' * len(ENTRY_FIELDS))})"  # noqa: S608
+_SELECT_ENTRIES = f"SELECT {','.join(ENTRY_FIELDS)} FROM entries"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -266,80 +109,6 @@ class RunInfo:
     access: str
     algorithm: str
     program_version: str
-
-
-class PriorRow(NamedTuple):
-    """What earlier runs left for one row key (row_status)."""
-
-    key: str
-    external_id: str | None
-    state: str  # a RowState, or "sending" when a request was recorded as leaving but no outcome followed
-    body_sha256: str | None
-    delivered_sha256: str | None
-    run_id: int
-    line: int | None
-    reason: str | None
-    cells_sha256: str | None = None  # the input cells of the row's last state entry
-
-
-# PriorRow's fields as a plain tuple: key, external_id, state, body_sha256, delivered_sha256, run_id, line,
-# reason, cells_sha256.
-_PriorTuple = tuple[str, str | None, str, str | None, str | None, int, int | None, str | None, str | None]
-
-
-class PriorRows:
-    """Every row key earlier runs left a state for (row_status), read once when a run starts.
-
-    Held as plain tuples and made into PriorRows only when asked: a re-run reads 100,000s of them, and
-    plain tuples of strings are left alone by the cycle collector, which namedtuples are not.
-    """
-
-    __slots__ = ("_rows",)
-
-    def __init__(self, rows: dict[str, _PriorTuple]) -> None:
-        self._rows = rows
-
-    def get(self, key: str) -> PriorRow | None:
-        """What earlier runs left for this key, or None."""
-        found = self._rows.get(key)
-        return None if found is None else PriorRow._make(found)
-
-    def delivered_sha256(self, key: str) -> str | None:
-        """The SHA-256 of the body delivered for this key in an earlier run, if one was."""
-        found = self._rows.get(key)
-        return None if found is None else found[4]
-
-    def holds(self, key: str, body_sha256: str, cells_sha256: str) -> bool:
-        """True when this key is recorded as delivered or skipped with exactly this body and these input cells."""
-        found = self._rows.get(key)
-        return (
-            found is not None
-            and found[2] in ("delivered", "skipped")
-            and found[3] == body_sha256
-            and (found[8] == cells_sha256)
-        )
-
-    def values(self) -> Iterator[PriorRow]:
-        """Every key's prior row."""
-        return map(PriorRow._make, self._rows.values())
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """A change to row_status written in the same transaction as the entry that causes it."""
-
-    key: str
-    external_id: str | None
-    state: str
-    body_sha256: str | None
-    run_id: int
-    line: int | None
-    reason: str | None = None
-    delivered: bool = False  # sets delivered_sha256 = body_sha256
-    cells_sha256: str | None = None  # None keeps the one recorded before
 
 
 class Ledger:
@@ -468,7 +237,7 @@ class Ledger:
             values = entry.__dict__
             entry.hash = entry_hash(values)
             self._head = entry.hash
-            rows.append(_all_values(values))
+            rows.append(entry_values(values))
         self._db.executemany(_INSERT_ENTRY, rows)
 
     def _store_bodies(self, bodies: Iterable[tuple[str, bytes]]) -> None:
@@ -512,7 +281,7 @@ class Ledger:
             sql += " WHERE run_id=?"
             args = (run_id,)
         for row in self._db.execute(sql + " ORDER BY seq", args):
-            yield Entry(**dict(zip(_ALL_FIELDS, row, strict=True)))
+            yield Entry(**dict(zip(ENTRY_FIELDS, row, strict=True)))
 
     def row_states(self, run_id: int | None = None) -> Iterator[Entry]:
         """Each row's state entry in chain order, optionally of one run, skipped_rows entries expanded per row."""
@@ -522,7 +291,7 @@ class Ledger:
             sql += " AND run_id=?"
             args = (run_id,)
         rows = self._db.execute(sql + " ORDER BY seq", args)
-        return row_states(Entry(**dict(zip(_ALL_FIELDS, row, strict=True))) for row in rows)
+        return row_states(Entry(**dict(zip(ENTRY_FIELDS, row, strict=True))) for row in rows)
 
     def body(self, sha256: str | None) -> bytes | None:
         """Stored bytes for a SHA-256, or None when never stored or pruned."""
@@ -535,32 +304,6 @@ class Ledger:
         """The most recent run's id, or None for an empty ledger."""
         row = self._db.execute("SELECT MAX(run_id) FROM runs").fetchone()
         return None if row is None or row[0] is None else int(row[0])
-
-
-@dataclass(frozen=True)
-class ChainBreak:
-    """Where the hash chain first fails to hold, and how."""
-
-    seq: int
-    problem: str
-
-    def __str__(self) -> str:
-        return f"entry {self.seq}: {self.problem}"
-
-
-def verify_chain(entries: Iterable[Entry]) -> ChainBreak | None:
-    """Walk entries in order; return the first edited, deleted, inserted or reordered one (None if intact)."""
-    prev, expected = GENESIS_HASH, 1
-    for entry in entries:
-        if entry.seq != expected:
-            what = "missing" if entry.seq > expected else "out of order"
-            return ChainBreak(entry.seq, f"entry {expected} is {what} before it (deleted or reordered entries)")
-        if entry.prev_hash != prev:
-            return ChainBreak(entry.seq, "does not follow the entry before it (deleted, inserted or swapped entries)")
-        if entry_hash(entry.__dict__) != entry.hash:
-            return ChainBreak(entry.seq, "its contents do not match its hash (the entry was edited)")
-        prev, expected = entry.hash, expected + 1
-    return None
 
 
 class _Transaction:

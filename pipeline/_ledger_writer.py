@@ -12,7 +12,9 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from ._ledger import Entry, Ledger, StatusUpdate
+from ._entries import Entry
+from ._ledger import Ledger
+from ._row_status import StatusUpdate
 
 __all__ = ["LedgerWriter"]
 

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from ._entries import now_iso
 from ._errors import LedgerLocked, UserInputError
-from ._ledger import now_iso
 
 __all__ = ["RunLock"]
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
 
+from ._entries import Entry, SkippedRow, skipped_rows
 from ._errors import UserInputError
-from ._ledger import Entry, Ledger, SkippedRow, skipped_rows
+from ._ledger import Ledger
 from ._output_files import neutralise_cell, open_private
 from ._states import NOT_DELIVERED, ROW_STATES, STATE_ADVICE
 

@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from ._entries import Entry, now_iso, skipped_rows
 from ._errors import UserInputError
-from ._ledger import Entry, Ledger, now_iso, skipped_rows
+from ._ledger import Ledger
 
 __all__ = ["PruneResult", "parse_before", "prune_bodies"]
 

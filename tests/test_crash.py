@@ -12,7 +12,8 @@ import time
 import pytest
 from conftest import Site, booking_rows
 
-from pipeline._ledger import Ledger, verify_chain
+from pipeline._entries import verify_chain
+from pipeline._ledger import Ledger
 
 ROWS = 500
 

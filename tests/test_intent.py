@@ -9,7 +9,8 @@ from typing import Any
 from conftest import BOOKING_HEADER, Site, booking_rows
 
 from pipeline._config import load_config
-from pipeline._ledger import Ledger, verify_chain
+from pipeline._entries import verify_chain
+from pipeline._ledger import Ledger
 from pipeline._run import run_bookings
 
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner, Result
 from conftest import Site
 from test_report import MixedLedger, make_mixed_ledger
 
-from pipeline._ledger import Ledger, verify_chain
+from pipeline._entries import verify_chain
+from pipeline._ledger import Ledger
 from pipeline._lock import RunLock
 from pipeline._retention import parse_before
 from pipeline.cli import cli

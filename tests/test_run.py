@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from conftest import SITE_MAPPING, Site, booking_rows
 
 from pipeline._config import load_config
-from pipeline._ledger import Ledger, verify_chain
+from pipeline._entries import verify_chain
+from pipeline._ledger import Ledger
 from pipeline._run import RunResult, run_bookings
 from pipeline._server import Fault
 from pipeline.cli import cli

@@ -17,14 +17,8 @@ from hypothesis import strategies as st
 
 from pipeline._config import load_config
 from pipeline._delivery import _cells_json
-from pipeline._ledger import (
-    SKIPPED_ROWS_PER_ENTRY,
-    Ledger,
-    SkippedRow,
-    skipped_rows,
-    skipped_rows_entries,
-    verify_chain,
-)
+from pipeline._entries import SKIPPED_ROWS_PER_ENTRY, SkippedRow, skipped_rows, skipped_rows_entries, verify_chain
+from pipeline._ledger import Ledger
 from pipeline._mapper import MappedRow
 from pipeline._run import run_bookings
 from pipeline.cli import cli
