@@ -26,6 +26,7 @@ from ._bench_baseline import manual_method
 from ._bench_mapping import bench_validate
 from ._bench_site import CLIENT_ACCESS, BenchSite, SimulatorProcess, make_site
 from ._config import RunConfig, load_config
+from ._errors import BenchFailed
 from ._keys import load_private_key
 from ._mapper import map_csv
 from ._mapping import load_mapping
@@ -235,7 +236,7 @@ def _sample_bodies(site: BenchSite, n: int) -> list[bytes]:
     rows = next(map_csv(site.export, load_mapping(site.mapping), chunk_rows=n), [])
     bodies = [r.body for r in rows[:n] if r.body is not None]
     if not bodies:
-        raise RuntimeError(f"{site.export}: the synthetic export gave no valid row")
+        raise BenchFailed(f"{site.export}: the synthetic export gave no valid row")
     return bodies
 
 
@@ -281,7 +282,7 @@ def _measure_rerun(site: BenchSite, config: RunConfig) -> RerunFigures:
         result = run_bookings(site.export, site.mapping, config)
         walls.append(time.perf_counter() - wall)
         if result.counts["skipped"] != result.rows:
-            raise RuntimeError(f"a re-run sent rows again: {dict(result.counts)}")
+            raise BenchFailed(f"a re-run sent rows again: {dict(result.counts)}")
     median = statistics.median(walls)
     return RerunFigures(
         result.rows, result.counts["skipped"], round(median, 3), round(result.rows / median, 1), _RERUNS,

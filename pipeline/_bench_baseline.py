@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ._errors import BenchFailed
+
 __all__ = ["ManualResult", "manual_method"]
 
 
@@ -57,7 +59,7 @@ def _openssl_signature(key: Path, body_file: Path) -> str:
     assert dgst.stdout is not None
     dgst.stdout.close()
     if dgst.wait() != 0:
-        raise RuntimeError("openssl dgst -sign failed")
+        raise BenchFailed("openssl dgst -sign failed")
     return encoded.stdout.decode("ascii").strip()
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._errors import BenchFailed
 from ._synthetic import SAMPLE_MAPPING_TOML, write_export
 
 __all__ = ["bench_validate"]
@@ -39,7 +40,11 @@ print(json.dumps({"seconds": seconds, "rows": len(frame), "peak_rss_mb": peak}))
 
 
 def _child(script: str, *args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True)
+    """Run a measuring script in a fresh interpreter (its own peak memory); its JSON line, or BenchFailed."""
+    done = subprocess.run([sys.executable, "-c", script, *args], check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise BenchFailed(f"bench: a measuring child process failed: {why}")
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 

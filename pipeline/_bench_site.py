@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from ._errors import BenchFailed
 from ._local_site import SERVER_ACCESS, LocalSite, make_local_site
 from ._synthetic import SAMPLE_MAPPING_TOML, write_export
 
@@ -65,7 +66,7 @@ class SimulatorProcess:
         line = self._proc.stdout.readline()
         if not line.startswith(_READY):
             self.stop()
-            raise RuntimeError(f"the local CWS server did not start: {self._log.read_text().strip() or line!r}")
+            raise BenchFailed(f"the local CWS server did not start: {self._log.read_text().strip() or line!r}")
         self.url = line[len(_READY) :].strip()
         return self
 

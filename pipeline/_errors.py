@@ -7,7 +7,8 @@
     │   ├── MappingError        a mapping file that cannot be used (names the file and TOML key path)
     │   ├── SourceError         a bookings CSV that cannot be read at all
     │   └── ConfigError         a run configuration that cannot be used
-    └── LedgerLocked            exit 4: another run holds the ledger's lock
+    ├── LedgerLocked            exit 4: another run holds the ledger's lock
+    └── BenchFailed             exit 1: a step of `bench` failed (names the step and why)
 
 A security stop (exit 3) is not an exception: the run records every row and returns a RunResult
 whose exit_code says so.
@@ -18,6 +19,7 @@ Messages never contain key material, patient names or birth dates: rows are name
 from __future__ import annotations
 
 __all__ = [
+    "BenchFailed",
     "CWSPipelineError",
     "ConfigError",
     "KeyFileError",
@@ -65,3 +67,7 @@ class LedgerLocked(CWSPipelineError):
     """Another run holds the ledger's lock."""
 
     exit_code = 4
+
+
+class BenchFailed(CWSPipelineError):
+    """A step of `cws-pipeline bench` failed: the figures would be wrong, so none are printed."""

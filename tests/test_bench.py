@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from pipeline._bench_mapping import _child
+from pipeline._errors import BenchFailed
 from pipeline.cli import cli
 
 ROWS = 20
@@ -91,3 +93,9 @@ def test_bench_table_names_the_floor_and_the_latency_target() -> None:
     for text in ("signature CPU", "the floor", "client CPU per delivered row", "re-run", "latency / concurrency"):
         assert text in result.output
     assert simulator_children() == []
+
+
+def test_a_failing_measuring_child_is_one_line_naming_why() -> None:
+    with pytest.raises(BenchFailed, match="a measuring child process failed: the export is gone$"):
+        _child("import sys; print('half a line', file=sys.stderr); sys.exit('the export is gone')")
+    assert BenchFailed("x").exit_code == 1
