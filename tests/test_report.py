@@ -193,6 +193,12 @@ def test_missing_or_empty_ledger_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_bench_report_builds_a_synthetic_ledger_and_times_every_format(tmp_path: Path) -> None:
     figures = bench_report(200, tmp_path)
-    assert figures["rows"] == 200 and {"build_s", "text_s", "json_s", "csv_s", "html_s"} <= set(figures)
+    formats = {"text", "json", "csv", "html"}
+    assert figures["rows"] == 200 and {f"{f}_s" for f in formats} | {f"{f}_rerun_s" for f in formats} <= set(figures)
     data = json.loads((tmp_path / "bench-report.json").read_text(encoding="utf-8"))
     assert len(data["records"]) == 200 and data["runs"][0]["counts"]["rejected"] == 10
+    rerun = json.loads((tmp_path / "bench-report_rerun.json").read_text(encoding="utf-8"))
+    assert rerun["runs"][0]["counts"]["skipped"] == 190 and {r["state"] for r in rerun["records"]} == {"skipped"}
+    with (tmp_path / "bench-report_rerun.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 190 and all(r["First"] == "First" + r["Inmate ID"].lstrip("P0") for r in rows)  # their cells
