@@ -93,6 +93,12 @@ def test_the_report_counts_and_lists_every_skipped_row_with_its_original_cells(r
     assert records[-1]["Booking"] == f"B{ROWS:06d}"
     text = invoke("report", "--ledger", ledger)
     assert f"rows      {ROWS}: delivered 0, skipped {ROWS}," in text.output
+    only = invoke("report", "--ledger", ledger, "--format", "json", "--state", "skipped")
+    assert len(json.loads(only.output)["records"]) == ROWS
+    none = invoke("report", "--ledger", ledger, "--format", "json", "--state", "invalid")
+    assert json.loads(none.output)["records"] == []
+    both = invoke("report", "--ledger", ledger, "--format", "json", "--all")
+    assert [r["run_id"] for r in json.loads(both.output)["records"]] == [rerun.first] * ROWS + [rerun.second] * ROWS
 
 
 def test_audit_names_the_skipped_row_whose_stored_cells_were_replaced(rerun: Rerun) -> None:
