@@ -166,7 +166,7 @@ class Delivery:
                 reason = f"rejected earlier with the same body (run {p.run_id if p else '?'}): {p.reason if p else ''}"
             self._final_records(row, state, reason, sha, None, 0, entries, bodies, updates)
             outcomes.append(RowOutcome(row.line, row.key, state, reason))
-        if skipped:  # one chained entry lists them all: a re-run of a cumulative export is mostly these
+        if skipped:  # listed in chained skipped_rows entries, not one entry each: a re-run is mostly these
             entries += skipped_rows_entries(self.run_id, skipped)
         self._writer.submit(entries, bodies, updates)
         return outcomes
