@@ -21,7 +21,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._entries import ENTRY_FIELDS, GENESIS_HASH, Entry, entry_hash, entry_values, now_iso, row_states
+from ._entries import (
+    ENTRY_FIELDS,
+    GENESIS_HASH,
+    Entry,
+    SkippedRow,
+    entry_hash,
+    entry_values,
+    now_iso,
+    row_states,
+    skipped_rows,
+)
 from ._errors import UserInputError
 from ._gc import cycle_collector_paused
 from ._row_status import PriorRows, StatusUpdate
@@ -292,6 +302,32 @@ class Ledger:
             args = (run_id,)
         rows = self._db.execute(sql + " ORDER BY seq", args)
         return row_states(Entry(**dict(zip(ENTRY_FIELDS, row, strict=True))) for row in rows)
+
+    def skipped_rows(
+        self, *, run_ids: Sequence[int] | None = None, since: str | None = None
+    ) -> list[tuple[Entry, list[SkippedRow]]]:
+        """The skipped_rows entries of these runs (or written at or after `since`), each with the rows it lists.
+
+        A list that cannot be read is a UserInputError naming the entry: its rows' states are unknown.
+        """
+        sql = "SELECT run_id, seq, at, detail FROM entries WHERE event='skipped_rows'"
+        args: list[Any] = []
+        if run_ids is not None:
+            sql += f" AND run_id IN ({','.join('?' * len(run_ids))})"
+            args += run_ids
+        if since is not None:
+            sql += " AND at >= ?"
+            args.append(since)
+        found = []
+        for run_id, seq, at, detail in self._db.execute(sql + " ORDER BY seq", args).fetchall():
+            entry = Entry(run_id, "skipped_rows", at=at, detail=detail, seq=seq)
+            try:
+                found.append((entry, skipped_rows(entry)))
+            except ValueError as exc:
+                raise UserInputError(
+                    f"{self.path}: {exc}; nothing was changed: run `cws-pipeline audit` on this ledger"
+                ) from None
+        return found
 
     def body(self, sha256: str | None) -> bytes | None:
         """Stored bytes for a SHA-256, or None when never stored or pruned."""

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
 
-from ._entries import Entry, SkippedRow, skipped_rows
 from ._errors import UserInputError
 from ._ledger import Ledger
 from ._output_files import neutralise_cell, open_private
@@ -169,9 +168,9 @@ def _gather(ledger: Ledger, run_ids: Sequence[int], chosen: tuple[str, ...], wit
         counts[run_id][state] = counts[run_id].get(state, 0) + n
         if verification is not None:
             verified[run_id][0 if verification == "ok" else 1] += n
-    skipped = _skipped_rows(ledger, ids)
-    for run_id, _, rows in skipped:
-        counts[run_id]["skipped"] += len(rows)
+    skipped = ledger.skipped_rows(run_ids=run_ids)
+    for entry, rows in skipped:
+        counts[entry.run_id]["skipped"] += len(rows)
     runs = []
     for row in db.execute(f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE run_id IN ({ids}) ORDER BY run_id"):  # noqa: S608
         values = dict(zip(_RUN_COLUMNS, row, strict=True))
@@ -197,8 +196,8 @@ def _gather(ledger: Ledger, run_ids: Sequence[int], chosen: tuple[str, ...], wit
              error, at, cells) in db.execute(sql, args)
     ]  # fmt: skip
     if not chosen or "skipped" in chosen:
-        stored = _stored_cells(db, {r.cells_sha256 for _, _, rows in skipped for r in rows}) if with_cells else {}
-        for _, entry, rows in skipped:
+        stored = _stored_cells(db, {r.cells_sha256 for _, rows in skipped for r in rows}) if with_cells else {}
+        for entry, rows in skipped:
             ordered.extend(
                 (entry.run_id, r.line if r.line is not None else -1, entry.seq,
                  RowRecord(entry.run_id, r.line, r.key, "skipped", None, 0, r.request_sha256, None, None, None, None,
@@ -207,20 +206,6 @@ def _gather(ledger: Ledger, run_ids: Sequence[int], chosen: tuple[str, ...], wit
             )  # fmt: skip
     ordered.sort(key=lambda t: t[:3])
     return Report(ledger.path, runs, [t[3] for t in ordered], chosen)
-
-
-def _skipped_rows(ledger: Ledger, ids: str) -> list[tuple[int, Entry, list[SkippedRow]]]:
-    """The chosen runs' skipped_rows entries with the rows each lists (ids: integers joined by commas)."""
-    found = []
-    for run_id, seq, at, detail in ledger.connection.execute(
-        f"SELECT run_id, seq, at, detail FROM entries WHERE event='skipped_rows' AND run_id IN ({ids}) ORDER BY seq"  # noqa: S608
-    ):
-        entry = Entry(run_id, "skipped_rows", at=at, detail=detail, seq=seq)
-        try:
-            found.append((int(run_id), entry, skipped_rows(entry)))
-        except ValueError as exc:
-            raise UserInputError(f"{ledger.path}: {exc}; run `cws-pipeline audit` on this ledger") from None
-    return found
 
 
 def _stored_cells(db: sqlite3.Connection, shas: set[str]) -> dict[str, bytes]:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ._entries import Entry, now_iso, skipped_rows
+from ._entries import now_iso
 from ._errors import UserInputError
 from ._ledger import Ledger
 
@@ -86,13 +86,7 @@ def _list_bodies_of_later_skipped_rows(ledger: Ledger, cutoff: str) -> None:
     db = ledger.connection
     db.execute("CREATE TEMP TABLE IF NOT EXISTS named_by_skipped_rows (sha256 TEXT PRIMARY KEY)")
     db.execute("DELETE FROM temp.named_by_skipped_rows")
-    for seq, detail in db.execute(
-        "SELECT seq, detail FROM entries WHERE event='skipped_rows' AND at >= ? ORDER BY seq", (cutoff,)
-    ).fetchall():
-        try:
-            rows = skipped_rows(Entry(0, "skipped_rows", detail=detail, seq=seq))
-        except ValueError as exc:
-            raise UserInputError(f"{ledger.path}: {exc}; nothing pruned: run `cws-pipeline audit` on it") from None
+    for _, rows in ledger.skipped_rows(since=cutoff):
         db.executemany(
             "INSERT OR IGNORE INTO temp.named_by_skipped_rows VALUES (?)",
             [(sha,) for row in rows for sha in (row.request_sha256, row.cells_sha256)],
