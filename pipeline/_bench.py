@@ -89,7 +89,7 @@ class FloorFigures:
     bits: int
     samples: int  # per measurement
     signature_cpu_ms: float  # the lower of the medians
-    medians_ms: tuple[float, ...] = ()
+    medians_ms: tuple[float, float]  # before the run, after it
 
 
 @dataclass(frozen=True)

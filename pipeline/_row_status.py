@@ -64,9 +64,6 @@ class PriorRows:
         """Every key's prior row."""
         return map(PriorRow._make, self._rows.values())
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
 
 @dataclass(frozen=True)
 class StatusUpdate:
