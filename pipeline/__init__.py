@@ -4,11 +4,8 @@ The package reads as the data flows: source (CSV) → mapping → signing → de
 The names exported here are the documented library interface (README, "Library use").
 """
 
-from ._audit import AuditResult, audit_ledger
-from ._auth import CWSAuth, verification_of
-from ._config import RunConfig, load_config
-from ._delivery import RowOutcome
-from ._entries import ChainBreak, verify_chain
+from types import FunctionType
+
 from ._errors import (
     ConfigError,
     CWSPipelineError,
@@ -19,20 +16,29 @@ from ._errors import (
     SourceError,
     UserInputError,
 )
-from ._keyring import Keyring
-from ._keys import generate_private_key, load_private_key, load_public_key, write_key_pair
-from ._ledger import Ledger
-from ._mapper import MappedRow, RowProblem, map_csv
-from ._mapping import Mapping, load_mapping
-from ._report import Report, gather_report
-from ._retention import prune_bodies
-from ._run import RunResult, run_bookings
-from ._server import CWSServer, Fault, ServerCounters
-from ._signing import ALGORITHMS, Algorithm, AuthorizationHeader, sign, signature_matches
-from ._states import ROW_STATES, RowState
-from ._validate import ValidationReport, validate_csv
-from ._verification import Verification, VerificationStatus, verify_body
 from ._version import __version__
+from .delivery import RowOutcome, RunConfig, RunResult, load_config, run_bookings
+from .ledger import ROW_STATES, ChainBreak, Ledger, RowState, verify_chain
+from .mapping import MappedRow, Mapping, RowProblem, ValidationReport, load_mapping, map_csv, validate_csv
+from .protocol import (
+    ALGORITHMS,
+    Algorithm,
+    AuthorizationHeader,
+    CWSAuth,
+    Keyring,
+    Verification,
+    VerificationStatus,
+    generate_private_key,
+    load_private_key,
+    load_public_key,
+    sign,
+    signature_matches,
+    verification_of,
+    verify_body,
+    write_key_pair,
+)
+from .review import AuditResult, Report, audit_ledger, gather_report, prune_bodies
+from .simulator import CWSServer, Fault, ServerCounters
 
 __all__ = [
     "ALGORITHMS",
@@ -85,3 +91,11 @@ __all__ = [
     "verify_chain",
     "write_key_pair",
 ]
+
+# Show the documented classes and functions as pipeline.X in reprs, help() and docs, not the private module
+# they live in (httpx does the same). Type aliases and constants keep theirs.
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type | FunctionType):
+        _value.__module__ = "pipeline"
+del _name, _value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -22,8 +23,16 @@ def test_every_exported_name_exists() -> None:
 
 
 def test_every_config_key_is_documented_in_the_readme() -> None:
-    from pipeline._config import _KEYS
+    from pipeline.delivery._config import _KEYS
 
     section = README.read_text(encoding="utf-8").split("### The run configuration", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^#? ?([a-z_]+) = ", section, re.M))
     assert documented == set(_KEYS)
+
+
+def test_documented_classes_and_functions_show_as_pipeline_names() -> None:
+    for name in pipeline.__all__:
+        value = getattr(pipeline, name)
+        if isinstance(value, type) or inspect.isfunction(value):
+            assert value.__module__ == "pipeline", name
+            assert f"pipeline.{name}" in repr(value) or inspect.isfunction(value)

@@ -8,15 +8,24 @@ from typing import TextIO
 
 import click
 
-from .._audit import audit_ledger, audit_lines, our_public_key
-from .._config import load_config
 from .._errors import UserInputError
-from .._ledger import Ledger
-from .._lock import RunLock
-from .._report import REPORT_FORMATS, gather_report, open_private_text, select_runs, write_csv, write_json, write_text
-from .._report_html import write_html
-from .._retention import parse_before, prune_bodies
-from .._states import ROW_STATES
+from ..delivery import load_config
+from ..ledger import ROW_STATES, Ledger, RunLock
+from ..review import (
+    REPORT_FORMATS,
+    audit_ledger,
+    audit_lines,
+    gather_report,
+    open_private_text,
+    our_public_key,
+    parse_before,
+    prune_bodies,
+    select_runs,
+    write_csv,
+    write_html,
+    write_json,
+    write_text,
+)
 from . import cli
 
 __all__ = ["audit", "ledger", "prune", "report"]

@@ -6,8 +6,7 @@ import sys
 
 import click
 
-from .._bench import BenchOptions, run_bench
-from .._bench_output import print_bench
+from ..tools import BenchOptions, print_bench, run_bench
 from . import cli
 
 __all__ = ["bench"]

@@ -7,10 +7,21 @@ from pathlib import Path
 import click
 
 from .._errors import MalformedHeader, UserInputError
-from .._keyring import Keyring
-from .._keys import DEFAULT_BITS, PASSPHRASE_ENV, load_private_key, passphrase_from_environment, write_key_pair
-from .._signing import ALGORITHMS, Algorithm, AuthorizationHeader, check_access, sign
-from .._verification import fails_only_by_trailing_newline, verify_body
+from ..protocol import (
+    ALGORITHMS,
+    DEFAULT_BITS,
+    PASSPHRASE_ENV,
+    Algorithm,
+    AuthorizationHeader,
+    Keyring,
+    check_access,
+    fails_only_by_trailing_newline,
+    load_private_key,
+    passphrase_from_environment,
+    sign,
+    verify_body,
+    write_key_pair,
+)
 from . import cli
 
 __all__ = ["keygen", "sign_body", "verify"]

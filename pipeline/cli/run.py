@@ -7,11 +7,8 @@ from pathlib import Path
 
 import click
 
-from .._config import RunConfig, load_config
-from .._delivery import RowOutcome
-from .._demo import run_demo
-from .._run import RunResult, run_bookings
-from .._run_output import print_summary
+from ..delivery import RowOutcome, RunConfig, RunResult, load_config, print_summary, run_bookings
+from ..tools import run_demo
 from . import cli
 
 

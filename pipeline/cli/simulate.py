@@ -10,9 +10,8 @@ from pathlib import Path
 import click
 
 from .._errors import KeyFileError, UserInputError
-from .._keyring import Keyring
-from .._keys import load_private_key
-from .._server import CWSServer, Fault, is_loopback
+from ..protocol import Keyring, is_loopback, load_private_key
+from ..simulator import CWSServer, Fault
 from . import cli
 
 __all__ = ["simulate"]

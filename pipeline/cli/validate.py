@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from .._mapping import load_mapping
-from .._validate import validate_csv
+from ..mapping import load_mapping, validate_csv
 from . import cli
 
 __all__ = ["validate"]

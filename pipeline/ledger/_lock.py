@@ -1,0 +1,71 @@
+"""One run per ledger at a time: an advisory lock file next to the ledger, released by the OS on any exit."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from types import TracebackType
+
+from .._errors import LedgerLocked, UserInputError
+from ._entries import now_iso
+
+__all__ = ["RunLock"]
+
+
+class RunLock:
+    """An exclusive lock on `LEDGER.lock` holding the holder's pid and start time.
+
+    flock is released by the kernel when the process dies, even by SIGKILL, so a crashed run never
+    leaves a stale lock behind.
+    """
+
+    def __init__(self, ledger_path: Path) -> None:
+        self.path = ledger_path.with_name(ledger_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise LedgerLocked naming the holder."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise UserInputError(f"{self.path}: cannot create the ledger's lock file ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder(fd)
+            os.close(fd)
+            raise LedgerLocked(
+                f"{self.path.with_suffix('')}: another run holds the ledger (pid {holder.get('pid', '?')},"
+                f" started {holder.get('started_at', '?')}); wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "started_at": now_iso()}).encode())
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Release the lock (closing the descriptor releases the flock)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @staticmethod
+    def _holder(fd: int) -> dict[str, object]:
+        try:
+            data = os.pread(fd, 4096, 0)
+            found = json.loads(data or b"{}")
+            return found if isinstance(found, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()

@@ -1,0 +1,104 @@
+"""Row states: the one state each input row ends each run in, what a person should do about it, and what
+earlier runs left for each row key (the ledger's derived row_status table) with the changes made to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, get_args
+
+__all__ = ["NOT_DELIVERED", "ROW_STATES", "STATE_ADVICE", "PriorRow", "PriorRows", "RowState", "StatusUpdate"]
+
+RowState = Literal["delivered", "skipped", "changed", "invalid", "rejected", "failed", "unverified", "ambiguous"]
+ROW_STATES: tuple[RowState, ...] = get_args(RowState)
+
+NOT_DELIVERED: frozenset[RowState] = frozenset(ROW_STATES) - {"delivered", "skipped"}
+
+STATE_ADVICE: dict[RowState, str] = {
+    "delivered": "CorEMR accepted the row and signed its answer; nothing to do.",
+    "skipped": "The identical body was delivered in an earlier run; nothing to do.",
+    "changed": "Delivered earlier with a different body and not sent again: update the patient in CorEMR "
+    "by hand if the change matters, or correct the export.",
+    "invalid": "The row failed the mapping or the CWS checks and was never sent: fix the export or the mapping; "
+    "the next run sends it once it is valid.",
+    "rejected": "CorEMR refused the row (4xx) with the message shown: fix the data; a changed row is sent again "
+    "next run, an unchanged one is not.",
+    "failed": "Transient errors (timeouts, 5xx, 429) outlasted the retries; nothing landed. The next run "
+    "sends it again.",
+    "unverified": "An answer's signature was missing, bad or from an unknown signer. Check keys/coremr and the "
+    "base_url; the next run settles the row by a signed lookup before sending anything.",
+    "ambiguous": "The request may have reached CorEMR (dropped connection, timeout, crash) and no verified "
+    "lookup settled it. The next run looks it up first; if it stays ambiguous, check the patient in CorEMR.",
+}
+
+
+class PriorRow(NamedTuple):
+    """What earlier runs left for one row key (row_status)."""
+
+    key: str
+    external_id: str | None
+    state: str  # a RowState, or "sending" when a request was recorded as leaving but no outcome followed
+    body_sha256: str | None
+    delivered_sha256: str | None
+    run_id: int
+    line: int | None
+    reason: str | None
+    cells_sha256: str | None = None  # the input cells of the row's last state entry
+
+
+# PriorRow's fields as a plain tuple: key, external_id, state, body_sha256, delivered_sha256, run_id, line,
+# reason, cells_sha256.
+_PriorTuple = tuple[str, str | None, str, str | None, str | None, int, int | None, str | None, str | None]
+
+
+class PriorRows:
+    """Every row key earlier runs left a state for (row_status), read once when a run starts.
+
+    Held as plain tuples and made into PriorRows only when asked: a re-run reads 100,000s of them, and
+    plain tuples of strings are left alone by the cycle collector, which namedtuples are not.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: dict[str, _PriorTuple]) -> None:
+        self._rows = rows
+
+    def get(self, key: str) -> PriorRow | None:
+        """What earlier runs left for this key, or None."""
+        found = self._rows.get(key)
+        return None if found is None else PriorRow._make(found)
+
+    def delivered_sha256(self, key: str) -> str | None:
+        """The SHA-256 of the body delivered for this key in an earlier run, if one was."""
+        found = self._rows.get(key)
+        return None if found is None else found[4]
+
+    def holds(self, key: str, body_sha256: str, cells_sha256: str) -> bool:
+        """True when this key is recorded as delivered or skipped with exactly this body and these input cells."""
+        found = self._rows.get(key)
+        return (
+            found is not None
+            and found[2] in ("delivered", "skipped")
+            and found[3] == body_sha256
+            and found[8] == cells_sha256
+        )
+
+    def values(self) -> Iterator[PriorRow]:
+        """Every key's prior row."""
+        return map(PriorRow._make, self._rows.values())
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A change to row_status written in the same transaction as the entry that causes it."""
+
+    key: str
+    external_id: str | None
+    state: str
+    body_sha256: str | None
+    run_id: int
+    line: int | None
+    reason: str | None = None
+    delivered: bool = False  # sets delivered_sha256 = body_sha256
+    cells_sha256: str | None = None  # None keeps the one recorded before

@@ -1,0 +1,116 @@
+"""The dry run: map a bookings CSV, count valid and invalid rows, optionally write bodies and rejects.
+
+Both output files hold patient data, so they are created 0600, written beside their final name and
+moved into place only when the whole file has been read: a file-level error leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .._errors import UserInputError
+from .._private_files import neutralise_cell, open_private
+from ._mapped_rows import MappedRow, RowProblem, map_csv_chunks
+from ._mapping_file import Mapping
+
+__all__ = ["ValidationReport", "validate_csv"]
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What a dry run found: row counts and the first few problems."""
+
+    rows: int
+    valid: int
+    invalid: int
+    problems: tuple[RowProblem, ...]
+
+    @property
+    def all_valid(self) -> bool:
+        """True when every row maps to a body."""
+        return self.invalid == 0
+
+
+def validate_csv(
+    csv_path: Path | str,
+    mapping: Mapping,
+    *,
+    bodies: Path | None = None,
+    rejects: Path | None = None,
+    max_problems: int = 10,
+    chunk_rows: int = 20_000,
+) -> ValidationReport:
+    """Map every row of CSV_PATH; write valid bodies (one per line) and invalid rows if asked."""
+    chunks = map_csv_chunks(csv_path, mapping, chunk_rows=chunk_rows)
+    rows = valid = 0
+    problems: list[RowProblem] = []
+    with _private_output(bodies) as body_out, _private_output(rejects) as reject_out:
+        rejects_writer = _RejectsWriter(reject_out) if reject_out is not None else None
+        for chunk in chunks:
+            rows += chunk.size
+            bad = chunk.invalid_rows() if chunk.problems or chunk.ragged else []
+            valid += chunk.size - len(bad)
+            if body_out is not None:
+                body_out.write(chunk.valid_body_lines())
+            if bad and len(problems) < max_problems:
+                problems.extend(p for row in bad for p in row.problems)
+                del problems[max_problems:]
+            if rejects_writer is not None:
+                rejects_writer.write(chunk.header, bad)
+        if rejects_writer is not None:
+            rejects_writer.close()
+    return ValidationReport(rows, valid, rows - valid, tuple(problems))
+
+
+class _RejectsWriter:
+    """The invalid rows as CSV: their original columns, then `line` and `error`."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._header: tuple[str, ...] | None = None
+
+    def _write(self, cells: list[str]) -> None:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerow([neutralise_cell(c) for c in cells])
+        self._out.write(text.getvalue().encode("utf-8"))
+
+    def write(self, header: tuple[str, ...], rows: list[MappedRow]) -> None:
+        """Write ROWS, after the header line if this is the first call."""
+        if self._header is None:
+            self._header = header
+            self._write([*header, "line", "error"])
+        for row in rows:
+            cells = list(row.row[: len(header)]) + [""] * (len(header) - len(row.row))
+            self._write([*cells, str(row.line), "; ".join(str(p) for p in row.problems)])
+
+    def close(self) -> None:
+        """Write the bare header when the file had no rows at all."""
+        if self._header is None:
+            self._write(["line", "error"])
+
+
+@contextmanager
+def _private_output(path: Path | None) -> Iterator[BinaryIO | None]:
+    """A 0600 file written as PATH.partial and renamed to PATH only if the block succeeds."""
+    if path is None:
+        yield None
+        return
+    partial = path.with_name(path.name + ".partial")
+    try:
+        fd = open_private(partial)
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot write there ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            yield out
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, path)

@@ -1,0 +1,244 @@
+"""The HTML report: one self-contained file (inline CSS and SVG, no scripts, no network) that prints well.
+
+It opens from a mail attachment: nothing is fetched, and a Content-Security-Policy forbids fetching.
+Rows are named by line and key; no original cells, names or birth dates are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from html import escape
+from typing import TextIO
+
+from ..ledger import NOT_DELIVERED, ROW_STATES, STATE_ADVICE
+from ._report import Report, RowRecord, RunSummary
+
+__all__ = ["STATE_COLOURS", "write_html"]
+
+MAX_TABLE_ROWS = 5000
+_CSP = "default-src 'none'; style-src 'unsafe-inline'"  # nothing may be fetched, not even an image
+MAX_HISTORY_RUNS = 60
+
+STATE_COLOURS: dict[str, str] = {
+    "delivered": "#2e7d32",
+    "skipped": "#81c784",
+    "changed": "#f9a825",
+    "invalid": "#8e24aa",
+    "rejected": "#c62828",
+    "failed": "#ef6c00",
+    "unverified": "#1565c0",
+    "ambiguous": "#6d4c41",
+}
+
+_CSS = """
+:root { color-scheme: light; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1b1b1b;
+       margin: 2rem auto; max-width: 72rem; padding: 0 1rem; }
+h1 { font-size: 1.5rem; margin: 0 0 .25rem; } h2 { font-size: 1.15rem; margin: 1.75rem 0 .5rem;
+       border-bottom: 1px solid #ccc; padding-bottom: .2rem; }
+.muted { color: #555; } code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .85em;
+       overflow-wrap: anywhere; }
+td.mono { white-space: nowrap; }
+table { border-collapse: collapse; width: 100%; } th, td { text-align: left; vertical-align: top;
+       padding: .25rem .5rem; border-bottom: 1px solid #e2e2e2; } th { background: #f3f3f3; }
+dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: .5rem 0; }
+dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
+.state { display: inline-block; padding: 0 .4rem; border-radius: .25rem; color: #fff; font-size: .85em; }
+.ok { color: #2e7d32; font-weight: 600; } .bad { color: #c62828; font-weight: 600; }
+svg text { font: 12px system-ui, "DejaVu Sans", sans-serif; fill: #1b1b1b; }
+.advice li { margin: .2rem 0; }
+@page { margin: 1.5cm; }
+@media print {
+  body { margin: 0; max-width: none; font-size: 10pt; }
+  section, tr, svg { break-inside: avoid; }
+  h2 { break-after: avoid; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+"""
+
+
+def write_html(report: Report, out: TextIO, generated_at: datetime | None = None) -> None:
+    """Write the HTML report: metadata, outcome chart, runs over time, rows needing attention, signatures."""
+    when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
+    runs = report.runs
+    title = f"CWS delivery report: run {runs[0].run_id}" if len(runs) == 1 else f"CWS delivery report: {len(runs)} runs"
+    totals: dict[str, int] = dict.fromkeys(ROW_STATES, 0)
+    for run in runs:
+        for state, n in run.counts.items():
+            totals[state] = totals.get(state, 0) + n
+    out.write('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n')
+    out.write(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+    )
+    out.write('<meta name="viewport" content="width=device-width, initial-scale=1">\n')
+    out.write(f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n")
+    out.write(f"<header>\n<h1>{escape(title)}</h1>\n")
+    out.write(f'<p class="muted">Ledger <code>{escape(str(report.ledger))}</code>; report made {escape(when)}.</p>\n')
+    out.write("</header>\n")
+    if len(runs) == 1:
+        out.write('<section id="runs">\n')
+        out.write(_run_meta(runs[0]))
+        out.write("</section>\n")
+    out.write('<section id="outcome">\n<h2>Outcome</h2>\n')
+    total = sum(totals.values())
+    attention = sum(n for s, n in totals.items() if s in NOT_DELIVERED)
+    verdict = "ok" if attention == 0 else "bad"
+    out.write(f'<p><span class="{verdict}">{total - attention} of {total} rows delivered or already delivered'
+              f"</span>; {attention} need attention.</p>\n")  # fmt: skip
+    out.write(_outcome_chart(totals))
+    out.write("</section>\n")
+    if len(runs) > 1:
+        out.write('<section id="history">\n<h2>Runs over time</h2>\n')
+        out.write(_history_chart(runs[-MAX_HISTORY_RUNS:]))
+        if len(runs) > MAX_HISTORY_RUNS:
+            out.write(f'<p class="muted">The last {MAX_HISTORY_RUNS} of {len(runs)} runs.</p>\n')
+        out.write("</section>\n")
+    out.write('<section id="attention">\n')
+    _attention(report, out)
+    out.write("</section>\n")
+    out.write('<section id="verification">\n<h2>Signatures</h2>\n')
+    out.write(_verification(runs))
+    out.write("</section>\n")
+    if len(runs) > 1:
+        out.write('<section id="runs">\n<h2>Run details</h2>\n')
+        for run in reversed(runs[-MAX_HISTORY_RUNS:]):
+            out.write(_run_meta(run))
+        out.write("</section>\n")
+    out.write("</body>\n</html>\n")
+
+
+def _outcome_chart(counts: dict[str, int]) -> str:
+    label_w, bar_w, row_h = 110, 520, 26
+    biggest = max(counts.values(), default=0) or 1
+    height = row_h * len(ROW_STATES) + 10
+    parts = [f'<svg id="outcome-chart" xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 80}"'
+             f' height="{height}" role="img" aria-label="Rows per state">']  # fmt: skip
+    for i, state in enumerate(ROW_STATES):
+        n = counts.get(state, 0)
+        y = 5 + i * row_h
+        width = round(bar_w * n / biggest, 1) if n else 0
+        parts.append(f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{state}</text>')
+        parts.append(f'<rect class="bar" data-state="{state}" data-count="{n}" x="{label_w}" y="{y + 3}"'
+                     f' width="{max(width, 1 if n else 0)}" height="{row_h - 8}" fill="{STATE_COLOURS[state]}">'
+                     f"<title>{state}: {n}</title></rect>")  # fmt: skip
+        parts.append(f'<text x="{label_w + width + 6}" y="{y + 16}">{n}</text>')
+    parts.append("</svg>\n")
+    return "".join(parts)
+
+
+def _history_chart(runs: list[RunSummary]) -> str:
+    left, top, plot_w, plot_h = 50, 10, 640, 220
+    biggest = max((run.rows for run in runs), default=0) or 1
+    step = plot_w / len(runs)
+    bar = max(min(step * 0.7, 40), 2)
+    parts = [f'<svg id="runs-chart" xmlns="http://www.w3.org/2000/svg" width="{left + plot_w + 20}"'
+             f' height="{top + plot_h + 70}" role="img" aria-label="Rows per state in each run">',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>',
+             f'<text x="{left - 6}" y="{top + 10}" text-anchor="end">{biggest}</text>',
+             f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>']  # fmt: skip
+    for i, run in enumerate(runs):
+        x = round(left + i * step + (step - bar) / 2, 1)
+        y = float(top + plot_h)
+        for state in ROW_STATES:
+            n = run.counts.get(state, 0)
+            if not n:
+                continue
+            h = plot_h * n / biggest
+            y -= h
+            parts.append(
+                f'<rect class="segment" data-run="{run.run_id}" data-state="{state}" data-count="{n}"'
+                f' x="{x}" y="{round(y, 1)}" width="{round(bar, 1)}" height="{round(h, 1)}"'
+                f' fill="{STATE_COLOURS[state]}"><title>run {run.run_id}, {state}: {n}</title></rect>'
+            )
+        label_x = round(x + bar / 2, 1)
+        parts.append(f'<text x="{label_x}" y="{top + plot_h + 14}" text-anchor="middle">{run.run_id}</text>')
+        if len(runs) <= 12 or i % max(len(runs) // 12, 1) == 0:
+            day = escape(run.started_at[:10])
+            parts.append(f'<text x="{label_x}" y="{top + plot_h + 28}" text-anchor="middle" class="muted">{day}</text>')
+    legend_y = top + plot_h + 52
+    for i, state in enumerate(ROW_STATES):
+        lx = left + i * 82
+        parts.append(f'<rect x="{lx}" y="{legend_y - 10}" width="10" height="10" fill="{STATE_COLOURS[state]}"/>')
+        parts.append(f'<text x="{lx + 14}" y="{legend_y}">{state}</text>')
+    parts.append("</svg>\n")
+    return "".join(parts)
+
+
+def _badge(state: str) -> str:
+    return f'<span class="state" style="background:{STATE_COLOURS.get(state, "#555")}">{escape(state)}</span>'
+
+
+def _signature_cell(record: RowRecord) -> str:
+    if record.response_verified is None:
+        return '<span class="muted">no answer</span>'
+    if record.response_verified:
+        return f'<span class="ok">verified</span> ({escape(record.response_signer or "")})'
+    return '<span class="bad">not verified</span>'
+
+
+def _attention(report: Report, out: TextIO) -> None:
+    rows = report.attention
+    heading = f"Rows in state {', '.join(report.states)}" if report.states else "Rows needing attention"
+    out.write(f"<h2>{escape(heading)} ({len(rows)})</h2>\n")
+    if not rows:
+        out.write('<p class="ok">None: every row was delivered or had been delivered before.</p>\n')
+        return
+    headings = ("Run", "Line", "Key", "State", "HTTP", "Attempts", "CorEMR signature", "Reason")
+    out.write(f'<table id="attention-table">\n<thead><tr>{"".join(f"<th>{h}</th>" for h in headings)}</tr></thead>\n')
+    out.write("<tbody>\n")
+    for r in rows[:MAX_TABLE_ROWS]:
+        out.write(
+            f'<tr class="row" data-state="{escape(r.state)}"><td>{r.run_id}</td>'
+            f'<td>{r.line if r.line is not None else ""}</td><td class="mono">{escape(r.key or "(no key)")}</td>'
+            f"<td>{_badge(r.state)}</td>"
+            f"<td>{r.http_status or ''}</td><td>{r.attempts}</td><td>{_signature_cell(r)}</td>"
+            f"<td>{escape(r.error or '')}</td></tr>\n"
+        )
+    out.write("</tbody>\n</table>\n")
+    if len(rows) > MAX_TABLE_ROWS:
+        out.write(f'<p class="muted">The first {MAX_TABLE_ROWS} of {len(rows)} rows; '
+                  "<code>cws-pipeline report --format csv --output FILE</code> lists them all.</p>\n")  # fmt: skip
+    out.write('<ul class="advice">\n')
+    for state in _present(rows):
+        out.write(f"<li>{_badge(state)} {escape(STATE_ADVICE[state])}</li>\n")  # type: ignore[index]
+    out.write("</ul>\n")
+
+
+def _present(rows: Iterable[RowRecord]) -> list[str]:
+    seen = {r.state for r in rows}
+    return [s for s in ROW_STATES if s in seen]
+
+
+def _verification(runs: list[RunSummary]) -> str:
+    verified = sum(r.responses_verified for r in runs)
+    unverified = sum(r.responses_unverified for r in runs)
+    status = "ok" if unverified == 0 else "bad"
+    return (
+        f'<p id="verification-status"><span class="{status}">{verified} answers carried a good CorEMR signature;'
+        f" {unverified} did not</span> (checked when they arrived). Every request was signed with our key as"
+        f" {escape(', '.join(sorted({r.access for r in runs})))}"
+        f" ({escape(', '.join(sorted({r.algorithm for r in runs})))}).</p>\n"
+        '<p class="muted">To prove offline that the ledger is unaltered and re-verify every stored signature, run '
+        "<code>cws-pipeline audit --ledger LEDGER --config CONFIG</code>.</p>\n"
+    )
+
+
+def _run_meta(run: RunSummary) -> str:
+    items = [
+        ("Run", f"{run.run_id} ({run.status})"),
+        ("Started", run.started_at),
+        ("Finished", run.finished_at or "not finished"),
+        ("Source", f"{run.source}\nsha256 {run.source_sha256}"),
+        ("Mapping", f"{run.mapping}\nsha256 {run.mapping_sha256}"),
+        ("Endpoint", run.base_url + run.endpoint),
+        ("Access", f"{run.access} ({run.algorithm})"),
+        ("Program", f"cws-pipeline {run.program_version}"),
+        ("Rows", f"{run.rows}: " + ", ".join(f"{s} {run.counts.get(s, 0)}" for s in ROW_STATES)),
+    ]
+    body = "".join(
+        f"<dt>{escape(k)}</dt><dd{' class=mono' if k in ('Source', 'Mapping') else ''}>"
+        f"{escape(v).replace(chr(10), '<br>')}</dd>"
+        for k, v in items
+    )
+    return f'<dl class="meta run-meta" data-run="{run.run_id}">{body}</dl>\n'

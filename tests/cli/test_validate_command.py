@@ -1,0 +1,152 @@
+"""`cws-pipeline validate`: counts, first problems, exit codes, 0600 bodies and rejects files, nothing on error."""
+
+from __future__ import annotations
+
+import csv
+import io
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline._private_files import neutralise_cell
+from pipeline.cli import cli
+from pipeline.mapping._mapped_rows import map_csv
+from pipeline.mapping._mapping_file import load_mapping
+
+ROOT = Path(__file__).parents[2]
+SAMPLE = ROOT / "sample_data" / "bookings.csv"
+MAPPING = ROOT / "mappings" / "sample-jms.toml"
+SMALL_MAPPING = (
+    '[target]\nprofile = "none"\nkey = ["id"]\n[fields.id]\ncolumn = "ID"\n[fields.n]\ncolumn = "N"\ntype = "integer"\n'
+)
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> tuple[Path, Path]:
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(SMALL_MAPPING, encoding="utf-8")
+    data = tmp_path / "in.csv"
+    data.write_text("ID,N\n1,10\n2,=1+2\n3,30\n", encoding="utf-8")
+    return data, mapping
+
+
+def test_sample_export_counts_and_problems(tmp_path: Path) -> None:
+    code, out, _ = invoke("validate", SAMPLE, "--mapping", MAPPING)
+    assert code == 1
+    assert out.startswith("rows read: 240\nvalid:     233\ninvalid:   7\nfirst 8 problem(s):\n")
+    assert "  line 32: sex (column 'Sex'): 'X' is not one of M, MALE, F, FEMALE, U, UNKNOWN\n" in out
+    assert "  line 82: key 'J0000021/B25-000021' (external_id/booking_no) was already used on line 22\n" in out
+    assert "  line 214: expected 12 cells as in the header, found 13\n" in out
+
+
+def test_names_and_birth_dates_never_reach_stdout(tmp_path: Path) -> None:
+    rejects = tmp_path / "rejects.csv"
+    _, out, err = invoke("validate", SAMPLE, "--mapping", MAPPING, "--rejects", rejects, "--show", "100")
+    cells = list(csv.DictReader(io.StringIO(rejects.read_text(encoding="utf-8"))))
+    assert len(cells) == 7
+    for row in cells:
+        for column in ("Name", "DOB", "Middle Name"):
+            if len(row[column]) > 2:
+                assert row[column] not in out + err, column
+    assert "13/45/1990" in rejects.read_text(encoding="utf-8")  # the rejects file keeps the original cells
+
+
+def test_bodies_file_holds_exactly_the_bytes_to_sign(tmp_path: Path) -> None:
+    bodies = tmp_path / "bodies.jsonl"
+    code, out, _ = invoke("validate", SAMPLE, "--mapping", MAPPING, "--bodies", bodies)
+    assert code == 1 and f"bodies:    {bodies} (233 line(s))" in out
+    expected = [row.body for chunk in map_csv(SAMPLE, load_mapping(MAPPING)) for row in chunk if row.body]
+    assert bodies.read_bytes() == b"".join(body + b"\n" for body in expected)
+    assert stat.S_IMODE(bodies.stat().st_mode) == 0o600
+
+
+def test_rejects_file_has_original_columns_line_and_error_neutralised(tmp_path: Path, small: tuple[Path, Path]) -> None:
+    data, mapping = small
+    rejects = tmp_path / "rejects.csv"
+    code, out, _ = invoke("validate", data, "--mapping", mapping, "--rejects", rejects)
+    assert code == 1 and "rejects:   " in out
+    assert stat.S_IMODE(rejects.stat().st_mode) == 0o600
+    rows = list(csv.reader(io.StringIO(rejects.read_text(encoding="utf-8"))))
+    assert rows == [
+        ["ID", "N", "line", "error"],
+        ["2", "'=1+2", "3", "line 3: n (column 'N'): '=1+2' is not a whole number"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"), [("=SUM(A1)", "'=SUM(A1)"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("a=b", "a=b")]
+)
+def test_formula_cells_are_neutralised(cell: str, written: str) -> None:
+    assert neutralise_cell(cell) == written
+
+
+def test_all_valid_exits_0(tmp_path: Path) -> None:
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(SMALL_MAPPING, encoding="utf-8")
+    data = tmp_path / "in.csv"
+    data.write_text("ID,N\n1,10\n", encoding="utf-8")
+    assert invoke("validate", data, "-m", mapping) == (0, "rows read: 1\nvalid:     1\ninvalid:   0\n", "")
+
+
+def test_header_only_export_is_valid_and_empty(tmp_path: Path) -> None:
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(SMALL_MAPPING, encoding="utf-8")
+    data = tmp_path / "in.csv"
+    data.write_text("ID,N\n", encoding="utf-8")
+    bodies, rejects = tmp_path / "b.jsonl", tmp_path / "r.csv"
+    code, out, _ = invoke("validate", data, "-m", mapping, "--bodies", bodies, "--rejects", rejects)
+    assert code == 0 and out.startswith("rows read: 0\n")
+    assert bodies.read_bytes() == b""
+    assert rejects.read_text(encoding="utf-8") == "line,error\n"
+
+
+def test_mapping_error_exits_2_and_writes_nothing(tmp_path: Path, small: tuple[Path, Path]) -> None:
+    data, mapping = small
+    mapping.write_text(SMALL_MAPPING + "extract = '(['\n", encoding="utf-8")
+    bodies, rejects = tmp_path / "b.jsonl", tmp_path / "r.csv"
+    code, out, err = invoke("validate", data, "-m", mapping, "--bodies", bodies, "--rejects", rejects)
+    assert code == 2 and out == ""
+    assert err.startswith(f"Error: {mapping}: fields.n.extract: bad regular expression")
+    assert not bodies.exists() and not rejects.exists()
+    assert list(tmp_path.glob("*.partial")) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"Id,Number\n1,2\n", "column(s) 'ID', 'N' named in"),
+        (b"ID,N\n1,2\n3,Pe\xf1a\n", "line 3: bytes that are not utf-8"),
+    ],
+)
+def test_file_errors_exit_2_and_write_nothing(
+    tmp_path: Path, small: tuple[Path, Path], content: bytes, message: str
+) -> None:
+    data, mapping = small
+    data.write_bytes(content)
+    bodies = tmp_path / "b.jsonl"
+    code, out, err = invoke("validate", data, "-m", mapping, "--bodies", bodies)
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not bodies.exists()
+
+
+def test_missing_mapping_option_is_a_usage_error(small: tuple[Path, Path]) -> None:
+    data, _ = small
+    code, _, err = invoke("validate", data)
+    assert code == 2 and "--mapping" in err
+
+
+def test_help_starts_with_one_line_and_shows_an_example() -> None:
+    code, out, _ = invoke("validate", "--help")
+    assert code == 0
+    assert "Check a bookings CSV against a mapping" in out
+    assert "cws-pipeline validate sample_data/bookings.csv --mapping mappings/sample-jms.toml" in out

@@ -1,0 +1,142 @@
+"""What the tests share besides fixtures: key pairs as files, a site's mapping, booking rows, the Site."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from pipeline.protocol._keys import public_key_pem, write_private_file
+
+CLIENT_ACCESS = "county-jms"
+SERVER_ACCESS = "coremr"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A key and its two PEM files (private 0600, public SPKI)."""
+
+    key: rsa.RSAPrivateKey
+    private: Path
+    public: Path
+
+
+def write_pair(directory: Path, key: rsa.RSAPrivateKey) -> KeyPair:
+    directory.mkdir(parents=True, exist_ok=True)
+    private = directory / "rsa.private"
+    write_private_file(
+        private,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+    public = directory / "rsa.public"
+    public.write_bytes(public_key_pem(key))
+    return KeyPair(key, private, public)
+
+
+SITE_MAPPING = """\
+[source]
+encoding = "utf-8"
+delimiter = ","
+
+[target]
+endpoint = "/ws/patients/"
+key = ["external_id", "booking_no"]
+
+[fields.external_id]
+column = "Inmate ID"
+
+[fields.facility]
+value = 10000
+
+[fields.agency]
+value = 2
+
+[fields.billing_agency]
+value = 1
+
+[fields.fname]
+column = "First"
+
+[fields.lname]
+column = "Last"
+
+[fields.dob]
+column = "DOB"
+type = "datetime"
+formats = ["%Y-%m-%d"]
+not_future = true
+
+[fields.sex]
+column = "Sex"
+
+[fields.booking_no]
+column = "Booking"
+
+[fields.booking_date]
+column = "Booked"
+type = "datetime"
+formats = ["%Y-%m-%d %H:%M"]
+"""
+
+BOOKING_HEADER = ["Inmate ID", "Booking", "First", "Last", "DOB", "Sex", "Booked"]
+
+
+def booking_rows(n: int, start: int = 1) -> list[list[str]]:
+    """n valid, distinct booking rows."""
+    return [
+        [f"P{i:06d}", f"B{i:06d}", f"First{i}", f"Last{i}", f"19{50 + i % 50:02d}-0{1 + i % 9}-1{i % 10}",
+         "MF"[i % 2], "2026-11-28 22:15"]
+        for i in range(start, start + n)
+    ]  # fmt: skip
+
+
+@dataclass
+class Site:
+    """One jail's set-up in a temp dir, talking to a real local CWS server."""
+
+    dir: Path
+    server: Any
+    client_keys: KeyPair
+    server_keyring: Path
+    mapping: Path
+    config: Path
+    ledger: Path
+
+    def write_csv(self, rows: list[list[str]], name: str = "bookings.csv") -> Path:
+        """Write an export with the standard header."""
+        path = self.dir / name
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([BOOKING_HEADER, *rows])
+        return path
+
+    def write_config(self, **overrides: Any) -> Path:
+        """(Re)write cws.toml; overrides replace or add keys."""
+        values: dict[str, Any] = {
+            "base_url": self.server.url,
+            "access": CLIENT_ACCESS,
+            "private_key": str(self.client_keys.private),
+            "server_keys": str(self.server_keyring),
+            "ledger": str(self.ledger),
+            "concurrency": 4,
+            "max_attempts": 4,
+            "retry_initial_wait": 0.01,
+            "retry_max_wait": 0.05,
+            "timeout": 5,
+        }
+        values.update(overrides)
+        lines = []
+        for k, v in values.items():
+            if isinstance(v, bool):
+                lines.append(f"{k} = {'true' if v else 'false'}")
+            elif isinstance(v, int | float):
+                lines.append(f"{k} = {v}")
+            elif isinstance(v, list):
+                lines.append(f"{k} = [{', '.join(repr(x).replace(chr(39), chr(34)) for x in v)}]")
+            else:
+                lines.append(f'{k} = "{v}"')
+        self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return self.config

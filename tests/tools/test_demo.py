@@ -1,0 +1,62 @@
+"""The README's first command: `cws-pipeline demo` runs the whole job twice with no set-up."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.tools._demo import run_demo
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_demo_delivers_the_sample_then_sends_nothing_twice(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_demo(tmp_path / "demo", bits=2048, echo=lines.append)
+    first, second = result.first, result.second
+    assert first.counts["delivered"] >= 200
+    assert first.counts["invalid"] >= 1  # the sample's deliberately bad rows are caught, never sent
+    assert second.counts["delivered"] == 0
+    assert second.counts["skipped"] == first.counts["delivered"]
+    assert len(result.creates) == first.counts["delivered"]
+    assert set(result.creates.values()) == {1}
+    text = "\n".join(lines)
+    assert f"created {first.counts['delivered']} patients, 0 of them more than once" in text
+    ledger = tmp_path / "demo" / "ledger.sqlite"
+    assert f"Ledger: {ledger}" in text
+    assert stat.S_IMODE(ledger.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "demo" / "keys" / "rsa.private").stat().st_mode) == 0o600
+
+
+def test_demo_runs_again_in_the_same_directory_and_refuses_a_foreign_one(tmp_path: Path) -> None:
+    runner = CliRunner()
+    target = tmp_path / "demo"
+    assert runner.invoke(cli, ["demo", str(target), "--bits", "2048"]).exit_code == 0
+    again = runner.invoke(cli, ["demo", str(target), "--bits", "2048"])
+    assert again.exit_code == 0, again.output
+    assert "Making our key pair" not in again.output  # keys are reused
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.txt").write_text("mine")
+    refused = runner.invoke(cli, ["demo", str(foreign)])
+    assert refused.exit_code == 2 and "not empty and not an earlier demo" in refused.output
+    assert (foreign / "thesis.txt").read_text() == "mine"
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    readme = README.read_text(encoding="utf-8")
+    names = []
+    for name, command in cli.commands.items():
+        sub = getattr(command, "commands", None)
+        names += [f"{name} {s}" for s in sub] if sub else [name]
+    missing = [n for n in names if not re.search(rf"cws-pipeline {re.escape(n)}\b", readme)]
+    assert not missing, f"commands missing from README.md: {missing}"
+
+
+def test_readme_starts_with_the_demo_and_test_commands() -> None:
+    commands = re.findall(r"^(pip install .*?)\s+#", README.read_text(encoding="utf-8"), re.M)
+    assert commands[:2] == ["pip install -e . && cws-pipeline demo", "pip install -e '.[test]' && pytest"]
