@@ -23,11 +23,11 @@ def test_every_exported_name_exists() -> None:
 
 
 def test_every_config_key_is_documented_in_the_readme() -> None:
-    from pipeline.delivery._config import _KEYS
+    from pipeline.delivery._config import CONFIG_KEYS
 
     section = README.read_text(encoding="utf-8").split("### The run configuration", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^#? ?([a-z_]+) = ", section, re.M))
-    assert documented == set(_KEYS)
+    assert documented == set(CONFIG_KEYS)
 
 
 def test_documented_classes_and_functions_show_as_pipeline_names() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import click
 
 from .._errors import KeyFileError, UserInputError
-from ..protocol import Keyring, is_loopback, load_private_key
+from ..protocol import PASSPHRASE_ENV, Keyring, is_loopback, load_private_key, passphrase_from_environment
 from ..simulator import CWSServer, Fault
 from . import cli
 
@@ -43,7 +42,11 @@ __all__ = ["simulate"]
     metavar="SPEC",
     help="KIND[:key=value,...], e.g. status_503:first=2 or status_429:rate=0.1,retry_after=2. Repeatable.",
 )
-@click.option("--passphrase-env", metavar="NAME", help="Environment variable holding the server key's passphrase.")
+@click.option(
+    "--passphrase-env",
+    metavar="VAR",
+    help=f"Environment variable holding an encrypted server key's passphrase [default: {PASSPHRASE_ENV}, if set].",
+)
 @click.option("--access-log", is_flag=True, help="Print method, path and status of each request to stderr.")
 def simulate(
     port: int,
@@ -79,13 +82,7 @@ def simulate(
     if not is_loopback(host) and not public:
         raise UserInputError(f"--host {host}: not a loopback address; this is a test server, add --public to allow it")
     parsed_faults = [Fault.parse(spec) for spec in faults]
-    passphrase: bytes | None = None
-    if passphrase_env:
-        value = os.environ.get(passphrase_env)
-        if value is None:
-            raise KeyFileError(f"--passphrase-env {passphrase_env}: that environment variable is not set")
-        passphrase = value.encode()
-    key = load_private_key(server_key, passphrase)
+    key = load_private_key(server_key, passphrase_from_environment(passphrase_env))
     keyring = Keyring(client_keys)
     if not keyring.usernames():
         raise KeyFileError(f"{client_keys}: no <USERNAME>.pem public keys in the client keyring directory")

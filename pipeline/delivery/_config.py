@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import ConfigError
-from ..protocol import ALGORITHMS, Algorithm, is_loopback
+from .._toml import TomlFile
+from ..protocol import ALGORITHMS, Algorithm, is_loopback, passphrase_from_environment
 
-__all__ = ["RunConfig", "load_config"]
+__all__ = ["CONFIG_KEYS", "RunConfig", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -37,90 +37,63 @@ class RunConfig:
     ca_bundle: Path | None = None
     allow_insecure_http: bool = False
 
+    def passphrase(self) -> bytes | None:
+        """The private key's passphrase, by the one rule: passphrase_env if set here, else CWS_KEY_PASSPHRASE."""
+        return passphrase_from_environment(self.passphrase_env, named_by=f"{self.path}: passphrase_env")
 
-# key -> (type(s), required)
-_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "base_url": ((str,), True),
-    "access": ((str,), True),
-    "private_key": ((str,), True),
-    "server_keys": ((str,), True),
-    "ledger": ((str,), False),
-    "algorithm": ((str,), False),
-    "accept_algorithms": ((list,), False),
-    "passphrase_env": ((str,), False),
-    "concurrency": ((int,), False),
-    "max_attempts": ((int,), False),
-    "timeout": ((int, float), False),
-    "retry_initial_wait": ((int, float), False),
-    "retry_max_wait": ((int, float), False),
-    "retry_after_cap": ((int, float), False),
-    "circuit_breaker": ((int,), False),
-    "ca_bundle": ((str,), False),
-    "allow_insecure_http": ((bool,), False),
-}
+
+_REQUIRED = ("base_url", "access", "private_key", "server_keys")
+_OPTIONAL = (
+    "ledger", "algorithm", "accept_algorithms", "passphrase_env", "concurrency", "max_attempts", "timeout",
+    "retry_initial_wait", "retry_max_wait", "retry_after_cap", "circuit_breaker", "ca_bundle", "allow_insecure_http",
+)  # fmt: skip
+CONFIG_KEYS = (*_REQUIRED, *_OPTIONAL)  # every key a run configuration may hold
+_COUNTS = ("concurrency", "max_attempts", "circuit_breaker")
+_SECONDS = ("retry_initial_wait", "retry_max_wait", "retry_after_cap")
 
 
 def load_config(path: Path | str) -> RunConfig:
     """Read and check a run configuration; paths inside it are relative to the file."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-
-    def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{path}: {key}: {problem}")
-
-    for key, value in raw.items():
-        if key not in _KEYS:
-            raise fail(key, f"unknown key; known keys are {', '.join(sorted(_KEYS))}")
-        types, _ = _KEYS[key]
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise fail(key, f"expected {' or '.join(t.__name__ for t in types)}, got {type(value).__name__}")
-    for key, (_, required) in _KEYS.items():
-        if required and key not in raw:
-            raise fail(key, "required key is missing")
-
+    doc, _ = TomlFile.read(path, ConfigError, "config file")
+    raw = doc.data
+    doc.only("", raw, CONFIG_KEYS)
+    doc.require("", raw, _REQUIRED)
     base = path.parent.resolve()
 
-    def local(value: str) -> Path:
-        return (base / Path(value).expanduser()).resolve()
+    def local(key: str, default: str | None = None) -> Path:
+        return (base / Path(doc.string(key, raw.get(key, default))).expanduser()).resolve()
 
     opts: dict[str, Any] = {}
-    base_url = str(raw["base_url"]).rstrip("/")
-    allow_http = bool(raw.get("allow_insecure_http", False))
-    _check_base_url(base_url, allow_http, fail)
-    algorithm = raw.get("algorithm", "CWS-SHA256")
-    if algorithm not in ALGORITHMS:
-        raise fail("algorithm", f"{algorithm!r} is not one of {', '.join(ALGORITHMS)}")
-    accept = tuple(raw.get("accept_algorithms", ALGORITHMS))
-    bad = [a for a in accept if a not in ALGORITHMS]
-    if bad or not accept:
-        raise fail("accept_algorithms", f"give a non-empty list drawn from {', '.join(ALGORITHMS)}")
-    for key in ("concurrency", "max_attempts", "circuit_breaker"):
-        if key in raw and raw[key] < 1:
-            raise fail(key, "must be at least 1")
-    for key in ("timeout", "retry_initial_wait", "retry_max_wait", "retry_after_cap"):
+    for key in _COUNTS:
         if key in raw:
-            if raw[key] < 0 or (key == "timeout" and raw[key] == 0):
-                raise fail(key, "must be a positive number of seconds")
-            opts[key] = float(raw[key])
-    for key in ("concurrency", "max_attempts", "circuit_breaker", "passphrase_env"):
+            opts[key] = doc.integer(key, raw[key], minimum=1)
+    for key in _SECONDS:
         if key in raw:
-            opts[key] = raw[key]
+            opts[key] = doc.number(key, raw[key], unit="seconds")
+    if "timeout" in raw:
+        opts["timeout"] = doc.number("timeout", raw["timeout"], positive=True, unit="seconds")
+    if "passphrase_env" in raw:
+        opts["passphrase_env"] = doc.string("passphrase_env", raw["passphrase_env"])
     if "ca_bundle" in raw:
-        opts["ca_bundle"] = local(raw["ca_bundle"])
+        opts["ca_bundle"] = local("ca_bundle")
+    base_url = doc.string("base_url", raw["base_url"]).rstrip("/")
+    allow_http = doc.boolean("allow_insecure_http", raw.get("allow_insecure_http", False))
+    _check_base_url(base_url, allow_http, doc)
+    algorithm = doc.string("algorithm", raw.get("algorithm", "CWS-SHA256"))
+    if algorithm not in ALGORITHMS:
+        raise doc.error("algorithm", f"{algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+    example = '["CWS-SHA256", "CWS-SHA1"]'
+    accept = tuple(doc.strings("accept_algorithms", raw.get("accept_algorithms", list(ALGORITHMS)), example=example))
+    if any(a not in ALGORITHMS for a in accept):
+        raise doc.error("accept_algorithms", f"give a non-empty list drawn from {', '.join(ALGORITHMS)}")
     return RunConfig(
         path=path.resolve(),
         base_url=base_url,
-        access=str(raw["access"]),
-        private_key=local(raw["private_key"]),
-        server_keys=local(raw["server_keys"]),
-        ledger=local(raw.get("ledger", "ledger.sqlite")),
+        access=doc.string("access", raw["access"]),
+        private_key=local("private_key"),
+        server_keys=local("server_keys"),
+        ledger=local("ledger", "ledger.sqlite"),
         algorithm=algorithm,
         accept_algorithms=accept,
         allow_insecure_http=allow_http,
@@ -128,12 +101,12 @@ def load_config(path: Path | str) -> RunConfig:
     )
 
 
-def _check_base_url(url: str, allow_http: bool, fail: Any) -> None:
+def _check_base_url(url: str, allow_http: bool, doc: TomlFile) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise fail("base_url", f"{url!r} is not an http(s) URL like https://coremr.example.org")
+        raise doc.error("base_url", f"{url!r} is not an http(s) URL like https://coremr.example.org")
     if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
-        raise fail(
+        raise doc.error(
             "base_url",
             "plain http sends patient data unencrypted; use https, or set allow_insecure_http = true",
         )

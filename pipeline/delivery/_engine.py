@@ -21,6 +21,7 @@ from tenacity import Retrying, stop_after_attempt
 
 from ..ledger import (
     Entry,
+    LedgerWrite,
     LedgerWriter,
     PriorRows,
     RowState,
@@ -133,9 +134,7 @@ class Delivery:
 
     def record_many_without_sending(self, planned: Sequence[tuple[MappedRow, Plan, str | None]]) -> list[RowOutcome]:
         """Record the states of rows that need no request, in one ledger submission (re-runs are mostly these)."""
-        entries: list[Entry] = []
-        bodies: list[tuple[str, bytes]] = []
-        updates: list[StatusUpdate] = []
+        write = LedgerWrite()
         outcomes: list[RowOutcome] = []
         skipped: list[SkippedRow] = []
         for row, plan, sha in planned:
@@ -144,8 +143,8 @@ class Delivery:
                 cells_sha = sha256_hex(cells)
                 skipped.append(SkippedRow(row.line, row.key, row.external_id, sha, cells_sha))
                 if not self._prior.holds(row.key, sha, cells_sha):
-                    bodies.append((cells_sha, cells))
-                    updates.append(
+                    write.bodies.append((cells_sha, cells))
+                    write.updates.append(
                         StatusUpdate(row.key, row.external_id, "skipped", sha, self.run_id, row.line,
                                      cells_sha256=cells_sha)
                     )  # fmt: skip
@@ -170,11 +169,11 @@ class Delivery:
             else:
                 state = "rejected"
                 reason = f"rejected earlier with the same body (run {p.run_id if p else '?'}): {p.reason if p else ''}"
-            self._final_records(row, state, reason, sha, None, 0, entries, bodies, updates)
+            write.add(self._final_records(row, state, reason, sha, None, 0))
             outcomes.append(RowOutcome(row.line, row.key, state, reason))
         if skipped:  # listed in chained skipped_rows entries, not one entry each: a re-run is mostly these
-            entries += skipped_rows_entries(self.run_id, skipped)
-        self._writer.submit(entries, bodies, updates)
+            write.entries += skipped_rows_entries(self.run_id, skipped)
+        self._writer.submit(write)
         return outcomes
 
     # -- delivering (network) ------------------------------------------------------------------
@@ -186,13 +185,11 @@ class Delivery:
         One fsync for a window of rows instead of one per row; a row whose request never leaves (a
         crash, the circuit breaker) is settled by lookup or recorded as not sent, as for any "sending".
         """
-        entries: list[Entry] = []
-        bodies: list[tuple[str, bytes]] = []
-        updates: list[StatusUpdate] = []
+        write = LedgerWrite()
         for row, sha in rows:
             assert row.body is not None
-            self._intent(row, row.body, sha, 1, entries, bodies, updates)
-        self._writer.submit(entries, bodies, updates, durable=True)
+            write.add(self._intent(row, row.body, sha, 1))
+        self._writer.submit(write, durable=True)
 
     def deliver(self, row: MappedRow, plan: Plan, sha: str, *, intent_recorded: bool = False) -> RowOutcome:
         """Settle any doubt, send with retries, verify, and record the row's final state (sha: the body's)."""
@@ -310,32 +307,18 @@ class Delivery:
             raise _Stopped
         if not intent_recorded:
             # Durable before the request leaves: after a crash the next run sees "sending" and settles it.
-            entries: list[Entry] = []
-            bodies: list[tuple[str, bytes]] = []
-            updates: list[StatusUpdate] = []
-            self._intent(row, body, sha, attempt, entries, bodies, updates)
-            self._writer.submit(entries, bodies, updates, durable=True)
+            self._writer.submit(self._intent(row, body, sha, attempt), durable=True)
         ex = exchange(self._client, "POST", self._endpoint, body)
         self._breaker.observe(ex)
         self._record_exchange(row, "attempt", ex, attempt, request_stored=True)
         return ex
 
-    def _intent(
-        self,
-        row: MappedRow,
-        body: bytes,
-        sha: str,
-        attempt: int,
-        entries: list[Entry],
-        bodies: list[tuple[str, bytes]],
-        updates: list[StatusUpdate],
-    ) -> None:
-        entries.append(
-            Entry(self.run_id, "sending", line=row.line, key=row.key, external_id=row.external_id,
-                  attempt=attempt, method="POST", url=self._endpoint, request_sha256=sha)
-        )  # fmt: skip
-        bodies.append((sha, body))
-        updates.append(StatusUpdate(row.key, row.external_id, "sending", sha, self.run_id, row.line))
+    def _intent(self, row: MappedRow, body: bytes, sha: str, attempt: int) -> LedgerWrite:
+        """The record that this row's request is about to leave: written durably before it does."""
+        entry = Entry(self.run_id, "sending", line=row.line, key=row.key, external_id=row.external_id,
+                      attempt=attempt, method="POST", url=self._endpoint, request_sha256=sha)  # fmt: skip
+        status = StatusUpdate(row.key, row.external_id, "sending", sha, self.run_id, row.line)
+        return LedgerWrite([entry], [(sha, body)], [status])
 
     def _record_exchange(
         self, row: MappedRow, event: Literal["attempt", "lookup"], ex: Exchange, n: int, *, request_stored: bool = False
@@ -344,7 +327,7 @@ class Delivery:
         bodies = [] if request_stored else [(entry.request_sha256 or "", ex.request_body)]
         if ex.response_body is not None:
             bodies.append((entry.response_sha256 or "", ex.response_body))
-        self._writer.submit([entry], bodies)
+        self._writer.submit(LedgerWrite([entry], bodies))
 
     def _finish(
         self,
@@ -359,11 +342,8 @@ class Delivery:
         keep: bool = False,
     ) -> RowOutcome:
         """Record the row's final state entry and its row_status (record=False: status only)."""
-        entries: list[Entry] = []
-        bodies: list[tuple[str, bytes]] = []
-        updates: list[StatusUpdate] = []
-        self._final_records(row, state, reason, body_sha, last, attempts, entries, bodies, updates, keep=keep)
-        self._writer.submit(entries if record else [], bodies if record else [], updates)
+        write = self._final_records(row, state, reason, body_sha, last, attempts, keep=keep)
+        self._writer.submit(write if record else LedgerWrite(updates=write.updates))
         return RowOutcome(row.line, row.key, state, reason)
 
     def _final_records(
@@ -374,13 +354,10 @@ class Delivery:
         body_sha: str | None,
         last: Exchange | None,
         attempts: int,
-        entries: list[Entry],
-        bodies: list[tuple[str, bytes]],
-        updates: list[StatusUpdate],
         *,
         keep: bool = False,
-    ) -> None:
-        """Append the row's state entry, its input cells and its row_status change to the lists given."""
+    ) -> LedgerWrite:
+        """The row's state entry, its input cells and its row_status change."""
         cells = _cells_json(row)
         cells_sha = sha256_hex(cells)
         # The last exchange's bodies were stored with its own entry; the state entry only points at them.
@@ -390,14 +367,14 @@ class Delivery:
         entry.cells_sha256 = cells_sha
         if last is None:
             entry.request_sha256 = body_sha
-        entries.append(entry)
-        bodies.append((cells_sha, cells))
+        write = LedgerWrite([entry], [(cells_sha, cells)])
         if row.key:
             # keep=True: a 'changed' after a lookup keeps the delivered body recorded just before it.
-            updates.append(
+            write.updates.append(
                 StatusUpdate(row.key, row.external_id, state, body_sha, self.run_id, row.line, reason,
                              delivered=state == "delivered" and not keep, cells_sha256=cells_sha)
             )  # fmt: skip
+        return write
 
 
 class _Final(Exception):

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._errors import ConfigError, SourceError
+from .._errors import SourceError
 from .._gc import cycle_collector_paused
 from .._version import __version__
 from ..ledger import NOT_DELIVERED, ROW_STATES, Ledger, LedgerWriter, RowState, RunInfo, RunLock
@@ -57,16 +57,6 @@ class RunResult:
         if self.security_stop:
             return 3
         return 1 if any(self.counts[s] for s in NOT_DELIVERED) else 0
-
-
-def read_passphrase(config: RunConfig) -> bytes | None:
-    """The private key's passphrase from the environment variable the config names, if any."""
-    if not config.passphrase_env:
-        return None
-    value = os.environ.get(config.passphrase_env)
-    if value is None:
-        raise ConfigError(f"{config.path}: passphrase_env: environment variable {config.passphrase_env} is not set")
-    return value.encode("utf-8")
 
 
 def file_sha256(path: Path) -> str:
@@ -132,7 +122,7 @@ def run_bookings(
     """Deliver every row of a bookings export; return the run's counts. Raises UserInputError before sending."""
     csv_path = Path(csv_path)
     mapping = load_mapping(mapping_path)
-    key = load_private_key(config.private_key, read_passphrase(config))
+    key = load_private_key(config.private_key, config.passphrase())
     keyring = Keyring(config.server_keys)
     for signer in keyring.usernames():  # a broken .pem is a set-up error: say so before sending anything
         keyring.public_key(signer)

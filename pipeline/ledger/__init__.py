@@ -16,6 +16,7 @@ from ._entries import (
 from ._ledger import Ledger, RunInfo
 from ._lock import RunLock
 from ._row_states import NOT_DELIVERED, ROW_STATES, STATE_ADVICE, PriorRows, RowState, StatusUpdate
+from ._write import LedgerWrite
 from ._writer import LedgerWriter
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ChainBreak",
     "Entry",
     "Ledger",
+    "LedgerWrite",
     "LedgerWriter",
     "PriorRows",
     "RowState",

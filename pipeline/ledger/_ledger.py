@@ -35,6 +35,7 @@ from ._entries import (
     skipped_rows,
 )
 from ._row_states import PriorRows, StatusUpdate
+from ._write import LedgerWrite
 
 __all__ = ["Ledger", "RunInfo"]
 
@@ -191,14 +192,7 @@ class Ledger:
             self._append_locked([Entry(run_id, "run_started", at=started, detail=detail)])
         return run_id
 
-    def append(
-        self,
-        entries: Sequence[Entry],
-        bodies: Iterable[tuple[str, bytes]] = (),
-        updates: Iterable[StatusUpdate] = (),
-        *,
-        durable: bool = True,
-    ) -> None:
+    def append(self, write: LedgerWrite, *, durable: bool = True) -> None:
         """Append entries, store bodies and update row_status in one transaction (durable: fsync'd at commit).
 
         durable=False commits without waiting for the disk: the entries survive a crash of this process
@@ -206,9 +200,9 @@ class Ledger:
         """
         self._synchronous(durable)
         with self._transaction():
-            self._store_bodies(bodies)
-            self._append_locked(entries)
-            self._update_status(updates)
+            self._store_bodies(write.bodies)
+            self._append_locked(write.entries)
+            self._update_status(write.updates)
 
     def finish_run(self, run_id: int, counts: dict[str, int], status: str, exit_code: int) -> None:
         """Record the end of a run with its counts per state."""

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ._entries import Entry
 from ._ledger import Ledger
-from ._row_states import StatusUpdate
+from ._write import LedgerWrite
 
 __all__ = ["LedgerWriter"]
 
@@ -24,9 +22,7 @@ _LINGER_SECONDS = 0.1
 
 @dataclass
 class _Batch:
-    entries: Sequence[Entry]
-    bodies: list[tuple[str, bytes]] = field(default_factory=list)
-    updates: list[StatusUpdate] = field(default_factory=list)
+    write: LedgerWrite
     done: Future[None] | None = None
 
 
@@ -43,26 +39,19 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
         self._thread.start()
 
-    def submit(
-        self,
-        entries: Sequence[Entry],
-        bodies: Iterable[tuple[str, bytes]] = (),
-        updates: Iterable[StatusUpdate] = (),
-        *,
-        durable: bool = False,
-    ) -> None:
-        """Queue entries; with durable=True, return only once they are committed (or raise why not)."""
+    def submit(self, write: LedgerWrite, *, durable: bool = False) -> None:
+        """Queue a write; with durable=True, return only once it is committed (or raise why not)."""
         if self._failure is not None:
             raise self._failure
         done: Future[None] | None = Future() if durable else None
-        self._pending.append(_Batch(entries, list(bodies), list(updates), done))
+        self._pending.append(_Batch(write, done))
         if done is not None:
             self._wake.set()
             done.result()
 
     def flush(self) -> None:
         """Wait until everything queued so far is committed."""
-        self.submit((), durable=True)
+        self.submit(LedgerWrite(), durable=True)
 
     def close(self) -> None:
         """Commit what is queued and stop the thread."""
@@ -98,12 +87,10 @@ class LedgerWriter:
                 raise self._failure
             # Only a group someone waits on must reach the disk before COMMIT returns; its fsync also
             # covers every commit before it.
-            self.ledger.append(
-                [e for b in group for e in b.entries],
-                [x for b in group for x in b.bodies],
-                [u for b in group for u in b.updates],
-                durable=any(b.done is not None for b in group),
-            )
+            combined = LedgerWrite()
+            for b in group:
+                combined.add(b.write)
+            self.ledger.append(combined, durable=any(b.done is not None for b in group))
         except BaseException as exc:  # disk full, I/O error: every waiter must learn it, nothing may be sent
             self._failure = exc
             for b in group:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 from .._errors import MappingError
+from .._toml import TomlFile, kind_of
 from ..source import CsvFormat
 from ._profile import apply_profile
 
@@ -129,21 +129,16 @@ def load_mapping(path: Path | str) -> Mapping:
 
 def parse_mapping(data: bytes, path: Path) -> Mapping:
     """Check mapping-file bytes (named PATH in messages) and build the Mapping."""
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise MappingError(f"{path}: a mapping file must be UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise MappingError(f"{path}: not valid TOML: {exc}") from exc
-    where = _Where(path)
-    _only(where, "", doc, _SECTIONS)
-    source = _source(where, _table(where, "source", doc.get("source", {})))
-    target = _table(where, "target", doc.get("target", {}))
-    _only(where, "target", target, _TARGET_KEYS)
-    fields_doc = _table(where, "fields", doc.get("fields"))
+    where = TomlFile.parse(data, path, MappingError, "mapping file")
+    doc = where.data
+    where.only("", doc, _SECTIONS)
+    source = _source(where, where.table("source", doc.get("source", {})))
+    target = where.table("target", doc.get("target", {}))
+    where.only("target", target, _TARGET_KEYS)
+    fields_doc = where.table("fields", doc.get("fields"))
     if not fields_doc:
         raise where.error("fields", "no output fields; add a [fields.NAME] table for each body key")
-    fields = tuple(_field(where, name, _table(where, f"fields.{name}", spec)) for name, spec in fields_doc.items())
+    fields = tuple(_field(where, name, where.table(f"fields.{name}", spec)) for name, spec in fields_doc.items())
     names = [f.name for f in fields]
     key = target.get("key", list(DEFAULT_KEY))
     if not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key):
@@ -151,15 +146,15 @@ def parse_mapping(data: bytes, path: Path) -> Mapping:
     for i, k in enumerate(key):
         if k not in names:
             raise where.error(f"target.key[{i}]", f"{k!r} is not one of the fields ({', '.join(names)})")
-    endpoint = _str(where, "target.endpoint", target.get("endpoint", DEFAULT_ENDPOINT))
+    endpoint = where.string("target.endpoint", target.get("endpoint", DEFAULT_ENDPOINT))
     if not endpoint.startswith("/"):
         raise where.error("target.endpoint", f"{endpoint!r} must be a path starting with '/', e.g. \"/ws/patients/\"")
-    dt_format = _str(where, "target.datetime_format", target.get("datetime_format", DEFAULT_DATETIME_FORMAT))
+    dt_format = where.string("target.datetime_format", target.get("datetime_format", DEFAULT_DATETIME_FORMAT))
     _check_format(where, "target.datetime_format", dt_format)
-    profile = _str(where, "target.profile", target.get("profile", "cws-patient"))
+    profile = where.string("target.profile", target.get("profile", "cws-patient"))
     if profile not in PROFILES:
         raise where.error("target.profile", f"{profile!r} is not one of {', '.join(PROFILES)}")
-    fields = apply_profile(profile, fields, lambda key_path, problem: where.error(key_path, problem))
+    fields = apply_profile(profile, fields, where.error)
     return Mapping(
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -172,64 +167,20 @@ def parse_mapping(data: bytes, path: Path) -> Mapping:
     )
 
 
-@dataclass(frozen=True)
-class _Where:
-    path: Path
-
-    def error(self, key_path: str, problem: str) -> MappingError:
-        return MappingError(f"{self.path}: {key_path}: {problem}" if key_path else f"{self.path}: {problem}")
-
-
-def _table(where: _Where, key_path: str, value: object) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise where.error(key_path, f"expected a table ([{key_path}]), got {_kind(value)}")
-    return cast(dict[str, Any], value)
-
-
-def _only(where: _Where, key_path: str, table: dict[str, Any], allowed: set[str]) -> None:
-    for k in table:
-        if k not in allowed:
-            prefix = f"{key_path}." if key_path else ""
-            raise where.error(f"{prefix}{k}", f"unknown option; expected one of {', '.join(sorted(allowed))}")
-
-
-def _kind(value: object) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
-
-
-def _str(where: _Where, key_path: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise where.error(key_path, f"expected a string, got {_kind(value)}")
-    return value
-
-
-def _bool(where: _Where, key_path: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise where.error(key_path, f"expected true or false, got {_kind(value)}")
-    return value
-
-
-def _scalar(where: _Where, key_path: str, value: object) -> Scalar:
+def _scalar(where: TomlFile, key_path: str, value: object) -> Scalar:
     if not isinstance(value, str | int | float | bool):
-        raise where.error(key_path, f"expected a string, number or boolean, got {_kind(value)}")
+        raise where.error(key_path, f"expected a string, number or boolean, got {kind_of(value)}")
     return value
 
 
-def _source(where: _Where, table: dict[str, Any]) -> CsvFormat:
-    _only(where, "source", table, _SOURCE_KEYS)
-    encoding = _str(where, "source.encoding", table.get("encoding", "utf-8"))
+def _source(where: TomlFile, table: dict[str, Any]) -> CsvFormat:
+    where.only("source", table, _SOURCE_KEYS)
+    encoding = where.string("source.encoding", table.get("encoding", "utf-8"))
     try:
         codecs.lookup(encoding)
     except LookupError:
         raise where.error("source.encoding", f"{encoding!r} is not a known encoding (e.g. utf-8, cp1252)") from None
-    delimiter = _str(where, "source.delimiter", table.get("delimiter", ","))
+    delimiter = where.string("source.delimiter", table.get("delimiter", ","))
     if len(delimiter) != 1 or delimiter in '"\r\n':
         raise where.error(
             "source.delimiter", f'{delimiter!r} must be one character, not a quote or newline ("\\t" for tab)'
@@ -240,7 +191,7 @@ def _source(where: _Where, table: dict[str, Any]) -> CsvFormat:
     return CsvFormat(encoding=encoding, delimiter=delimiter, header_line=header_line)
 
 
-def _check_format(where: _Where, key_path: str, fmt: str) -> None:
+def _check_format(where: TomlFile, key_path: str, fmt: str) -> None:
     """Refuse a strftime/strptime format with an unknown directive or one that cannot round-trip."""
     directives = re.findall(r"%(.?)", fmt)
     if not directives:
@@ -255,16 +206,16 @@ def _check_format(where: _Where, key_path: str, fmt: str) -> None:
         raise where.error(key_path, f"{fmt!r} is not a usable date format ({exc})") from None
 
 
-def _field(where: _Where, name: str, table: dict[str, Any]) -> FieldSpec:
+def _field(where: TomlFile, name: str, table: dict[str, Any]) -> FieldSpec:
     base = f"fields.{name}"
-    _only(where, base, table, _FIELD_KEYS)
+    where.only(base, table, _FIELD_KEYS)
     if ("column" in table) == ("value" in table):
         raise where.error(base, "give exactly one of column (a CSV column) or value (a constant)")
     type_ = table.get("type", _inferred_type(table.get("value")))
     if type_ not in get_args(FieldType):
         raise where.error(f"{base}.type", f"{type_!r} is not one of {', '.join(get_args(FieldType))}")
-    required = _bool(where, f"{base}.required", table.get("required", True))
-    sensitive = _bool(where, f"{base}.sensitive", table.get("sensitive", name in IDENTIFYING_FIELDS))
+    required = where.boolean(f"{base}.required", table.get("required", True))
+    sensitive = where.boolean(f"{base}.sensitive", table.get("sensitive", name in IDENTIFYING_FIELDS))
     max_length = table.get("max_length")
     if max_length is not None:
         if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
@@ -279,7 +230,7 @@ def _field(where: _Where, name: str, table: dict[str, Any]) -> FieldSpec:
         if max_length is not None and len(str(value)) > max_length:
             raise where.error(f"{base}.value", f"longer than max_length {max_length}")
         return FieldSpec(name, value=value, type=type_, required=required, max_length=max_length, sensitive=sensitive)
-    column = _str(where, f"{base}.column", table["column"]).strip()
+    column = where.string(f"{base}.column", table["column"]).strip()
     if not column:
         raise where.error(f"{base}.column", "expected a column name from the header row")
     formats: tuple[str, ...] = ()
@@ -291,27 +242,27 @@ def _field(where: _Where, name: str, table: dict[str, Any]) -> FieldSpec:
         if not isinstance(raw_formats, list) or not raw_formats:
             raise where.error(f"{base}.formats", 'a datetime field needs a list of formats, e.g. ["%m/%d/%Y"]')
         for i, fmt in enumerate(raw_formats):
-            _check_format(where, f"{base}.formats[{i}]", _str(where, f"{base}.formats[{i}]", fmt))
+            _check_format(where, f"{base}.formats[{i}]", where.string(f"{base}.formats[{i}]", fmt))
         formats = tuple(raw_formats)
     two_digit_year = table.get("two_digit_year", "past")
     if two_digit_year not in get_args(TwoDigitYear):
         raise where.error(f"{base}.two_digit_year", f"{two_digit_year!r} is not one of past, strptime")
     transform = table.get("transform", [])
     if not isinstance(transform, list):
-        raise where.error(f"{base}.transform", f'expected a list, e.g. ["strip", "title"], got {_kind(transform)}')
+        raise where.error(f"{base}.transform", f'expected a list, e.g. ["strip", "title"], got {kind_of(transform)}')
     for i, t in enumerate(transform):
         if t not in get_args(Transform):
             raise where.error(f"{base}.transform[{i}]", f"{t!r} is not one of {', '.join(get_args(Transform))}")
     extract = None
     if "extract" in table:
-        pattern = _str(where, f"{base}.extract", table["extract"])
+        pattern = where.string(f"{base}.extract", table["extract"])
         try:
             extract = re.compile(pattern)
         except re.error as exc:
             raise where.error(f"{base}.extract", f"bad regular expression: {exc}") from None
     lookup = None
     if "lookup" in table:
-        lookup_table = _table(where, f"{base}.lookup", table["lookup"])
+        lookup_table = where.table(f"{base}.lookup", table["lookup"])
         lookup = {str(k): _scalar(where, f"{base}.lookup.{k}", v) for k, v in lookup_table.items()}
         for k, v in lookup.items():
             _constant(where, f"{base}.lookup.{k}", type_, v, lookup=True)
@@ -329,7 +280,7 @@ def _field(where: _Where, name: str, table: dict[str, Any]) -> FieldSpec:
         type=type_,
         formats=formats,
         two_digit_year=two_digit_year,
-        not_future=_bool(where, f"{base}.not_future", table.get("not_future", False)),
+        not_future=where.boolean(f"{base}.not_future", table.get("not_future", False)),
         transform=tuple(transform),
         extract=extract,
         lookup=lookup,
@@ -348,7 +299,7 @@ def _inferred_type(value: object) -> str:
     return "number" if isinstance(value, float) else "string"
 
 
-def _constant(where: _Where, key_path: str, type_: str, value: object, *, lookup: bool = False) -> Scalar:
+def _constant(where: TomlFile, key_path: str, type_: str, value: object, *, lookup: bool = False) -> Scalar:
     """Check a constant (or lookup result) against the field type."""
     scalar = _scalar(where, key_path, value)
     if lookup and isinstance(scalar, str):
@@ -360,5 +311,5 @@ def _constant(where: _Where, key_path: str, type_: str, value: object, *, lookup
         "datetime": isinstance(scalar, str),
     }[type_]
     if not ok:
-        raise where.error(key_path, f'{_kind(scalar)} does not fit type = "{type_}"')
+        raise where.error(key_path, f'{kind_of(scalar)} does not fit type = "{type_}"')
     return scalar

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .._errors import MappingError
+from .._errors import UserInputError
 
 if TYPE_CHECKING:
     from ._mapping_file import FieldSpec
@@ -29,7 +29,7 @@ _OFF = 'or set [target] profile = "none" to turn the CWS patient checks off'
 
 
 def apply_profile(
-    profile: str, fields: tuple[FieldSpec, ...], error: Callable[[str, str], MappingError]
+    profile: str, fields: tuple[FieldSpec, ...], error: Callable[[str, str], UserInputError]
 ) -> tuple[FieldSpec, ...]:
     """Return FIELDS tightened by PROFILE's rules; raise error(key_path, problem) when they cannot comply."""
     if profile == "none":

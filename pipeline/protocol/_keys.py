@@ -144,14 +144,21 @@ def _load_private_key_cached(path: Path, _identity: tuple[int, ...], passphrase:
     return key
 
 
-def passphrase_from_environment(variable: str | None = None) -> bytes | None:
-    """The passphrase held in the named environment variable, or in CWS_KEY_PASSPHRASE if none is named."""
+def passphrase_from_environment(variable: str | None = None, *, named_by: str = "--passphrase-env") -> bytes | None:
+    """An encrypted key's passphrase: from VARIABLE when one is named (it must be set), else CWS_KEY_PASSPHRASE.
+
+    The one rule every command follows. NAMED_BY says where VARIABLE was named (a CLI option, or
+    `cws.toml: passphrase_env`), so the error points at the setting to fix. None when no variable
+    is named and CWS_KEY_PASSPHRASE is not set: an unencrypted key needs none.
+    """
     if variable is None:
         value = os.environ.get(PASSPHRASE_ENV)
         return None if value is None else value.encode()
     value = os.environ.get(variable)
     if value is None:
-        raise KeyFileError(f"environment variable {variable} is not set; export the private key's passphrase in it")
+        raise KeyFileError(
+            f"{named_by}: environment variable {variable} is not set; export the private key's passphrase in it"
+        )
     return value.encode()
 
 

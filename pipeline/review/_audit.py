@@ -27,7 +27,6 @@ from ..protocol import (
     Keyring,
     load_private_key,
     load_public_key,
-    passphrase_from_environment,
     signature_matches,
     verify_body,
 )
@@ -111,7 +110,7 @@ def our_public_key(config: RunConfig, public_key: Path | None = None) -> rsa.RSA
     beside = config.private_key.parent / "rsa.public"
     if beside.is_file():
         return load_public_key(beside)
-    return load_private_key(config.private_key, passphrase_from_environment(config.passphrase_env)).public_key()
+    return load_private_key(config.private_key, config.passphrase()).public_key()
 
 
 def audit_ledger(ledger: Ledger, config: RunConfig, public_key: rsa.RSAPublicKey | None = None) -> AuditResult:

@@ -11,7 +11,17 @@ import json
 import time
 from pathlib import Path
 
-from ..ledger import ROW_STATES, Entry, Ledger, RunInfo, SkippedRow, StatusUpdate, sha256_hex, skipped_rows_entries
+from ..ledger import (
+    ROW_STATES,
+    Entry,
+    Ledger,
+    LedgerWrite,
+    RunInfo,
+    SkippedRow,
+    StatusUpdate,
+    sha256_hex,
+    skipped_rows_entries,
+)
 from ..review import gather_report, open_private_text, select_runs, write_csv, write_html, write_json, write_text
 
 __all__ = ["bench_report", "build_synthetic_ledger"]
@@ -62,10 +72,12 @@ def build_synthetic_ledger(path: Path, rows: int) -> tuple[int, int]:
                 updates.append(StatusUpdate(key, ext, state, req_sha, run_id, line, delivered=not rejected))
                 if not rejected:
                     skipped.append(SkippedRow(line, key, ext, req_sha, cells_sha))
-            ledger.append(entries, bodies, updates)
+            ledger.append(LedgerWrite(entries, bodies, updates))
         ledger.finish_run(run_id, counts, "finished", 1)
         rerun_id = ledger.begin_run(info, 0)
-        ledger.append(skipped_rows_entries(rerun_id, skipped))  # the rejected rows' states are left out here
+        ledger.append(
+            LedgerWrite(skipped_rows_entries(rerun_id, skipped))
+        )  # the rejected rows' states are left out here
         ledger.finish_run(rerun_id, {**dict.fromkeys(ROW_STATES, 0), "skipped": len(skipped)}, "finished", 0)
     return run_id, rerun_id
 

@@ -325,3 +325,33 @@ def test_a_ledger_path_that_cannot_be_created_is_one_line_and_exit_2(site: Site)
     assert result.exit_code == 2
     assert "not-a-dir/ledger.sqlite" in result.output and "Traceback" not in result.output
     assert not site.server.counters().create_attempts
+
+
+def test_run_reads_the_passphrase_by_the_one_rule(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from pipeline.protocol._keys import write_private_file
+
+    encrypted = site.dir / "encrypted.private"
+    write_private_file(
+        encrypted,
+        site.client_keys.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"jail passphrase"),
+        ),
+    )
+    csv = site.write_csv(booking_rows(2))
+    args = ["run", str(csv), "--mapping", str(site.mapping), "--config", str(site.config)]
+    site.write_config(private_key=str(encrypted), passphrase_env="SITE_KEY_PASS")
+    monkeypatch.delenv("SITE_KEY_PASS", raising=False)
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 2
+    assert f"{site.config}: passphrase_env: environment variable SITE_KEY_PASS is not set" in refused.output
+    assert not site.ledger.exists()
+
+    site.write_config(private_key=str(encrypted))  # no passphrase_env: CWS_KEY_PASSPHRASE, as the README says
+    monkeypatch.setenv("CWS_KEY_PASSPHRASE", "jail passphrase")
+    delivered = CliRunner().invoke(cli, args)
+    assert delivered.exit_code == 0, delivered.output
+    assert sorted(site.server.patients()) == ["P000001", "P000002"]

@@ -75,8 +75,8 @@ def test_constant_type_follows_the_toml_value(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "key_path", "problem"),
     [
-        ("[sourse]\n", "sourse", "unknown option"),
-        ('[source]\nencodng = "utf-8"\n', "source.encodng", "unknown option"),
+        ("[sourse]\n", "sourse", "unknown key"),
+        ('[source]\nencodng = "utf-8"\n', "source.encodng", "unknown key"),
         ('[source]\nencoding = "utf-99"\n', "source.encoding", "not a known encoding"),
         ('[source]\ndelimiter = ",;"\n', "source.delimiter", "must be one character"),
         ("[source]\nheader_line = 0\n", "source.header_line", "line number, 1 or more"),
@@ -93,7 +93,7 @@ def test_bad_source_options_are_refused(tmp_path: Path, extra: str, key_path: st
     [
         ('column = "A"\nvalue = 1', "fields.x", "exactly one of column"),
         ("required = false", "fields.x", "exactly one of column"),
-        ('column = "A"\ncolumns = "B"', "fields.x.columns", "unknown option"),
+        ('column = "A"\ncolumns = "B"', "fields.x.columns", "unknown key"),
         ('column = "A"\ntype = "date"', "fields.x.type", "'date' is not one of string, integer, number, datetime"),
         ('column = "A"\ntype = "datetime"', "fields.x.formats", "needs a list of formats"),
         ('column = "A"\ntype = "datetime"\nformats = ["%m/%Q/%Y"]', "fields.x.formats[0]", "'%Q' is not a date"),
@@ -141,7 +141,7 @@ def test_bad_field_options_are_refused(tmp_path: Path, field: str, key_path: str
         ('endpoint = "ws/patients"', "target.endpoint", "starting with '/'"),
         ('datetime_format = "%Y-%m-%d %H:%M:%S.%q"', "target.datetime_format", "'%q' is not a date"),
         ('profile = "cws-doctor"', "target.profile", "not one of cws-patient, none"),
-        ('endpont = "/x"', "target.endpont", "unknown option"),
+        ('endpont = "/x"', "target.endpont", "unknown key"),
     ],
 )
 def test_bad_target_options_are_refused(tmp_path: Path, target: str, key_path: str, problem: str) -> None:
