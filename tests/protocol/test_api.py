@@ -1,16 +1,22 @@
-"""CorEMR's API versions as data: routes, date and path rules, algorithms."""
+"""CorEMR's API versions as data: routes, date and path rules, algorithms, and the assumptions the README lists."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 
 from pipeline._errors import ConfigError
 from pipeline.protocol._api import (
     API_PROFILES,
+    ASSUMPTIONS,
     answer_date,
     date_problem,
     path_segment_problem,
 )
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.mark.parametrize(
@@ -69,3 +75,22 @@ def test_v1_accepts_sha1_only_and_says_what_to_set() -> None:
         ' set algorithm = "CWS-SHA1"'
     )
     assert refused.value.exit_code == 2
+
+
+def test_every_assumption_is_listed_in_the_readme_with_its_reason() -> None:
+    readme = README.read_text(encoding="utf-8")
+    names = [a.name for a in ASSUMPTIONS]
+    assert len(set(names)) == len(names)
+    for a in ASSUMPTIONS:
+        assert f"| `{a.name}` | {', '.join(a.versions)} | {a.assumed} | {a.why} |" in readme, a.name
+
+
+def test_the_readme_version_table_holds_every_route() -> None:
+    section = README.read_text(encoding="utf-8").split("### CorEMR API versions", 1)[1].split("\n## ", 1)[0]
+    cells = section.replace("{id}", "{external_id}")
+    for api, profile in API_PROFILES.items():
+        for action, method, path in profile.routes.table():
+            if "bookings" in path:
+                assert re.search(rf"`GET`/`POST {re.escape(path.replace('/ws/v3/', '/ws/'))}`", cells), (api, action)
+            else:
+                assert f"`{method} {path}`" in cells, (api, action)
