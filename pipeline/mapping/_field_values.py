@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ..protocol import PATH_SEGMENT_RULE, path_segment_problem
 from ._dates import ISO_FORMATS, format_datetimes, parse_dates
 from ._mapping_file import FieldSpec, Mapping
 
@@ -274,6 +275,9 @@ def _to_string(spec: FieldSpec, values: list[str], output: _Output) -> _Converte
                 problems[i] = f"at most {spec.max_length} characters (found {len(v)})"
             elif len(v) < spec.min_length:
                 problems[i] = f"at least {spec.min_length} character(s)"
+    if spec.path_segment:
+        for i in [i for i, v in enumerate(values) if problems[i] is None and path_segment_problem(v)]:
+            problems[i] = PATH_SEGMENT_RULE
     prefix = output.prefix
     return _Converted(problems, values, [prefix + j for j in map(_encode_str, values)])
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .._errors import MappingError
 from .._toml import TomlFile, kind_of
+from ..protocol import API_PROFILES, API_VERSIONS, DEFAULT_API, ApiVersion, Routes
 from ..source import CsvFormat
 from ._profile import apply_profile
 
@@ -37,8 +38,8 @@ LookupFallback = Literal["error", "keep", "default"]
 TwoDigitYear = Literal["past", "strptime"]
 Scalar = str | int | float | bool
 
-DEFAULT_ENDPOINT = "/ws/patients/"
-DEFAULT_KEY = ("external_id", "booking_no")
+DEFAULT_ENDPOINT = API_PROFILES[DEFAULT_API].routes.collection
+DEFAULT_KEY = API_PROFILES[DEFAULT_API].default_key
 DEFAULT_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 PROFILES = ("cws-patient", "none")
 # Fields whose offending values are never printed: they identify a person.
@@ -46,7 +47,7 @@ IDENTIFYING_FIELDS = frozenset({"fname", "lname", "mname", "dob", "ssn"})
 
 _SECTIONS = {"source", "target", "fields"}
 _SOURCE_KEYS = {"encoding", "delimiter", "header_line"}
-_TARGET_KEYS = {"endpoint", "key", "datetime_format", "profile"}
+_TARGET_KEYS = {"api", "endpoint", "key", "datetime_format", "profile"}
 _FIELD_KEYS = {
     "column",
     "value",
@@ -95,6 +96,7 @@ class FieldSpec:
     required: bool = True
     max_length: int | None = None
     min_length: int = 0  # set by a profile (CWS external_id: at least 1 character)
+    path_segment: bool = False  # set by a profile: the value goes into a URL path (CWS external_id)
     sensitive: bool = False
 
 
@@ -104,12 +106,18 @@ class Mapping:
 
     path: Path
     sha256: str
+    api: ApiVersion = DEFAULT_API
     endpoint: str = DEFAULT_ENDPOINT
     key_fields: tuple[str, ...] = DEFAULT_KEY
     source: CsvFormat = field(default_factory=CsvFormat)
     datetime_format: str = DEFAULT_DATETIME_FORMAT
     profile: str = "cws-patient"
     fields: tuple[FieldSpec, ...] = ()
+
+    @property
+    def routes(self) -> Routes:
+        """The API version's routes under this mapping's endpoint (create, read, update, bookings)."""
+        return API_PROFILES[self.api].routes.at(self.endpoint)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -139,32 +147,36 @@ def parse_mapping(data: bytes, path: Path) -> Mapping:
     if not fields_doc:
         raise where.error("fields", "no output fields; add a [fields.NAME] table for each body key")
     fields = tuple(_field(where, name, where.table(f"fields.{name}", spec)) for name, spec in fields_doc.items())
+    mapping = _target(where, target)
+    fields = apply_profile(mapping.profile, API_PROFILES[mapping.api], fields, mapping.datetime_format, where.error)
     names = [f.name for f in fields]
-    key = target.get("key", list(DEFAULT_KEY))
-    if not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key):
-        raise where.error("target.key", 'expected a non-empty list of field names, e.g. ["booking_no"]')
-    for i, k in enumerate(key):
+    for i, k in enumerate(mapping.key_fields):
         if k not in names:
             raise where.error(f"target.key[{i}]", f"{k!r} is not one of the fields ({', '.join(names)})")
-    endpoint = where.string("target.endpoint", target.get("endpoint", DEFAULT_ENDPOINT))
+    return replace(mapping, path=path, sha256=hashlib.sha256(data).hexdigest(), source=source, fields=fields)
+
+
+def _target(where: TomlFile, target: dict[str, Any]) -> Mapping:
+    """The `[target]` options (a Mapping with no fields yet): the API version first, as it gives the defaults."""
+    named = where.string("target.api", target.get("api", DEFAULT_API))
+    api = next((v for v in API_VERSIONS if v == named), None)
+    if api is None:
+        raise where.error("target.api", f"{named!r} is not one of {', '.join(API_VERSIONS)} (the CorEMR API version)")
+    routes = API_PROFILES[api].routes
+    key = target.get("key", list(API_PROFILES[api].default_key))
+    if not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key):
+        raise where.error("target.key", 'expected a non-empty list of field names, e.g. ["booking_no"]')
+    endpoint = where.string("target.endpoint", target.get("endpoint", routes.collection))
     if not endpoint.startswith("/"):
-        raise where.error("target.endpoint", f"{endpoint!r} must be a path starting with '/', e.g. \"/ws/patients/\"")
+        example = routes.collection
+        raise where.error("target.endpoint", f"{endpoint!r} must be a path starting with '/', e.g. {example!r}")
     dt_format = where.string("target.datetime_format", target.get("datetime_format", DEFAULT_DATETIME_FORMAT))
     _check_format(where, "target.datetime_format", dt_format)
     profile = where.string("target.profile", target.get("profile", "cws-patient"))
     if profile not in PROFILES:
         raise where.error("target.profile", f"{profile!r} is not one of {', '.join(PROFILES)}")
-    fields = apply_profile(profile, fields, where.error)
-    return Mapping(
-        path=path,
-        sha256=hashlib.sha256(data).hexdigest(),
-        endpoint=endpoint,
-        key_fields=tuple(key),
-        source=source,
-        datetime_format=dt_format,
-        profile=profile,
-        fields=fields,
-    )
+    return Mapping(Path(), "", api=api, endpoint=endpoint, key_fields=tuple(key), datetime_format=dt_format,
+                   profile=profile)  # fmt: skip
 
 
 def _scalar(where: TomlFile, key_path: str, value: object) -> Scalar:
