@@ -4,7 +4,7 @@ Everything that makes a request a CWS request and proves an answer came from Cor
 exports, mappings or the ledger. The lowest stage: every other stage may use it; it uses none of them.
 """
 
-from ._auth import CWSAuth, verification_of
+from ._auth import RAW_BODY, CWSAuth, verification_of
 from ._keyring import Keyring
 from ._keys import (
     DEFAULT_BITS,
@@ -23,6 +23,7 @@ __all__ = [
     "ALGORITHMS",
     "DEFAULT_BITS",
     "PASSPHRASE_ENV",
+    "RAW_BODY",
     "Algorithm",
     "AuthorizationHeader",
     "CWSAuth",
