@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from ._exchange import Exchange
+from ._messages import MAX_REASON, one_line
 from ._retry import RunStop
 
 __all__ = ["CircuitBreaker"]
@@ -41,5 +42,8 @@ class CircuitBreaker:
                 what = f"HTTP {ex.status}"
             else:
                 what = f"unverified response ({ex.verification.reason if ex.verification else 'no verification'})"
-            self.reason = f"stopped after {self._count} refused or unverified answers in a row (last: {what})"
+            # The signer's name in `what` is the server's: one line, no control characters, like any reason.
+            self.reason = one_line(
+                f"stopped after {self._count} refused or unverified answers in a row (last: {what})", MAX_REASON
+            )
         self.stop.stop(self.reason)

@@ -13,7 +13,15 @@ import json
 import re
 import unicodedata
 
-__all__ = ["IDENTIFYING_FIELDS", "MAX_REASON", "MAX_SERVER_MESSAGE", "WITHHELD", "reason_text", "server_message"]
+__all__ = [
+    "IDENTIFYING_FIELDS",
+    "MAX_REASON",
+    "MAX_SERVER_MESSAGE",
+    "WITHHELD",
+    "one_line",
+    "reason_text",
+    "server_message",
+]
 
 IDENTIFYING_FIELDS = ("fname", "mname", "lname", "dob", "ssn")  # body fields never to print back
 MAX_SERVER_MESSAGE = 200  # characters of a server's message kept in a reason

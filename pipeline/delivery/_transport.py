@@ -154,12 +154,11 @@ class CWSTransport(httpx.BaseTransport):
     def send(self, method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None) -> Answer:
         """Send BODY's exact bytes and read the whole answer; raise NoAnswer when none usable came back."""
         target = self._target(url)
-        fields = [(b"Host", target.host), *self._fixed]
-        for name, value in (headers or {}).items():
-            fields.append((name.encode("latin-1"), value.encode("latin-1")))
+        given = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
+        _refuse_unsafe(given)  # the transport's own fields are known to be safe
+        fields = [(b"Host", target.host), *self._fixed, *given]
         if body or method in ("POST", "PUT", "PATCH"):
             fields += [(b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(body))]
-        _refuse_unsafe(fields)
         return self._exchange(target.pool, httpcore.Request(method, target.url, headers=fields, content=body))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

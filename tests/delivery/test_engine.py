@@ -50,6 +50,7 @@ class FakeCorEMR:
 
     key: rsa.RSAPrivateKey
     script: Script
+    access: str = SERVER_ACCESS
     requests: list[tuple[str, str, bytes]] = field(default_factory=list)
     seen: threading.Event = field(default_factory=threading.Event)
 
@@ -61,7 +62,7 @@ class FakeCorEMR:
             raise result
         status, payload = result
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        signature = AuthorizationHeader.for_body(raw, self.key, SERVER_ACCESS)
+        signature = AuthorizationHeader.for_body(raw, self.key, self.access)
         return Answer(status, [(b"Authorization", str(signature).encode())], raw)
 
 
@@ -256,3 +257,15 @@ def test_a_refused_connection_is_sent_again_without_a_lookup(make_engine: Callab
     engine = make_engine(lambda m, u, b: answers.pop(0))
     assert deliver(engine, row("P1")).state == "delivered"
     assert [m for m, _, _ in engine.fake.requests] == ["POST", "POST"]
+
+
+def test_a_signer_name_chosen_by_the_server_cannot_put_control_characters_in_the_security_stop(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine(lambda m, u, b: (201, {}), circuit_breaker=1)
+    engine.fake.access = "coremr\x1b[2J\x07"  # no whitespace or comma: the header parser takes it as a name
+    outcome = deliver(engine, row("P1"))
+    breaker_reason = engine.stop.reason
+    assert breaker_reason.startswith("stopped after 1 refused or unverified answers in a row (last: unverified")
+    for text in (breaker_reason, outcome.reason or ""):
+        assert "unknown signer: coremr[2J" in text and "\x1b" not in text and "\x07" not in text
