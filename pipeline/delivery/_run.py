@@ -126,12 +126,12 @@ def run_bookings(
         stop = RunStop()
         breaker = CircuitBreaker(config.circuit_breaker, stop)
         writer = LedgerWriter(ledger)
-        delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
-                            endpoint_url=config.base_url + setup.mapping.endpoint, prior=ledger.prior_rows(),
-                            breaker=breaker, sleep=sleep)  # fmt: skip
         tally = Tally(on_row)
         failure: BaseException | None = None
         try:
+            delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
+                                endpoint_url=config.base_url + setup.mapping.endpoint, prior=ledger.prior_rows(),
+                                breaker=breaker, sleep=sleep)  # fmt: skip
             Dispatcher(delivery, stop, config.concurrency, tally, on_total).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
             failure = exc
