@@ -127,7 +127,10 @@ def tls_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
 
 
 class CWSTransport(httpx.BaseTransport):
-    """HTTP/1.1 over keep-alive connections with the guarantees CWS needs; safe to use from many threads."""
+    """HTTP/1.1 over keep-alive connections with the guarantees CWS needs; safe to use from many threads.
+
+    Its `timeout` is each request's overall deadline, whatever timeout an httpx client passes along.
+    """
 
     def __init__(
         self,
