@@ -17,7 +17,7 @@ from ._errors import (
     UserInputError,
 )
 from ._version import __version__
-from .delivery import RowOutcome, RunConfig, RunResult, load_config, run_bookings
+from .delivery import CWSTransport, NoAnswer, RowOutcome, RunConfig, RunResult, load_config, run_bookings
 from .ledger import ROW_STATES, ChainBreak, Ledger, RowState, verify_chain
 from .mapping import MappedRow, Mapping, RowProblem, ValidationReport, load_mapping, map_csv, validate_csv
 from .protocol import (
@@ -49,6 +49,7 @@ __all__ = [
     "CWSAuth",
     "CWSPipelineError",
     "CWSServer",
+    "CWSTransport",
     "ChainBreak",
     "ConfigError",
     "Fault",
@@ -60,6 +61,7 @@ __all__ = [
     "MappedRow",
     "Mapping",
     "MappingError",
+    "NoAnswer",
     "Report",
     "RowOutcome",
     "RowProblem",

@@ -10,8 +10,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 MAX_FUNCTION_LINES = 60
 # Functions still over the limit, each to be split by the work under way; this list only shrinks.
 NOT_YET_SPLIT = {
-    ("delivery/_engine.py", "deliver"),
-    ("delivery/_run.py", "run_bookings"),
     ("mapping/_mapping_file.py", "_field"),
     ("source/_csv.py", "_scan"),
 }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..delivery import RowOutcome, RunConfig, RunResult, load_config, print_summary, run_bookings
+from ..delivery import RowOutcome, RunConfig, RunInterrupted, RunResult, load_config, print_summary, run_bookings
 from ..protocol import API_VERSIONS, DEFAULT_API, ApiVersion
 from ..tools import run_demo
 from . import cli
@@ -24,13 +24,19 @@ def run(csv: Path, mapping: Path, config_path: Path, verbose: bool) -> None:
     Silent when every row is delivered or skipped and stdout is not a terminal (cron mails output);
     otherwise one line per state and the rows that need attention. Exit codes: 0 all delivered or
     skipped, 1 some rows not delivered, 2 usage/config/input error (nothing sent), 3 security stop,
-    4 another run holds the ledger.
+    4 another run holds the ledger, 130 interrupted (Ctrl-C; recorded as such in the ledger).
 
     Example: cws-pipeline run bookings.csv --mapping mappings/sample-jms.toml --config cws.toml
     """
     config = load_config(config_path)
     interactive = sys.stdout.isatty()
-    result = _run_with_progress(csv, mapping, config) if interactive else run_bookings(csv, mapping, config)
+    try:
+        result = _run_with_progress(csv, mapping, config) if interactive else run_bookings(csv, mapping, config)
+    except RunInterrupted as stopped:
+        click.echo(f"Interrupted: {stopped}; the next run settles rows left in flight", err=True)
+        sys.exit(130)
+    for notice in result.notices:  # an earlier run that did not finish: worth a line even from cron
+        click.echo(notice, err=True)
     if verbose or interactive or result.exit_code != 0:
         print_summary(result, click.echo)
     sys.exit(result.exit_code)

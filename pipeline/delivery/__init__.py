@@ -1,13 +1,17 @@
-"""Delivery: the run configuration, one signed exchange, retries, the per-row engine and the run."""
+"""Delivery: the run configuration, the transport, one signed exchange, retries, the per-row engine and the run."""
 
 from ._config import RunConfig, load_config
 from ._engine import RowOutcome
-from ._run import RunResult, run_bookings
+from ._run import RunInterrupted, RunResult, run_bookings
 from ._summary import print_summary, summary_lines
+from ._transport import CWSTransport, NoAnswer
 
 __all__ = [
+    "CWSTransport",
+    "NoAnswer",
     "RowOutcome",
     "RunConfig",
+    "RunInterrupted",
     "RunResult",
     "load_config",
     "print_summary",

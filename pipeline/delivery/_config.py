@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._errors import ConfigError
+from .._errors import ConfigError, UserInputError
 from .._toml import TomlFile
-from ..protocol import ALGORITHMS, Algorithm, is_loopback, passphrase_from_environment
+from ..protocol import ALGORITHMS, Algorithm, check_access, is_loopback, passphrase_from_environment
+from ._transport import DEFAULT_MAX_ANSWER_BYTES, tls_context
 
 __all__ = ["CONFIG_KEYS", "RunConfig", "load_config"]
 
@@ -29,7 +30,8 @@ class RunConfig:
     passphrase_env: str | None = None
     concurrency: int = 8
     max_attempts: int = 5
-    timeout: float = 30.0
+    timeout: float = 30.0  # seconds per request, from connecting to the answer's last byte
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     retry_initial_wait: float = 0.5
     retry_max_wait: float = 30.0
     retry_after_cap: float = 60.0
@@ -45,10 +47,11 @@ class RunConfig:
 _REQUIRED = ("base_url", "access", "private_key", "server_keys")
 _OPTIONAL = (
     "ledger", "algorithm", "accept_algorithms", "passphrase_env", "concurrency", "max_attempts", "timeout",
-    "retry_initial_wait", "retry_max_wait", "retry_after_cap", "circuit_breaker", "ca_bundle", "allow_insecure_http",
+    "max_answer_bytes", "retry_initial_wait", "retry_max_wait", "retry_after_cap", "circuit_breaker", "ca_bundle",
+    "allow_insecure_http",
 )  # fmt: skip
 CONFIG_KEYS = (*_REQUIRED, *_OPTIONAL)  # every key a run configuration may hold
-_COUNTS = ("concurrency", "max_attempts", "circuit_breaker")
+_COUNTS = ("concurrency", "max_attempts", "circuit_breaker", "max_answer_bytes")
 _SECONDS = ("retry_initial_wait", "retry_max_wait", "retry_after_cap")
 
 
@@ -76,7 +79,7 @@ def load_config(path: Path | str) -> RunConfig:
     if "passphrase_env" in raw:
         opts["passphrase_env"] = doc.string("passphrase_env", raw["passphrase_env"])
     if "ca_bundle" in raw:
-        opts["ca_bundle"] = local("ca_bundle")
+        opts["ca_bundle"] = _checked_ca_bundle(local("ca_bundle"), doc)
     base_url = doc.string("base_url", raw["base_url"]).rstrip("/")
     allow_http = doc.boolean("allow_insecure_http", raw.get("allow_insecure_http", False))
     _check_base_url(base_url, allow_http, doc)
@@ -90,7 +93,7 @@ def load_config(path: Path | str) -> RunConfig:
     return RunConfig(
         path=path.resolve(),
         base_url=base_url,
-        access=doc.string("access", raw["access"]),
+        access=_checked_access(doc.string("access", raw["access"]), doc),
         private_key=local("private_key"),
         server_keys=local("server_keys"),
         ledger=local("ledger", "ledger.sqlite"),
@@ -102,11 +105,49 @@ def load_config(path: Path | str) -> RunConfig:
 
 
 def _check_base_url(url: str, allow_http: bool, doc: TomlFile) -> None:
+    if any(ch.isspace() or not ch.isprintable() for ch in url):  # urlsplit would quietly drop tabs and newlines
+        raise doc.error("base_url", f"{_without_password(url)!r} holds spaces or control characters")
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise doc.error("base_url", f"{url!r} is not an http(s) URL like https://coremr.example.org")
+        raise doc.error("base_url", f"{_without_password(url)!r} is not an http(s) URL like https://coremr.example.org")
+    if parts.username is not None or parts.password is not None:
+        raise doc.error(
+            "base_url",
+            f"{_without_password(url)!r} holds a user name or password; CWS signs requests instead: remove it",
+        )
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise doc.error("base_url", f"{url!r}: give the server's address only, without a ?query or #fragment")
+    try:
+        port = parts.port  # urlsplit checks the port only when asked
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise doc.error("base_url", f"{url!r}: the port must be a number from 1 to 65535")
     if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise doc.error(
             "base_url",
             "plain http sends patient data unencrypted; use https, or set allow_insecure_http = true",
         )
+
+
+def _without_password(url: str) -> str:
+    """URL with any password in it replaced by ****: a refused base_url is printed, the password never."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":****@", 1)
+
+
+def _checked_access(access: str, doc: TomlFile) -> str:
+    try:
+        return check_access(access)
+    except UserInputError as exc:
+        raise doc.error("access", str(exc).removeprefix("access ")) from None
+
+
+def _checked_ca_bundle(path: Path, doc: TomlFile) -> Path:
+    try:
+        tls_context(path)
+    except ValueError as exc:
+        raise doc.error("ca_bundle", str(exc)) from None
+    return path

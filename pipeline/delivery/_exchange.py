@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-import httpx
+from ..protocol import CWSAuth, Verification
+from ._transport import NoAnswer, Transport
 
-from ..protocol import CWSAuth, Verification, verification_of
-from ._connections import CWSConnections, NotSent, SentButLost
-
-__all__ = ["Exchange", "Reached", "SignedConnections", "exchange", "parse_retry_after"]
+__all__ = ["Exchange", "Reached", "exchange", "parse_retry_after"]
 
 Reached = Literal["no", "maybe", "yes"]
-
-# Failures before any byte of the request could have been processed: safe to send again.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 @dataclass(frozen=True)
@@ -43,79 +39,28 @@ class Exchange:
         """True when a response came back with a good CorEMR signature."""
         return self.verification is not None and self.verification.ok
 
-
-@dataclass(frozen=True)
-class SignedConnections:
-    """The engine's lean client: CWSAuth's signing and verification over keep-alive `http.client` connections."""
-
-    connections: CWSConnections
-    auth: CWSAuth
-    user_agent: str
-
-    def close(self) -> None:
-        """Close the connections."""
-        self.connections.close()
-
-    def __enter__(self) -> SignedConnections:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    def describe(self) -> str:
+        """What happened, in a few words: 'HTTP 503', 'not sent: ConnectError: ...', 'HTTP 201 with bad signature'."""
+        if self.reached == "no":
+            return f"not sent: {self.error}"
+        if self.reached == "maybe":
+            return f"no answer after sending: {self.error}"
+        if not self.verified:
+            why = self.verification.reason if self.verification is not None else "no verification"
+            return f"HTTP {self.status} with {why}"
+        return f"HTTP {self.status}"
 
 
-def exchange(client: httpx.Client | SignedConnections, method: str, url: str, body: bytes = b"") -> Exchange:
-    """Send one signed request (httpx client with CWSAuth, or SignedConnections); never raises for network trouble."""
-    if isinstance(client, SignedConnections):
-        return _exchange_lean(client, method, url, body)
-    request = client.build_request(
-        method, url, content=body, headers={"Content-Type": "application/json"} if body else None
-    )
+def exchange(transport: Transport, auth: CWSAuth, method: str, url: str, body: bytes = b"") -> Exchange:
+    """Sign the exact bytes, send them, verify what comes back over its bytes as received; never raises NoAnswer."""
     started = time.perf_counter()
+    authorization = auth.authorization_for(body)
     try:
-        response = client.send(request)
-    except httpx.TransportError as exc:
+        answer = transport.send(method, url, body, {"Authorization": authorization})
+    except NoAnswer as exc:
         elapsed = (time.perf_counter() - started) * 1000
-        reached: Reached = "no" if isinstance(exc, _NOT_SENT) else "maybe"
-        return Exchange(
-            method, url, body, request.headers.get("Authorization"), reached,
-            error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, elapsed_ms=elapsed,
-        )  # fmt: skip
-    elapsed = (time.perf_counter() - started) * 1000
-    return Exchange(
-        method,
-        url,
-        body,
-        request.headers.get("Authorization"),
-        "yes",
-        status=response.status_code,
-        response_body=response.content,
-        response_authorization=response.headers.get("Authorization"),
-        verification=verification_of(response),
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        elapsed_ms=elapsed,
-    )
-
-
-def _exchange_lean(client: SignedConnections, method: str, url: str, body: bytes) -> Exchange:
-    """The same exchange as through httpx and CWSAuth: sign the exact bytes, send, verify what comes back."""
-    started = time.perf_counter()
-    authorization = client.auth.authorization_for(body)
-    headers = {
-        "Authorization": authorization,
-        # CorEMR signs the body it sends; a transparently decompressed body would not be those bytes.
-        "Accept-Encoding": "identity",
-        "Accept": "*/*",
-        "User-Agent": client.user_agent,
-    }
-    if body:
-        headers["Content-Type"] = "application/json"
-    try:
-        answer = client.connections.request(method, url, body, headers)
-    except (NotSent, SentButLost) as exc:
-        reached: Reached = "no" if isinstance(exc, NotSent) else "maybe"
-        elapsed = (time.perf_counter() - started) * 1000
-        return Exchange(method, url, body, authorization, reached, error=str(exc), elapsed_ms=elapsed)
-    verification = client.auth.verify(answer.body, answer.authorization)
+        return Exchange(method, url, body, authorization, exc.landed, error=str(exc), elapsed_ms=elapsed)
+    response_authorization = answer.header("Authorization")
     return Exchange(
         method,
         url,
@@ -124,9 +69,9 @@ def _exchange_lean(client: SignedConnections, method: str, url: str, body: bytes
         "yes",
         status=answer.status,
         response_body=answer.body,
-        response_authorization=answer.authorization,
-        verification=verification,
-        retry_after=parse_retry_after(answer.retry_after),
+        response_authorization=response_authorization,
+        verification=auth.verify(answer.body, response_authorization),
+        retry_after=parse_retry_after(answer.header("Retry-After")),
         elapsed_ms=(time.perf_counter() - started) * 1000,
     )
 
@@ -137,9 +82,11 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return seconds if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -1,11 +1,27 @@
-"""Retry strategy for CWS requests, composed from tenacity's named strategies."""
+"""The retry policy for CWS requests, composed from tenacity's named strategies.
+
+Retried: only a `TransientFailure` (connection trouble, 429, 500, 502, 503, 504, an unverified
+answer that a lookup may settle). Everything else ends the row at once. Waits honour Retry-After
+(capped) or back off exponentially with jitter, and every wait ends the moment the run is told to
+stop (`RunStop`): a tripped circuit breaker or an interrupted run stops every waiting row at once.
+"""
 
 from __future__ import annotations
 
-from tenacity import RetryCallState, stop_after_attempt, wait_exponential_jitter
+import threading
+from collections.abc import Callable
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
 from tenacity.wait import wait_base
 
-__all__ = ["RETRYABLE_STATUSES", "TransientFailure", "stop_after_attempt", "wait_retry_after_or_backoff"]
+__all__ = ["RETRYABLE_STATUSES", "RunStop", "TransientFailure", "retrying", "wait_retry_after_or_backoff"]
 
 # 429 and the gateway/server errors that mean "not processed, try later"; any other 4xx is final.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -17,6 +33,31 @@ class TransientFailure(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+
+
+class RunStop:
+    """Tells every row of a run to stop sending: the circuit breaker tripped, or the run was interrupted."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+        self._lock = threading.Lock()
+
+    def stop(self, reason: str) -> None:
+        """Stop the run (the first reason given is kept) and wake every row waiting to retry."""
+        with self._lock:
+            if not self.event.is_set():
+                self.reason = reason
+                self.event.set()
+
+    @property
+    def stopped(self) -> bool:
+        """True once the run was told to stop."""
+        return self.event.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait SECONDS, or less when the run is stopped meanwhile."""
+        self.event.wait(seconds)
 
 
 class wait_retry_after_or_backoff(wait_base):  # lower case, like tenacity's own strategies
@@ -32,3 +73,26 @@ class wait_retry_after_or_backoff(wait_base):  # lower case, like tenacity's own
         if isinstance(failure, TransientFailure) and failure.retry_after is not None and failure.retry_after > 0:
             return min(failure.retry_after, self._cap)
         return float(self._backoff(retry_state))
+
+
+def retrying(
+    *,
+    max_attempts: int,
+    initial_wait: float,
+    max_wait: float,
+    retry_after_cap: float,
+    stop: RunStop,
+    sleep: Callable[[float], None] | None = None,
+) -> Retrying:
+    """A retry loop: transient failures only, up to max_attempts, and no further once the run is stopped.
+
+    SLEEP replaces the wait (tests record it); by default a wait ends early when the run stops.
+    tenacity keeps each thread's attempt state apart, so one loop serves every worker.
+    """
+    return Retrying(
+        retry=retry_if_exception_type(TransientFailure),
+        stop=stop_after_attempt(max_attempts) | stop_when_event_set(stop.event),
+        wait=wait_retry_after_or_backoff(initial_wait, max_wait, retry_after_cap),
+        sleep=sleep or stop.sleep,
+        reraise=True,
+    )

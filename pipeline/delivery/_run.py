@@ -1,39 +1,36 @@
-"""A delivery run: lock the ledger, map the export, deliver rows with bounded concurrency, record and count."""
+"""A delivery run: check the set-up, lock the ledger, deliver every row, and record the run's true ending.
+
+The run record says what happened: `finished` or `stopped` (security stop) with the exit code the
+counts earn, `interrupted` (Ctrl-C, exit 130), or `crashed` with the exit code the error gets. A run
+killed outright cannot record its end: the next run finds it still `running`, records it as
+`interrupted`, and says so in one line, as it does for an earlier crashed or interrupted run.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import ssl
-import threading
-import time
-import urllib.request
-from collections import Counter
+import sqlite3
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import httpx
-
-from .._errors import SourceError
-from .._gc import cycle_collector_paused
+from .._errors import ConfigError, CWSPipelineError, SourceError, UserInputError
 from .._version import __version__
 from ..ledger import NOT_DELIVERED, ROW_STATES, Ledger, LedgerWriter, RowState, RunInfo, RunLock
-from ..mapping import MappedRow, load_mapping, map_csv
+from ..mapping import MappedRow, Mapping, load_mapping, map_csv
 from ..protocol import API_PROFILES, CWSAuth, Keyring, load_private_key
+from ._circuit_breaker import CircuitBreaker
 from ._config import RunConfig
-from ._connections import CWSConnections
-from ._engine import CircuitBreaker, Delivery, Plan, RowOutcome
-from ._exchange import SignedConnections
+from ._dispatch import Dispatcher, Tally
+from ._engine import Delivery, RowOutcome
+from ._retry import RunStop
+from ._transport import CWSTransport
 
-__all__ = ["RunResult", "run_bookings"]
+__all__ = ["RunInterrupted", "RunResult", "file_sha256", "run_bookings"]
 
-_KEEP_PROBLEMS = 1000  # rows kept in memory for the end-of-run listing; the ledger has them all
-# Rows whose "about to send" entries share one durable commit (at least; twice the concurrency when larger).
-_MIN_INTENT_WINDOW = 32
-_NEEDS_REQUEST: tuple[Plan, ...] = ("send", "settle")
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 @dataclass
@@ -45,6 +42,7 @@ class RunResult:
     counts: dict[RowState, int]
     attention: list[RowOutcome] = field(default_factory=list)
     security_stop: str | None = None
+    notices: list[str] = field(default_factory=list)  # one line each: an earlier run that did not finish
 
     @property
     def rows(self) -> int:
@@ -57,6 +55,25 @@ class RunResult:
         if self.security_stop:
             return 3
         return 1 if any(self.counts[s] for s in NOT_DELIVERED) else 0
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; the ledger records it as interrupted with exit code 130."""
+
+    def __init__(self, run_id: int, ledger: Path) -> None:
+        super().__init__(f"run {run_id} was interrupted and is recorded so in {ledger}")
+        self.run_id = run_id
+        self.ledger = ledger
+
+
+@dataclass(frozen=True)
+class _SetUp:
+    """Everything checked before the ledger is locked: a problem here is exit 2 with nothing sent."""
+
+    mapping: Mapping
+    auth: CWSAuth
+    source_sha256: str
+    chunks: Iterator[list[MappedRow]]
 
 
 def file_sha256(path: Path) -> str:
@@ -73,43 +90,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def open_client(config: RunConfig, auth: CWSAuth) -> SignedConnections | httpx.Client:
-    """The engine's client for CWS: the lean one, or httpx when a proxy from the environment applies."""
-    if proxy_applies(config.base_url):
-        return build_client(config, auth)  # httpx honours HTTP(S)_PROXY and NO_PROXY; the lean client does not
-    return open_connections(config, auth)
-
-
-def proxy_applies(url: str) -> bool:
-    """True when HTTP_PROXY, HTTPS_PROXY or ALL_PROXY covers this URL and NO_PROXY does not exempt its host."""
-    proxies = urllib.request.getproxies_environment()
-    parts = urlsplit(url)
-    if not (proxies.get(parts.scheme) or proxies.get("all")):
-        return False
-    return not urllib.request.proxy_bypass(parts.hostname or "")  # NO_PROXY, as urllib reads it
-
-
-def open_connections(config: RunConfig, auth: CWSAuth) -> SignedConnections:
-    """The engine's lean client for CWS: keep-alive connections, TLS verified, no redirects, CWSAuth signing."""
-    connections = CWSConnections(config.base_url, timeout=config.timeout, ca_bundle=config.ca_bundle)
-    return SignedConnections(connections, auth, f"cws-pipeline/{__version__}")
-
-
-def build_client(config: RunConfig, auth: httpx.Auth) -> httpx.Client:
-    """An httpx client for CWS: TLS verified, no redirects, one connection per worker."""
-    verify: ssl.SSLContext | bool = (
-        ssl.create_default_context(cafile=str(config.ca_bundle)) if config.ca_bundle else True
-    )
-    return httpx.Client(
-        auth=auth,
-        verify=verify,
-        follow_redirects=False,  # httpx drops Authorization on cross-origin redirects; CWS never redirects
-        timeout=httpx.Timeout(config.timeout),
-        limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
-        headers={"User-Agent": f"cws-pipeline/{__version__}"},
-    )
-
-
 def run_bookings(
     csv_path: Path | str,
     mapping_path: Path | str,
@@ -117,133 +97,156 @@ def run_bookings(
     *,
     on_row: Callable[[RowOutcome], None] | None = None,
     on_total: Callable[[int], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> RunResult:
-    """Deliver every row of a bookings export; return the run's counts. Raises UserInputError before sending."""
-    csv_path = Path(csv_path)
-    mapping = load_mapping(mapping_path)
-    API_PROFILES[mapping.api].require_algorithm(config.algorithm, f"{config.path}: algorithm")  # v1: CWS-SHA1 only
-    key = load_private_key(config.private_key, config.passphrase())
-    keyring = Keyring(config.server_keys)
-    for signer in keyring.usernames():  # a broken .pem is a set-up error: say so before sending anything
-        keyring.public_key(signer)
-    source_sha = file_sha256(csv_path)
-    rows = map_csv(csv_path, mapping)
-    first_chunk: list[MappedRow] = next(rows, [])  # file-level problems surface here, before anything is locked or sent
+    """Deliver every row of a bookings export; return the run's counts. Raises UserInputError before sending.
 
-    with RunLock(config.ledger), Ledger.open(config.ledger) as ledger:
-        ledger.mark_interrupted_runs()
+    SLEEP replaces the waits between retries (tests record them); by default a wait ends early when
+    the run stops. Ctrl-C raises RunInterrupted once the run is recorded as interrupted.
+    """
+    csv_path = Path(csv_path)
+    setup = _set_up(csv_path, mapping_path, config)
+    with _open_transport(config) as transport, RunLock(config.ledger), Ledger.open(config.ledger) as ledger:
+        with _ledger_errors(config.ledger):
+            notices = _earlier_runs_not_finished(ledger)
         info = RunInfo(
             source=str(csv_path.resolve()),
-            source_sha256=source_sha,
-            mapping=str(mapping.path),
-            mapping_sha256=mapping.sha256,
+            source_sha256=setup.source_sha256,
+            mapping=str(setup.mapping.path),
+            mapping_sha256=setup.mapping.sha256,
             base_url=config.base_url,
-            endpoint=mapping.endpoint,
+            endpoint=setup.mapping.endpoint,
             access=config.access,
             algorithm=config.algorithm,
             program_version=__version__,
         )
-        run_id = ledger.begin_run(info, os.getpid())
-        result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0))
-        counts: Counter[RowState] = Counter()
-        lock = threading.Lock()
-        breaker = CircuitBreaker(config.circuit_breaker)
+        with _ledger_errors(config.ledger):
+            run_id = ledger.begin_run(info, os.getpid())
+        result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
+        stop = RunStop()
+        breaker = CircuitBreaker(config.circuit_breaker, stop)
         writer = LedgerWriter(ledger)
-        auth = CWSAuth(key, config.access, keyring, config.algorithm, config.accept_algorithms)
-        status = "finished"
+        tally = Tally(on_row)
+        failure: BaseException | None = None
         try:
-            with open_client(config, auth) as client:
-                delivery = Delivery(
-                    run_id=run_id,
-                    client=client,
-                    writer=writer,
-                    config=config,
-                    endpoint_url=config.base_url + mapping.endpoint,
-                    prior=ledger.prior_rows(),
-                    breaker=breaker,
-                    sleep=sleep,
-                )
+            delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
+                                endpoint_url=config.base_url + setup.mapping.endpoint, prior=ledger.prior_rows(),
+                                breaker=breaker, sleep=sleep)  # fmt: skip
+            Dispatcher(delivery, stop, config.concurrency, tally, on_total).run(setup.chunks)
+        except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
+            failure = exc
+        _end_run(ledger, writer, result, tally, breaker, failure)
+    return result
 
-                def done(outcome: RowOutcome) -> None:
-                    done_many([outcome])
 
-                def done_many(outcomes: list[RowOutcome]) -> None:
-                    with lock:
-                        counts.update(o.state for o in outcomes)
-                        for outcome in outcomes:
-                            if outcome.state in NOT_DELIVERED and len(result.attention) < _KEEP_PROBLEMS:
-                                result.attention.append(outcome)
-                    if on_row is not None:
-                        for outcome in outcomes:
-                            on_row(outcome)
+def _set_up(csv_path: Path, mapping_path: Path | str, config: RunConfig) -> _SetUp:
+    """Load and check the mapping, keys, keyring and export; map the first chunk (file-level problems show here)."""
+    mapping = load_mapping(mapping_path)
+    API_PROFILES[mapping.api].require_algorithm(config.algorithm, f"{config.path}: algorithm")  # v1: CWS-SHA1 only
+    key = load_private_key(config.private_key, config.passphrase())
+    keyring = Keyring(config.server_keys)
+    signers = keyring.usernames()
+    if not signers:
+        raise ConfigError(
+            f"{config.path}: server_keys: {config.server_keys} holds no <USERNAME>.pem: every answer would be"
+            " unverified; save CorEMR's public key there"
+        )
+    for signer in signers:  # a broken .pem is a set-up error: say so before sending anything
+        keyring.public_key(signer)
+    auth = CWSAuth(key, config.access, keyring, config.algorithm, config.accept_algorithms)
+    source_sha = file_sha256(csv_path)
+    rows = map_csv(csv_path, mapping)
+    first_chunk: list[MappedRow] = next(rows, [])  # file-level problems surface here, before anything is locked or sent
+    return _SetUp(mapping, auth, source_sha, _chain(first_chunk, rows))
 
-                in_flight = threading.BoundedSemaphore(config.concurrency * 4)
-                window = max(_MIN_INTENT_WINDOW, 2 * config.concurrency)
 
-                def work(row: MappedRow, plan: Plan, sha: str, intent_recorded: bool) -> None:
-                    try:
-                        done(delivery.deliver(row, plan, sha, intent_recorded=intent_recorded))
-                    finally:
-                        in_flight.release()
+def _open_transport(config: RunConfig) -> CWSTransport:
+    """The run's one transport, with its TLS trust and proxy checked before anything is locked or sent."""
+    try:
+        transport = CWSTransport(
+            timeout=config.timeout,
+            ca_bundle=config.ca_bundle,
+            max_connections=config.concurrency,
+            max_answer_bytes=config.max_answer_bytes,
+        )
+    except ValueError as exc:  # a ca_bundle that cannot be used (load_config checks it too)
+        raise ConfigError(f"{config.path}: ca_bundle: {exc}") from None
+    try:
+        transport.proxy_for(config.base_url)
+    except CWSPipelineError:
+        transport.close()
+        raise
+    return transport
 
-                futures: list[Future[None]] = []
-                with ThreadPoolExecutor(config.concurrency, thread_name_prefix="deliver") as pool:
 
-                    def dispatch(batch: list[tuple[MappedRow, str]], plan: Plan, intent_recorded: bool) -> None:
-                        for row, sha in batch:
-                            in_flight.acquire()
-                            futures.append(pool.submit(work, row, plan, sha, intent_recorded))
+def _earlier_runs_not_finished(ledger: Ledger) -> list[str]:
+    """One line about earlier runs that did not finish (killed, crashed, interrupted), or none."""
+    killed = ledger.mark_interrupted_runs()  # left "running" by a process that died: we hold the lock
+    found = [f"run {run_id} ended without recording its end (killed?)" for run_id in killed]
+    last = ledger.latest_run_id()
+    ending = ledger.run_ending(last) if last is not None and last not in killed else None
+    if ending is not None and ending[0] in ("interrupted", "crashed"):
+        found.append(f"run {last} {'crashed' if ending[0] == 'crashed' else 'was interrupted'} (exit code {ending[1]})")
+    if not found:
+        return []
+    return [f"Note: earlier {'; '.join(found)}; rows it left in doubt are settled by lookup in this run"]
 
-                    to_send: list[tuple[MappedRow, str]] = []
-                    chunks = _chain(first_chunk, rows)
-                    while True:
-                        # Mapping a chunk, deciding each row and recording the rows that need no request make
-                        # 100,000s of objects with no cycles: pause the collector (nothing in here waits on the
-                        # network), and let those rows go before it resumes so that it finds nothing to do.
-                        with cycle_collector_paused():
-                            chunk = next(chunks, None)
-                            if chunk is None:
-                                break
-                            if on_total is not None:
-                                on_total(len(chunk))
-                            planned = [(row, *delivery.plan(row)) for row in chunk]
-                            quiet = [p for p in planned if p[1] not in _NEEDS_REQUEST or p[2] is None]
-                            done_many(delivery.record_many_without_sending(quiet))
-                            requests = [(r, plan, sha) for r, plan, sha in planned if plan in _NEEDS_REQUEST and sha]
-                            chunk.clear()
-                            del planned, quiet
-                        stopped: list[tuple[MappedRow, Plan, str | None]] = []
-                        for row, plan, sha in requests:
-                            if plan == "settle":
-                                dispatch([(row, sha)], plan, False)
-                            elif breaker.tripped:
-                                stopped.append((row, "stopped", sha))  # recorded as not sent, with no "sending" first
-                            else:
-                                to_send.append((row, sha))
-                                if len(to_send) >= window:
-                                    delivery.record_intents(to_send)  # one fsync for the window
-                                    dispatch(to_send, "send", True)
-                                    to_send = []
-                        if stopped:
-                            done_many(delivery.record_many_without_sending(stopped))
-                        futures = [f for f in futures if not f.done() or f.result() is not None]
-                    if to_send:
-                        delivery.record_intents(to_send)
-                        dispatch(to_send, "send", True)
-                    for f in futures:
-                        f.result()
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            writer.close()
-            result.counts.update(counts)
-            result.security_stop = breaker.reason or None
-            if status == "finished" and breaker.tripped:
-                status = "stopped"
-            ledger.finish_run(run_id, {str(k): v for k, v in result.counts.items()}, status, result.exit_code)
-        return result
+
+def _end_run(
+    ledger: Ledger,
+    writer: LedgerWriter,
+    result: RunResult,
+    tally: Tally,
+    breaker: CircuitBreaker,
+    failure: BaseException | None,
+) -> None:
+    """Commit what is queued, record the run's true ending, and raise what stopped it (if anything did)."""
+    try:
+        writer.close()
+    except BaseException as exc:  # the writer's own failure (disk full): the run's, unless one came first
+        failure = failure or exc
+    result.counts.update(tally.counts)
+    result.attention = tally.attention
+    result.security_stop = breaker.reason or None
+    status, exit_code = _ending(result, failure)
+    try:
+        ledger.finish_run(result.run_id, {str(k): v for k, v in result.counts.items()}, status, exit_code)
+    except sqlite3.Error as exc:  # the end cannot be recorded; the next run finds the run and says so
+        failure = failure or exc
+    if failure is None:
+        return
+    if isinstance(failure, KeyboardInterrupt):
+        raise RunInterrupted(result.run_id, result.ledger) from None
+    if isinstance(failure, sqlite3.Error):
+        raise _cannot_write(result.ledger, failure, f"run {result.run_id} stopped sending and everything recorded"
+                            " before is kept") from None  # fmt: skip
+    raise failure
+
+
+@contextlib.contextmanager
+def _ledger_errors(path: Path) -> Iterator[None]:
+    """Turn a ledger that cannot be written (disk full, read-only) into one line, before anything is sent."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _cannot_write(path, exc, "nothing was sent") from None
+
+
+def _cannot_write(path: Path, exc: sqlite3.Error, what: str) -> UserInputError:
+    return UserInputError(
+        f"{path}: cannot write the ledger ({exc}); {what}: free space (or fix the file) and run again"
+    )
+
+
+def _ending(result: RunResult, failure: BaseException | None) -> tuple[str, int]:
+    """The run's status and exit code, as the ledger records them."""
+    if failure is None:
+        return ("stopped" if result.security_stop else "finished"), result.exit_code
+    if isinstance(failure, KeyboardInterrupt):
+        return "interrupted", INTERRUPTED_EXIT
+    if isinstance(failure, sqlite3.Error):
+        return "crashed", UserInputError.exit_code
+    return "crashed", failure.exit_code if isinstance(failure, CWSPipelineError) else 1
 
 
 def _chain(first: list[MappedRow], rest: Iterator[list[MappedRow]]) -> Iterator[list[MappedRow]]:

@@ -15,7 +15,7 @@ from ._entries import (
 )
 from ._ledger import Ledger, RunInfo
 from ._lock import RunLock
-from ._row_states import NOT_DELIVERED, ROW_STATES, STATE_ADVICE, PriorRows, RowState, StatusUpdate
+from ._row_states import NOT_DELIVERED, ROW_STATES, STATE_ADVICE, PriorRow, PriorRows, RowState, StatusUpdate
 from ._write import LedgerWrite
 from ._writer import LedgerWriter
 
@@ -28,6 +28,7 @@ __all__ = [
     "Ledger",
     "LedgerWrite",
     "LedgerWriter",
+    "PriorRow",
     "PriorRows",
     "RowState",
     "RunInfo",

@@ -330,6 +330,11 @@ class Ledger:
         row = self._db.execute("SELECT body FROM bodies WHERE sha256=?", (sha256,)).fetchone()
         return None if row is None or row[0] is None else bytes(row[0])
 
+    def run_ending(self, run_id: int) -> tuple[str, int | None] | None:
+        """A run's status ('running', 'finished', 'stopped', 'interrupted', 'crashed') and exit code, or None."""
+        row = self._db.execute("SELECT status, exit_code FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return None if row is None else (str(row[0]), row[1])
+
     def latest_run_id(self) -> int | None:
         """The most recent run's id, or None for an empty ledger."""
         row = self._db.execute("SELECT MAX(run_id) FROM runs").fetchone()
@@ -348,7 +353,16 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None:
-            self._ledger._db.execute("COMMIT")
+            try:
+                self._ledger._db.execute("COMMIT")
+            except BaseException:  # a full disk fails the COMMIT itself: nothing of it was committed
+                self._undo()
+                raise
         else:
+            self._undo()
+
+    def _undo(self) -> None:
+        """Rewind the chain head to the last committed entry, then roll back unless SQLite already has."""
+        self._ledger._seq, self._ledger._head = self._seq, self._head
+        if self._ledger._db.in_transaction:
             self._ledger._db.execute("ROLLBACK")
-            self._ledger._seq, self._ledger._head = self._seq, self._head

@@ -74,16 +74,6 @@ class PriorRows:
         found = self._rows.get(key)
         return None if found is None else found[4]
 
-    def holds(self, key: str, body_sha256: str, cells_sha256: str) -> bool:
-        """True when this key is recorded as delivered or skipped with exactly this body and these input cells."""
-        found = self._rows.get(key)
-        return (
-            found is not None
-            and found[2] in ("delivered", "skipped")
-            and found[3] == body_sha256
-            and found[8] == cells_sha256
-        )
-
     def values(self) -> Iterator[PriorRow]:
         """Every key's prior row."""
         return map(PriorRow._make, self._rows.values())

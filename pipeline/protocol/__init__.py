@@ -21,7 +21,7 @@ from ._api import (
     date_problem,
     path_segment_problem,
 )
-from ._auth import CWSAuth, verification_of
+from ._auth import RAW_BODY, CWSAuth, verification_of
 from ._keyring import Keyring
 from ._keys import (
     DEFAULT_BITS,
@@ -46,6 +46,7 @@ __all__ = [
     "EXISTS_STATUS",
     "PASSPHRASE_ENV",
     "PATH_SEGMENT_RULE",
+    "RAW_BODY",
     "Algorithm",
     "ApiProfile",
     "ApiVersion",

@@ -11,9 +11,13 @@ from ._keyring import Keyring
 from ._signing import ALGORITHMS, Algorithm, AuthorizationHeader
 from ._verification import Verification, verify_body
 
-__all__ = ["CWSAuth", "verification_of"]
+__all__ = ["RAW_BODY", "CWSAuth", "verification_of"]
 
 _EXTENSION = "cws_verification"
+# A response extension holding the body exactly as it came off the wire, before httpx decodes any
+# Content-Encoding; a transport that keeps it (pipeline's CWSTransport) lets the signature be checked
+# over the bytes CorEMR sent.
+RAW_BODY = "cws_raw_body"
 
 
 class CWSAuth(httpx.Auth):
@@ -25,7 +29,9 @@ class CWSAuth(httpx.Auth):
     Use it with a client built with `follow_redirects=False` (httpx's default): a followed redirect
     would re-send a signed request somewhere else (httpx drops Authorization across origins, and a
     POST re-sent is a second create). Send bodies as `content=` bytes serialised once, so the bytes
-    signed are the bytes sent.
+    signed are the bytes sent. With `transport=CWSTransport(...)` the answer is verified over its
+    bytes as received (never a decompressed copy), TLS and proxies are set once, and every request
+    has an overall deadline.
     """
 
     requires_request_body = True
@@ -54,7 +60,9 @@ class CWSAuth(httpx.Auth):
         # CorEMR signs the body it sends; a transparently decompressed body would not be those bytes.
         request.headers["Accept-Encoding"] = "identity"
         response = yield request
-        response.extensions[_EXTENSION] = self.verify(response.content, response.headers.get("Authorization"))
+        received = response.extensions.get(RAW_BODY)
+        body = received if isinstance(received, bytes) else response.content
+        response.extensions[_EXTENSION] = self.verify(body, response.headers.get("Authorization"))
 
     def authorization_for(self, body: bytes) -> str:
         """The `Authorization` value for these exact request bytes (what auth_flow sets)."""

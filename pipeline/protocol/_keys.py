@@ -16,6 +16,7 @@ from .._private_files import open_private
 
 __all__ = [
     "KeyPairFiles",
+    "check_key_size",
     "generate_private_key",
     "load_private_key",
     "load_public_key",
@@ -27,6 +28,7 @@ __all__ = [
 
 DEFAULT_BITS = 4096
 MIN_BITS = 2048
+MAX_BITS = 16384  # larger keys take minutes to hours to generate and seconds per signature
 PASSPHRASE_ENV = "CWS_KEY_PASSPHRASE"  # noqa: S105 -- the name of a variable, not a passphrase
 
 
@@ -38,10 +40,23 @@ class KeyPairFiles:
     public: Path
 
 
+def check_key_size(bits: int, what: str) -> None:
+    """The one key-size rule, for keys made and keys used: from 2048 (CorEMR's minimum) to 16384 bits.
+
+    WHAT names the key in the error: "--bits 1024", "keys/rsa.private: a 1024-bit key".
+    """
+    if bits < MIN_BITS:
+        raise KeyFileError(
+            f"{what}: CorEMR accepts RSA keys of at least {MIN_BITS} bits (4096 recommended);"
+            " make a new pair with `cws-pipeline keygen`"
+        )
+    if bits > MAX_BITS:
+        raise KeyFileError(f"{what}: use RSA keys of at most {MAX_BITS} bits (4096 recommended)")
+
+
 def generate_private_key(bits: int = DEFAULT_BITS) -> rsa.RSAPrivateKey:
     """Generate an RSA private key with exponent 65537, like `openssl genrsa BITS`."""
-    if bits < MIN_BITS:
-        raise KeyFileError(f"--bits {bits}: CorEMR accepts RSA keys of at least {MIN_BITS} bits (4096 recommended)")
+    check_key_size(bits, f"--bits {bits}")
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
@@ -141,6 +156,7 @@ def _load_private_key_cached(path: Path, _identity: tuple[int, ...], passphrase:
         raise KeyFileError(f"{path}: cannot load the private key ({type(exc).__name__})") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise KeyFileError(f"{path}: not an RSA key; CWS signs with RSA (openssl genrsa 4096)")
+    check_key_size(key.key_size, f"{path}: a {key.key_size}-bit private key")
     return key
 
 

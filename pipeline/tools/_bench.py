@@ -128,7 +128,7 @@ class BaselineFigures:
     accepted: int
     seconds: float
     rows_per_second: float
-    http_client: str
+    sent_with: str
     speedup: float  # run rows/s divided by the manual method's rows/s, same server latency
 
 
@@ -224,7 +224,7 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = lambda _: Non
                     manual.accepted,
                     round(manual.seconds, 3),
                     round(manual.rows_per_second, 2),
-                    manual.http_client,
+                    manual.sent_with,
                     round(run.rows_per_second / manual.rows_per_second, 1) if manual.rows_per_second else 0.0,
                 )
     return BenchReport(

@@ -45,7 +45,7 @@ def bench_table(report: BenchReport) -> Table:
     )
     if b is not None:
         table.add_row(
-            f"manual method (openssl + {b.http_client}), {b.rows} rows",
+            f"manual method (openssl + {b.sent_with}), {b.rows} rows",
             f"{b.rows_per_second:,.1f} rows/s",
             f"run is {b.speedup:g} × faster",
         )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -355,3 +356,41 @@ def test_run_reads_the_passphrase_by_the_one_rule(site: Site, monkeypatch: pytes
     delivered = CliRunner().invoke(cli, args)
     assert delivered.exit_code == 0, delivered.output
     assert sorted(site.server.patients()) == ["P000001", "P000002"]
+
+
+def test_a_servers_message_cannot_forge_output_lines_or_print_the_patients_name(site: Site) -> None:
+    from pipeline.simulator._http import Answer
+
+    answer = site.server.respond
+
+    def respond(method: str, path: str, body: bytes, authorization: str | None) -> Any:
+        if method != "POST":
+            return answer(method, path, body, authorization)
+        sent = json.loads(body)
+        message = (f"{sent['lname']}, {sent['fname']} born {sent['dob'][:10]} is refused\r\n"
+                   "  line 99 key P000099/B000099: delivered\x1b[2K")  # fmt: skip
+        return Answer(400, {"error": message})
+
+    site.server.respond = respond  # type: ignore[method-assign]
+    csv = site.write_csv(booking_rows(1))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", str(csv), "--mapping", str(site.mapping), "--config", str(site.config)])
+    report = runner.invoke(cli, ["report", "--ledger", str(site.ledger)])
+    assert result.exit_code == 1 and report.exit_code in (0, 1), report.output
+    for output in (result.output, report.output):
+        assert "HTTP 400: [withheld], [withheld] born [withheld] is refused line 99" in output
+        assert not [line for line in output.splitlines() if line.lstrip().startswith("line 99")]
+        assert "First1" not in output and "Last1" not in output and "1951-02-11" not in output
+        assert "\x1b" not in output
+
+
+def test_a_row_that_stays_rejected_keeps_the_same_message_every_night(site: Site) -> None:
+    csv = site.write_csv(booking_rows(1))
+    run(site, csv)
+    site.ledger.unlink()  # a second site (fresh ledger) sending the same patient: CorEMR answers 409
+    first = run(site, csv)
+    nights = [run(site, csv) for _ in range(3)]
+    reasons = [r.attention[0].reason for r in nights]
+    expected = f"rejected earlier with the same body (run {first.run_id}): {first.attention[0].reason}"
+    assert reasons == [expected] * 3
+    assert site.server.counters().create_attempts["P000001"] == 2  # the rejected row was not sent again

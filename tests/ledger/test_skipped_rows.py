@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pipeline.cli import cli
 from pipeline.delivery._config import load_config
-from pipeline.delivery._engine import _cells_json
+from pipeline.delivery._records import cells_json as _cells_json
 from pipeline.delivery._run import run_bookings
 from pipeline.ledger._entries import (
     SKIPPED_ROWS_PER_ENTRY,

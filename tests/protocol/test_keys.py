@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,12 @@ def test_username_never_reads_a_key_outside_the_keyring_directory(
 def test_keyring_directory_that_does_not_exist_is_a_key_file_error(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="^" + re.escape(f"{tmp_path / 'nope'}: keyring directory not found")):
         Keyring(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("bits", [512, 1024])
+def test_sign_and_run_refuse_a_private_key_shorter_than_2048_bits(tmp_path: Path, bits: int) -> None:
+    short = tmp_path / "rsa.private"
+    subprocess.run(["openssl", "genrsa", "-out", str(short), str(bits)], check=True, capture_output=True)
+    short.chmod(0o600)
+    with pytest.raises(KeyFileError, match=f"a {bits}-bit private key: CorEMR accepts RSA keys of at least 2048 bits"):
+        load_private_key(short)  # what `sign` and `run` load their key with

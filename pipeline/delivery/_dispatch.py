@@ -1,0 +1,150 @@
+"""The run's orchestration: chunks planned and recorded, requests sent in intent windows with back-pressure.
+
+Per chunk: plan every row, record at once the rows that need no request (a re-run is mostly these),
+then hand the rest to the workers. "About to send" records are committed a window of rows at a time
+(one fsync for the window), and at most four times the concurrency of rows wait in the pool, so a
+100,000-row export never sits in memory as futures. Once the run is told to stop (circuit breaker,
+Ctrl-C, a crash), rows not yet sent are recorded as not sent, and every worker's wait ends at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from .._gc import cycle_collector_paused
+from ..ledger import NOT_DELIVERED, RowState
+from ..mapping import MappedRow
+from ._engine import Delivery, RowOutcome
+from ._plan import Plan
+from ._retry import RunStop
+
+__all__ = ["Dispatcher", "Tally"]
+
+_KEEP_PROBLEMS = 1000  # rows kept in memory for the end-of-run listing; the ledger has them all
+# Rows whose "about to send" entries share one durable commit (at least; twice the concurrency when larger).
+_MIN_INTENT_WINDOW = 32
+_NEEDS_REQUEST: tuple[Plan, ...] = ("send", "settle")
+
+
+class Tally:
+    """Counts per state and the rows needing attention, added to from many threads."""
+
+    def __init__(self, on_row: Callable[[RowOutcome], None] | None = None) -> None:
+        self.counts: Counter[RowState] = Counter()
+        self.attention: list[RowOutcome] = []
+        self._on_row = on_row
+        self._lock = threading.Lock()
+
+    def add(self, outcomes: list[RowOutcome]) -> None:
+        """Count these outcomes and keep the first rows that need a person."""
+        with self._lock:
+            self.counts.update(o.state for o in outcomes)
+            for outcome in outcomes:
+                if outcome.state in NOT_DELIVERED and len(self.attention) < _KEEP_PROBLEMS:
+                    self.attention.append(outcome)
+        if self._on_row is not None:
+            for outcome in outcomes:
+                self._on_row(outcome)
+
+
+class Dispatcher:
+    """Feeds a run's rows to the engine: planned by chunk, sent by a pool of workers, counted in a Tally."""
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        stop: RunStop,
+        concurrency: int,
+        tally: Tally,
+        on_total: Callable[[int], None] | None = None,
+    ) -> None:
+        self._delivery = delivery
+        self._stop = stop
+        self._concurrency = concurrency
+        self._tally = tally
+        self._on_total = on_total
+        self._window_size = max(_MIN_INTENT_WINDOW, 2 * concurrency)
+        self._window: list[tuple[MappedRow, str]] = []
+        self._in_flight = threading.BoundedSemaphore(concurrency * 4)
+        self._futures: list[Future[None]] = []
+
+    def run(self, chunks: Iterator[list[MappedRow]]) -> None:
+        """Deliver every row of every chunk; on any exception (Ctrl-C included) stop the run, then re-raise."""
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="deliver") as pool:
+            try:
+                while (requests := self._next_chunk(chunks)) is not None:
+                    self._dispatch(pool, requests)
+                    self._reap()
+                self._send_window(pool)
+                for future in self._futures:
+                    future.result()
+            except BaseException as exc:
+                # Rows already queued end at once, recorded as not sent; the pool's exit waits for them.
+                why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                self._stop.stop(f"stopped because the run was {why}")
+                raise
+
+    def _next_chunk(self, chunks: Iterator[list[MappedRow]]) -> list[tuple[MappedRow, Plan, str]] | None:
+        """Plan the next chunk, record its rows that need no request, return those that do (None at the end)."""
+        # Mapping a chunk, planning each row and recording the rows that need no request make 100,000s of
+        # objects with no cycles: pause the collector (nothing in here waits on the network), and let those
+        # rows go before it resumes so that it finds nothing to do.
+        with cycle_collector_paused():
+            chunk = next(chunks, None)
+            if chunk is None:
+                return None
+            if self._on_total is not None:
+                self._on_total(len(chunk))
+            planned = [(row, *self._delivery.plan(row)) for row in chunk]
+            quiet = [p for p in planned if p[1] not in _NEEDS_REQUEST or p[2] is None]
+            self._tally.add(self._delivery.record_many_without_sending(quiet))
+            requests = [(row, plan, sha) for row, plan, sha in planned if plan in _NEEDS_REQUEST and sha]
+            chunk.clear()
+            del planned, quiet
+        return requests
+
+    def _dispatch(self, pool: ThreadPoolExecutor, requests: list[tuple[MappedRow, Plan, str]]) -> None:
+        """Send rows in doubt at once, the rest in intent windows; once stopped, record the rest as not sent."""
+        stopped: list[tuple[MappedRow, Plan, str | None]] = []
+        for row, plan, sha in requests:
+            if plan == "settle":
+                self._submit(pool, row, plan, sha, intent_recorded=False)
+            elif self._stop.stopped:
+                stopped.append((row, "stopped", sha))  # recorded as not sent, with no "sending" first
+            else:
+                self._window.append((row, sha))
+                if len(self._window) >= self._window_size:
+                    self._send_window(pool)
+        if stopped:
+            self._tally.add(self._delivery.record_many_without_sending(stopped))
+
+    def _send_window(self, pool: ThreadPoolExecutor) -> None:
+        """Record the window's intents in one durable commit, then hand its rows to the workers."""
+        window, self._window = self._window, []
+        if window:
+            self._delivery.record_intents(window)
+            for row, sha in window:
+                self._submit(pool, row, "send", sha, intent_recorded=True)
+
+    def _submit(self, pool: ThreadPoolExecutor, row: MappedRow, plan: Plan, sha: str, *, intent_recorded: bool) -> None:
+        self._in_flight.acquire()  # back-pressure: wait while the pool holds four rows per worker
+        self._futures.append(pool.submit(self._work, row, plan, sha, intent_recorded))
+
+    def _work(self, row: MappedRow, plan: Plan, sha: str, intent_recorded: bool) -> None:
+        try:
+            self._tally.add([self._delivery.deliver(row, plan, sha, intent_recorded=intent_recorded)])
+        finally:
+            self._in_flight.release()
+
+    def _reap(self) -> None:
+        """Forget finished rows; raise the first worker failure (a ledger that cannot be written) here."""
+        alive = []
+        for future in self._futures:
+            if future.done():
+                future.result()
+            else:
+                alive.append(future)
+        self._futures = alive

@@ -1,0 +1,85 @@
+"""Planning: what a row needs this run, decided from its validity and what earlier runs left for its key.
+
+No I/O: the ledger hands out plain prior-row data (`PriorRows`), and the rules live here.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Literal
+
+from ..ledger import PriorRow, PriorRows, sha256_hex
+from ..mapping import MappedRow
+
+__all__ = ["DOUBTFUL", "Plan", "Rebookings", "keeps_recorded_status", "plan", "rejected_again_reason"]
+
+Plan = Literal["invalid", "skipped", "changed", "rejected_again", "send", "settle", "stopped"]
+# A request was recorded as leaving, or may have landed, and no verified answer settled it.
+DOUBTFUL = ("sending", "ambiguous", "unverified")
+_REJECTED_AGAIN = re.compile(r"rejected earlier with the same body \(run (\d+)\): ")
+
+
+def plan(row: MappedRow, prior: PriorRows) -> tuple[Plan, str | None]:
+    """What this row needs (from its validity and earlier runs) and its body's SHA-256, hashed once here."""
+    if row.body is None:
+        return "invalid", None
+    sha = sha256_hex(row.body)
+    delivered = prior.delivered_sha256(row.key)  # a re-run's common case, without a PriorRow each
+    if delivered:
+        return ("skipped" if sha == delivered else "changed"), sha
+    p = prior.get(row.key)
+    if p is None:
+        return "send", sha
+    if p.state in DOUBTFUL:
+        return "settle", sha
+    if p.state == "rejected" and p.body_sha256 == sha:
+        return "rejected_again", sha
+    return "send", sha
+
+
+def keeps_recorded_status(p: PriorRow | None, body_sha256: str, cells_sha256: str) -> bool:
+    """True when a skipped row's status needs no change: delivered or skipped with this body and these cells."""
+    return (
+        p is not None
+        and p.state in ("delivered", "skipped")
+        and p.body_sha256 == body_sha256
+        and p.cells_sha256 == cells_sha256
+    )
+
+
+def rejected_again_reason(p: PriorRow | None) -> tuple[str, int | None, str | None]:
+    """The reason for a row rejected earlier with the same body, the run that rejected it, and CorEMR's words.
+
+    The same every night: it names the run that was refused and CorEMR's message, never an earlier
+    "rejected earlier" (older ledgers hold such nested reasons: the innermost one is kept).
+    """
+    if p is None:
+        return "rejected earlier with the same body", None, None
+    run_id, message = p.run_id, p.reason or ""
+    while match := _REJECTED_AGAIN.match(message):
+        run_id, message = int(match.group(1)), message[match.end() :]
+    return f"rejected earlier with the same body (run {run_id}): {message}", run_id, message
+
+
+class Rebookings:
+    """external_id -> keys delivered with it: a lookup by external_id cannot tell a re-booking apart.
+
+    Built on first need (rows in doubt are rare; a re-run of 100,000 rows should not pay for it).
+    """
+
+    def __init__(self, prior: PriorRows) -> None:
+        self._prior = prior
+        self._ids: dict[str, set[str]] | None = None
+        self._lock = threading.Lock()
+
+    def under_another_key(self, row: MappedRow) -> bool:
+        """True when this row's external_id was delivered earlier under another row key."""
+        with self._lock:
+            if self._ids is None:
+                ids: dict[str, set[str]] = {}
+                for p in self._prior.values():
+                    if p.delivered_sha256 and p.external_id:
+                        ids.setdefault(p.external_id, set()).add(p.key)
+                self._ids = ids
+        return bool(self._ids.get(row.external_id or "", set()) - {row.key})

@@ -1,0 +1,76 @@
+"""Planning against what earlier runs left (PriorRows): what each row needs, decided without I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.delivery._plan import keeps_recorded_status, plan, rejected_again_reason
+from pipeline.ledger import PriorRow, PriorRows, sha256_hex
+from pipeline.mapping import MappedRow, RowProblem
+
+BODY = b'{"external_id":"P1","fname":"Ann"}'
+SHA = sha256_hex(BODY)
+OTHER = sha256_hex(b'{"external_id":"P1","fname":"Anne"}')
+KEY = "P1/B1"
+
+
+def row(body: bytes | None = BODY, problems: tuple[RowProblem, ...] = ()) -> MappedRow:
+    return MappedRow(2, KEY, "P1", body, problems, ("ID",), ("P1",))
+
+
+def prior(state: str, body_sha: str | None = SHA, delivered: str | None = None, **more: Any) -> PriorRows:
+    fields = {"reason": None, "cells_sha256": None, **more}
+    return PriorRows({KEY: (KEY, "P1", state, body_sha, delivered, 1, 2, fields["reason"], fields["cells_sha256"])})
+
+
+def test_a_row_with_no_body_is_invalid() -> None:
+    problem = RowProblem(line=2, field="dob", column="DOB", value=None, expected="a date")
+    assert plan(row(None, (problem,)), PriorRows({})) == ("invalid", None)
+
+
+def test_a_row_no_earlier_run_knows_is_sent() -> None:
+    assert plan(row(), PriorRows({})) == ("send", SHA)
+
+
+@pytest.mark.parametrize(("delivered", "expected"), [(SHA, "skipped"), (OTHER, "changed")])
+def test_a_row_delivered_earlier_is_skipped_when_identical_and_changed_when_not(delivered: str, expected: str) -> None:
+    assert plan(row(), prior("delivered", delivered, delivered)) == (expected, SHA)
+
+
+@pytest.mark.parametrize("state", ["sending", "ambiguous", "unverified"])
+def test_a_row_whose_earlier_request_may_have_landed_is_settled_first(state: str) -> None:
+    assert plan(row(), prior(state)) == ("settle", SHA)
+
+
+def test_a_row_rejected_with_the_same_body_is_not_sent_again_but_a_changed_one_is() -> None:
+    assert plan(row(), prior("rejected", SHA)) == ("rejected_again", SHA)
+    assert plan(row(), prior("rejected", OTHER)) == ("send", SHA)
+
+
+@pytest.mark.parametrize("state", ["failed", "invalid"])
+def test_a_row_that_failed_or_was_invalid_before_is_sent(state: str) -> None:
+    assert plan(row(), prior(state)) == ("send", SHA)
+
+
+def test_a_skipped_row_keeps_its_status_only_when_body_and_cells_are_those_recorded() -> None:
+    recorded = prior("delivered", SHA, SHA, cells_sha256="c1").get(KEY)
+    assert keeps_recorded_status(recorded, SHA, "c1")
+    assert not keeps_recorded_status(recorded, SHA, "c2")
+    assert not keeps_recorded_status(recorded, OTHER, "c1")
+    assert not keeps_recorded_status(prior("ambiguous", SHA, SHA, cells_sha256="c1").get(KEY), SHA, "c1")
+    assert not keeps_recorded_status(None, SHA, "c1")
+
+
+def test_the_reason_for_a_repeated_rejection_names_the_refusing_run_and_never_grows() -> None:
+    first = PriorRow(KEY, "P1", "rejected", SHA, None, 1, 2, "HTTP 409: exists")
+    reason, run_id, message = rejected_again_reason(first)
+    assert (reason, run_id, message) == (
+        "rejected earlier with the same body (run 1): HTTP 409: exists",
+        1,
+        "HTTP 409: exists",
+    )
+    # A ledger from before the fix: the reason grew each night. The innermost run and message are kept.
+    grown = first._replace(run_id=5, reason="rejected earlier with the same body (run 4): " + reason)
+    assert rejected_again_reason(grown) == (reason, 1, "HTTP 409: exists")

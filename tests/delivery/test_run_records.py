@@ -1,0 +1,153 @@
+"""Every run record is true: a crashed, interrupted, killed or disk-full run says so, and the next run notices.
+
+Real runs: the library entry point for a crash, real `cws-pipeline run` processes for Ctrl-C, SIGKILL
+and a file-size limit standing in for a full disk.
+"""
+
+from __future__ import annotations
+
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.delivery._config import load_config
+from pipeline.delivery._engine import RowOutcome
+from pipeline.delivery._run import run_bookings
+from pipeline.ledger._entries import verify_chain
+from pipeline.ledger._ledger import Ledger
+
+from ..sites import Site, booking_rows
+
+
+def run_process(site: Site, csv: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "pipeline", "run", str(csv), "--mapping", str(site.mapping),
+            "--config", str(site.config)]  # fmt: skip
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def wait_for_creates(site: Site, proc: subprocess.Popen[bytes], n: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(site.server.counters().creates) < n and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be stopped mid-way"
+
+
+def endings(site: Site) -> list[tuple[int, str, int | None]]:
+    with Ledger.open(site.ledger, create=False) as ledger:
+        assert verify_chain(ledger.entries()) is None
+        latest = ledger.latest_run_id() or 0
+        found = [(run_id, *(ledger.run_ending(run_id) or ("?", None))) for run_id in range(1, latest + 1)]
+    return [(run_id, str(status), code) for run_id, status, code in found]
+
+
+def assert_every_patient_created_once(site: Site, n: int) -> None:
+    creates = site.server.counters().creates
+    assert sorted(creates) == [f"P{i:06d}" for i in range(1, n + 1)]
+    assert set(creates.values()) == {1}
+
+
+def test_a_crash_mid_run_is_recorded_as_crashed_with_its_counts_and_the_next_run_says_so(site: Site) -> None:
+    csv = site.write_csv(booking_rows(40))
+    config = load_config(site.config)
+    seen: list[RowOutcome] = []
+
+    def crash_after_five(outcome: RowOutcome) -> None:
+        seen.append(outcome)
+        if len(seen) == 5:
+            raise RuntimeError("a bug in the caller's progress hook")
+
+    with pytest.raises(RuntimeError, match="progress hook"):
+        run_bookings(csv, site.mapping, config, on_row=crash_after_five)
+    [(run_id, status, code)] = endings(site)
+    assert (run_id, status, code) == (1, "crashed", 1)
+    with Ledger.open(site.ledger, create=False) as ledger:
+        counted = sum(1 for _ in ledger.row_states(1))
+    assert counted >= 5  # the rows recorded before the crash, not "all counts 0"
+
+    again = run_bookings(csv, site.mapping, config)
+    assert again.notices == [
+        "Note: earlier run 1 crashed (exit code 1); rows it left in doubt are settled by lookup in this run"
+    ]
+    assert again.exit_code == 0
+    assert_every_patient_created_once(site, 40)
+
+
+def test_ctrl_c_exits_130_records_the_run_interrupted_and_the_next_run_says_so(site: Site) -> None:
+    site.server.latency_s = 0.02
+    site.write_config(concurrency=2)
+    csv = site.write_csv(booking_rows(300))
+    proc = run_process(site, csv)
+    wait_for_creates(site, proc, 10)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert err.decode().splitlines() == [
+        f"Interrupted: run 1 was interrupted and is recorded so in {site.ledger}; the next run settles rows left"
+        " in flight"
+    ]
+    assert out == b""
+    assert endings(site) == [(1, "interrupted", 130)]
+
+    site.server.latency_s = 0
+    again = run_process(site, csv)
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err.decode()
+    assert err.decode().splitlines() == [
+        "Note: earlier run 1 was interrupted (exit code 130); rows it left in doubt are settled by lookup in this run"
+    ]
+    assert endings(site)[1] == (2, "finished", 0)
+    assert_every_patient_created_once(site, 300)
+
+
+def test_a_killed_run_is_found_by_the_next_run_and_named_in_one_line(site: Site) -> None:
+    site.server.latency_s = 0.02
+    site.write_config(concurrency=2)
+    csv = site.write_csv(booking_rows(200))
+    proc = run_process(site, csv)
+    wait_for_creates(site, proc, 10)
+    proc.kill()
+    proc.communicate()
+    site.server.latency_s = 0
+    again = run_process(site, csv)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err.decode()
+    assert err.decode().splitlines() == [
+        "Note: earlier run 1 ended without recording its end (killed?); rows it left in doubt are settled by lookup"
+        " in this run"
+    ]
+    assert [(r, s) for r, s, _ in endings(site)] == [(1, "interrupted"), (2, "finished")]
+    assert_every_patient_created_once(site, 200)
+
+
+def _small_files() -> None:
+    """In the child: files may not grow past 400 kB, as if the disk were full (Python ignores SIGXFSZ)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+
+
+def test_a_full_disk_mid_run_is_one_line_exit_2_and_loses_nothing_recorded(site: Site) -> None:
+    csv = site.write_csv(booking_rows(300))
+    proc = run_process(site, csv, preexec_fn=_small_files)
+    _, err = proc.communicate(timeout=120)
+    lines = err.decode().splitlines()
+    assert proc.returncode == 2, err.decode()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {site.ledger}: cannot write the ledger ("), lines
+    assert "stopped sending and everything recorded before is kept" in lines[0]
+    sent = len(site.server.counters().creates)
+    assert 0 < sent < 300  # the disk filled mid-run
+
+    again = run_process(site, csv)  # space again: the next run finishes the job
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err.decode()
+    assert "Note: earlier run 1 crashed (exit code 2)" in err.decode()
+    assert endings(site) == [(1, "crashed", 2), (2, "finished", 0)]
+    with Ledger.open(site.ledger, create=False) as ledger:
+        assert verify_chain(ledger.entries()) is None
+        finals = {e.key: e.state for e in ledger.row_states(ledger.latest_run_id())}
+    assert len(finals) == 300 and set(finals.values()) <= {"delivered", "skipped"}
+    assert_every_patient_created_once(site, 300)
