@@ -14,7 +14,6 @@ NOT_YET_SPLIT = {
     ("delivery/_engine.py", "deliver"),
     ("delivery/_run.py", "run_bookings"),
     ("mapping/_mapping_file.py", "_field"),
-    ("source/_csv.py", "_scan"),
 }
 
 

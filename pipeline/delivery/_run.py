@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import ssl
 import threading
@@ -17,12 +16,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._errors import SourceError
 from .._gc import cycle_collector_paused
 from .._version import __version__
 from ..ledger import NOT_DELIVERED, ROW_STATES, Ledger, LedgerWriter, RowState, RunInfo, RunLock
 from ..mapping import MappedRow, load_mapping, map_csv
 from ..protocol import CWSAuth, Keyring, load_private_key
+from ..source import take_snapshot
 from ._config import RunConfig
 from ._connections import CWSConnections
 from ._engine import CircuitBreaker, Delivery, Plan, RowOutcome
@@ -57,20 +56,6 @@ class RunResult:
         if self.security_stop:
             return 3
         return 1 if any(self.counts[s] for s in NOT_DELIVERED) else 0
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        raise SourceError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
-    return digest.hexdigest()
 
 
 def open_client(config: RunConfig, auth: CWSAuth) -> SignedConnections | httpx.Client:
@@ -126,8 +111,9 @@ def run_bookings(
     keyring = Keyring(config.server_keys)
     for signer in keyring.usernames():  # a broken .pem is a set-up error: say so before sending anything
         keyring.public_key(signer)
-    source_sha = file_sha256(csv_path)
-    rows = map_csv(csv_path, mapping)
+    snapshot = take_snapshot(csv_path)  # read once: the rows sent are exactly the bytes hashed
+    source_sha = snapshot.sha256
+    rows = map_csv(snapshot, mapping)
     first_chunk: list[MappedRow] = next(rows, [])  # file-level problems surface here, before anything is locked or sent
 
     with RunLock(config.ledger), Ledger.open(config.ledger) as ledger:

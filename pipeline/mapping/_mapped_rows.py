@@ -18,7 +18,7 @@ import pandas as pd
 
 from .._errors import SourceError
 from .._gc import cycle_collector_paused
-from ..source import RaggedRow, SourceChunk, SourceFile, open_source
+from ..source import ExportBytes, RaggedRow, SourceChunk, SourceFile, open_source
 from ._duplicate_keys import SeenKeys, key_hashes
 from ._field_values import FieldMapper, escape_key_part
 from ._mapping_file import Mapping
@@ -98,8 +98,10 @@ def _new_row(
     return made
 
 
-def map_csv(csv_path: Path | str, mapping: Mapping, *, chunk_rows: int = 20_000) -> Iterator[list[MappedRow]]:
-    """Yield the mapped rows of CSV_PATH one chunk at a time, in file order.
+def map_csv(
+    csv_path: Path | str | ExportBytes, mapping: Mapping, *, chunk_rows: int = 20_000
+) -> Iterator[list[MappedRow]]:
+    """Yield the mapped rows of CSV_PATH (or of a Snapshot of it) one chunk at a time, in file order.
 
     File-level problems (missing, empty, undecodable, columns missing from the header) raise
     SourceError before the iterator is returned.
@@ -133,7 +135,9 @@ def _map_chunks(
         yield rows
 
 
-def map_csv_chunks(csv_path: Path | str, mapping: Mapping, *, chunk_rows: int = 20_000) -> Iterator[MappedChunk]:
+def map_csv_chunks(
+    csv_path: Path | str | ExportBytes, mapping: Mapping, *, chunk_rows: int = 20_000
+) -> Iterator[MappedChunk]:
     """Like map_csv, but yield each chunk as columns: for callers that need no per-row objects (validate)."""
     source = open_source(csv_path, mapping.source)
     positions = _column_positions(source, mapping)
