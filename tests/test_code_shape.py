@@ -13,7 +13,6 @@ NOT_YET_SPLIT = {
     ("cli/simulate.py", "simulate"),
     ("delivery/_engine.py", "deliver"),
     ("delivery/_run.py", "run_bookings"),
-    ("mapping/_mapping_file.py", "_field"),
 }
 
 

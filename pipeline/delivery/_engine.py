@@ -37,7 +37,7 @@ from ._retry import RETRYABLE_STATUSES, TransientFailure, wait_retry_after_or_ba
 
 __all__ = ["CircuitBreaker", "Delivery", "Plan", "RowOutcome"]
 
-Plan = Literal["invalid", "skipped", "changed", "rejected_again", "send", "settle", "stopped"]
+Plan = Literal["invalid", "excluded", "skipped", "changed", "rejected_again", "send", "settle", "stopped"]
 Doubt = Literal["ambiguous", "unverified"]
 _DOUBTFUL = ("sending", "ambiguous", "unverified")
 _CELLS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder, not one per row
@@ -117,6 +117,8 @@ class Delivery:
 
     def plan(self, row: MappedRow) -> tuple[Plan, str | None]:
         """What this row needs (from its validity and earlier runs) and its body's SHA-256, hashed once here."""
+        if row.excluded is not None:
+            return "excluded", None
         if row.body is None:
             return "invalid", None
         sha = sha256_hex(row.body)
@@ -158,6 +160,8 @@ class Delivery:
             if plan == "invalid":
                 state = "invalid"
                 reason = "; ".join(str(problem) for problem in row.problems)
+            elif plan == "excluded":
+                state, reason = "excluded", row.excluded
             elif plan == "skipped":
                 state = "skipped"
             elif plan == "changed":

@@ -58,7 +58,7 @@ def test_mapping_without_lname_is_refused_before_reading(tmp_path: Path) -> None
 
 
 def test_profile_none_accepts_a_partial_body(tmp_path: Path) -> None:
-    load(tmp_path, '[target]\nprofile = "none"\nkey = ["lname"]\n[fields.lname]\ncolumn = "Last"\n')
+    load(tmp_path, '[target]\nprofile = "none"\nkey = ["id"]\n[fields.id]\ncolumn = "Id"\n')
 
 
 def test_optional_required_field_is_refused(tmp_path: Path) -> None:
