@@ -212,8 +212,8 @@ class _MappedValues:
     expected: dict[int, str]
 
 
-def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedValues:
-    n, prefix = len(cells), output.prefix
+def _prepared(spec: FieldSpec, cells: list[str]) -> list[str]:
+    """CELLS after the field's transforms, extract and blank_values (a value that means blank becomes "")."""
     values = cells
     for t in spec.transform:
         values = _TRANSFORMS[t](values)
@@ -222,6 +222,12 @@ def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedVa
     if spec.blank_values:
         means_blank = spec.blank_values
         values = ["" if v.strip().casefold() in means_blank else v for v in values]
+    return values
+
+
+def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedValues:
+    n, prefix = len(cells), output.prefix
+    values = _prepared(spec, cells)
     fragments: list[str] = [""] * n
     text: list[str] = [""] * n
     bad = np.zeros(n, dtype=bool)

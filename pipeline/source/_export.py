@@ -111,10 +111,25 @@ def _private_copy(path: Path, directory: Path | None) -> BinaryIO:
         raise SourceError(f"{path}: cannot make a private copy in {where} ({exc.strerror or exc}); set TMPDIR") from exc
 
 
+def _write(path: Path, copy: BinaryIO, data: bytes, where: Path | str) -> None:
+    """Add DATA to the private copy in WHERE (b"": flush it); SourceError saying there is no room there."""
+    try:
+        if data:
+            copy.write(data)
+        else:
+            copy.flush()
+    except OSError as exc:
+        raise SourceError(
+            f"{path}: cannot copy the bookings file to a private snapshot in {where} ({exc.strerror or exc});"
+            " free space there or set TMPDIR to a disk with room"
+        ) from None
+
+
 def take_snapshot(path: Path | str, *, directory: Path | None = None) -> Snapshot:
     """Copy the export once into a private unnamed file while hashing it; SourceError if it changes meanwhile."""
     path = Path(path)
     copy = _private_copy(path, directory)
+    where = directory or tempfile.gettempdir()
     digest = hashlib.sha256()
     copied = 0
     try:
@@ -122,16 +137,19 @@ def take_snapshot(path: Path | str, *, directory: Path | None = None) -> Snapsho
             before = os.fstat(source.fileno())
             while block := source.read(_COPY_BLOCK):
                 digest.update(block)
-                copy.write(block)
+                _write(path, copy, block, where)
                 copied += len(block)
             after = os.fstat(source.fileno())
-        copy.flush()
+        _write(path, copy, b"", where)
     except FileNotFoundError:
         copy.close()
         raise SourceError(f"{path}: no such file") from None
     except OSError as exc:
         copy.close()
-        raise SourceError(f"{path}: cannot read or copy the bookings file ({exc.strerror or exc})") from None
+        raise SourceError(f"{path}: cannot read the bookings file ({exc.strerror or exc})") from None
+    except SourceError:
+        copy.close()
+        raise
     if copied != before.st_size or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
         copy.close()
         raise SourceError(

@@ -113,3 +113,17 @@ def test_reading_in_place_stops_at_the_size_the_file_had_when_opened(tmp_path: P
 )
 def test_only_ascii_transparent_encodings_are_read_in_place(encoding: str, in_place: bool) -> None:
     assert reads_in_place(encoding) is in_place
+
+
+def test_no_room_for_the_snapshot_is_one_line_naming_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = export_of(tmp_path, 20_000)
+    full = Path("/dev/full")  # a real device on which every write fails with "No space left on device"
+    if not full.exists():
+        pytest.skip("no /dev/full on this system")
+    monkeypatch.setattr("pipeline.source._export._private_copy", lambda *_: full.open("w+b", buffering=0))
+    with pytest.raises(SourceError) as info:
+        take_snapshot(path, directory=tmp_path)
+    assert str(info.value) == (
+        f"{path}: cannot copy the bookings file to a private snapshot in {tmp_path} (No space left on device);"
+        " free space there or set TMPDIR to a disk with room"
+    )
