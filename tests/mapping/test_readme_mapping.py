@@ -15,7 +15,7 @@ SECTION = README.read_text(encoding="utf-8").split("## Mapping files", 1)[1].spl
 EXAMPLES = re.findall(r"```toml\n(.*?)```", SECTION, re.S)
 MAIN, FRAGMENTS = EXAMPLES[0], EXAMPLES[1:]
 HEADER = "Inmate ID,First Name,Name,DOB,Sex,Middle Name,Booking Number,Booking Date"
-ROW = 'J1, ann ,"Lee, Ann",04/12/2000,f,,B1,11/29/2026 22:15'
+ROW = 'J1, ann ,"Lee, Ann",04/12/2000,f,nmn,B1,11/29/2026 22:15'  # "nmn": no middle name (blank_values)
 
 
 def tables(text: str) -> dict[str, str]:
