@@ -10,7 +10,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 MAX_FUNCTION_LINES = 60
 # Functions still over the limit, each to be split by the work under way; this list only shrinks.
 NOT_YET_SPLIT = {
-    ("cli/simulate.py", "simulate"),
     ("delivery/_engine.py", "deliver"),
     ("delivery/_run.py", "run_bookings"),
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..delivery import RowOutcome, RunConfig, RunResult, load_config, print_summary, run_bookings
+from ..protocol import API_VERSIONS, DEFAULT_API, ApiVersion
 from ..tools import run_demo
 from . import cli
 
@@ -59,13 +60,21 @@ def _run_with_progress(csv: Path, mapping: Path, config: RunConfig) -> RunResult
 @cli.command()
 @click.argument("directory", required=False, default="cws-demo", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--bits", default=4096, show_default=True, help="RSA key size for the demo's keys.")
-def demo(directory: Path, bits: int) -> None:
+@click.option(
+    "--api",
+    type=click.Choice(API_VERSIONS),
+    default=DEFAULT_API,
+    show_default=True,
+    help="CorEMR API version: the local server speaks it and the matching mappings/sample-jms*.toml is used.",
+)
+def demo(directory: Path, bits: int, api: ApiVersion) -> None:
     """Run the whole job end to end against a local CWS server, twice, with no set-up.
 
-    Makes client and server keys in DIRECTORY (default ./cws-demo), starts a local CWS server on a
-    free loopback port, delivers sample_data/ through mappings/, runs again to show nothing is sent
-    twice, and prints where the ledger is.
+    Makes client and server keys in DIRECTORY (default ./cws-demo), starts a local CWS server for the
+    CorEMR API version asked for on a free loopback port, delivers sample_data/ through the matching
+    sample mapping in mappings/, runs again to show nothing is sent twice, and prints where the
+    ledger is.
 
-    Example: cws-pipeline demo
+    Example: cws-pipeline demo --api v1
     """
-    run_demo(directory, bits=bits, echo=click.echo)
+    run_demo(directory, bits=bits, api=api, echo=click.echo)

@@ -4,79 +4,120 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from .._errors import KeyFileError, UserInputError
-from ..protocol import PASSPHRASE_ENV, Keyring, is_loopback, load_private_key, passphrase_from_environment
-from ..simulator import CWSServer, Fault
+from ..protocol import (
+    API_VERSIONS,
+    DEFAULT_API,
+    PASSPHRASE_ENV,
+    Keyring,
+    is_loopback,
+    load_private_key,
+    passphrase_from_environment,
+)
+from ..simulator import ANSWER_ALGORITHMS, CWSServer, Fault
 from . import cli
 
 __all__ = ["simulate"]
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OPTIONS = (
+    click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 picks a free port."),
+    click.option(
+        "--server-key",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="Private key the server signs its responses with (plays CorEMR's key).",
+    ),
+    click.option(
+        "--client-keys",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="Keyring directory of trusted client public keys, one <USERNAME>.pem per Access name.",
+    ),
+    click.option(
+        "--api",
+        type=click.Choice(API_VERSIONS),
+        default=DEFAULT_API,
+        show_default=True,
+        help="CorEMR API version to serve: v1 (5.3+), v2 (6.2.0+) or v3 (6.4.0+, under /ws/v3/patients/).",
+    ),
+    click.option(
+        "--answer-algorithm",
+        type=click.Choice(ANSWER_ALGORITHMS),
+        default="request",
+        show_default=True,
+        help="Sign answers with the request's algorithm (an assumption: CorEMR does not say) or a fixed one.",
+    ),
+    click.option("--access", default="coremr", show_default=True, help="Access name in the server's response headers."),
+    click.option(
+        "--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless --public)."
+    ),
+    click.option("--public", is_flag=True, help="Allow listening on a non-loopback address (it is a test server)."),
+    click.option(
+        "--seed", type=int, default=0, show_default=True, help="Seed for the fault dice: same seed, same faults."
+    ),
+    click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Delay added to every answer."),
+    click.option(
+        "--fault",
+        "faults",
+        multiple=True,
+        metavar="SPEC",
+        help="KIND[:key=value,...], e.g. status_503:first=2 or status_429:rate=0.1,retry_after=2. Repeatable.",
+    ),
+    click.option(
+        "--passphrase-env",
+        metavar="VAR",
+        help=f"Environment variable holding an encrypted server key's passphrase [default: {PASSPHRASE_ENV}, if set].",
+    ),
+    click.option("--access-log", is_flag=True, help="Print method, path and status of each request to stderr."),
+)
+
+
+def _server_options(command: F) -> F:
+    """Every option of `simulate`, in the order --help lists them."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
 
 @cli.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 picks a free port.")
-@click.option(
-    "--server-key",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Private key the server signs its responses with (plays CorEMR's key).",
-)
-@click.option(
-    "--client-keys",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Keyring directory of trusted client public keys, one <USERNAME>.pem per Access name.",
-)
-@click.option("--access", default="coremr", show_default=True, help="Access name in the server's response headers.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless --public).")
-@click.option("--public", is_flag=True, help="Allow listening on a non-loopback address (it is a test server).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the fault dice: same seed, same faults.")
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Delay added to every answer.")
-@click.option(
-    "--fault",
-    "faults",
-    multiple=True,
-    metavar="SPEC",
-    help="KIND[:key=value,...], e.g. status_503:first=2 or status_429:rate=0.1,retry_after=2. Repeatable.",
-)
-@click.option(
-    "--passphrase-env",
-    metavar="VAR",
-    help=f"Environment variable holding an encrypted server key's passphrase [default: {PASSPHRASE_ENV}, if set].",
-)
-@click.option("--access-log", is_flag=True, help="Print method, path and status of each request to stderr.")
+@_server_options
 def simulate(
-    port: int,
     server_key: Path,
     client_keys: Path,
-    access: str,
     host: str,
+    port: int,
     public: bool,
-    seed: int,
-    latency_ms: float,
     faults: tuple[str, ...],
     passphrase_env: str | None,
-    access_log: bool,
+    **options: Any,  # api, answer_algorithm, access, seed, latency_ms, access_log: CWSServer's own keywords
 ) -> None:
     """Run a local CWS server that checks request signatures and signs its answers.
 
-    It serves CorEMR's patient routes (POST/GET /ws/patients/, GET/POST /ws/patients/ID) from
-    memory, refuses unsigned or badly signed requests with 401, and can inject seeded faults.
-    It prints one line, `CWS simulator listening on http://HOST:PORT`, and serves until Ctrl-C.
-    It is a test server, not CorEMR.
+    It serves one CorEMR API version's routes from memory (--api): create, read, list and update
+    patients (v1 updates by PUT, v2 and v3 by POST) and, for v2 and v3, a patient's bookings. It checks
+    each body against the version's fields (400 naming each field), a GET's signature over the empty
+    string and any other request's over its body (401 naming the problem), and signs every answer.
+    Where CorEMR's documents are silent it follows named assumptions, each listed with its reason in
+    the README ("The local CWS server"). It prints one line, `CWS simulator listening on
+    http://HOST:PORT`, and serves until Ctrl-C. It is a test server, not CorEMR.
 
     \b
     Example:
         cws-pipeline simulate --port 8765 --server-key sim/rsa.private \\
-            --client-keys sim/clients --fault status_503:first=2
+            --client-keys sim/clients --api v1 --fault status_503:first=2
 
     \b
     Fault kinds: status_500, status_503, status_429 (retry_after=SECONDS|none), latency
     (latency_ms=MS), drop_after_processing, signature_corrupt, signature_missing, signature_sha1,
-    signature_unknown_signer. Every kind takes rate=0..1, first=N and methods=GET+POST
+    signature_unknown_signer. Every kind takes rate=0..1, first=N and methods=GET+POST+PUT
     (default POST).
     """
     if not is_loopback(host) and not public:
@@ -86,17 +127,11 @@ def simulate(
     keyring = Keyring(client_keys)
     if not keyring.usernames():
         raise KeyFileError(f"{client_keys}: no <USERNAME>.pem public keys in the client keyring directory")
-    server = CWSServer(
-        key,
-        keyring,
-        access=access,
-        host=host,
-        port=port,
-        faults=parsed_faults,
-        seed=seed,
-        latency_ms=latency_ms,
-        access_log=access_log,
-    )
+    _serve_until_stopped(CWSServer(key, keyring, host=host, port=port, faults=parsed_faults, **options))
+
+
+def _serve_until_stopped(server: CWSServer) -> None:
+    """Start SERVER, print where it listens, and serve until SIGINT or SIGTERM."""
     # Block the stop signals before any server thread starts (threads inherit the mask), then wait
     # for one with sigwait: no Python signal handler runs, so none can interrupt a lock mid-way.
     stop_signals = {signal.SIGINT, signal.SIGTERM}
@@ -105,7 +140,8 @@ def simulate(
         try:
             server.start()
         except OSError as exc:
-            raise UserInputError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+            where = f"--host {server.host} --port {server.port}"
+            raise UserInputError(f"{where}: cannot listen there ({exc.strerror or exc})") from None
         click.echo(f"CWS simulator listening on {server.url}")
         sys.stdout.flush()
         signal.sigwait(stop_signals)

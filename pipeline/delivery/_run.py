@@ -20,7 +20,7 @@ from .._gc import cycle_collector_paused
 from .._version import __version__
 from ..ledger import NOT_DELIVERED, ROW_STATES, Ledger, LedgerWriter, RowState, RunInfo, RunLock
 from ..mapping import MappedRow, load_mapping, map_csv
-from ..protocol import CWSAuth, Keyring, load_private_key
+from ..protocol import API_PROFILES, CWSAuth, Keyring, load_private_key
 from ..source import take_snapshot
 from ._config import RunConfig
 from ._connections import CWSConnections
@@ -107,6 +107,7 @@ def run_bookings(
     """Deliver every row of a bookings export; return the run's counts. Raises UserInputError before sending."""
     csv_path = Path(csv_path)
     mapping = load_mapping(mapping_path)
+    API_PROFILES[mapping.api].require_algorithm(config.algorithm, f"{config.path}: algorithm")  # v1: CWS-SHA1 only
     key = load_private_key(config.private_key, config.passphrase())
     keyring = Keyring(config.server_keys)
     for signer in keyring.usernames():  # a broken .pem is a set-up error: say so before sending anything

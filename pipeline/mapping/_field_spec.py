@@ -74,6 +74,7 @@ class FieldSpec:
     required: bool = True
     max_length: int | None = None
     min_length: int = 0  # set by a profile (CWS external_id: at least 1 character)
+    path_segment: bool = False  # set by a profile: the value goes into a URL path (CWS external_id)
     sensitive: bool = False
     template: tuple[tuple[str, str], ...] = ()  # (literal text, column) pairs, column "" after the last
     blank_values: frozenset[str] = frozenset()  # casefolded values that mean blank

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .._errors import MappingError
 from .._toml import TomlFile
+from ..protocol import API_PROFILES, API_VERSIONS, DEFAULT_API, ApiVersion, Routes
 from ..source import CsvFormat
 from ._dates import date_format_problem
 from ._exclusions import ExcludeRule, parse_exclusions
@@ -43,8 +44,8 @@ __all__ = [
     "parse_mapping",
 ]
 
-DEFAULT_ENDPOINT = "/ws/patients/"
-DEFAULT_KEY = ("external_id", "booking_no")
+DEFAULT_ENDPOINT = API_PROFILES[DEFAULT_API].routes.collection
+DEFAULT_KEY = API_PROFILES[DEFAULT_API].default_key
 DEFAULT_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 PROFILES = ("cws-patient", "none")
 
@@ -52,7 +53,7 @@ _SECTIONS = {"source", "target", "fields", "exclude"}
 _SOURCE_KEYS = {"encoding", "delimiter", "header_line", "footer_lines", "footer_match"}
 # Text codecs that are not character sets: a CSV in them is not a CSV.
 _NOT_CHARACTER_SETS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"}
-_TARGET_KEYS = {"endpoint", "key", "datetime_format", "profile"}
+_TARGET_KEYS = {"api", "endpoint", "key", "datetime_format", "profile"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Mapping:
 
     path: Path
     sha256: str
+    api: ApiVersion = DEFAULT_API
     endpoint: str = DEFAULT_ENDPOINT
     key_fields: tuple[str, ...] = DEFAULT_KEY
     source: CsvFormat = field(default_factory=CsvFormat)
@@ -68,6 +70,11 @@ class Mapping:
     profile: str = "cws-patient"
     fields: tuple[FieldSpec, ...] = ()
     exclude: tuple[ExcludeRule, ...] = ()  # rows that are never sent (training records...)
+
+    @property
+    def routes(self) -> Routes:
+        """The API version's routes under this mapping's endpoint (create, read, update, bookings)."""
+        return API_PROFILES[self.api].routes.at(self.endpoint)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -102,35 +109,41 @@ def parse_mapping(data: bytes, path: Path) -> Mapping:
         parse_field(where, name, where.table(f"fields.{name}", spec), path.parent, files)
         for name, spec in fields_doc.items()
     )
+    mapping = _target(where, target)
+    fields = apply_profile(mapping.profile, API_PROFILES[mapping.api], fields, mapping.datetime_format, where.error)
     names = [f.name for f in fields]
-    key = target.get("key", list(DEFAULT_KEY))
-    if not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key):
-        raise where.error("target.key", 'expected a non-empty list of field names, e.g. ["booking_no"]')
-    for i, k in enumerate(key):
+    for i, k in enumerate(mapping.key_fields):
         if k not in names:
             raise where.error(f"target.key[{i}]", f"{k!r} is not one of the fields ({', '.join(names)})")
-    _refuse_identifying_key(where, key, fields)
-    endpoint = where.string("target.endpoint", target.get("endpoint", DEFAULT_ENDPOINT))
+    _refuse_identifying_key(where, mapping.key_fields, fields)
+    exclude = parse_exclusions(where, doc["exclude"]) if "exclude" in doc else ()
+    return replace(
+        mapping, path=path, sha256=mapping_sha256(data, files), source=source, fields=fields, exclude=exclude
+    )
+
+
+def _target(where: TomlFile, target: dict[str, Any]) -> Mapping:
+    """The `[target]` options (a Mapping with no fields yet): the API version first, as it gives the defaults."""
+    named = where.string("target.api", target.get("api", DEFAULT_API))
+    api = next((v for v in API_VERSIONS if v == named), None)
+    if api is None:
+        raise where.error("target.api", f"{named!r} is not one of {', '.join(API_VERSIONS)} (the CorEMR API version)")
+    routes = API_PROFILES[api].routes
+    key = target.get("key", list(API_PROFILES[api].default_key))
+    if not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key):
+        raise where.error("target.key", 'expected a non-empty list of field names, e.g. ["booking_no"]')
+    endpoint = where.string("target.endpoint", target.get("endpoint", routes.collection))
     if not endpoint.startswith("/"):
-        raise where.error("target.endpoint", f"{endpoint!r} must be a path starting with '/', e.g. \"/ws/patients/\"")
+        example = routes.collection
+        raise where.error("target.endpoint", f"{endpoint!r} must be a path starting with '/', e.g. {example!r}")
     dt_format = where.string("target.datetime_format", target.get("datetime_format", DEFAULT_DATETIME_FORMAT))
     if problem := date_format_problem(dt_format, target=True):
         raise where.error("target.datetime_format", f"{dt_format!r} {problem}")
     profile = where.string("target.profile", target.get("profile", "cws-patient"))
     if profile not in PROFILES:
         raise where.error("target.profile", f"{profile!r} is not one of {', '.join(PROFILES)}")
-    fields = apply_profile(profile, fields, where.error)
-    return Mapping(
-        path=path,
-        sha256=mapping_sha256(data, files),
-        endpoint=endpoint,
-        key_fields=tuple(key),
-        source=source,
-        datetime_format=dt_format,
-        profile=profile,
-        fields=fields,
-        exclude=parse_exclusions(where, doc["exclude"]) if "exclude" in doc else (),
-    )
+    return Mapping(Path(), "", api=api, endpoint=endpoint, key_fields=tuple(key), datetime_format=dt_format,
+                   profile=profile)  # fmt: skip
 
 
 def mapping_sha256(data: bytes, files: list[LookupFile]) -> str:
@@ -141,7 +154,7 @@ def mapping_sha256(data: bytes, files: list[LookupFile]) -> str:
     return digest.hexdigest()
 
 
-def _refuse_identifying_key(where: TomlFile, key: list[str], fields: tuple[FieldSpec, ...]) -> None:
+def _refuse_identifying_key(where: TomlFile, key: tuple[str, ...], fields: tuple[FieldSpec, ...]) -> None:
     """A row's key is printed in every message and report: it must never name or date a person."""
     by_name = {f.name: f for f in fields}
     for i, k in enumerate(key):

@@ -1,73 +1,127 @@
-"""CWS patient checks laid over a mapping (`[target] profile = "cws-patient"`, the default).
+"""CWS patient checks laid over a mapping (`[target] profile = "cws-patient"`, the default), per API version.
 
-From CorEMR's published patient fields and the walkthrough's example create body: `external_id` of
-1-17 characters; `facility`, `agency`, `billing_agency` integers; `fname`, `lname`, `dob`, `sex`,
-`booking_no`, `booking_date` present; dates written in the target datetime format; a birth date never
-in the future. A mapping that cannot satisfy these is refused before any row is read; the rest become
-per-row checks by tightening the fields' own options.
+The rules are the version's field table (protocol.API_PROFILES: required fields, text lengths,
+integers, dates, sex values): a mapping that cannot satisfy them is refused before any row is read,
+naming the field; the rest become per-row checks by tightening the fields' own options (length caps,
+a lookup of the allowed sex values, a birth date never in the future, an external_id that is safe in a
+URL path). `profile = "none"` turns them all off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .._errors import UserInputError
+from ..protocol import ApiProfile, FieldKind, FieldRule, date_problem
+from ._dates import format_datetimes
 
 if TYPE_CHECKING:
     from ._mapping_file import FieldSpec
 
-__all__ = ["CWS_PATIENT_REQUIRED", "apply_profile"]
+__all__ = ["apply_profile"]
 
-CWS_PATIENT_REQUIRED = ("external_id", "fname", "lname", "dob", "sex", "booking_no", "booking_date")
-_INTEGER_FIELDS = ("facility", "agency", "billing_agency")
-_DATETIME_FIELDS = ("dob", "booking_date")
-_MAX_LENGTH = {"external_id": 17, "booking_no": 32, "ssn": 11}
-_NOT_FUTURE = ("dob",)
 _OFF = 'or set [target] profile = "none" to turn the CWS patient checks off'
+_TYPES = {"integer": ("integer",), "number": ("integer", "number"), "date": ("datetime",), "timestamp": ("datetime",)}
+_SAMPLE = datetime(2001, 2, 3, 4, 5, 6, 7000)
+
+Error = Callable[[str, str], UserInputError]
 
 
 def apply_profile(
-    profile: str, fields: tuple[FieldSpec, ...], error: Callable[[str, str], UserInputError]
+    profile: str, api: ApiProfile, fields: tuple[FieldSpec, ...], datetime_format: str, error: Error
 ) -> tuple[FieldSpec, ...]:
-    """Return FIELDS tightened by PROFILE's rules; raise error(key_path, problem) when they cannot comply."""
+    """Return FIELDS tightened by API's rules; raise error(key_path, problem) when they cannot comply."""
     if profile == "none":
         return fields
     by_name = {f.name: f for f in fields}
-    missing = [name for name in CWS_PATIENT_REQUIRED if name not in by_name]
+    _check_required(api, by_name, error)
+    kinds = {rule.kind for spec in fields if (rule := api.rule(spec.name)) is not None}
+    if kinds & {"date", "timestamp"}:
+        _check_datetime_format(api, "timestamp" if "timestamp" in kinds else "date", datetime_format, error)
+    tightened = []
+    for spec in fields:
+        rule = api.rule(spec.name)
+        tightened.append(spec if rule is None else _tightened(api, rule, spec, error))
+    return tuple(tightened)
+
+
+def _name(api: ApiProfile) -> str:
+    return f"CorEMR API {api.version}"
+
+
+def _check_required(api: ApiProfile, by_name: dict[str, FieldSpec], error: Error) -> None:
+    missing = [name for name in api.required if name not in by_name]
     if missing:
+        first = missing[0]
+        renamed = next((old for old, new in api.renamed.items() if new == first and old in by_name), None)
+        hint = f"; [fields.{renamed}] is another version's name for it: rename it" if renamed else ""
         raise error(
-            f"fields.{missing[0]}",
-            f"missing; a CWS patient body needs {', '.join(CWS_PATIENT_REQUIRED)}"
-            f" (missing: {', '.join(missing)}); add [fields.{missing[0]}] {_OFF}",
+            f"fields.{first}",
+            f"missing; {_name(api)} requires {', '.join(api.required)} to create a patient"
+            f" (missing: {', '.join(missing)}){hint}; add [fields.{first}] {_OFF}",
         )
-    for name in CWS_PATIENT_REQUIRED:
+    for name in api.required:
         spec = by_name[name]
         if spec.column is not None and not spec.required and spec.default is None:
-            raise error(
-                f"fields.{name}.required", f"CWS requires {name} in every body: remove required = false, {_OFF}"
-            )
-    for name in _INTEGER_FIELDS:
-        if name in by_name and by_name[name].type != "integer":
-            raise error(f"fields.{name}.type", f'CWS expects {name} as an integer ID: set type = "integer", {_OFF}')
-    for name in _DATETIME_FIELDS:
-        if by_name[name].type != "datetime":
-            raise error(
-                f"fields.{name}.type", f'CWS expects {name} as a date: set type = "datetime" and formats, {_OFF}'
-            )
-    tightened: list[FieldSpec] = []
-    for spec in fields:
-        limit = _MAX_LENGTH.get(spec.name)
-        if limit is not None:
-            if spec.type != "string":
-                raise error(
-                    f"fields.{spec.name}.type", f"CWS expects {spec.name} as text of at most {limit} characters"
-                )
-            spec = replace(spec, max_length=min(spec.max_length or limit, limit))
-        if spec.name == "external_id":
-            spec = replace(spec, min_length=1)
-        if spec.name in _NOT_FUTURE:
-            spec = replace(spec, not_future=True)
-        tightened.append(spec)
-    return tuple(tightened)
+            problem = f"{_name(api)} requires {name} in every body: remove required = false, {_OFF}"
+            raise error(f"fields.{name}.required", problem)
+
+
+def _check_datetime_format(api: ApiProfile, kind: FieldKind, datetime_format: str, error: Error) -> None:
+    """The target format must write dates the way the version reads them."""
+    written = format_datetimes(np.array([_SAMPLE], dtype="datetime64[us]"), datetime_format)[0]
+    problem = date_problem(kind, written)
+    if problem is not None:
+        raise error(
+            "target.datetime_format",
+            f"{datetime_format!r} writes {written!r}, but {_name(api)} dates {problem};"
+            f' use "%Y-%m-%d %H:%M:%S.%f", {_OFF}',
+        )
+
+
+def _tightened(api: ApiProfile, rule: FieldRule, spec: FieldSpec, error: Error) -> FieldSpec:
+    """SPEC held to RULE: the type checked at load, the value rules added as per-row checks."""
+    base = f"fields.{spec.name}"
+    expects = f"{_name(api)} expects {spec.name} as {rule.describe()}"
+    if rule.kind in _TYPES:
+        if spec.type not in _TYPES[rule.kind]:
+            wanted = " or ".join(f'type = "{t}"' for t in _TYPES[rule.kind])
+            raise error(f"{base}.type", f"{expects}: set {wanted}, {_OFF}")
+        return replace(spec, not_future=True) if rule.not_future else spec
+    if spec.type != "string" and (rule.kind == "choice" or rule.max_length or rule.min_length):
+        raise error(f"{base}.type", f'{expects}: set type = "string", {_OFF}')
+    if rule.kind == "choice":
+        return _one_of(api, rule, spec, error)
+    if rule.max_length is not None:
+        spec = replace(spec, max_length=min(spec.max_length or rule.max_length, rule.max_length))
+    if rule.min_length:
+        spec = replace(spec, min_length=max(spec.min_length, rule.min_length))
+    if rule.name == "external_id":
+        spec = replace(spec, path_segment=True)  # it is sent in the path of every lookup and update
+    return spec
+
+
+def _one_of(api: ApiProfile, rule: FieldRule, spec: FieldSpec, error: Error) -> FieldSpec:
+    """Hold a choice field (sex) to the version's values: checked constants, and a lookup that refuses the rest."""
+    base, choices = f"fields.{spec.name}", rule.choices
+    allowed = f"is not a {_name(api)} {spec.name} value ({', '.join(choices)}); {_OFF}"
+    if spec.column is None:
+        if spec.value not in choices:
+            raise error(f"{base}.value", f"{spec.value!r} {allowed}")
+        return spec
+    if spec.default is not None and spec.default not in choices:
+        raise error(f"{base}.default", f"{spec.default!r} {allowed}")
+    lookup = dict(spec.lookup or {})
+    for key, value in lookup.items():
+        if value not in choices:
+            raise error(f"{base}.lookup.{key}", f"{value!r} {allowed}")
+    if spec.lookup is not None and spec.lookup_fallback != "keep":
+        return spec
+    # No lookup, or one that keeps unknown cells: a cell must then already be one of the values.
+    lookup.update({c: c for c in choices if c not in lookup})
+    return replace(spec, lookup=lookup, lookup_fallback="error")

@@ -1,11 +1,13 @@
-"""The local CWS server: CorEMR's patient routes from memory, signatures checked, answers signed, faults.
+"""The local CWS server: one CorEMR API version's routes from memory, signatures checked, answers signed, faults.
 
 A test double for the demo, the tests and the benchmarks. It uses only the protocol stage.
 """
 
-from ._server import CWSServer, Fault, ServerCounters, fetch_counters
+from ._server import ANSWER_ALGORITHMS, AnswerAlgorithm, CWSServer, Fault, ServerCounters, fetch_counters
 
 __all__ = [
+    "ANSWER_ALGORITHMS",
+    "AnswerAlgorithm",
     "CWSServer",
     "Fault",
     "ServerCounters",

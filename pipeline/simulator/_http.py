@@ -18,6 +18,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from ..protocol import Algorithm
+
 __all__ = ["MAX_BODY_BYTES", "Answer", "Application", "HTTPServer", "error_payload"]
 
 MAX_BODY_BYTES = 1 << 20
@@ -30,12 +32,13 @@ def error_payload(message: str, fields: Mapping[str, str] | None = None) -> dict
 
 @dataclass(frozen=True)
 class Answer:
-    """A JSON answer to send, and how to spoil its signature (a fault) if at all."""
+    """A JSON answer to send, the algorithm to sign it with (None: the server's default), and any signature fault."""
 
     status: int
     payload: object
     headers: tuple[tuple[str, str], ...] = ()
     signature_fault: str | None = None
+    algorithm: Algorithm | None = None
 
 
 class Application(Protocol):
@@ -47,8 +50,8 @@ class Application(Protocol):
         """The answer to a request, or None to close the connection without answering."""
         ...
 
-    def authorization_for(self, body: bytes, signature_fault: str | None) -> str | None:
-        """The Authorization header value for these exact response bytes (None: send none)."""
+    def authorization_for(self, body: bytes, answer: Answer) -> str | None:
+        """The Authorization header value for these exact response bytes of ANSWER (None: send none)."""
         ...
 
 
@@ -126,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
         ]
-        authorization = app.authorization_for(body, answer.signature_fault)
+        authorization = app.authorization_for(body, answer)
         if authorization is not None:
             headers.append(("Authorization", authorization))
         headers.extend(answer.headers)

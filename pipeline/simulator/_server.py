@@ -1,7 +1,9 @@
-"""A local CWS server: CorEMR v2 patient routes, request signatures checked, every response signed.
+"""A local CWS server: one CorEMR API version's routes, request signatures checked, every answer signed.
 
-It is a test double the demo, tests and benchmarks run against, not CorEMR: it stores patients in
-memory, answers errors as signed JSON `{"error": ..., "fields": {...}}`, and injects seeded faults.
+It is a test double the demo, tests and benchmarks run against, not CorEMR: it stores patients and
+their bookings in memory, checks requests against the version's field table (protocol.API_PROFILES),
+checks a GET's signature over the empty string (CorEMR's security page: "If GET verb, use empty
+string"), answers errors as signed JSON `{"error": ..., "fields": {...}}`, and injects seeded faults.
 `GET /_simulator/counters` (unsigned request, not a CorEMR route) reports its counters to another
 process. Each response is one write with Nagle off; writing headers and body separately on a
 keep-alive connection stalls ~40 ms per request on Linux (delayed ACK).
@@ -9,79 +11,53 @@ keep-alive connection stalls ~40 ms per request on Linux (delayed ACK).
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from types import TracebackType
-from typing import Any
-from urllib.parse import unquote
+from typing import Any, Literal, get_args
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..protocol import AuthorizationHeader, Keyring, Verification, verify_body
+from .._errors import MalformedHeader
+from ..protocol import (
+    ALGORITHMS,
+    API_PROFILES,
+    DEFAULT_API,
+    Algorithm,
+    ApiVersion,
+    AuthorizationHeader,
+    Keyring,
+    Verification,
+    verify_body,
+)
+from ._answers import booking_answer, patient_answer
+from ._counters import COUNTERS_PATH, CounterBook, ServerCounters, fetch_counters
 from ._faults import Fault, FaultKind, FaultPlan
 from ._http import Answer, HTTPServer, error_payload
-from ._patients import PatientStore, invalid_new_patient_fields, invalid_update_fields
+from ._patients import PatientStore
+from ._routes import PatientRoutes
 
-__all__ = ["COUNTERS_PATH", "CWSServer", "Fault", "FaultKind", "ServerCounters", "fetch_counters"]
+__all__ = [
+    "ANSWER_ALGORITHMS",
+    "COUNTERS_PATH",
+    "AnswerAlgorithm",
+    "CWSServer",
+    "Fault",
+    "FaultKind",
+    "ServerCounters",
+    "fetch_counters",
+]
 
-COUNTERS_PATH = "/_simulator/counters"
 IMPOSTOR_ACCESS = "impostor"
-_COLLECTION = "/ws/patients/"
-_EXISTS = {"external_id": "already exists"}
+# Which algorithm answers are signed with: the request's (assumption "answer-algorithm"), or a fixed one.
+AnswerAlgorithm = Literal["request", "CWS-SHA256", "CWS-SHA1"]
+ANSWER_ALGORITHMS: tuple[AnswerAlgorithm, ...] = get_args(AnswerAlgorithm)
 
 
-@dataclass
-class ServerCounters:
-    """What the server has seen; `creates` counts patients stored, so a duplicate shows as 2."""
-
-    requests: int = 0
-    creates: dict[str, int] = field(default_factory=dict)
-    create_attempts: dict[str, int] = field(default_factory=dict)
-    lookups: int = 0
-    rejected_signatures: int = 0
-    faults_applied: dict[str, int] = field(default_factory=dict)
-
-    def copy(self) -> ServerCounters:
-        """An independent copy."""
-        return ServerCounters.from_dict(self.to_dict())
-
-    def to_dict(self) -> dict[str, Any]:
-        """The counters as plain JSON-able data."""
-        return {
-            "requests": self.requests,
-            "creates": dict(self.creates),
-            "create_attempts": dict(self.create_attempts),
-            "lookups": self.lookups,
-            "rejected_signatures": self.rejected_signatures,
-            "faults_applied": dict(self.faults_applied),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ServerCounters:
-        """Counters from `to_dict()` output (as served at /_simulator/counters)."""
-        return cls(
-            requests=int(data["requests"]),
-            creates={str(k): int(v) for k, v in data["creates"].items()},
-            create_attempts={str(k): int(v) for k, v in data["create_attempts"].items()},
-            lookups=int(data["lookups"]),
-            rejected_signatures=int(data["rejected_signatures"]),
-            faults_applied={str(k): int(v) for k, v in data["faults_applied"].items()},
-        )
-
-
-def fetch_counters(url: str, timeout: float = 10.0) -> ServerCounters:
-    """Read a running server's counters over HTTP (for a server in another process)."""
-    response = httpx.get(url.rstrip("/") + COUNTERS_PATH, timeout=timeout)
-    response.raise_for_status()
-    return ServerCounters.from_dict(response.json())
-
-
-def _refusal(v: Verification) -> str:
+def _refusal(v: Verification, accepted: Sequence[str], method: str) -> str:
     """The 401 message naming what is wrong with a request's signature."""
     if v.status == "missing_header":
         return "missing Authorization header"
@@ -90,18 +66,24 @@ def _refusal(v: Verification) -> str:
     if v.status == "unknown_signer":
         return f"unknown Access name {v.signer!r}: no public key under that username"
     if v.status == "algorithm_not_accepted":
-        return f"unsupported algorithm {v.algorithm!r}: use CWS-SHA256 or CWS-SHA1"
-    return f"bad signature: it does not match the body bytes for Access={v.signer}"
+        return f"unsupported algorithm {v.algorithm!r}: use {' or '.join(accepted)}"
+    signed = "the empty string (a GET is signed over the empty string)" if method == "GET" else "the body bytes"
+    return f"bad signature: it does not match {signed} for Access={v.signer}"
+
+
+def _request_algorithm(authorization: str | None) -> Algorithm | None:
+    """The algorithm a request's Authorization header names, if it is one we can sign with."""
+    try:
+        named = AuthorizationHeader.parse(authorization or "").algorithm
+    except MalformedHeader:
+        return None
+    return next((a for a in ALGORITHMS if a == named), None)
 
 
 def _corrupt(signature: str) -> str:
     """Flip one base64 character in the middle, so the signature stays well-formed but wrong."""
     i = len(signature) // 2
     return signature[:i] + ("B" if signature[i] == "A" else "A") + signature[i + 1 :]
-
-
-def _not_allowed(allow: str) -> Answer:
-    return Answer(405, error_payload("method not allowed"), (("Allow", allow),))
 
 
 def _fault_answer(fault: Fault) -> Answer:
@@ -113,15 +95,6 @@ def _fault_answer(fault: Fault) -> Answer:
     return Answer(500, error_payload("internal server error (simulated)"))
 
 
-def _parse_json(body: bytes) -> tuple[object, str | None]:
-    try:
-        return json.loads(body), None
-    except json.JSONDecodeError as exc:
-        return None, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-    except ValueError:
-        return None, "invalid JSON: the body is not UTF-8 text"
-
-
 class CWSServer:
     """The local CWS server: start it on a port (0 = any free one), send it signed requests, read its counters."""
 
@@ -130,6 +103,8 @@ class CWSServer:
         server_key: rsa.RSAPrivateKey,
         client_keyring: Keyring,
         *,
+        api: ApiVersion = DEFAULT_API,
+        answer_algorithm: AnswerAlgorithm = "request",
         access: str = "coremr",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -141,6 +116,8 @@ class CWSServer:
     ) -> None:
         self._key = server_key
         self.client_keyring = client_keyring
+        self.api = API_PROFILES[api]
+        self.answer_algorithm: AnswerAlgorithm = answer_algorithm
         self.access = access
         self.host = host
         self._requested_port = port
@@ -149,14 +126,14 @@ class CWSServer:
         self._tls = tls
         self._plan = FaultPlan(faults, seed)
         self._store = PatientStore()
-        self._lock = threading.Lock()
-        self._counters = ServerCounters()
+        self._counters = CounterBook()
+        self._routes = PatientRoutes(self.api, self._store, self._counters)
         self._stopping = threading.Event()
         self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:  # never show the key
-        return f"CWSServer(access={self.access!r}, url={self.url!r})"
+        return f"CWSServer(api={self.api.version!r}, access={self.access!r}, url={self.url!r})"
 
     @property
     def port(self) -> int:
@@ -207,113 +184,67 @@ class CWSServer:
 
     def counters(self) -> ServerCounters:
         """A snapshot copy of the counters."""
-        with self._lock:
-            return self._counters.copy()
+        return self._counters.snapshot()
 
     def set_faults(self, faults: Sequence[Fault]) -> None:
         """Replace the faults at runtime; each fault's `first` count starts again."""
         self._plan.replace(faults)
 
-    def patients(self) -> dict[str, dict[str, object]]:
-        """Copies of the stored patients by external_id."""
-        return self._store.all()
+    def patients(self) -> dict[str, dict[str, Any]]:
+        """The stored patients by external_id, as a read answers them."""
+        return {k: patient_answer(self.api, v) for k, v in self._store.all().items()}
+
+    def bookings(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Each stored patient's bookings by booking number, as a booking read answers them."""
+        found = {k: self._store.bookings(k) or {} for k in self._store.all()}
+        return {k: {n: booking_answer(self.api, b) for n, b in v.items()} for k, v in found.items()}
 
     def respond(self, method: str, path: str, body: bytes, authorization: str | None) -> Answer | None:
-        """Answer one request: counters hook, faults, signature check, then the patient routes."""
+        """Answer one request: counters hook, faults, signature check, then the version's routes."""
         if path == COUNTERS_PATH:
-            return Answer(200, self.counters().to_dict()) if method == "GET" else _not_allowed("GET")
+            if method != "GET":
+                return Answer(405, error_payload("method not allowed"), (("Allow", "GET"),))
+            return Answer(200, self.counters().to_dict())
         drawn = self._plan.draw(method)
-        self._count_received(method, path, body, drawn.kinds)
+        self._counters.received(drawn.kinds, lookup=method == "GET" and self._routes.target(path) is not None)
+        self._routes.count_attempt(method, path, body)
+        algorithm = self._algorithm(authorization)
+
+        def signed(answer: Answer) -> Answer:
+            return replace(answer, signature_fault=drawn.signature, algorithm=algorithm)
+
         delay = self.latency_s + drawn.latency_s
         if delay > 0:
             self._stopping.wait(delay)  # only this connection's thread waits; stop() wakes it
         if drawn.status is not None:
-            return replace(_fault_answer(drawn.status), signature_fault=drawn.signature)
-        verification = verify_body(body, authorization, self.client_keyring)
+            return signed(_fault_answer(drawn.status))
+        # CorEMR's security page: "If GET verb, use empty string", whatever a GET carries.
+        verification = verify_body(b"" if method == "GET" else body, authorization, self.client_keyring,
+                                   self.api.algorithms)  # fmt: skip
         if not verification.ok:
-            with self._lock:
-                self._counters.rejected_signatures += 1
-            return Answer(401, error_payload(_refusal(verification)), signature_fault=drawn.signature)
-        answer = self._route(method, path, body)
+            self._counters.rejected_signature()
+            refusal = _refusal(verification, self.api.algorithms, method)
+            return signed(Answer(401, error_payload(refusal)))
+        answer = self._routes.answer(method, path, body)
         if drawn.drop:
             return None  # processed, but the client never hears back
-        return replace(answer, signature_fault=drawn.signature)
+        return signed(answer)
 
-    def authorization_for(self, body: bytes, signature_fault: str | None) -> str | None:
-        """The response Authorization value for these exact bytes, spoiled as the fault says."""
-        if signature_fault == "signature_missing":
+    def _algorithm(self, authorization: str | None) -> Algorithm:
+        """The algorithm an answer is signed with: the setting, or the request's (else the version's first)."""
+        if self.answer_algorithm != "request":
+            return self.answer_algorithm
+        return _request_algorithm(authorization) or self.api.algorithms[0]
+
+    def authorization_for(self, body: bytes, answer: Answer) -> str | None:
+        """The response Authorization value for these exact bytes, spoiled as the answer's fault says."""
+        fault = answer.signature_fault
+        if fault == "signature_missing":
             return None
-        if signature_fault == "signature_sha1":
-            return str(AuthorizationHeader.for_body(body, self._key, self.access, "CWS-SHA1"))
-        header = AuthorizationHeader.for_body(body, self._key, self.access)
-        if signature_fault == "signature_unknown_signer":
+        algorithm = "CWS-SHA1" if fault == "signature_sha1" else (answer.algorithm or self.api.algorithms[0])
+        header = AuthorizationHeader.for_body(body, self._key, self.access, algorithm)
+        if fault == "signature_unknown_signer":
             header = AuthorizationHeader(header.algorithm, IMPOSTOR_ACCESS, header.signature)
-        elif signature_fault == "signature_corrupt":
+        elif fault == "signature_corrupt":
             header = AuthorizationHeader(header.algorithm, header.access, _corrupt(header.signature))
         return str(header)
-
-    def _count_received(self, method: str, path: str, body: bytes, faults: Sequence[FaultKind]) -> None:
-        attempt: str | None = None
-        if method == "POST" and path in (_COLLECTION, _COLLECTION.rstrip("/")):
-            parsed, _ = _parse_json(body)
-            if isinstance(parsed, dict) and isinstance(parsed.get("external_id"), str):
-                attempt = parsed["external_id"]
-        with self._lock:
-            c = self._counters
-            c.requests += 1
-            if attempt is not None:
-                c.create_attempts[attempt] = c.create_attempts.get(attempt, 0) + 1
-            if method == "GET" and path.startswith(_COLLECTION.rstrip("/")):
-                c.lookups += 1
-            for kind in faults:
-                c.faults_applied[kind] = c.faults_applied.get(kind, 0) + 1
-
-    def _route(self, method: str, path: str, body: bytes) -> Answer:
-        if path in (_COLLECTION, _COLLECTION.rstrip("/")):
-            if method == "GET":
-                return Answer(200, list(self._store.all().values()))
-            if method == "POST":
-                return self._create(body)
-            return _not_allowed("GET, POST")
-        if path.startswith(_COLLECTION):
-            external_id = unquote(path[len(_COLLECTION) :])
-            if not external_id or "/" in external_id:
-                return Answer(404, error_payload(f"no such route: {path}"))
-            if method == "GET":
-                found = self._store.get(external_id)
-                if found is None:
-                    return Answer(404, error_payload(f"no patient with external_id {external_id!r}"))
-                return Answer(200, found)
-            if method == "POST":
-                return self._update(external_id, body)
-            return _not_allowed("GET, POST")
-        return Answer(404, error_payload(f"no such route: {path}"))
-
-    def _create(self, body: bytes) -> Answer:
-        parsed, problem = _parse_json(body)
-        if problem is not None:
-            return Answer(400, error_payload(problem))
-        fields = invalid_new_patient_fields(parsed)
-        if fields:
-            return Answer(400, error_payload("invalid patient", fields))
-        assert isinstance(parsed, dict)  # invalid_new_patient_fields refuses anything else
-        stored = self._store.create(parsed)
-        if stored is None:
-            return Answer(409, error_payload("a patient with this external_id already exists", _EXISTS))
-        with self._lock:
-            creates = self._counters.creates
-            creates[parsed["external_id"]] = creates.get(parsed["external_id"], 0) + 1
-        return Answer(201, stored)
-
-    def _update(self, external_id: str, body: bytes) -> Answer:
-        parsed, problem = _parse_json(body)
-        if problem is not None:
-            return Answer(400, error_payload(problem))
-        fields = invalid_update_fields(parsed, external_id)
-        if fields:
-            return Answer(400, error_payload("invalid patient", fields))
-        assert isinstance(parsed, dict)
-        updated = self._store.update(external_id, parsed)
-        if updated is None:
-            return Answer(404, error_payload(f"no patient with external_id {external_id!r}"))
-        return Answer(200, updated)

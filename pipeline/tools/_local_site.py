@@ -25,7 +25,9 @@ class LocalSite:
     client_keyring: Path  # server/clients/<access>.pem: whom the server trusts
     server_keyring: Path  # keys/coremr/coremr.pem: whom we trust
 
-    def write_config(self, base_url: str, concurrency: int, ledger: Path, *, name: str = "cws.toml") -> Path:
+    def write_config(
+        self, base_url: str, concurrency: int, ledger: Path, *, name: str = "cws.toml", algorithm: str = "CWS-SHA256"
+    ) -> Path:
         """Write a run config for this site; paths inside the site directory are written relative to it."""
         path = self.directory / name
         path.write_text(
@@ -34,6 +36,7 @@ class LocalSite:
             f'private_key = "{self._relative(self.client_key)}"\n'
             f'server_keys = "{self._relative(self.server_keyring)}"\n'
             f'ledger = "{self._relative(ledger)}"\n'
+            f'algorithm = "{algorithm}"\n'
             f"concurrency = {concurrency}\n",
             encoding="utf-8",
         )

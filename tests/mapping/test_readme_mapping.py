@@ -39,7 +39,7 @@ def mapped(tmp_path: Path, mapping_text: str, export: str) -> list[MappedRow]:
 def test_the_main_example_maps_a_row(tmp_path: Path) -> None:
     (row,) = mapped(tmp_path, MAIN, f"{HEADER}\n{ROW}\n")
     assert row.body == (
-        b'{"external_id":"J1","facility":10000,"fname":"Ann","lname":"Lee","dob":"2000-04-12 00:00:00.000",'
+        b'{"external_id":"J1","facility":10000,"agency":2,"fname":"Ann","lname":"Lee","dob":"2000-04-12 00:00:00.000",'
         b'"sex":"F","booking_no":"B1","booking_date":"2026-11-29 22:15:00.000"}'
     )
 

@@ -66,31 +66,45 @@ def client(server: CWSServer, client_keys: KeyPair, server_keyring_dir: Path) ->
         yield c
 
 
-def test_signed_create_then_signed_get_returns_the_stored_patient_with_verified_answers(
+def test_signed_create_then_signed_get_returns_the_patient_in_the_documented_v2_form(
     server: CWSServer, client: httpx.Client
 ) -> None:
     created = client.post("/ws/patients/", json=PATIENT)
     assert created.status_code == 201
     assert verification_of(created).ok and verification_of(created).signer == SERVER_ACCESS
     assert created.headers["content-type"] == "application/json"
-    stored = created.json()
-    assert isinstance(stored["id"], int) and {k: stored[k] for k in PATIENT} == PATIENT
+    # v2's GET form: facility as a string, dates as YYYY-MM-DD 00:00:00.000, no fields of our own, and
+    # the booking under the bookings routes (assumption "answer-shape").
+    documented = {
+        "external_id": "FakeExternalID",
+        "facility": "10000",
+        "agency": 2,
+        "billing_agency": 1,
+        "fname": "First",
+        "lname": "Name",
+        "dob": "2000-04-12 00:00:00.000",
+        "sex": "M",
+    }
+    assert created.json() == documented
     fetched = client.get("/ws/patients/FakeExternalID")
     assert fetched.status_code == 200 and verification_of(fetched).ok
-    assert fetched.json() == stored
-    assert server.patients() == {"FakeExternalID": stored}
+    assert fetched.json() == documented
+    assert server.patients() == {"FakeExternalID": documented}
+    booking = {"facility": "10000", "booking_no": "EthanBooking14", "booking_date": "2023-04-07 10:00:00.000"}
+    assert server.bookings() == {"FakeExternalID": {"EthanBooking14": booking}}
 
 
 def test_second_create_for_the_same_external_id_is_409_and_stores_nothing_more(
     server: CWSServer, client: httpx.Client
 ) -> None:
     assert client.post("/ws/patients/", json=PATIENT).status_code == 201
-    again = client.post("/ws/patients/", json=patient(fname="Other"))
+    again = client.post("/ws/patients/", json=patient(fname="Other", booking_no="Other"))
     assert again.status_code == 409 and verification_of(again).ok
     assert again.json()["fields"] == {"external_id": "already exists"}
     counters = server.counters()
     assert counters.creates == {"FakeExternalID": 1}
     assert counters.create_attempts == {"FakeExternalID": 2}
+    assert counters.booking_creates == {"FakeExternalID": {"EthanBooking14": 1}}
     assert server.patients()["FakeExternalID"]["fname"] == "First"
 
 
@@ -98,7 +112,8 @@ def test_update_list_and_missing_patient_routes(server: CWSServer, client: httpx
     client.post("/ws/patients/", json=PATIENT)
     updated = client.post("/ws/patients/FakeExternalID", json={"lname": "Changed", "booking_no": "ignored"})
     assert updated.status_code == 200 and updated.json()["lname"] == "Changed"
-    assert updated.json()["booking_no"] == "EthanBooking14"  # booking fields are ignored on update
+    assert list(server.bookings()["FakeExternalID"]) == ["EthanBooking14"]  # booking fields are ignored on update
+    assert server.counters().updates == {"FakeExternalID": 1}
     listed = client.get("/ws/patients/")
     assert listed.status_code == 200 and [p["external_id"] for p in listed.json()] == ["FakeExternalID"]
     for method, path in [("GET", "/ws/patients/nobody"), ("POST", "/ws/patients/nobody"), ("GET", "/ws/other")]:
@@ -119,11 +134,17 @@ def test_update_list_and_missing_patient_routes(server: CWSServer, client: httpx
         (patient(facility="10000"), {"facility"}),
         (patient(agency=True), {"agency"}),
         (patient(billing_agency=1.5), {"billing_agency"}),
-        (patient(dob="2000-04-12"), {"dob"}),
-        (patient(booking_date="2023-04-07 10:00:00.00"), {"booking_date"}),  # the walkthrough's own typo
+        (patient(dob="04/12/2000"), {"dob"}),
+        (patient(booking_date="2023-04-07"), {"booking_date"}),  # a booking date has a time
+        (patient(booking_date="2023-04-07 10:00:00.0000"), {"booking_date"}),  # at most 3 fractional digits
         (patient(dob="2000-02-30 00:00:00.000"), {"dob"}),
         (patient(fname=" "), {"fname"}),
-        ({"external_id": "A"}, {"facility", "fname", "lname", "booking_no", "booking_date"}),
+        (patient(sex="Male"), {"sex"}),  # v1's word; v2 takes M, F, U
+        (patient(height="seventy"), {"height"}),
+        (patient(weight=True), {"weight"}),
+        (patient(booking_no="B" * 33), {"booking_no"}),
+        ({k: v for k, v in PATIENT.items() if k not in ("agency", "dob", "sex")}, {"agency", "dob", "sex"}),
+        ({"external_id": "A"}, {"facility", "agency", "fname", "lname", "dob", "sex", "booking_no", "booking_date"}),
         ([PATIENT], {"body"}),
     ],
 )
@@ -341,6 +362,7 @@ def test_counters_are_a_snapshot_and_readable_over_http(server: CWSServer, clien
         rejected_signatures=1,
         faults_applied={},
     )
+    expected.booking_creates = {"FakeExternalID": {"EthanBooking14": 1}}
     assert server.counters() == expected
     assert fetch_counters(server.url) == expected
     raw = httpx.get(server.url + COUNTERS_PATH)
@@ -380,7 +402,7 @@ def test_bad_fault_spec_is_one_line_naming_it(spec: str, says: str) -> None:
 
 
 def test_repr_does_not_show_the_key(server: CWSServer) -> None:
-    assert repr(server) == f"CWSServer(access='coremr', url={server.url!r})"
+    assert repr(server) == f"CWSServer(api='v2', access='coremr', url={server.url!r})"
 
 
 def _simulate(*args: str) -> subprocess.Popen[str]:

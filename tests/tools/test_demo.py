@@ -6,10 +6,11 @@ import re
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.tools._demo import run_demo
+from pipeline.tools._demo import SAMPLE_MAPPINGS, run_demo
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -30,6 +31,29 @@ def test_demo_delivers_the_sample_then_sends_nothing_twice(tmp_path: Path) -> No
     assert f"Ledger: {ledger}" in text
     assert stat.S_IMODE(ledger.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "demo" / "keys" / "rsa.private").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("api", ["v1", "v2", "v3"])
+def test_demo_delivers_the_sample_at_each_api_version_and_audit_passes(tmp_path: Path, api: str) -> None:
+    lines: list[str] = []
+    result = run_demo(tmp_path / "demo", bits=2048, api=api, echo=lines.append)  # type: ignore[arg-type]
+    assert (result.first.counts["delivered"], result.first.counts["invalid"]) == (233, 7)
+    assert result.second.counts["skipped"] == 233 and result.second.counts["delivered"] == 0
+    assert len(result.creates) == 233 and set(result.creates.values()) == {1}
+    assert f"Local CWS server (CorEMR API {api}, " in lines[2 if "Making" in lines[0] else 0]
+    assert f"through {SAMPLE_MAPPINGS[api]} ..." in "\n".join(lines)  # type: ignore[index]
+    demo = tmp_path / "demo"
+    audit = CliRunner().invoke(
+        cli, ["audit", "--ledger", str(demo / "ledger.sqlite"), "--config", str(demo / "cws.toml")]
+    )
+    assert audit.exit_code == 0, audit.output
+    assert "Audit passed" in audit.output and "re-verified 233 request and 233 response signatures" in audit.output
+
+
+def test_demo_refuses_an_unknown_api_version(tmp_path: Path) -> None:
+    refused = CliRunner().invoke(cli, ["demo", str(tmp_path / "demo"), "--api", "v4"])
+    assert refused.exit_code == 2 and "'v4' is not one of 'v1', 'v2', 'v3'" in refused.output
+    assert not (tmp_path / "demo").exists()
 
 
 def test_demo_runs_again_in_the_same_directory_and_refuses_a_foreign_one(tmp_path: Path) -> None:

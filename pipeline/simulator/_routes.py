@@ -1,0 +1,190 @@
+"""The local CWS server's routes for one API version: patients (list, create, read, update) and bookings.
+
+v1: `GET/POST /ws/patients/`, `GET/PUT /ws/patients/{external_id}`. v2: the same with updates by POST,
+plus `GET/POST /ws/patients/{external_id}/bookings/` and `GET/POST …/bookings/{booking}`. v3: v2's under
+`/ws/v3/patients/`. Statuses the docs do not give follow assumptions "exists-status" and "other-statuses".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+from ..protocol import EXISTS_STATUS, ApiProfile
+from ._answers import booking_answer, patient_answer
+from ._checks import booking_problems, patient_problems
+from ._counters import CounterBook
+from ._http import Answer, error_payload
+from ._patients import PatientStore
+
+__all__ = ["PatientRoutes", "parse_json"]
+
+_EXISTS = {"external_id": "already exists"}
+
+
+def parse_json(body: bytes) -> tuple[object, str | None]:
+    """The JSON value of BODY, or None and what is wrong with it."""
+    try:
+        return json.loads(body), None
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except ValueError:
+        return None, "invalid JSON: the body is not UTF-8 text"
+
+
+def _not_allowed(*methods: str) -> Answer:
+    allow = ", ".join(methods)
+    return Answer(405, error_payload("method not allowed"), (("Allow", allow),))
+
+
+def _no_route(path: str) -> Answer:
+    return Answer(404, error_payload(f"no such route: {path}"))
+
+
+def _no_patient(external_id: str) -> Answer:
+    return Answer(404, error_payload(f"no patient with external_id {external_id!r}"))
+
+
+class PatientRoutes:
+    """Answers one API version's patient and booking requests from a store, counting what it stores."""
+
+    def __init__(self, api: ApiProfile, store: PatientStore, counters: CounterBook) -> None:
+        self.api = api
+        self.store = store
+        self.counters = counters
+
+    def target(self, path: str) -> tuple[str, ...] | None:
+        """The route a path names: () the list, (id,) a patient, (id, "bookings"[, number]); None: no route."""
+        collection = self.api.routes.collection
+        if path in (collection, collection.rstrip("/")):
+            return ()
+        if not path.startswith(collection):
+            return None
+        parts = path[len(collection) :].split("/")
+        if len(parts) == 3 and parts[1:] == ["bookings", ""]:
+            parts = parts[:2]
+        segments = tuple(unquote(p) for p in parts)
+        if not all(segments) or len(segments) > 3 or (len(segments) > 1 and segments[1] != "bookings"):
+            return None
+        if len(segments) > 1 and not self.api.routes.has_bookings:
+            return None
+        return segments
+
+    def count_attempt(self, method: str, path: str, body: bytes) -> None:
+        """Count a create or booking create as it arrives, whatever happens to it next."""
+        target = self.target(path)
+        if method != "POST" or target is None or len(target) not in (0, 2):
+            return
+        parsed, _ = parse_json(body)
+        if target == ():
+            if isinstance(parsed, dict) and isinstance(parsed.get("external_id"), str):
+                self.counters.create_attempt(parsed["external_id"])
+        elif isinstance(parsed, dict) and isinstance(parsed.get(self.api.booking_number), str):
+            self.counters.booking_attempt(target[0], parsed[self.api.booking_number])
+
+    def answer(self, method: str, path: str, body: bytes) -> Answer:
+        """The answer to a request whose signature checked out."""
+        target = self.target(path)
+        if target is None:
+            return _no_route(path)
+        update = self.api.routes.update_method
+        if target == ():
+            if method == "GET":
+                return Answer(200, [patient_answer(self.api, p) for p in self.store.all().values()])
+            return self._create(body) if method == "POST" else _not_allowed("GET", "POST")
+        if len(target) == 1:
+            if method == "GET":
+                return self._read(target[0])
+            return self._update(target[0], body) if method == update else _not_allowed("GET", update)
+        if len(target) == 2:
+            if method == "GET":
+                return self._bookings(target[0])
+            return self._add_booking(target[0], body) if method == "POST" else _not_allowed("GET", "POST")
+        if method == "GET":
+            return self._booking(target[0], target[2])
+        return self._update_booking(target[0], target[2], body) if method == "POST" else _not_allowed("GET", "POST")
+
+    def _checked(self, body: bytes, what: str, problems: Callable[[object], dict[str, str]]) -> dict[str, Any] | Answer:
+        """The body as a JSON object when it passes PROBLEMS, else the 400 answer naming each field."""
+        parsed, problem = parse_json(body)
+        if problem is not None:
+            return Answer(400, error_payload(problem))
+        fields = problems(parsed)
+        if fields:
+            return Answer(400, error_payload(f"invalid {what}", fields))
+        assert isinstance(parsed, dict)  # the checks refuse anything else
+        return parsed
+
+    def _patient_fields(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body's patient fields (booking fields and fields the version does not list are not kept)."""
+        return {k: v for k, v in body.items() if (rule := self.api.rule(k)) is not None and not rule.booking}
+
+    def _booking_fields(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in body.items() if k in self.api.booking_fields}
+
+    def _create(self, body: bytes) -> Answer:
+        checked = self._checked(body, "patient", lambda b: patient_problems(self.api, b))
+        if isinstance(checked, Answer):
+            return checked
+        external_id, patient = checked["external_id"], self._patient_fields(checked)
+        number = checked.get(self.api.booking_number)  # required in every version (assumption "first-booking")
+        booking = None if number is None else (number, self._booking_fields(checked))
+        if not self.store.create(external_id, patient, booking):
+            return Answer(EXISTS_STATUS, error_payload("a patient with this external_id already exists", _EXISTS))
+        self.counters.created(external_id)
+        if number is not None:
+            self.counters.booking_created(external_id, number)
+        return Answer(201, patient_answer(self.api, patient))
+
+    def _read(self, external_id: str) -> Answer:
+        found = self.store.get(external_id)
+        return _no_patient(external_id) if found is None else Answer(200, patient_answer(self.api, found))
+
+    def _update(self, external_id: str, body: bytes) -> Answer:
+        checked = self._checked(body, "patient", lambda b: patient_problems(self.api, b, external_id=external_id))
+        if isinstance(checked, Answer):
+            return checked
+        updated = self.store.update(external_id, self._patient_fields(checked))
+        if updated is None:
+            return _no_patient(external_id)
+        self.counters.updated(external_id)
+        return Answer(200, patient_answer(self.api, updated))
+
+    def _bookings(self, external_id: str) -> Answer:
+        found = self.store.bookings(external_id)
+        if found is None:
+            return _no_patient(external_id)
+        return Answer(200, [booking_answer(self.api, b) for b in found.values()])
+
+    def _booking(self, external_id: str, number: str) -> Answer:
+        found = self.store.bookings(external_id)
+        if found is None:
+            return _no_patient(external_id)
+        if number not in found:
+            return Answer(404, error_payload(f"patient {external_id!r} has no booking {number!r}"))
+        return Answer(200, booking_answer(self.api, found[number]))
+
+    def _add_booking(self, external_id: str, body: bytes) -> Answer:
+        checked = self._checked(body, "booking", lambda b: booking_problems(self.api, b))
+        if isinstance(checked, Answer):
+            return checked
+        number, booking = checked[self.api.booking_number], self._booking_fields(checked)
+        outcome = self.store.add_booking(external_id, number, booking)
+        if outcome == "no_patient":
+            return _no_patient(external_id)
+        if outcome == "exists":
+            exists = {self.api.booking_number: "already exists"}
+            return Answer(EXISTS_STATUS, error_payload("this patient already has a booking with this number", exists))
+        self.counters.booking_created(external_id, number)
+        return Answer(201, booking_answer(self.api, booking))
+
+    def _update_booking(self, external_id: str, number: str, body: bytes) -> Answer:
+        checked = self._checked(body, "booking", lambda b: booking_problems(self.api, b, booking=number))
+        if isinstance(checked, Answer):
+            return checked
+        updated = self.store.update_booking(external_id, number, self._booking_fields(checked))
+        if updated is None:
+            return Answer(404, error_payload(f"patient {external_id!r} has no booking {number!r}"))
+        return Answer(200, booking_answer(self.api, updated))

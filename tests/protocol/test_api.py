@@ -1,0 +1,96 @@
+"""CorEMR's API versions as data: routes, date and path rules, algorithms, and the assumptions the README lists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline._errors import ConfigError
+from pipeline.protocol._api import (
+    API_PROFILES,
+    ASSUMPTIONS,
+    answer_date,
+    date_problem,
+    path_segment_problem,
+)
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "ok"),
+    [
+        ("timestamp", "2023-04-07 10:00:00.00", True),  # the walkthrough's booking_date
+        ("date", "2000-04-12 10:00:00.000", True),  # the walkthrough's dob
+        ("timestamp", "2023-04-07 10:00:00", True),
+        ("timestamp", "2023-04-07 10:00:00.5", True),
+        ("timestamp", "2023-04-07 10:00:00.0000", False),
+        ("timestamp", "2023-04-07", False),
+        ("date", "2023-04-07", True),
+        ("date", "2023-02-30", False),
+        ("timestamp", "2023-04-07 24:00:00", False),
+        ("timestamp", "2023-04-07T10:00:00", False),
+        ("date", "04/07/2023", False),
+    ],
+)
+def test_dates_are_read_with_zero_to_three_fractional_digits(kind: str, text: str, ok: bool) -> None:
+    assert (date_problem(kind, text) is None) is ok  # type: ignore[arg-type]
+
+
+def test_dates_are_answered_with_three_fractional_digits_and_days_at_midnight() -> None:
+    assert answer_date("timestamp", "2023-04-07 10:00:00.00") == "2023-04-07 10:00:00.000"
+    assert answer_date("timestamp", "2023-04-07 10:00:01") == "2023-04-07 10:00:01.000"
+    assert answer_date("date", "2000-04-12 10:00:00.000") == "2000-04-12 00:00:00.000"
+    assert answer_date("date", "2000-04-12") == "2000-04-12 00:00:00.000"
+
+
+@pytest.mark.parametrize("value", [".", "..", "a/b", "a?b", "a#b", "100%", "a b", "a\u00a0b", "a\nb", "\x00", "a\x85"])
+def test_values_unsafe_in_a_url_path_are_named(value: str) -> None:
+    assert path_segment_problem(value) is not None
+
+
+@pytest.mark.parametrize("value", ["J0000001", "A.B", "...", ".a", "Ünï-_~+"])
+def test_ordinary_ids_are_safe_in_a_url_path(value: str) -> None:
+    assert path_segment_problem(value) is None
+
+
+def test_routes_quote_ids_and_booking_numbers_into_one_segment_each() -> None:
+    v3 = API_PROFILES["v3"].routes
+    assert v3.patient("A B") == "/ws/v3/patients/A%20B"
+    assert v3.booking("J1", "B/1") == "/ws/v3/patients/J1/bookings/B%2F1"
+    assert v3.at("/coremr/ws/v3/patients").patient("J1") == "/coremr/ws/v3/patients/J1"
+    with pytest.raises(ValueError, match="no bookings routes"):
+        API_PROFILES["v1"].routes.bookings("J1")
+
+
+def test_v1_accepts_sha1_only_and_says_what_to_set() -> None:
+    API_PROFILES["v1"].require_algorithm("CWS-SHA1", "cws.toml: algorithm")
+    API_PROFILES["v2"].require_algorithm("CWS-SHA256", "cws.toml: algorithm")
+    with pytest.raises(ConfigError) as refused:
+        API_PROFILES["v1"].require_algorithm("CWS-SHA256", "cws.toml: algorithm")
+    assert str(refused.value) == (
+        "cws.toml: algorithm: CorEMR API v1 (CorEMR 5.3+) accepts CWS-SHA1 only, not CWS-SHA256;"
+        ' set algorithm = "CWS-SHA1"'
+    )
+    assert refused.value.exit_code == 2
+
+
+def test_every_assumption_is_listed_in_the_readme_with_its_reason() -> None:
+    readme = README.read_text(encoding="utf-8")
+    names = [a.name for a in ASSUMPTIONS]
+    assert len(set(names)) == len(names)
+    for a in ASSUMPTIONS:
+        assert f"| `{a.name}` | {', '.join(a.versions)} | {a.assumed} | {a.why} |" in readme, a.name
+
+
+def test_the_readme_version_table_holds_every_route() -> None:
+    section = README.read_text(encoding="utf-8").split("### CorEMR API versions", 1)[1].split("\n## ", 1)[0]
+    cells = section.replace("{id}", "{external_id}")
+    for api, profile in API_PROFILES.items():
+        for action, method, path in profile.routes.table():
+            if "bookings" in path:
+                assert re.search(rf"`GET`/`POST {re.escape(path.replace('/ws/v3/', '/ws/'))}`", cells), (api, action)
+            else:
+                assert f"`{method} {path}`" in cells, (api, action)
