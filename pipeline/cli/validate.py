@@ -33,9 +33,9 @@ def validate(
 ) -> None:
     """Check a bookings CSV against a mapping and show what would be sent, without sending anything.
 
-    Prints rows read, valid and invalid, and the first problems by line, field and column (names and
-    birth dates are never printed). Exit 0 when every row is valid, 1 when some are not, 2 when the
-    mapping or the file cannot be used (nothing is written then).
+    Prints rows read, valid, invalid and excluded, and the first problems by line, field and column
+    (names and birth dates are never printed). Exit 0 when every row is valid or excluded, 1 when some
+    are invalid, 2 when the mapping or the file cannot be used (nothing is written then).
 
     \b
     Example:
@@ -46,6 +46,8 @@ def validate(
     click.echo(f"rows read: {report.rows}")
     click.echo(f"valid:     {report.valid}")
     click.echo(f"invalid:   {report.invalid}")
+    if report.excluded:
+        click.echo(f"excluded:  {report.excluded} (by the mapping's [[exclude]] rules; never sent)")
     if report.problems:
         click.echo(f"first {len(report.problems)} problem(s):")
         for problem in report.problems:

@@ -158,6 +158,8 @@ class Delivery:
         status_reason: str | None = None
         if row_plan == "invalid":
             state, reason = "invalid", "; ".join(str(problem) for problem in row.problems)
+        elif row_plan == "excluded":
+            state, reason = "excluded", row.excluded
         elif row_plan == "skipped":
             state = "skipped"
         elif row_plan == "changed":

@@ -14,7 +14,7 @@ from ..mapping import MappedRow
 
 __all__ = ["DOUBTFUL", "Plan", "Rebookings", "keeps_recorded_status", "plan", "rejected_again_reason"]
 
-Plan = Literal["invalid", "skipped", "changed", "rejected_again", "send", "settle", "stopped"]
+Plan = Literal["invalid", "excluded", "skipped", "changed", "rejected_again", "send", "settle", "stopped"]
 # A request was recorded as leaving, or may have landed, and no verified answer settled it.
 DOUBTFUL = ("sending", "ambiguous", "unverified")
 _REJECTED_AGAIN = re.compile(r"rejected earlier with the same body \(run (\d+)\): ")
@@ -22,6 +22,8 @@ _REJECTED_AGAIN = re.compile(r"rejected earlier with the same body \(run (\d+)\)
 
 def plan(row: MappedRow, prior: PriorRows) -> tuple[Plan, str | None]:
     """What this row needs (from its validity and earlier runs) and its body's SHA-256, hashed once here."""
+    if row.excluded is not None:  # a filter of the mapping left it out: never sent, never an alarm
+        return "excluded", None
     if row.body is None:
         return "invalid", None
     sha = sha256_hex(row.body)

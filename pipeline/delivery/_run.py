@@ -9,18 +9,18 @@ killed outright cannot record its end: the next run finds it still `running`, re
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._errors import ConfigError, CWSPipelineError, SourceError, UserInputError
+from .._errors import ConfigError, CWSPipelineError, UserInputError
 from .._version import __version__
 from ..ledger import NOT_DELIVERED, ROW_STATES, Ledger, LedgerWriter, RowState, RunInfo, RunLock
 from ..mapping import MappedRow, Mapping, load_mapping, map_csv
 from ..protocol import API_PROFILES, CWSAuth, Keyring, load_private_key
+from ..source import take_snapshot
 from ._circuit_breaker import CircuitBreaker
 from ._config import RunConfig
 from ._dispatch import Dispatcher, Tally
@@ -28,7 +28,7 @@ from ._engine import Delivery, RowOutcome
 from ._retry import RunStop
 from ._transport import CWSTransport
 
-__all__ = ["RunInterrupted", "RunResult", "file_sha256", "run_bookings"]
+__all__ = ["RunInterrupted", "RunResult", "run_bookings"]
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
@@ -74,20 +74,6 @@ class _SetUp:
     auth: CWSAuth
     source_sha256: str
     chunks: Iterator[list[MappedRow]]
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        raise SourceError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
-    return digest.hexdigest()
 
 
 def run_bookings(
@@ -154,8 +140,9 @@ def _set_up(csv_path: Path, mapping_path: Path | str, config: RunConfig) -> _Set
     for signer in signers:  # a broken .pem is a set-up error: say so before sending anything
         keyring.public_key(signer)
     auth = CWSAuth(key, config.access, keyring, config.algorithm, config.accept_algorithms)
-    source_sha = file_sha256(csv_path)
-    rows = map_csv(csv_path, mapping)
+    snapshot = take_snapshot(csv_path)  # read once: the rows sent are exactly the bytes hashed
+    source_sha = snapshot.sha256
+    rows = map_csv(snapshot, mapping)
     first_chunk: list[MappedRow] = next(rows, [])  # file-level problems surface here, before anything is locked or sent
     return _SetUp(mapping, auth, source_sha, _chain(first_chunk, rows))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..ledger import ROW_STATES
+from ..ledger import NOT_DELIVERED, ROW_STATES
 from ._run import RunResult
 
 __all__ = ["print_summary", "summary_lines"]
@@ -23,7 +23,7 @@ def summary_lines(result: RunResult) -> list[str]:
     for outcome in sorted(result.attention, key=lambda o: o.line)[:_SHOW_ROWS]:
         key = outcome.key or "(no key)"
         lines.append(f"  line {outcome.line} key {key}: {outcome.state}: {outcome.reason or ''}".rstrip(": "))
-    hidden = sum(result.counts[s] for s in ROW_STATES if s not in ("delivered", "skipped")) - _SHOW_ROWS
+    hidden = sum(result.counts[s] for s in ROW_STATES if s in NOT_DELIVERED) - _SHOW_ROWS
     if hidden > 0:
         lines.append(f"  ... and {hidden} more; see: cws-pipeline report --ledger {result.ledger}")
     return lines

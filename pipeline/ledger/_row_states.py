@@ -10,10 +10,12 @@ from typing import Literal, NamedTuple, get_args
 
 __all__ = ["NOT_DELIVERED", "ROW_STATES", "STATE_ADVICE", "PriorRow", "PriorRows", "RowState", "StatusUpdate"]
 
-RowState = Literal["delivered", "skipped", "changed", "invalid", "rejected", "failed", "unverified", "ambiguous"]
+RowState = Literal[
+    "delivered", "skipped", "changed", "invalid", "rejected", "failed", "unverified", "ambiguous", "excluded"
+]  # fmt: skip
 ROW_STATES: tuple[RowState, ...] = get_args(RowState)
 
-NOT_DELIVERED: frozenset[RowState] = frozenset(ROW_STATES) - {"delivered", "skipped"}
+NOT_DELIVERED: frozenset[RowState] = frozenset(ROW_STATES) - {"delivered", "skipped", "excluded"}
 
 STATE_ADVICE: dict[RowState, str] = {
     "delivered": "CorEMR accepted the row and signed its answer; nothing to do.",
@@ -30,6 +32,8 @@ STATE_ADVICE: dict[RowState, str] = {
     "base_url; the next run settles the row by a signed lookup before sending anything.",
     "ambiguous": "The request may have reached CorEMR (dropped connection, timeout, crash) and no verified "
     "lookup settled it. The next run looks it up first; if it stays ambiguous, check the patient in CorEMR.",
+    "excluded": "An [[exclude]] rule of the mapping leaves the row out (a training or voided record): never sent; "
+    "nothing to do.",
 }
 
 

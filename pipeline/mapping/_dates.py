@@ -1,7 +1,12 @@
 """Dates in cells: parse them in a mapping's formats and write them in the target format.
 
 Zero-padded numeric formats are read by numpy and ISO 8601 targets written by numpy, a whole chunk at a
-time; strptime and strftime only handle what those fast paths cannot.
+time; pandas' strptime and strftime only handle what those fast paths cannot.
+
+Both parsing paths read numeric parts at strict widths (strptime alone is lenient: `%Y%m%d` would read
+the seven digits `1985123` as 1985-12-03). `%Y` is always four digits and `%y` two; a part written next
+to another number (`%Y%m%d`, `%H%M`) must have its full width; a part between separators may drop its
+leading zero (`4/3/2025` for `%m/%d/%Y`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,76 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-__all__ = ["ISO_FORMATS", "format_datetimes", "iso_strings", "parse_dates"]
+__all__ = ["ISO_FORMATS", "date_format_problem", "format_datetimes", "iso_strings", "parse_dates"]
+
+_DIRECTIVES = set("aAbBcdfHIjmMpSUwWyYzZGuVxX%")
+# Numeric directives: (fewest, most) digits. %Y and %y have no short form; nor has any part next to a number.
+_DIGITS = {
+    "Y": (4, 4), "y": (2, 2), "G": (4, 4), "m": (1, 2), "d": (1, 2), "H": (1, 2), "I": (1, 2), "M": (1, 2),
+    "S": (1, 2), "j": (1, 3), "f": (1, 6), "U": (1, 2), "W": (1, 2), "V": (1, 2), "u": (1, 1), "w": (1, 1),
+}  # fmt: skip
+_WORDS = {"a", "A", "b", "B", "p"}
+
+
+def date_format_problem(fmt: str, *, target: bool = False) -> str | None:
+    """Why FMT cannot read (or, for the TARGET, write) whole dates, in words; None when it can."""
+    directives = re.findall(r"%(.?)", fmt)
+    if not directives:
+        return 'has no %-directives; expected e.g. "%m/%d/%Y"'
+    for d in directives:
+        if d not in _DIRECTIVES:
+            return f"'%{d}' is not a date directive (use %Y %m %d %H %M %S %f %y %b ...)"
+    twice = sorted({d for d in directives if d != "%" and directives.count(d) > 1})
+    if twice:
+        return f"uses %{twice[0]} more than once"
+    sample = datetime(2001, 2, 3, 16, 5, 6, 7000)
+    try:
+        back = datetime.strptime(sample.strftime(fmt), fmt)
+    except ValueError as exc:
+        return f"is not a usable date format ({exc})"
+    if (back.year, back.month, back.day) != (2001, 2, 3):
+        return "cannot hold a whole date: it needs the year, month and day (e.g. %Y-%m-%d)"
+    if ("H" in directives or "I" in directives) and back.hour != 16:
+        return "gives no way to tell morning from afternoon: use %H, or %I with %p"
+    if target and "y" in directives:
+        return "writes a two-digit year, which CorEMR cannot place in a century: use %Y"
+    if target and any(d in "cxX" for d in directives):
+        return "writes what the machine's locale says; spell the format out, e.g. %Y-%m-%d %H:%M:%S"
+    return None
+
+
+@functools.cache
+def _strict_shape(fmt: str) -> re.Pattern[str] | None:
+    """What a cell in FMT may look like, numeric parts at strict widths (None: a locale format, not checked)."""
+    parts: list[tuple[str, str]] = re.findall(r"%(.)|([^%]+)", fmt)
+    if any(d in "cxXzZ" for d, _ in parts if d):
+        return None
+    pattern = ""
+    for i, (directive, literal) in enumerate(parts):
+        if literal:
+            pattern += r"\s+".join(re.escape(piece) for piece in re.split(r"\s+", literal))
+        elif directive in _WORDS:
+            pattern += r"[^\W\d_]+"
+        elif directive == "%":
+            pattern += "%"
+        else:
+            fewest, most = _DIGITS[directive]
+            neighbours = [parts[j][0] for j in (i - 1, i + 1) if 0 <= j < len(parts)]
+            if any(n in _DIGITS for n in neighbours):
+                fewest = most  # next to another number: only the full width tells where one ends
+            pattern += rf"\d{{{fewest},{most}}}"
+    return re.compile(pattern, re.IGNORECASE | re.ASCII)
+
+
+def _strptime_dates(cells: list[str], fmt: str) -> npt.NDArray[np.datetime64]:
+    """Parse CELLS with pandas' strptime, after refusing (NaT) any whose numbers are not at strict widths."""
+    result = np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[us]")
+    shape = _strict_shape(fmt)
+    keep = np.arange(len(cells)) if shape is None else np.flatnonzero([bool(shape.fullmatch(c)) for c in cells])
+    if len(keep):
+        others = pd.Series([cells[i] for i in keep.tolist()], dtype=object)
+        result[keep] = pd.to_datetime(others, format=fmt, errors="coerce").to_numpy(dtype="datetime64[us]")
+    return result
 
 
 def parse_dates(cells: list[str], fmt: str, two_digit_year: str, now: datetime) -> npt.NDArray[np.datetime64]:
@@ -31,8 +105,7 @@ def parse_dates(cells: list[str], fmt: str, two_digit_year: str, now: datetime) 
         # %m/%d/%Y): leave those NaT rather than let strptime fail on each of them.
         rest = rest[~_has_foreign_characters([cells[i] for i in rest.tolist()], fmt)]
     if len(rest):
-        others = pd.Series([cells[i] for i in rest.tolist()], dtype=object)
-        result[rest] = pd.to_datetime(others, format=fmt, errors="coerce").to_numpy(dtype="datetime64[us]")
+        result[rest] = _strptime_dates([cells[i] for i in rest.tolist()], fmt)
     if "%y" in fmt and two_digit_year == "past":
         # %y reads 00-68 as 2000-2068; a year in the future is taken a century earlier.
         years = result.astype("datetime64[Y]").astype(np.int64) + 1970
@@ -46,9 +119,12 @@ def parse_dates(cells: list[str], fmt: str, two_digit_year: str, now: datetime) 
 
 @functools.cache
 def _foreign_characters(fmt: str) -> re.Pattern[str]:
-    """Characters no cell matching the numeric FMT can hold: letters, and punctuation FMT does not use."""
-    punctuation = set(string.punctuation) - set(re.sub(r"%.", "", fmt))
-    return re.compile(r"[^\W\d_]" + (f"|[{re.escape(''.join(sorted(punctuation)))}]" if punctuation else ""))
+    """Characters no cell matching the numeric FMT can hold: letters and punctuation FMT's own text does not use."""
+    literal = re.sub(r"%.", "", fmt)
+    punctuation = set(string.punctuation) - set(literal)
+    own_letters = "".join(sorted({c for c in literal if c.isalpha()}))
+    letters = (f"(?![{re.escape(own_letters)}])" if own_letters else "") + r"[^\W\d_]"
+    return re.compile(letters + (f"|[{re.escape(''.join(sorted(punctuation)))}]" if punctuation else ""))
 
 
 @functools.cache

@@ -1,8 +1,8 @@
 """Map one field over a chunk's cells: the JSON fragment, text and problems for each row.
 
-Order of application for a column field: transform → extract → blank? (default, or the required rule)
-→ lookup → type conversion → checks. The work is done once per distinct cell value, and kept across
-chunks for fields with few distinct values.
+Order of application for a column (or template) field: transform → extract → blank_values → blank?
+(default, or the required rule) → lookup → type conversion → checks. The work is done once per distinct
+cell value, and kept across chunks for fields with few distinct values.
 """
 
 from __future__ import annotations
@@ -22,12 +22,28 @@ import pandas as pd
 
 from ..protocol import PATH_SEGMENT_RULE, path_segment_problem
 from ._dates import ISO_FORMATS, format_datetimes, parse_dates
-from ._mapping_file import FieldSpec, Mapping
+from ._field_spec import FieldSpec, control_character
+from ._mapping_file import Mapping
 
-__all__ = ["FieldMapper", "FieldResult", "escape_key_part"]
+__all__ = ["FieldMapper", "FieldResult", "escape_key_part", "template_cells"]
 
 _encode_str: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
 _INTEGER = re.compile(r"[+-]?\d+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SHOWN = 60  # characters of a bad value a problem shows (a 50 MB cell is not printed whole)
+_LISTED = 12  # lookup values a problem lists before it only counts them
+
+
+def template_cells(columns: list[npt.NDArray[Any]], literals: list[str]) -> pd.Series[str]:
+    """A template field's cells: LITERALS[0] + COLUMNS[0] + LITERALS[1] + ...; "" where every column is blank."""
+    n = len(columns[0])
+    built = np.full(n, literals[0], dtype=object)
+    blank = np.ones(n, dtype=bool)
+    for column, literal in zip(columns, literals[1:], strict=True):
+        built = built + column + literal
+        blank &= np.fromiter((not cell.strip() for cell in column), dtype=bool, count=n)
+    built[blank] = ""
+    return pd.Series(built, dtype=object)
 
 
 def escape_key_part(value: str) -> str:
@@ -116,6 +132,8 @@ class FieldMapper:
         problems: dict[int, tuple[str | None, str]] = {}
         for i in np.flatnonzero(bad).tolist():
             cell = str(original[i])
+            if len(cell) > _SHOWN:
+                cell = f"{cell[:_SHOWN]}... ({len(cell)} characters)"
             value = None if spec.sensitive and cell.strip() else cell
             why = expected[int(codes[i]) if codes is not None else i]
             problems[i] = (value, why)
@@ -195,15 +213,22 @@ class _MappedValues:
     expected: dict[int, str]
 
 
-def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedValues:
-    n, prefix = len(cells), output.prefix
+def _prepared(spec: FieldSpec, cells: list[str]) -> list[str]:
+    """CELLS after the field's transforms, extract and blank_values (a value that means blank becomes "")."""
     values = cells
     for t in spec.transform:
         values = _TRANSFORMS[t](values)
     if spec.extract is not None:
-        rx = spec.extract
-        group: int | str = "value" if "value" in rx.groupindex else 0
-        values = [(m.group(group) or "") if (m := rx.search(v)) else "" for v in values]
+        values = spec.extract.extract(values)
+    if spec.blank_values:
+        means_blank = spec.blank_values
+        values = ["" if v.strip().casefold() in means_blank else v for v in values]
+    return values
+
+
+def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedValues:
+    n, prefix = len(cells), output.prefix
+    values = _prepared(spec, cells)
     fragments: list[str] = [""] * n
     text: list[str] = [""] * n
     bad = np.zeros(n, dtype=bool)
@@ -222,7 +247,7 @@ def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedVa
                 expected[i] = (
                     "a value (required)"
                     if not cells[i].strip()
-                    else "a value (required): none left after transform/extract"
+                    else "a value (required): none left after transform/extract/blank_values"
                 )
     if spec.lookup is not None:
         table = {k: str(v) for k, v in spec.lookup.items()}
@@ -238,7 +263,7 @@ def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedVa
             elif spec.lookup_fallback == "default":
                 fragments[i], text[i] = default_fragment, str(spec.default)
             else:
-                bad[i], expected[i] = True, f"one of {', '.join(spec.lookup)}"
+                bad[i], expected[i] = True, _lookup_expected(spec)
         todo, values = kept, looked
     if not todo:
         return _MappedValues(fragments, text, bad, expected)
@@ -254,6 +279,13 @@ def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedVa
         else:
             bad[i], expected[i] = True, problem
     return _MappedValues(fragments, text, bad, expected)
+
+
+def _lookup_expected(spec: FieldSpec) -> str:
+    assert spec.lookup is not None
+    if len(spec.lookup) <= _LISTED:
+        return f"one of {', '.join(spec.lookup)}"
+    return f"one of the {len(spec.lookup)} values in {spec.lookup_name or 'the lookup table'}"
 
 
 @dataclass
@@ -275,9 +307,17 @@ def _to_string(spec: FieldSpec, values: list[str], output: _Output) -> _Converte
                 problems[i] = f"at most {spec.max_length} characters (found {len(v)})"
             elif len(v) < spec.min_length:
                 problems[i] = f"at least {spec.min_length} character(s)"
-    if spec.path_segment:
+    if spec.path_segment:  # the more precise rule for an external_id: checked first
         for i in [i for i, v in enumerate(values) if problems[i] is None and path_segment_problem(v)]:
             problems[i] = PATH_SEGMENT_RULE
+    if _CONTROL.search("".join(values)):  # one scan for the chunk: control characters are rare
+        for i, v in enumerate(values):
+            found = control_character(v)
+            if found and problems[i] is None:
+                problems[i] = (
+                    f"text without control characters (found {found});"
+                    ' fix the export, or add transform "remove_controls"'
+                )
     prefix = output.prefix
     return _Converted(problems, values, [prefix + j for j in map(_encode_str, values)])
 
@@ -342,6 +382,7 @@ _TRANSFORMS: dict[str, Callable[[list[str]], list[str]]] = {
     "title": lambda vs: list(map(str.title, vs)),
     "collapse_spaces": lambda vs: [_WHITESPACE.sub(" ", v) for v in vs],
     "digits": lambda vs: [_NON_DIGITS.sub("", v) for v in vs],
+    "remove_controls": lambda vs: [_CONTROL.sub("", v) for v in vs],
 }
 _CONVERT: dict[str, Callable[[FieldSpec, list[str], _Output], _Converted]] = {
     "string": _to_string,

@@ -18,9 +18,11 @@ import pandas as pd
 
 from .._errors import SourceError
 from .._gc import cycle_collector_paused
-from ..source import RaggedRow, SourceChunk, SourceFile, open_source
+from ..source import ExportBytes, RaggedRow, SourceChunk, SourceFile, open_source
 from ._duplicate_keys import SeenKeys, key_hashes
-from ._field_values import FieldMapper, escape_key_part
+from ._exclusions import excluded_rows
+from ._field_spec import FieldSpec
+from ._field_values import FieldMapper, escape_key_part, template_cells
 from ._mapping_file import Mapping
 
 __all__ = ["MappedChunk", "MappedRow", "RowProblem", "escape_key_part", "map_csv", "map_csv_chunks"]
@@ -49,7 +51,7 @@ class RowProblem:
 
 @dataclass(frozen=True, slots=True)
 class MappedRow:
-    """One data row of the file: its body when valid, its problems when not."""
+    """One data row of the file: its body when valid, its problems when not, its reason when excluded."""
 
     line: int
     key: str
@@ -58,11 +60,12 @@ class MappedRow:
     problems: tuple[RowProblem, ...]
     header: tuple[str, ...] = field(repr=False)  # column names, shared by the rows of a file
     row: tuple[str, ...] = field(repr=False)  # the original cells in header order (ragged rows: what was there)
+    excluded: str | None = None  # why an [[exclude]] rule leaves the row out (it has no body and is never sent)
 
     @property
     def valid(self) -> bool:
-        """True when the row maps to a body with no problems."""
-        return not self.problems
+        """True when the row maps to a body with no problems (an excluded row is not)."""
+        return not self.problems and self.excluded is None
 
     @property
     def cells(self) -> dict[str, str]:
@@ -72,7 +75,8 @@ class MappedRow:
 
 
 _ROW_SLOTS = tuple(
-    getattr(MappedRow, name).__set__ for name in ("line", "key", "external_id", "body", "problems", "header", "row")
+    getattr(MappedRow, name).__set__
+    for name in ("line", "key", "external_id", "body", "problems", "header", "row", "excluded")
 )
 
 
@@ -87,7 +91,7 @@ def _new_row(
 ) -> MappedRow:
     """MappedRow(...) without the frozen dataclass's per-field object.__setattr__ (0.85 → 0.59 µs a row)."""
     made: MappedRow = object.__new__(MappedRow)
-    s_line, s_key, s_external_id, s_body, s_problems, s_header, s_row = _ROW_SLOTS
+    s_line, s_key, s_external_id, s_body, s_problems, s_header, s_row, s_excluded = _ROW_SLOTS
     s_line(made, line)
     s_key(made, key)
     s_external_id(made, external_id)
@@ -95,11 +99,14 @@ def _new_row(
     s_problems(made, problems)
     s_header(made, header)
     s_row(made, row)
+    s_excluded(made, None)
     return made
 
 
-def map_csv(csv_path: Path | str, mapping: Mapping, *, chunk_rows: int = 20_000) -> Iterator[list[MappedRow]]:
-    """Yield the mapped rows of CSV_PATH one chunk at a time, in file order.
+def map_csv(
+    csv_path: Path | str | ExportBytes, mapping: Mapping, *, chunk_rows: int = 20_000
+) -> Iterator[list[MappedRow]]:
+    """Yield the mapped rows of CSV_PATH (or of a Snapshot of it) one chunk at a time, in file order.
 
     File-level problems (missing, empty, undecodable, columns missing from the header) raise
     SourceError before the iterator is returned.
@@ -113,10 +120,13 @@ def _column_positions(source: SourceFile, mapping: Mapping) -> dict[str, int]:
     header = source.header
     missing = [c for c in mapping.columns if c not in header]
     if missing:
-        available = ", ".join(repr(h) for h in header)
+        # Never the header's own cells: when header_line is wrong (or the export has none) they are a
+        # row of names and birth dates.
         raise SourceError(
-            f"{source.path}: column(s) {', '.join(repr(c) for c in missing)} named in {mapping.path}"
-            f" are not in the header on line {source.csv_format.header_line}; available: {available}"
+            f"{source.path}, line {source.csv_format.header_line}: the header there ({len(header)} cells) lacks"
+            f" {len(missing)} of the {len(mapping.columns)} columns {mapping.path} reads"
+            f" ({', '.join(repr(c) for c in missing)}); check [source] header_line and that the export has a"
+            " header row with those names"
         )
     twice = [c for c in mapping.columns if header.count(c) > 1]
     if twice:
@@ -133,7 +143,9 @@ def _map_chunks(
         yield rows
 
 
-def map_csv_chunks(csv_path: Path | str, mapping: Mapping, *, chunk_rows: int = 20_000) -> Iterator[MappedChunk]:
+def map_csv_chunks(
+    csv_path: Path | str | ExportBytes, mapping: Mapping, *, chunk_rows: int = 20_000
+) -> Iterator[MappedChunk]:
     """Like map_csv, but yield each chunk as columns: for callers that need no per-row objects (validate)."""
     source = open_source(csv_path, mapping.source)
     positions = _column_positions(source, mapping)
@@ -166,11 +178,18 @@ class MappedChunk:
     bad: npt.NDArray[np.bool_]
     problems: dict[int, tuple[RowProblem, ...]]  # by frame row, for the bad ones
     ragged: tuple[RaggedRow, ...]
+    excluded: npt.NDArray[np.bool_]  # rows an [[exclude]] rule leaves out (never bad)
+    exclusions: dict[int, str]  # by frame row, the reason each excluded row is left out
 
     @property
     def size(self) -> int:
         """How many rows, ragged ones included."""
         return len(self.lines) + len(self.ragged)
+
+    @property
+    def excluded_count(self) -> int:
+        """How many rows the [[exclude]] rules leave out."""
+        return len(self.exclusions)
 
     @cached_property
     def keys(self) -> list[str]:
@@ -186,9 +205,9 @@ class MappedChunk:
         """The bodies of the valid rows in file order, each followed by a newline."""
         if not len(self.lines):
             return b""
-        if not self.bad.any():
+        if not self.bad.any() and not self.exclusions:
             return self.body_lines + b"\n"
-        valid = [self.bodies[i] for i in np.flatnonzero(~self.bad).tolist()]
+        valid = [self.bodies[i] for i in np.flatnonzero(~self.bad & ~self.excluded).tolist()]
         return b"".join(body + b"\n" for body in valid)
 
     def invalid_rows(self) -> list[MappedRow]:
@@ -209,6 +228,9 @@ class MappedChunk:
         for i in np.flatnonzero(self.bad).tolist():
             old = rows[i]
             rows[i] = MappedRow(old.line, old.key, old.external_id, None, self.problems[i], self.header, old.row)
+        for i, reason in self.exclusions.items():
+            old = rows[i]
+            rows[i] = MappedRow(old.line, old.key, old.external_id, None, (), self.header, old.row, reason)
         if self.ragged:
             rows.extend(_ragged_row(r, self.header) for r in self.ragged)
             rows.sort(key=lambda r: r.line)
@@ -218,6 +240,14 @@ class MappedChunk:
         cells = tuple(str(self.frame[label].iat[i]) for label in self.frame.columns)
         line, key, external_id = int(self.lines[i]), self.keys[i], self.external_ids[i]
         return MappedRow(line, key, external_id, None, self.problems[i], self.header, cells)
+
+
+def _field_cells(spec: FieldSpec, frame: pd.DataFrame, positions: dict[str, int]) -> pd.Series[str] | None:
+    """The cells a field maps: its column, its template built from several, or None for a constant."""
+    if spec.template:
+        columns = [frame[positions[column]].to_numpy(dtype=object) for _, column in spec.template[:-1]]
+        return template_cells(columns, [literal for literal, _ in spec.template])
+    return None if spec.column is None else frame[positions[spec.column]]
 
 
 def _map_chunk(
@@ -230,28 +260,20 @@ def _map_chunk(
 ) -> MappedChunk:
     frame, lines = chunk.frame, chunk.lines
     n = len(frame)
-    results = {
-        name: field_mapper.map(
-            None if field_mapper.spec.column is None else frame[positions[field_mapper.spec.column]], n
-        )
-        for name, field_mapper in fields.items()
-    }
+    results = {name: mapper.map(_field_cells(mapper.spec, frame, positions), n) for name, mapper in fields.items()}
+    excluded, exclusions = excluded_rows(mapping.exclude, frame, positions)
     bad = np.zeros(n, dtype=bool)
     for result in results.values():
         bad |= result.bad
+    bad &= ~excluded  # a training record's problems are not problems: it is never sent
     key_parts = tuple(results[k].key_text or [] for k in mapping.key_fields)
     incomplete = np.zeros(n, dtype=bool)
     for k in mapping.key_fields:
         incomplete |= results[k].bad
-    duplicates = seen.check(key_hashes(list(key_parts)) if n else np.zeros(0, np.int64), lines, ~incomplete)
-    key_names = "/".join(mapping.key_fields)
-    extra: dict[int, RowProblem] = {}
-    for i, first in duplicates.items():
-        bad[i] = True
-        key = "/".join(part[i] for part in key_parts)
-        extra[i] = RowProblem(
-            int(lines[i]), None, None, key, f"key {key!r} ({key_names}) was already used on line {first}"
-        )
+    usable = ~incomplete & ~excluded
+    duplicates = seen.check(key_hashes(list(key_parts)) if n else np.zeros(0, np.int64), lines, usable)
+    extra = _duplicate_problems(duplicates, key_parts, lines, mapping)
+    bad[list(extra)] = True
     external = results.get("external_id")
     ext_text: list[str | None] = list(external.text) if external is not None else [None] * n
     if external is not None:
@@ -264,7 +286,24 @@ def _map_chunk(
         line = int(lines[i])
         found = [RowProblem(line, spec.name, spec.column, *r.problems[i]) for spec, r in specs if i in r.problems]
         problems[i] = (*found, extra[i]) if i in extra else tuple(found)
-    return MappedChunk(header, frame, lines, key_parts, incomplete, ext_text, body_lines, bad, problems, chunk.ragged)
+    return MappedChunk(
+        header, frame, lines, key_parts, incomplete, ext_text, body_lines, bad, problems, chunk.ragged,
+        excluded, exclusions,
+    )  # fmt: skip
+
+
+def _duplicate_problems(
+    duplicates: dict[int, int], key_parts: tuple[list[str], ...], lines: npt.NDArray[np.int64], mapping: Mapping
+) -> dict[int, RowProblem]:
+    """A problem for each row whose key was used on an earlier line of the file."""
+    key_names = "/".join(mapping.key_fields)
+    extra: dict[int, RowProblem] = {}
+    for i, first in duplicates.items():
+        key = "/".join(part[i] for part in key_parts)
+        extra[i] = RowProblem(
+            int(lines[i]), None, None, key, f"key {key!r} ({key_names}) was already used on line {first}"
+        )
+    return extra
 
 
 def _bodies(fragments: list[list[str]], n: int) -> bytes:

@@ -8,17 +8,29 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from .._errors import MappingError
-from .._toml import TomlFile, kind_of
+from .._toml import TomlFile
 from ..protocol import API_PROFILES, API_VERSIONS, DEFAULT_API, ApiVersion, Routes
 from ..source import CsvFormat
+from ._dates import date_format_problem
+from ._exclusions import ExcludeRule, parse_exclusions
+from ._field_spec import (
+    IDENTIFYING_FIELDS,
+    FieldSpec,
+    FieldType,
+    LookupFallback,
+    Scalar,
+    Transform,
+    TwoDigitYear,
+    parse_field,
+)
 from ._profile import apply_profile
+from ._regex import UserRegex, regex_problem
+from ._tables import LookupFile
 
 __all__ = [
     "FieldSpec",
@@ -32,72 +44,16 @@ __all__ = [
     "parse_mapping",
 ]
 
-FieldType = Literal["string", "integer", "number", "datetime"]
-Transform = Literal["strip", "upper", "lower", "title", "collapse_spaces", "digits"]
-LookupFallback = Literal["error", "keep", "default"]
-TwoDigitYear = Literal["past", "strptime"]
-Scalar = str | int | float | bool
-
 DEFAULT_ENDPOINT = API_PROFILES[DEFAULT_API].routes.collection
 DEFAULT_KEY = API_PROFILES[DEFAULT_API].default_key
 DEFAULT_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 PROFILES = ("cws-patient", "none")
-# Fields whose offending values are never printed: they identify a person.
-IDENTIFYING_FIELDS = frozenset({"fname", "lname", "mname", "dob", "ssn"})
 
-_SECTIONS = {"source", "target", "fields"}
-_SOURCE_KEYS = {"encoding", "delimiter", "header_line"}
+_SECTIONS = {"source", "target", "fields", "exclude"}
+_SOURCE_KEYS = {"encoding", "delimiter", "header_line", "footer_lines", "footer_match"}
+# Text codecs that are not character sets: a CSV in them is not a CSV.
+_NOT_CHARACTER_SETS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"}
 _TARGET_KEYS = {"api", "endpoint", "key", "datetime_format", "profile"}
-_FIELD_KEYS = {
-    "column",
-    "value",
-    "type",
-    "formats",
-    "two_digit_year",
-    "not_future",
-    "transform",
-    "extract",
-    "lookup",
-    "lookup_fallback",
-    "default",
-    "required",
-    "max_length",
-    "sensitive",
-}
-_COLUMN_ONLY = (
-    "formats",
-    "two_digit_year",
-    "not_future",
-    "transform",
-    "extract",
-    "lookup",
-    "lookup_fallback",
-    "default",
-)
-_DIRECTIVES = set("aAbBcdfHIjmMpSUwWyYzZGuV%")
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One output field: where its value comes from and what it must look like."""
-
-    name: str
-    column: str | None = None
-    value: Scalar | None = None  # the constant, when `column` is None
-    type: FieldType = "string"
-    formats: tuple[str, ...] = ()
-    two_digit_year: TwoDigitYear = "past"
-    not_future: bool = False
-    transform: tuple[Transform, ...] = ()
-    extract: re.Pattern[str] | None = None
-    lookup: dict[str, Scalar] | None = None
-    lookup_fallback: LookupFallback = "error"
-    default: Scalar | None = None
-    required: bool = True
-    max_length: int | None = None
-    min_length: int = 0  # set by a profile (CWS external_id: at least 1 character)
-    path_segment: bool = False  # set by a profile: the value goes into a URL path (CWS external_id)
-    sensitive: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +69,7 @@ class Mapping:
     datetime_format: str = DEFAULT_DATETIME_FORMAT
     profile: str = "cws-patient"
     fields: tuple[FieldSpec, ...] = ()
+    exclude: tuple[ExcludeRule, ...] = ()  # rows that are never sent (training records...)
 
     @property
     def routes(self) -> Routes:
@@ -121,8 +78,9 @@ class Mapping:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The CSV columns the mapping reads, in first-use order."""
-        return tuple(dict.fromkeys(f.column for f in self.fields if f.column is not None))
+        """The CSV columns the mapping reads (fields, then row filters), in first-use order."""
+        used = [column for f in self.fields for column in f.columns] + [rule.column for rule in self.exclude]
+        return tuple(dict.fromkeys(used))
 
 
 def load_mapping(path: Path | str) -> Mapping:
@@ -146,14 +104,22 @@ def parse_mapping(data: bytes, path: Path) -> Mapping:
     fields_doc = where.table("fields", doc.get("fields"))
     if not fields_doc:
         raise where.error("fields", "no output fields; add a [fields.NAME] table for each body key")
-    fields = tuple(_field(where, name, where.table(f"fields.{name}", spec)) for name, spec in fields_doc.items())
+    files: list[LookupFile] = []
+    fields = tuple(
+        parse_field(where, name, where.table(f"fields.{name}", spec), path.parent, files)
+        for name, spec in fields_doc.items()
+    )
     mapping = _target(where, target)
     fields = apply_profile(mapping.profile, API_PROFILES[mapping.api], fields, mapping.datetime_format, where.error)
     names = [f.name for f in fields]
     for i, k in enumerate(mapping.key_fields):
         if k not in names:
             raise where.error(f"target.key[{i}]", f"{k!r} is not one of the fields ({', '.join(names)})")
-    return replace(mapping, path=path, sha256=hashlib.sha256(data).hexdigest(), source=source, fields=fields)
+    _refuse_identifying_key(where, mapping.key_fields, fields)
+    exclude = parse_exclusions(where, doc["exclude"]) if "exclude" in doc else ()
+    return replace(
+        mapping, path=path, sha256=mapping_sha256(data, files), source=source, fields=fields, exclude=exclude
+    )
 
 
 def _target(where: TomlFile, target: dict[str, Any]) -> Mapping:
@@ -171,7 +137,8 @@ def _target(where: TomlFile, target: dict[str, Any]) -> Mapping:
         example = routes.collection
         raise where.error("target.endpoint", f"{endpoint!r} must be a path starting with '/', e.g. {example!r}")
     dt_format = where.string("target.datetime_format", target.get("datetime_format", DEFAULT_DATETIME_FORMAT))
-    _check_format(where, "target.datetime_format", dt_format)
+    if problem := date_format_problem(dt_format, target=True):
+        raise where.error("target.datetime_format", f"{dt_format!r} {problem}")
     profile = where.string("target.profile", target.get("profile", "cws-patient"))
     if profile not in PROFILES:
         raise where.error("target.profile", f"{profile!r} is not one of {', '.join(PROFILES)}")
@@ -179,19 +146,29 @@ def _target(where: TomlFile, target: dict[str, Any]) -> Mapping:
                    profile=profile)  # fmt: skip
 
 
-def _scalar(where: TomlFile, key_path: str, value: object) -> Scalar:
-    if not isinstance(value, str | int | float | bool):
-        raise where.error(key_path, f"expected a string, number or boolean, got {kind_of(value)}")
-    return value
+def mapping_sha256(data: bytes, files: list[LookupFile]) -> str:
+    """The mapping's recorded SHA-256: of its bytes alone, or also of every lookup file it reads, in order."""
+    digest = hashlib.sha256(data)
+    for table in files:
+        digest.update(b"\0lookup_file\0" + table.name.encode("utf-8") + b"\0" + table.data)
+    return digest.hexdigest()
+
+
+def _refuse_identifying_key(where: TomlFile, key: tuple[str, ...], fields: tuple[FieldSpec, ...]) -> None:
+    """A row's key is printed in every message and report: it must never name or date a person."""
+    by_name = {f.name: f for f in fields}
+    for i, k in enumerate(key):
+        if k in IDENTIFYING_FIELDS or by_name[k].sensitive:
+            raise where.error(
+                f"target.key[{i}]",
+                f"{k!r} identifies a person, and a row's key is printed in every message and report;"
+                ' key rows by IDs such as ["external_id", "booking_no"]',
+            )
 
 
 def _source(where: TomlFile, table: dict[str, Any]) -> CsvFormat:
     where.only("source", table, _SOURCE_KEYS)
-    encoding = where.string("source.encoding", table.get("encoding", "utf-8"))
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise where.error("source.encoding", f"{encoding!r} is not a known encoding (e.g. utf-8, cp1252)") from None
+    encoding = _encoding(where, where.string("source.encoding", table.get("encoding", "utf-8")))
     delimiter = where.string("source.delimiter", table.get("delimiter", ","))
     if len(delimiter) != 1 or delimiter in '"\r\n':
         raise where.error(
@@ -200,128 +177,37 @@ def _source(where: TomlFile, table: dict[str, Any]) -> CsvFormat:
     header_line = table.get("header_line", 1)
     if not isinstance(header_line, int) or isinstance(header_line, bool) or header_line < 1:
         raise where.error("source.header_line", "expected a line number, 1 or more")
-    return CsvFormat(encoding=encoding, delimiter=delimiter, header_line=header_line)
-
-
-def _check_format(where: TomlFile, key_path: str, fmt: str) -> None:
-    """Refuse a strftime/strptime format with an unknown directive or one that cannot round-trip."""
-    directives = re.findall(r"%(.?)", fmt)
-    if not directives:
-        raise where.error(key_path, f'{fmt!r} has no %-directives; expected e.g. "%m/%d/%Y"')
-    for d in directives:
-        if d not in _DIRECTIVES:
-            raise where.error(key_path, f"{fmt!r}: '%{d}' is not a date directive (use %Y %m %d %H %M %S %f %y %b ...)")
-    try:
-        sample = datetime(2001, 2, 3, 4, 5, 6, 7000)
-        datetime.strptime(sample.strftime(fmt), fmt)
-    except ValueError as exc:
-        raise where.error(key_path, f"{fmt!r} is not a usable date format ({exc})") from None
-
-
-def _field(where: TomlFile, name: str, table: dict[str, Any]) -> FieldSpec:
-    base = f"fields.{name}"
-    where.only(base, table, _FIELD_KEYS)
-    if ("column" in table) == ("value" in table):
-        raise where.error(base, "give exactly one of column (a CSV column) or value (a constant)")
-    type_ = table.get("type", _inferred_type(table.get("value")))
-    if type_ not in get_args(FieldType):
-        raise where.error(f"{base}.type", f"{type_!r} is not one of {', '.join(get_args(FieldType))}")
-    required = where.boolean(f"{base}.required", table.get("required", True))
-    sensitive = where.boolean(f"{base}.sensitive", table.get("sensitive", name in IDENTIFYING_FIELDS))
-    max_length = table.get("max_length")
-    if max_length is not None:
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
-            raise where.error(f"{base}.max_length", "expected a positive integer")
-        if type_ != "string":
-            raise where.error(f"{base}.max_length", f"applies to string fields only (this one is {type_})")
-    if "value" in table:
-        for option in _COLUMN_ONLY:
-            if option in table:
-                raise where.error(f"{base}.{option}", "applies to column fields only, not to a constant value")
-        value = _constant(where, f"{base}.value", type_, table["value"])
-        if max_length is not None and len(str(value)) > max_length:
-            raise where.error(f"{base}.value", f"longer than max_length {max_length}")
-        return FieldSpec(name, value=value, type=type_, required=required, max_length=max_length, sensitive=sensitive)
-    column = where.string(f"{base}.column", table["column"]).strip()
-    if not column:
-        raise where.error(f"{base}.column", "expected a column name from the header row")
-    formats: tuple[str, ...] = ()
-    for option in ("formats", "two_digit_year", "not_future"):
-        if option in table and type_ != "datetime":
-            raise where.error(f"{base}.{option}", f'applies to type = "datetime" only (this one is {type_})')
-    if type_ == "datetime":
-        raw_formats = table.get("formats")
-        if not isinstance(raw_formats, list) or not raw_formats:
-            raise where.error(f"{base}.formats", 'a datetime field needs a list of formats, e.g. ["%m/%d/%Y"]')
-        for i, fmt in enumerate(raw_formats):
-            _check_format(where, f"{base}.formats[{i}]", where.string(f"{base}.formats[{i}]", fmt))
-        formats = tuple(raw_formats)
-    two_digit_year = table.get("two_digit_year", "past")
-    if two_digit_year not in get_args(TwoDigitYear):
-        raise where.error(f"{base}.two_digit_year", f"{two_digit_year!r} is not one of past, strptime")
-    transform = table.get("transform", [])
-    if not isinstance(transform, list):
-        raise where.error(f"{base}.transform", f'expected a list, e.g. ["strip", "title"], got {kind_of(transform)}')
-    for i, t in enumerate(transform):
-        if t not in get_args(Transform):
-            raise where.error(f"{base}.transform[{i}]", f"{t!r} is not one of {', '.join(get_args(Transform))}")
-    extract = None
-    if "extract" in table:
-        pattern = where.string(f"{base}.extract", table["extract"])
-        try:
-            extract = re.compile(pattern)
-        except re.error as exc:
-            raise where.error(f"{base}.extract", f"bad regular expression: {exc}") from None
-    lookup = None
-    if "lookup" in table:
-        lookup_table = where.table(f"{base}.lookup", table["lookup"])
-        lookup = {str(k): _scalar(where, f"{base}.lookup.{k}", v) for k, v in lookup_table.items()}
-        for k, v in lookup.items():
-            _constant(where, f"{base}.lookup.{k}", type_, v, lookup=True)
-    fallback = table.get("lookup_fallback", "error")
-    if fallback not in get_args(LookupFallback):
-        raise where.error(f"{base}.lookup_fallback", f"{fallback!r} is not one of error, keep, default")
-    if "lookup_fallback" in table and lookup is None:
-        raise where.error(f"{base}.lookup_fallback", "applies only with a lookup table")
-    default = _scalar(where, f"{base}.default", table["default"]) if "default" in table else None
-    if fallback == "default" and default is None:
-        raise where.error(f"{base}.lookup_fallback", 'is "default" but the field has no default')
-    return FieldSpec(
-        name=name,
-        column=column,
-        type=type_,
-        formats=formats,
-        two_digit_year=two_digit_year,
-        not_future=where.boolean(f"{base}.not_future", table.get("not_future", False)),
-        transform=tuple(transform),
-        extract=extract,
-        lookup=lookup,
-        lookup_fallback=fallback,
-        default=default,
-        required=required,
-        max_length=max_length,
-        sensitive=sensitive,
+    footer_lines = where.integer("source.footer_lines", table.get("footer_lines", 0), minimum=0, maximum=1000)
+    footer_match: UserRegex | None = None
+    if "footer_match" in table:
+        pattern = where.string("source.footer_match", table["footer_match"])
+        if problem := regex_problem(pattern):
+            raise where.error("source.footer_match", problem)
+        footer_match = UserRegex(pattern)
+    return CsvFormat(
+        encoding=encoding,
+        delimiter=delimiter,
+        header_line=header_line,
+        footer_lines=footer_lines,
+        footer_match=None if footer_match is None else footer_match.search,
     )
 
 
-def _inferred_type(value: object) -> str:
-    """A constant's type when none is given: 10000 is an integer, 1.5 a number, anything else a string."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return "integer"
-    return "number" if isinstance(value, float) else "string"
-
-
-def _constant(where: TomlFile, key_path: str, type_: str, value: object, *, lookup: bool = False) -> Scalar:
-    """Check a constant (or lookup result) against the field type."""
-    scalar = _scalar(where, key_path, value)
-    if lookup and isinstance(scalar, str):
-        return scalar  # converted per row, like a cell
-    ok = {
-        "string": isinstance(scalar, str),
-        "integer": isinstance(scalar, int) and not isinstance(scalar, bool),
-        "number": isinstance(scalar, int | float) and not isinstance(scalar, bool),
-        "datetime": isinstance(scalar, str),
-    }[type_]
-    if not ok:
-        raise where.error(key_path, f'{kind_of(scalar)} does not fit type = "{type_}"')
-    return scalar
+def _encoding(where: TomlFile, encoding: str) -> str:
+    """ENCODING if it is a character set Python knows (utf-8, cp1252, utf-16...); refused in one line if not."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise where.error("source.encoding", f"{encoding!r} is not a known encoding (e.g. utf-8, cp1252)") from None
+    sample = 'id,name;x|y\t"z"\r\n'
+    try:
+        readable = sample.encode(encoding).decode(encoding) == sample and name not in _NOT_CHARACTER_SETS
+    except (LookupError, UnicodeError, ValueError):
+        readable = False
+    if not readable:
+        raise where.error(
+            "source.encoding",
+            f"{encoding!r} is not a character set a CSV can be written in; use a text encoding such as"
+            " utf-8, cp1252, latin-1 or utf-16",
+        )
+    return encoding

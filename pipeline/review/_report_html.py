@@ -29,6 +29,7 @@ STATE_COLOURS: dict[str, str] = {
     "failed": "#ef6c00",
     "unverified": "#1565c0",
     "ambiguous": "#6d4c41",
+    "excluded": "#9e9e9e",
 }
 
 _CSS = """

@@ -6,15 +6,18 @@ only whitespace, and rows whose cells are all empty, are skipped but still count
 
 Two readers give the same rows: a fast one (a numpy scan of the raw bytes for record boundaries, then
 pandas' C parser) for the common clean file, and the csv module for anything unusual (ragged rows,
-stray quotes, lone carriage returns, encodings that are not ASCII-compatible).
+stray quotes, lone carriage returns). Both read the export's bytes as they were when it was opened (or
+snapshotted), from the header to the footer, never past them.
 """
 
 from __future__ import annotations
 
+import _csv
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -24,19 +27,27 @@ import numpy.typing as npt
 import pandas as pd
 
 from .._errors import SourceError
+from ._export import ExportBytes, open_export, reads_in_place, transcoded
+from ._footer import footer_start
+from ._scan import scan_records
 
 __all__ = ["CsvFormat", "RaggedRow", "SourceChunk", "SourceFile", "open_source"]
 
-_BLOCK = 1 << 23
+# Ends the csv module's input: a row ending in it means the file ended inside a quoted cell.
+_END = "\ue000cws-pipeline: end of data\ue000"
+# The csv module refuses cells over 128 KiB by default; a huge cell is a row problem, not a file error.
+_CELL_LIMIT = (1 << 31) - 1
 
 
 @dataclass(frozen=True)
 class CsvFormat:
-    """How to read the file: codec, one-character delimiter, physical line of the header row."""
+    """How to read the file: codec, one-character delimiter, physical line of the header row, the footer."""
 
     encoding: str = "utf-8"
     delimiter: str = ","
     header_line: int = 1
+    footer_lines: int = 0  # non-blank lines at the end that are not rows (a trailer)
+    footer_match: Callable[[str], bool] | None = None  # what a footer line looks like
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,14 @@ class SourceFile:
     csv_format: CsvFormat
     data_offset: int  # byte offset where the first data row starts
     data_line: int  # physical line of that byte
+    data_end: int  # byte offset where the data ends (the footer, or the end of the file)
     fast_lines: npt.NDArray[np.int64] | None  # start line of every non-blank row, when the fast reader applies
+    export: ExportBytes  # the bytes read (a snapshot, the file held open, or a UTF-8 copy)
+    encoding: str  # the encoding of those bytes (utf-8 for a re-encoded copy)
+
+    def data_reader(self) -> BinaryIO:
+        """A reader of the data bytes: from the first row to the footer (or the end)."""
+        return self.export.reader(self.data_offset, self.data_end)
 
     def chunks(self, chunk_rows: int) -> Iterator[SourceChunk]:
         """Yield the data rows in file order, CHUNK_ROWS at a time."""
@@ -79,8 +97,7 @@ class SourceFile:
             return
         width = len(self.header)
         done = 0
-        with self.path.open("rb") as raw:
-            raw.seek(self.data_offset)
+        with self.data_reader() as raw:
             reader = pd.read_csv(
                 raw,
                 header=None,
@@ -90,7 +107,7 @@ class SourceFile:
                 sep=self.csv_format.delimiter,
                 quotechar='"',
                 doublequote=True,
-                encoding=self.csv_format.encoding,
+                encoding=self.encoding,
                 skip_blank_lines=True,
                 chunksize=chunk_rows,
                 engine="c",
@@ -109,10 +126,8 @@ class SourceFile:
 
     def _csv_chunks(self, chunk_rows: int) -> Iterator[SourceChunk]:
         width = len(self.header)
-        with self.path.open("rb") as raw:
-            raw.seek(self.data_offset)
-            text = io.TextIOWrapper(raw, encoding=self.csv_format.encoding, newline="")
-            reader = csv.reader(text, delimiter=self.csv_format.delimiter, quotechar='"', doublequote=True)
+        with self.data_reader() as raw:
+            reader = _csv_reader(io.TextIOWrapper(raw, encoding=self.encoding, newline=""), self.csv_format)
             rows: list[list[str]] = []
             lines: list[int] = []
             ragged: list[RaggedRow] = []
@@ -154,23 +169,33 @@ def _drop_empty(chunk: SourceChunk) -> SourceChunk:
     return SourceChunk(frame[keep].reset_index(drop=True), chunk.lines[keep], chunk.ragged)
 
 
-def _is_ascii_compatible(encoding: str) -> bool:
-    try:
-        return ',;|\t\n\r" '.encode(encoding) == b',;|\t\n\r" '
-    except (UnicodeError, LookupError):
-        return False
+def _csv_reader(lines: Iterator[str], fmt: CsvFormat) -> _csv.Reader:
+    csv.field_size_limit(max(csv.field_size_limit(), _CELL_LIMIT))
+    return csv.reader(lines, delimiter=fmt.delimiter, quotechar='"', doublequote=True)
 
 
-def open_source(path: Path | str, csv_format: CsvFormat) -> SourceFile:
-    """Check the file (exists, decodes, has a header) and read its header; SourceError if it cannot be used."""
-    path = Path(path)
+def open_source(source: Path | str | ExportBytes, csv_format: CsvFormat) -> SourceFile:
+    """Check the export (readable, decodes, has a header and any footer) and read its header; SourceError if not.
+
+    SOURCE is a path (read in place, never past the size it has now) or bytes already read once (a Snapshot).
+    """
+    export = source if isinstance(source, ExportBytes) else open_export(source)
+    encoding = csv_format.encoding
+    if not reads_in_place(encoding):  # UTF-16, EBCDIC...: read a UTF-8 copy, so delimiters are plain bytes
+        export, encoding = transcoded(export, encoding), "utf-8"
+    path = export.path
     try:
-        with path.open("rb") as raw:
-            header, offset, data_line = _read_header(path, raw, csv_format)
-            fast_lines = _scan(path, raw, csv_format, offset, data_line, len(header))
+        with export.reader() as raw:
+            header, offset, data_line = _read_header(path, raw, csv_format, encoding)
+        end = footer_start(export, encoding, offset, csv_format.footer_lines, csv_format.footer_match)
+        with export.reader(0, end) as raw:
+            scan = scan_records(path, raw, encoding, csv_format.delimiter, offset, data_line, len(header))
     except OSError as exc:
         raise SourceError(f"{path}: cannot read the bookings file ({exc.strerror or exc})") from exc
-    return SourceFile(path, header, csv_format, offset, data_line, fast_lines)
+    source_file = SourceFile(path, header, csv_format, offset, data_line, end, scan.lines, export, encoding)
+    if scan.ends_inside_quotes:
+        _refuse_unclosed_quote(source_file)
+    return source_file
 
 
 def _decode(path: Path, data: bytes, encoding: str, line: int) -> str:
@@ -184,13 +209,13 @@ def _decode(path: Path, data: bytes, encoding: str, line: int) -> str:
         ) from exc
 
 
-def _read_header(path: Path, raw: BinaryIO, fmt: CsvFormat) -> tuple[tuple[str, ...], int, int]:
+def _read_header(path: Path, raw: BinaryIO, fmt: CsvFormat, encoding: str) -> tuple[tuple[str, ...], int, int]:
     """Skip the preamble, parse the header record; return it with the data's byte offset and line."""
     first = raw.read(4)
     raw.seek(0)
     if not first:
         raise SourceError(f"{path}: the file is empty; expected a header row on line {fmt.header_line}")
-    if codecs.lookup(fmt.encoding).name == "utf-8" and first.startswith(codecs.BOM_UTF8):
+    if codecs.lookup(encoding).name == "utf-8" and first.startswith(codecs.BOM_UTF8):
         raw.seek(len(codecs.BOM_UTF8))
     for _ in range(fmt.header_line - 1):
         if not raw.readline():
@@ -198,115 +223,38 @@ def _read_header(path: Path, raw: BinaryIO, fmt: CsvFormat) -> tuple[tuple[str, 
                 f"{path}: the file ends before line {fmt.header_line}, where [source] header_line says the header is"
             )
     line = fmt.header_line
-    record = b""
-    while True:
-        piece = raw.readline()
-        record += piece
-        text = _decode(path, record, fmt.encoding, line)
-        if not piece or text.count('"') % 2 == 0:
-            break
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter))
-    header = tuple(cell.strip() for cell in rows[0]) if rows else ()
+    pieces: list[bytes] = []
+
+    def physical_lines() -> Iterator[str]:
+        while piece := raw.readline():
+            pieces.append(piece)
+            yield _decode(path, piece, encoding, line + len(pieces) - 1)
+
+    # The csv module reads lines only until it has one record: the lines it took are the header's.
+    record = next(_csv_reader(itertools.chain(physical_lines(), [_END]), fmt), [])
+    if record and record[-1].endswith(_END) and record != [_END]:
+        raise SourceError(f"{path}, line {line}: the header opens a quote that is never closed; fix the export")
+    header = tuple(cell.strip() for cell in record) if record != [_END] else ()
     if not any(header):
         raise SourceError(f"{path}, line {line}: no header row there; set [source] header_line to the header's line")
-    return header, raw.tell(), line + record.count(b"\n")
+    return header, raw.tell(), line + sum(piece.count(b"\n") for piece in pieces)
 
 
-def _scan(
-    path: Path, raw: BinaryIO, fmt: CsvFormat, offset: int, data_line: int, width: int
-) -> npt.NDArray[np.int64] | None:
-    """Decode-check every byte; return each non-blank record's start line, or None if the csv reader must be used."""
-    fast = _is_ascii_compatible(fmt.encoding) and fmt.delimiter not in '"\n\r '
-    decoder = codecs.getincrementaldecoder(fmt.encoding)()
-    quote, delim = ord('"'), ord(fmt.delimiter) if fast else 0
-    starts: list[npt.NDArray[np.int64]] = []  # byte positions where records start
-    lines: list[npt.NDArray[np.int64]] = []
-    fields: list[npt.NDArray[np.int64]] = []
-    newlines = data_line - 1  # newlines before the current block
-    quotes = 0  # quote characters before the current block (parity says whether we are inside quotes)
-    delims = 0
-    record_start, record_line, record_delims = offset, data_line, 0
-    previous = ord("\n")  # the byte before the block
-    pos = offset
-    raw.seek(offset)
-    while block := raw.read(_BLOCK):
+def _refuse_unclosed_quote(source: SourceFile) -> None:
+    """SourceError naming the line where a quote opens that the file never closes (it would swallow every later row)."""
+    with source.data_reader() as raw:
+        lines = io.TextIOWrapper(raw, encoding=source.encoding, newline="")
+        reader = _csv_reader(itertools.chain(lines, [_END]), source.csv_format)
+        start, ended, last = source.data_line, source.data_line - 1, [_END]
         try:
-            decoder.decode(block)
-        except UnicodeDecodeError as exc:
-            at = newlines + 1 + block.count(b"\n", 0, max(exc.start, 0))
-            raise SourceError(
-                f"{path}, line {at}: bytes that are not {fmt.encoding} ({exc.reason});"
-                ' set [source] encoding in the mapping (e.g. "cp1252")'
-            ) from exc
-        if fast:
-            a = np.frombuffer(block, dtype=np.uint8)
-            special = np.flatnonzero((a == quote) | (a == delim) | (a == 10) | (a == 13))
-            kinds = a[special]
-            is_quote = kinds == quote
-            # Parity is all that matters, so a wrapping uint8 running count is enough (and 8x less memory).
-            quotes_before = np.cumsum(is_quote, dtype=np.uint8) - is_quote + np.uint8(quotes & 1)
-            outside = (quotes_before & 1) == 0
-            opening = is_quote & outside
-            if opening.any():
-                opened = special[opening]
-                before = np.where(opened > 0, a[np.maximum(opened - 1, 0)], previous)
-                if not np.isin(before, (delim, 10, quote)).all():  # "" inside quotes reopens
-                    fast = False
-            crs = special[kinds == 13]
-            if len(crs):
-                nxt = crs + 1
-                inside_block = nxt < len(a)
-                if not (a[nxt[inside_block]] == 10).all() or not inside_block.all():
-                    fast = False  # a lone CR, or one at a block edge: let the csv module decide
-            is_nl = kinds == 10
-            is_delim = (kinds == delim) & outside
-            delims_through = np.cumsum(is_delim, dtype=np.int32)  # a block holds < 2**31 special bytes
-            ends = is_nl & outside
-            if ends.any():
-                end_at = np.flatnonzero(ends)
-                end_pos = special[end_at] + pos
-                end_lines = np.flatnonzero(outside[is_nl]) + 1 + newlines  # rank among the block's newlines
-                end_delims = delims_through[end_at].astype(np.int64) + delims
-                rec_starts = np.concatenate(([record_start], end_pos[:-1] + 1))
-                rec_lines = np.concatenate(([record_line], end_lines[:-1] + 1))
-                rec_delims = np.diff(np.concatenate(([record_delims], end_delims)))
-                starts.append(rec_starts)
-                lines.append(rec_lines)
-                fields.append(rec_delims + 1)
-                record_start, record_line, record_delims = (
-                    int(end_pos[-1]) + 1,
-                    int(end_lines[-1]) + 1,
-                    int(end_delims[-1]),
-                )
-            quotes += int(is_quote.sum())
-            delims += int(delims_through[-1]) if len(delims_through) else 0
-            newlines += int(is_nl.sum())
-            previous = int(a[-1])
-        else:
-            newlines += block.count(b"\n")
-        pos += len(block)
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path}, line {newlines + 1}: the file ends inside a {fmt.encoding} character") from exc
-    if not fast or quotes % 2:
-        return None
-    if pos > record_start:  # a last record without a newline
-        starts.append(np.array([record_start], dtype=np.int64))
-        lines.append(np.array([record_line], dtype=np.int64))
-        fields.append(np.array([delims - record_delims + 1], dtype=np.int64))
-    if not starts:
-        return np.zeros(0, dtype=np.int64)
-    all_starts, all_lines, all_fields = np.concatenate(starts), np.concatenate(lines), np.concatenate(fields)
-    single = np.flatnonzero(all_fields == 1)
-    blank = np.zeros(len(all_starts), dtype=bool)
-    for i in single:  # records without a delimiter: blank lines, or one-column files
-        raw.seek(int(all_starts[i]))
-        text = raw.readline()
-        if not text.strip():
-            if text not in (b"\n", b"\r\n", b""):
-                return None  # whitespace-only lines: pandas and csv disagree, let the csv reader decide
-            blank[i] = True
-    if (all_fields[~blank] != width).any():
-        return None  # ragged rows: the csv reader reports them one by one
-    return all_lines[~blank]
+            for row in reader:
+                start, ended, last = ended + 1, source.data_line - 1 + reader.line_num, row
+        except csv.Error as exc:
+            raise SourceError(f"{source.path}, line {ended + 1}: {exc}") from exc
+    if last == [_END] or not last[-1].endswith(_END):
+        return
+    opened = start + sum(cell.count("\n") for cell in last[:-1])
+    raise SourceError(
+        f"{source.path}, line {opened}: a quote opens a cell here and is never closed, so every later line"
+        " would be read into that one cell; close or remove the quote in the export"
+    )

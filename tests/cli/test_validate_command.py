@@ -123,7 +123,7 @@ def test_mapping_error_exits_2_and_writes_nothing(tmp_path: Path, small: tuple[P
     ("content", "message"),
     [
         (b"", "the file is empty"),
-        (b"Id,Number\n1,2\n", "column(s) 'ID', 'N' named in"),
+        (b"Id,Number\n1,2\n", "line 1: the header there (2 cells) lacks 2 of the 2 columns"),
         (b"ID,N\n1,2\n3,Pe\xf1a\n", "line 3: bytes that are not utf-8"),
     ],
 )
@@ -150,3 +150,35 @@ def test_help_starts_with_one_line_and_shows_an_example() -> None:
     assert code == 0
     assert "Check a bookings CSV against a mapping" in out
     assert "cws-pipeline validate sample_data/bookings.csv --mapping mappings/sample-jms.toml" in out
+
+
+@pytest.mark.parametrize("header_line", [None, 2], ids=["no header", "header_line wrong"])
+def test_a_missing_or_misplaced_header_never_prints_the_row_it_found(tmp_path: Path, header_line: int | None) -> None:
+    rows = SAMPLE.read_text(encoding="utf-8").splitlines()[1:6]  # data rows only: names and birth dates
+    data = tmp_path / "export.csv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    mapping = tmp_path / "m.toml"
+    text = MAPPING.read_text(encoding="utf-8")
+    mapping.write_text(text if header_line is None else text.replace("header_line = 1", "header_line = 2"))
+    code, out, err = invoke("validate", data, "-m", mapping)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    line = header_line or 1
+    assert f"{data}, line {line}: the header there (12 cells) lacks 10 of the 10 columns {mapping} reads" in err
+    assert "check [source] header_line" in err
+    cells = {cell.strip('"') for row in rows[line - 1 : line] for cell in row.replace('"', "").split(",")}
+    for cell in cells - {"", "M", "F", "I", "W", "B", "U", "MAIN", "ANNEX"}:
+        assert cell not in err, cell
+
+
+def test_excluded_rows_are_counted_apart_and_do_not_make_validate_fail(tmp_path: Path) -> None:
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(SMALL_MAPPING + '[[exclude]]\ncolumn = "N"\nmatch = \'^TEST$\'\nreason = "test record"\n')
+    data = tmp_path / "in.csv"
+    data.write_text("ID,N\n1,10\n2,TEST\n3,30\n", encoding="utf-8")
+    bodies = tmp_path / "b.jsonl"
+    code, out, _ = invoke("validate", data, "-m", mapping, "--bodies", bodies)
+    assert code == 0
+    assert out.startswith(
+        "rows read: 3\nvalid:     2\ninvalid:   0\nexcluded:  1 (by the mapping's [[exclude]] rules; never sent)\n"
+    )
+    assert bodies.read_bytes() == b'{"id":"1","n":10}\n{"id":"3","n":30}\n'

@@ -241,14 +241,16 @@ def test_ragged_row_is_a_row_problem_with_its_cells(tmp_path: Path) -> None:
     assert rows[3].valid
 
 
-def test_missing_columns_are_listed_with_the_available_ones(tmp_path: Path) -> None:
+def test_missing_columns_are_named_with_the_header_line_and_its_width(tmp_path: Path) -> None:
     mapping = mapping_of(tmp_path, ID + '[fields.b]\ncolumn = "Surname"\n[fields.c]\ncolumn = "DOB"\n')
     path = tmp_path / "in.csv"
     path.write_text("ID,Last Name,Birth\n1,a,b\n", encoding="utf-8")
     with pytest.raises(SourceError) as info:
         map_csv(path, mapping)
     message = str(info.value)
-    assert "'Surname', 'DOB'" in message and "available: 'ID', 'Last Name', 'Birth'" in message
+    assert message.startswith(f"{path}, line 1: the header there (3 cells) lacks 2 of the 3 columns")
+    assert "('Surname', 'DOB')" in message and "[source] header_line" in message
+    assert "Last Name" not in message and "Birth" not in message  # the cells found are never listed
     assert "\n" not in message
 
 
@@ -275,3 +277,125 @@ def test_first_field_left_out_still_gives_a_well_formed_body(tmp_path: Path) -> 
     mapping = mapping_of(tmp_path, '[fields.m]\ncolumn = "M"\nrequired = false\n' + ID)
     rows = run(tmp_path, mapping, "ID,M\n1,x\n2,\n")
     assert [r.body for r in rows] == [b'{"m":"x","id":"1"}', b'{"id":"2"}']
+
+
+@pytest.mark.parametrize("cell", ["Sm\x00ith", "Sm\rith", "Smith\n", "Sm\x1bith", "Sm\x85ith", "Sm\tith"])
+def test_control_characters_in_names_are_a_problem_naming_the_field_value_withheld(tmp_path: Path, cell: str) -> None:
+    mapping = mapping_of(tmp_path, ID + '[fields.lname]\ncolumn = "Last"\n')
+    path = tmp_path / "in.csv"
+    path.write_bytes(b'ID,Last\n1,"' + cell.encode() + b'"\n2,Smith\n')
+    rows = [r for chunk in map_csv(path, mapping) for r in chunk]
+    assert rows[0].body is None and rows[1].valid
+    (problem,) = rows[0].problems
+    assert (problem.field, problem.column, problem.value) == ("lname", "Last", None)
+    assert problem.expected.startswith(f"text without control characters (found U+{ord(cell.strip('Smith')):04X})")
+    assert "Sm" not in str(problem)
+
+
+def test_control_characters_in_other_fields_are_shown_escaped(tmp_path: Path) -> None:
+    (row,) = one_field(tmp_path, "", ["a\x00b"])
+    assert str(row.problems[0]) == (
+        "line 2: v (column 'V'): 'a\\x00b' is not text without control characters (found U+0000);"
+        ' fix the export, or add transform "remove_controls"'
+    )
+
+
+def test_a_transform_that_removes_control_characters_makes_the_value_good(tmp_path: Path) -> None:
+    assert values(one_field(tmp_path, 'transform = ["remove_controls"]', ["Sm\x00ith\r"])) == ["Smith"]
+    assert values(one_field(tmp_path, 'transform = ["collapse_spaces", "strip"]', ["Ann\r\nLee\t"])) == ["Ann Lee"]
+
+
+def test_a_50_mb_surname_is_not_delivered_and_not_printed(tmp_path: Path) -> None:
+    mapping = mapping_of(tmp_path, ID + '[fields.lname]\ncolumn = "Last"\n[fields.note]\ncolumn = "Note"\n')
+    path = tmp_path / "in.csv"
+    huge = "S" * (50 * 1024 * 1024)
+    path.write_text(f"ID,Last,Note\n1,{huge},{huge}\n2,Smith,ok\n", encoding="utf-8")
+    rows = [r for chunk in map_csv(path, mapping) for r in chunk]
+    assert rows[0].body is None and rows[1].valid
+    lname, note = rows[0].problems
+    assert (lname.value, lname.expected) == (None, "at most 1000 characters (found 52428800)")
+    assert note.value == "S" * 60 + "... (52428800 characters)"  # a non-identifying value, shown cut short
+    assert len(str(note)) < 200
+
+
+def test_max_length_raises_the_default_limit(tmp_path: Path) -> None:
+    assert values(one_field(tmp_path, "max_length = 2000", ["x" * 1500])) == ["x" * 1500]
+    assert one_field(tmp_path, "", ["x" * 1001])[0].problems[0].expected == "at most 1000 characters (found 1001)"
+
+
+def test_blank_values_mean_blank_before_the_blank_rule(tmp_path: Path) -> None:
+    spec = 'transform = ["title"]\nblank_values = ["NMN", "Unknown"]\nrequired = false'
+    assert values(one_field(tmp_path, spec, ["NMN", " nmn ", "UNKNOWN", "Nmnx", "ann"])) == [
+        "<absent>", "<absent>", "<absent>", "Nmnx", "Ann",
+    ]  # fmt: skip
+    assert values(one_field(tmp_path, 'blank_values = ["NMN"]\ndefault = "-"', ["NMN", "Lee"])) == ["-", "Lee"]
+    (required,) = one_field(tmp_path, 'blank_values = ["NMN"]', ["NMN"])
+    assert required.problems[0].expected == "a value (required): none left after transform/extract/blank_values"
+
+
+def test_a_template_builds_one_field_from_several_columns(tmp_path: Path) -> None:
+    fields = ID + (
+        '[fields.booked]\ntemplate = "{Booking Date} {Booking Time}"\ntype = "datetime"\n'
+        'formats = ["%Y%m%d %H%M"]\nrequired = false\n'
+        '[fields.label]\ntemplate = "{{{ID}}}-{Booking Time}"\n'
+    )
+    mapping = mapping_of(tmp_path, fields)
+    rows = run(tmp_path, mapping, "ID,Booking Date,Booking Time\n1,20251203,0745\n2,,\n3,20251203,745\n")
+    assert [json.loads(r.body) if r.body else None for r in rows] == [
+        {"id": "1", "booked": "2025-12-03 07:45:00.000", "label": "{1}-0745"},
+        {"id": "2", "label": "{2}-"},
+        None,
+    ]
+    assert str(rows[2].problems[0]) == (
+        "line 4: booked (column '{Booking Date} {Booking Time}'): '20251203 745' is not a date in %Y%m%d %H%M"
+    )
+
+
+def test_lookup_from_a_shared_table_file(tmp_path: Path) -> None:
+    (tmp_path / "facilities.csv").write_text("Code,CorEMR ID\nMAIN,10000\nANNEX,10001\n", encoding="utf-8")
+    spec = 'type = "integer"\nlookup_file = { path = "facilities.csv", key = "Code", value = "CorEMR ID" }'
+    rows = one_field(tmp_path, spec, ["MAIN", "ANNEX", "JAIL2"])
+    assert values(rows) == [10000, 10001, None]
+    assert rows[2].problems[0].expected == "one of MAIN, ANNEX"
+
+
+def test_a_problem_names_a_large_lookup_table_instead_of_listing_it(tmp_path: Path) -> None:
+    (tmp_path / "codes.toml").write_text("".join(f'C{i} = "{i}"\n' for i in range(40)), encoding="utf-8")
+    (row,) = one_field(tmp_path, 'lookup_file = { path = "codes.toml" }', ["C99"])
+    assert row.problems[0].expected == "one of the 40 values in codes.toml"
+
+
+def test_excluded_rows_are_never_bodies_nor_problems_nor_duplicate_keys(tmp_path: Path) -> None:
+    fields = ID + '[fields.n]\ncolumn = "N"\ntype = "integer"\n'
+    rules = (
+        '[[exclude]]\ncolumn = "Type"\nmatch = \'(?i)^training$\'\nreason = "training record"\n'
+        "[[exclude]]\ncolumn = \"Status\"\nmatch = '^VOID'\n"
+    )
+    mapping = mapping_of(tmp_path, fields + rules)
+    text = "ID,N,Type,Status\n1,10,,OK\n2,bad,Training,OK\n1,11,TRAINING,VOID\n3,12,,VOIDED\n4,x,,\n"
+    rows = run(tmp_path, mapping, text)
+    assert [(r.line, r.key, r.excluded, r.valid) for r in rows] == [
+        (2, "1", None, True),
+        (3, "2", "training record", False),  # its bad N is no problem: it is never sent
+        (4, "1", "training record", False),  # its key repeats line 2's, and no duplicate is reported
+        (5, "3", "column 'Status' matches '^VOID'", False),
+        (6, "4", None, False),
+    ]
+    assert [r.body is None and r.problems == () for r in rows[1:4]] == [True, True, True]
+    assert rows[4].problems[0].expected == "a whole number"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "cells", "expected"),
+    [
+        ("%Y%m%d", ["1985123", "19851203", "198512031"], [None, "1985-12-03 00:00:00.000", None]),
+        ("%m/%d/%Y", ["12/3/1985", "12/03/85", "12/03/01985"], ["1985-12-03 00:00:00.000", None, None]),
+        ("%d%m%y", ["31128", "311285"], [None, "1985-12-31 00:00:00.000"]),
+        ("%Y-%m-%d %H%M", ["1985-12-03 745", "1985-12-03 0745"], [None, "1985-12-03 07:45:00.000"]),
+    ],
+)
+def test_numeric_date_parts_need_their_full_width_in_every_parsing_path(
+    tmp_path: Path, fmt: str, cells: list[str], expected: list[str | None]
+) -> None:
+    rows = one_field(tmp_path, f'type = "datetime"\nformats = ["{fmt}"]', cells)
+    assert values(rows) == expected

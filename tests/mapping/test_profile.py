@@ -116,7 +116,7 @@ def test_another_versions_field_name_is_refused_with_a_hint(tmp_path: Path) -> N
 
 
 def test_profile_none_accepts_a_partial_body(tmp_path: Path) -> None:
-    load(tmp_path, '[target]\nprofile = "none"\nkey = ["lname"]\n[fields.lname]\ncolumn = "Last"\n')
+    load(tmp_path, '[target]\nprofile = "none"\nkey = ["id"]\n[fields.id]\ncolumn = "Id"\n')
 
 
 def test_unknown_api_version_is_refused(tmp_path: Path) -> None:

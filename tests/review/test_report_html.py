@@ -104,7 +104,7 @@ def test_browser_renders_the_charts_and_the_attention_table(mixed: MixedLedger, 
     dom = browse(chromium, tmp_path, "--dump-dom", out.as_uri()).stdout
     bars = dict(re.findall(r'<rect class="bar" data-state="(\w+)" data-count="(\d+)"', dom))
     assert bars == {"delivered": "6", "skipped": "6", "changed": "0", "invalid": "2", "rejected": "2",
-                    "failed": "0", "unverified": "0", "ambiguous": "0"}  # fmt: skip
+                    "failed": "0", "unverified": "0", "ambiguous": "0", "excluded": "0"}  # fmt: skip
     segments = re.findall(r'<rect class="segment" data-run="(\d+)" data-state="(\w+)"', dom)
     assert {run for run, _ in segments} == {str(mixed.first), str(mixed.second)}
     table = dom[dom.index('id="attention-table"') :]

@@ -137,3 +137,97 @@ def test_small_chunks_give_the_same_rows(tmp_path: Path) -> None:
     source = open_source(path, CsvFormat())
     assert rows_of(source, chunk_rows=13) == rows_of(source, chunk_rows=10_000)
     assert rows_of(source, chunk_rows=13)[-1][0] == 499 + 1 + 499 // 7
+
+
+def test_unterminated_quote_mid_file_is_refused_naming_its_line(tmp_path: Path) -> None:
+    rows = b"".join(b"%d,n%d,x\n" % (i, i) for i in range(2, 10))
+    path = write(tmp_path, b"id,name,dob\n1,a,x\n" + b'2,"b,y\n' + rows)  # before: "rows read: 3", no hint why
+    with pytest.raises(SourceError) as info:
+        open_source(path, CsvFormat())
+    assert str(info.value) == (
+        f"{path}, line 3: a quote opens a cell here and is never closed, so every later line would be read"
+        " into that one cell; close or remove the quote in the export"
+    )
+
+
+def test_unterminated_quote_in_the_last_column_is_refused_too(tmp_path: Path) -> None:
+    # The swallowed rows make one row of the right width here: without the check it would be valid.
+    path = write(tmp_path, b'id,note\n1,"two\nlines"\n2,"open\n3,c\n4,d\n')
+    with pytest.raises(SourceError, match=r", line 4: a quote opens a cell here and is never closed"):
+        open_source(path, CsvFormat())
+
+
+def test_unterminated_quote_in_a_file_the_csv_module_reads_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, b'id,height\n1,5\'10"\n2,x,ragged\n3,"open\n4,y\n')  # stray quote and a ragged row
+    with pytest.raises(SourceError, match=r", line 4: a quote opens a cell here and is never closed"):
+        open_source(path, CsvFormat())
+
+
+def test_unterminated_quote_in_the_header_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r", line 2: the header opens a quote that is never closed"):
+        open_source(write(tmp_path, b'preamble\n"id,name\n1,a\n'), CsvFormat(header_line=2))
+
+
+@pytest.mark.parametrize("ragged", [False, True], ids=["fast reader", "csv reader"])
+def test_a_50_mb_cell_is_read_whole_not_a_file_error(tmp_path: Path, ragged: bool) -> None:
+    huge = b"S" * (50 * 1024 * 1024)
+    data = b"id,name\n1," + huge + b"\n2,ok\n" + (b"3,x,ragged\n" if ragged else b"")
+    source = open_source(write(tmp_path, data), CsvFormat())
+    assert (source.fast_lines is None) is ragged
+    rows = rows_of(source)
+    assert rows[0] == (2, ["1", huge.decode()]) and rows[1] == (3, ["2", "ok"])
+
+
+def test_utf16_export_with_a_bom_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, 'id;name\r\n1;Peña\r\n2;"Zoë; Ann"\r\n'.encode("utf-16"))
+    source = open_source(path, CsvFormat(encoding="utf-16", delimiter=";"))
+    assert source.header == ("id", "name")
+    assert rows_of(source) == [(2, ["1", "Peña"]), (3, ["2", "Zoë; Ann"])]
+
+
+def test_bytes_that_are_not_utf16_are_refused_naming_the_line(tmp_path: Path) -> None:
+    data = "id,name\n1,a\n2,b\n".encode("utf-16-le") + b"\x00\xdc"  # a lone low surrogate
+    with pytest.raises(SourceError, match=r", line 4: bytes that are not utf-16-le"):
+        open_source(write(tmp_path, data), CsvFormat(encoding="utf-16-le"))
+
+
+def test_ebcdic_export_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, "id|name\n1|Smith\n".encode("cp037"))
+    assert rows_of(open_source(path, CsvFormat(encoding="cp037", delimiter="|"))) == [(2, ["1", "Smith"])]
+
+
+def test_footer_lines_are_not_rows(tmp_path: Path) -> None:
+    path = write(tmp_path, b"id,name\n1,a\n2,b\nTRAILER,2 records\n\n")
+    assert rows_of(open_source(path, CsvFormat(footer_lines=1))) == [(2, ["1", "a"]), (3, ["2", "b"])]
+
+
+def test_footer_pattern_alone_skips_the_trailing_lines_that_match(tmp_path: Path) -> None:
+    def trailer(line: str) -> bool:
+        return line.startswith("TRAILER")
+
+    path = write(tmp_path, b"id,name\n1,a\n2,b\nTRAILER 2\r\nTRAILER end\n")
+    assert rows_of(open_source(path, CsvFormat(footer_match=trailer))) == [(2, ["1", "a"]), (3, ["2", "b"])]
+    no_trailer = write(tmp_path, b"id,name\n1,a\n", "plain.csv")
+    assert rows_of(open_source(no_trailer, CsvFormat(footer_match=trailer))) == [(2, ["1", "a"])]
+
+
+def test_a_missing_trailer_is_refused_as_an_incomplete_export(tmp_path: Path) -> None:
+    path = write(tmp_path, b"id,name\n1,a\n2,b\n")  # the export job stopped before writing its trailer
+
+    def trailer(line: str) -> bool:
+        return line.startswith("TRAILER")
+
+    with pytest.raises(SourceError, match=r", line 3: not the footer that \[source\] footer_match describes"):
+        open_source(path, CsvFormat(footer_lines=1, footer_match=trailer))
+
+
+def test_more_footer_lines_than_the_file_has_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"footer_lines = 2, but only 1 non-blank line\(s\) follow the header"):
+        open_source(write(tmp_path, b"id\nTRAILER\n"), CsvFormat(footer_lines=2))
+
+
+def test_footer_is_found_across_read_blocks(tmp_path: Path) -> None:
+    body = b"".join(b"%d,%s\n" % (i, b"x" * 900) for i in range(200))  # ~180 KB: several 64 KB tail blocks
+    path = write(tmp_path, b"id,v\n" + body + b"END\n")
+    rows = rows_of(open_source(path, CsvFormat(footer_lines=1)))
+    assert len(rows) == 200 and rows[-1][0] == 201
