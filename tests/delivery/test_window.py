@@ -10,7 +10,6 @@ import pytest
 from pipeline.delivery._window import DeliveryWindow
 
 
-
 @pytest.mark.parametrize(
     ("text", "why"),
     [
