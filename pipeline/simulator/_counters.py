@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from ._capacity import CapacityReport
+
 __all__ = ["COUNTERS_PATH", "CounterBook", "ServerCounters", "fetch_counters"]
 
 COUNTERS_PATH = "/_simulator/counters"
@@ -29,6 +31,7 @@ class ServerCounters:
     updates: dict[str, int] = field(default_factory=dict)
     booking_creates: Nested = field(default_factory=dict)  # external_id -> booking number -> bookings stored
     booking_create_attempts: Nested = field(default_factory=dict)
+    capacity: CapacityReport | None = None  # what the capacity model saw, when the server has one
 
     def copy(self) -> ServerCounters:
         """An independent copy."""
@@ -46,6 +49,7 @@ class ServerCounters:
             "updates": dict(self.updates),
             "booking_creates": {k: dict(v) for k, v in self.booking_creates.items()},
             "booking_create_attempts": {k: dict(v) for k, v in self.booking_create_attempts.items()},
+            "capacity": self.capacity.to_dict() if self.capacity is not None else None,
         }
 
     @classmethod
@@ -68,6 +72,7 @@ class ServerCounters:
             updates=counts("updates"),
             booking_creates=nested("booking_creates"),
             booking_create_attempts=nested("booking_create_attempts"),
+            capacity=CapacityReport.from_dict(data["capacity"]) if data.get("capacity") else None,
         )
 
 
