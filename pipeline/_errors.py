@@ -8,10 +8,11 @@
     │   ├── SourceError         a bookings CSV that cannot be read at all
     │   └── ConfigError         a run configuration that cannot be used
     ├── LedgerLocked            exit 4: another run holds the ledger's lock
+    ├── OutsideWindow           exit 5: started outside the delivery window; nothing sent (says when it opens)
     └── BenchFailed             exit 1: a step of `bench` failed (names the step and why)
 
-A security stop (exit 3) is not an exception: the run records every row and returns a RunResult
-whose exit_code says so.
+A security stop (exit 3) and a delivery window that closes mid-run (exit 5) are not exceptions: the
+run records every row and returns a RunResult whose exit_code says so.
 
 Messages never contain key material, patient names or birth dates: rows are named by line and key.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "LedgerLocked",
     "MalformedHeader",
     "MappingError",
+    "OutsideWindow",
     "SourceError",
     "UserInputError",
 ]
@@ -67,6 +69,12 @@ class LedgerLocked(CWSPipelineError):
     """Another run holds the ledger's lock."""
 
     exit_code = 4
+
+
+class OutsideWindow(CWSPipelineError):
+    """A run started outside its delivery window: nothing was sent; run again when the window opens."""
+
+    exit_code = 5
 
 
 class BenchFailed(CWSPipelineError):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .._errors import OutsideWindow
 from ..delivery import RowOutcome, RunConfig, RunInterrupted, RunResult, load_config, print_summary, run_bookings
 from ..protocol import API_VERSIONS, DEFAULT_API, ApiVersion
 from ..tools import run_demo
@@ -22,9 +23,12 @@ def run(csv: Path, mapping: Path, config_path: Path, verbose: bool) -> None:
     """Deliver every booking in CSV to CorEMR: map, sign, send, verify, record.
 
     Silent when every row is delivered or skipped and stdout is not a terminal (cron mails output);
-    otherwise one line per state and the rows that need attention. Exit codes: 0 all delivered or
-    skipped, 1 some rows not delivered, 2 usage/config/input error (nothing sent), 3 security stop,
-    4 another run holds the ledger, 130 interrupted (Ctrl-C; recorded as such in the ledger).
+    otherwise one line per state and the rows that need attention. On a terminal a progress bar shows
+    rows/s, the requests in flight allowed now (adaptive concurrency) and the time left. Exit codes:
+    0 all delivered or skipped, 1 some rows not delivered, 2 usage/config/input error (nothing sent),
+    3 security stop, 4 another run holds the ledger, 5 outside the delivery window (`window` in the
+    config: nothing sent, one line says when it opens) or the window closed before every row was sent
+    (the next run goes on), 130 interrupted (Ctrl-C; recorded as such in the ledger).
 
     Example: cws-pipeline run bookings.csv --mapping mappings/sample-jms.toml --config cws.toml
     """
@@ -32,6 +36,9 @@ def run(csv: Path, mapping: Path, config_path: Path, verbose: bool) -> None:
     interactive = sys.stdout.isatty()
     try:
         result = _run_with_progress(csv, mapping, config) if interactive else run_bookings(csv, mapping, config)
+    except OutsideWindow as outside:  # not an error: the run is early (or late); cron may well start it so
+        click.echo(f"Not sending: {outside}", err=True)
+        sys.exit(outside.exit_code)
     except RunInterrupted as stopped:
         click.echo(f"Interrupted: {stopped}; the next run settles rows left in flight", err=True)
         sys.exit(130)
@@ -49,18 +56,35 @@ def _run_with_progress(csv: Path, mapping: Path, config: RunConfig) -> RunResult
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} rows/s"),
+        TextColumn("{task.fields[concurrency]} in flight"),
         TimeRemainingColumn(),
         transient=True,
+        speed_estimate_period=30,  # rows/s and the time left over the last 30 s, not since the start
     ) as progress:
-        task = progress.add_task("Delivering", total=0)
+        task = progress.add_task("Delivering", total=None, rate="-", concurrency="-")
+        known = expected = 0
 
-        def on_total(n: int) -> None:
-            progress.update(task, total=(progress.tasks[0].total or 0) + n)
+        def on_expected(n: int) -> None:
+            nonlocal expected
+            expected = n
+            progress.update(task, total=n or None)
+
+        def on_total(n: int) -> None:  # the rows read so far: exact once the export is read to its end
+            nonlocal known
+            known += n
+            progress.update(task, total=max(known, expected))
 
         def on_row(_: RowOutcome) -> None:
             progress.advance(task)
+            speed = progress.tasks[0].speed
+            progress.update(task, rate=f"{speed:,.0f}" if speed else "-")
 
-        return run_bookings(csv, mapping, config, on_row=on_row, on_total=on_total)
+        def on_concurrency(n: int) -> None:
+            progress.update(task, concurrency=n)
+
+        return run_bookings(csv, mapping, config, on_row=on_row, on_total=on_total, on_expected=on_expected,
+                            on_concurrency=on_concurrency)  # fmt: skip
 
 
 @cli.command()

@@ -6,13 +6,22 @@ now to the latency with no queue (`base_rtt`) says how many requests are waiting
 
     queue in the server ~ limit x (1 - base_rtt / rtt)
 
-Per round (one limit's worth of answers): a throttle (429, 503, or any Retry-After) halves the limit
-and pauses new requests for what Retry-After asks; latency above HIGH x base_rtt shrinks the limit to
-where the queue would be TARGET x base_rtt; latency below LOW x base_rtt grows it (doubling while in
-slow start, as Vegas does before its first sign of queueing, then by one a round). Growth needs the
-limit to be used: a client that cannot fill it learns nothing by raising it. The bounds are chosen for
-a nurse's CorEMR: a queue in the server of at most about half its capacity (so its p95 stays within
-about twice its unloaded time), and never idle capacity when answers stay as fast as unloaded.
+Per round (one limit's worth of answers to requests sent under the current limit): a throttle (429,
+503, or any Retry-After) halves the limit and pauses new requests for what Retry-After asks; latency
+above HIGH x base_rtt shrinks the limit to where it would be TARGET x base_rtt; latency below LOW x
+base_rtt grows it, by a tenth (at least one) a round. Slow start, as Vegas does before its first sign
+of queueing, doubles the limit each round until latency passes HIGH. Growth needs the limit to be
+used: a client that cannot fill it learns nothing by raising it. The bounds are chosen for a nurse's
+CorEMR: a queue in the server of a quarter to a half of its capacity (so its p95 stays within about
+twice its unloaded time), and never idle capacity when answers stay as fast as unloaded.
+
+Measured against the local server's capacity model on a 2-core machine shared by client and server,
+the textbook statistics read our own CPU as CorEMR's queue; so (each a change from Vegas, with why):
+a round's latency is its median, and base_rtt the lowest lower-quartile seen, not the mean and the
+fastest answer; slow start ends at HIGH, not LOW; after slow start the limit grows by a tenth, not by
+one (less than HIGH / LOW - 1, so a step never jumps over the hold band; 60 is back to 80 in three
+rounds, not twenty); and after a shrink the next round only drains (its first requests still queue
+behind those the larger limit sent, and would shrink the limit twice for one queue).
 
 Every PROBE_ROUNDS rounds one round runs at half the limit so the server's queue drains and base_rtt is
 measured afresh: a CorEMR that became slower for everyone (a busy morning) is not mistaken for a queue
@@ -29,16 +38,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["AdaptiveLimit", "Answer", "ConcurrencyLimiter", "FixedLimit", "Limit", "RoundDecision"]
+__all__ = [
+    "THROTTLE_STATUSES",
+    "AdaptiveLimit",
+    "AnswerKind",
+    "ConcurrencyLimiter",
+    "FixedLimit",
+    "Limit",
+    "RoundDecision",
+    "answer_kind",
+    "settled_limit",
+]
 
 LOW = 1.15  # latency below LOW x base_rtt: no queue worth the name; grow
 HIGH = 1.4  # latency above HIGH x base_rtt: we are making CorEMR queue; shrink
 TARGET = 1.25  # where a shrink aims: a queue of about a third of the server's capacity
+GROWTH = 0.1  # after slow start, a round grows the limit by a tenth (at least one): less than HIGH / LOW - 1,
+# so one step cannot jump over the hold band, and a limit of 60 is back to 80 in 3 rounds, not 20
 PROBE_ROUNDS = 40
 MIN_ROUND = 4  # answers per round at least, so one slow answer cannot move the limit
+_SAFETY_NET = 0.5  # seconds a waiting thread sleeps at most before it looks again (no notification is lost)
+# "Slow down": 429 Too Many Requests and 503 Service Unavailable (any answer with a Retry-After says so too).
+THROTTLE_STATUSES = frozenset({429, 503})
 
-Answer = Literal["ok", "throttled", "failed"]
-RoundDecision = Literal["slow_start", "grow", "hold", "shrink", "throttled", "probe", "idle"]
+AnswerKind = Literal["ok", "throttled", "failed"]
+RoundDecision = Literal["slow_start", "grow", "hold", "shrink", "drain", "throttled", "probe", "idle"]
 
 
 @dataclass
@@ -52,6 +76,7 @@ class _Round:
     retry_after: float = 0.0
     busiest: int = 0  # the most requests in flight when an answer came back
     probe: bool = False
+    drain: bool = False  # the round after a shrink: its requests queued behind the larger limit's
 
 
 class AdaptiveLimit:
@@ -77,7 +102,7 @@ class AdaptiveLimit:
         return max(1, limit // 2) if self._round.probe else limit
 
     def observe(
-        self, answer: Answer, rtt: float, in_flight: int, retry_after: float | None = None, epoch: int | None = None
+        self, answer: AnswerKind, rtt: float, in_flight: int, retry_after: float | None = None, epoch: int | None = None
     ) -> float | None:
         """Count one answer (its latency in seconds, requests in flight when it came); return a pause, if any.
 
@@ -99,8 +124,9 @@ class AdaptiveLimit:
 
     def _round_size(self, probe: bool = False) -> int:
         limit = max(1, int(self.limit))
-        # A probe round waits for the answers already in flight at the full limit, then half a limit's more.
-        return limit + max(1, limit // 2) if probe else max(MIN_ROUND, limit)
+        if probe:  # enough answers at half the limit for the queue the full limit made to drain first
+            return limit + max(1, limit // 2)
+        return max(MIN_ROUND, limit)
 
     def _end_round(self) -> float | None:
         r = self._round
@@ -110,7 +136,7 @@ class AdaptiveLimit:
         probe = self.rounds % PROBE_ROUNDS == 0 and self.last != "throttled"
         if (self.limit, probe) != before:
             self.epoch += 1  # judge the new limit only by answers to requests sent under it
-        self._round = _Round(self._round_size(probe), probe=probe)
+        self._round = _Round(self._round_size(probe), probe=probe, drain=self.last == "shrink" and not probe)
         return pause
 
     def _decide(self, r: _Round) -> float | None:
@@ -122,23 +148,34 @@ class AdaptiveLimit:
         if not r.rtts:
             self.last = "idle"
             return None
+        if r.drain:  # the first requests under a smaller limit wait behind what the larger one queued
+            self.last = "drain"
+            return None
+        # A round's latency is its median, not its mean: in a CorEMR that queues, every answer waits, while
+        # our own CPU (and anything else on this machine) delays some answers a lot. The unloaded latency is
+        # the lowest quarter's edge, not the fastest answer: service times vary, and the fastest of many is
+        # luck; yet when the first round already queues (a CorEMR serving 2 at once), a quarter did not.
+        rtts = sorted(r.rtts)
+        rtt, low = statistics.median(rtts), rtts[(len(rtts) - 1) // 4]
         if r.probe or self.base_rtt is None:
-            self.base_rtt = min(r.rtts)  # measured afresh: the queue drained, or this is the first round
+            self.base_rtt = low  # measured afresh: the queue drained, or this is the first round
             self.last = "probe"
             return None
-        self.base_rtt = min(self.base_rtt, *r.rtts)
-        ratio = statistics.fmean(r.rtts) / self.base_rtt  # the mean: by Little's law, in flight / served at once
+        self.base_rtt = min(self.base_rtt, low)
+        ratio = rtt / self.base_rtt
+        used = r.busiest * 2 >= int(self.limit)
         if ratio > HIGH:
             self.limit = max(1.0, self.limit * TARGET / ratio)
             self.slow_start = False
             self.last = "shrink"
-        elif ratio < LOW and r.busiest * 2 >= int(self.limit):
-            grown = self.limit * 2 if self.slow_start else self.limit + 1
+        elif used and (ratio < LOW or self.slow_start):
+            # Slow start doubles until latency passes HIGH, not LOW: our own CPU (every thread signs) lifts
+            # latency past LOW with no queue in CorEMR; doubling from under HIGH queues at most 1.8 x capacity.
+            grown = self.limit * 2 if self.slow_start else self.limit + max(1.0, self.limit * GROWTH)
             self.limit = min(float(self.ceiling), grown)
             self.last = "slow_start" if self.slow_start else "grow"
         else:
-            self.slow_start = self.slow_start and ratio < LOW
-            self.last = "hold" if r.busiest * 2 >= int(self.limit) else "idle"
+            self.last = "hold" if used else "idle"
         return None
 
 
@@ -157,7 +194,7 @@ class FixedLimit:
         return self.ceiling
 
     def observe(
-        self, answer: Answer, rtt: float, in_flight: int, retry_after: float | None = None, epoch: int | None = None
+        self, answer: AnswerKind, rtt: float, in_flight: int, retry_after: float | None = None, epoch: int | None = None
     ) -> float | None:
         """A fixed limit learns nothing."""
         return None
@@ -170,7 +207,9 @@ class ConcurrencyLimiter:
     """Threads wait here before each request: at most `limit.allowed` in flight, at most `max_rate` a second.
 
     `slot()` blocks until a request may leave (or the stop event is set: then it returns None); the
-    slot's `done(...)` reports how the answer went and frees the place.
+    slot's `done(...)` reports how the answer went and frees the place. A freed place wakes one
+    waiting thread, not all of them: a run's pool may hold a hundred threads waiting for a dozen places.
+    ON_CHANGE is told the new limit whenever it changes (a progress bar shows it).
     """
 
     def __init__(
@@ -179,6 +218,7 @@ class ConcurrencyLimiter:
         *,
         max_rate: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[int], None] | None = None,
     ) -> None:
         self.limit = limit
         self._clock = clock
@@ -187,12 +227,18 @@ class ConcurrencyLimiter:
         self._paused_until = 0.0
         self._in_flight = 0
         self._peak = 0
+        self._on_change = on_change
         self._cond = threading.Condition()
 
     @property
     def in_flight(self) -> int:
         """Requests in flight now."""
         return self._in_flight
+
+    @property
+    def peak(self) -> int:
+        """The most requests that were in flight at once."""
+        return self._peak
 
     def slot(self, stop: threading.Event | None = None) -> _Slot | None:
         """Wait for a place (and for the rate ceiling and any Retry-After pause); None when STOP is set first."""
@@ -206,22 +252,32 @@ class ConcurrencyLimiter:
                     self._in_flight += 1
                     self._peak = max(self._peak, self._in_flight)
                     self._next_start = max(now, self._next_start) + self._interval
+                    if self._in_flight < self.limit.allowed:
+                        self._cond.notify()  # a place is left: the next thread in line may take it (or time it)
                     return _Slot(self, self._clock(), self.limit.epoch)
-                self._cond.wait(timeout=min(wait, 0.25) if wait > 0 else 0.25)
+                # A freed place, a place left or a stop notifies; the timeout is only a safety net.
+                self._cond.wait(timeout=min(wait, _SAFETY_NET) if wait > 0 else _SAFETY_NET)
 
     def wake(self) -> None:
         """Wake every waiting thread (after a stop event is set)."""
         with self._cond:
             self._cond.notify_all()
 
-    def _done(self, slot: _Slot, answer: Answer, retry_after: float | None) -> None:
+    def _done(self, slot: _Slot, answer: AnswerKind, retry_after: float | None, rtt: float | None) -> None:
         with self._cond:
-            rtt = self._clock() - slot.started
+            before = self.limit.allowed
+            if rtt is None:
+                rtt = self._clock() - slot.started
             pause = self.limit.observe(answer, rtt, self._in_flight, retry_after, slot.epoch)
             self._in_flight -= 1
             if pause:
                 self._paused_until = max(self._paused_until, self._clock() + pause)
-            self._cond.notify_all()
+            allowed = self.limit.allowed
+            free = allowed - self._in_flight
+            if free > 0:
+                self._cond.notify(free)
+        if allowed != before and self._on_change is not None:
+            self._on_change(allowed)
 
 
 @dataclass
@@ -233,11 +289,24 @@ class _Slot:
     epoch: int
     _released: bool = False
 
-    def done(self, answer: Answer, retry_after: float | None = None) -> None:
-        """Report the answer (ok, throttled, failed) and free the place; a second call does nothing."""
+    def done(self, answer: AnswerKind, retry_after: float | None = None, rtt: float | None = None) -> None:
+        """Report the answer (ok, throttled, failed) and free the place; a second call does nothing.
+
+        RTT: seconds from sending to the answer's last byte, when the caller timed it (by default the
+        time since the place was given, which also counts the signing before the request left).
+        """
         if not self._released:
             self._released = True
-            self.limiter._done(self, answer, retry_after)
+            self.limiter._done(self, answer, retry_after, rtt)
+
+
+def answer_kind(status: int | None, retry_after: float | None) -> AnswerKind:
+    """What an answer tells the limit: no answer (STATUS None) failed; 429, 503 or a Retry-After throttled; else ok."""
+    if status is None:
+        return "failed"
+    if status in THROTTLE_STATUSES or retry_after is not None:
+        return "throttled"
+    return "ok"
 
 
 def settled_limit(limit: Limit) -> int:

@@ -27,6 +27,7 @@ from ..ledger import (
 from ..mapping import MappedRow
 from ..protocol import CWSAuth
 from ._circuit_breaker import CircuitBreaker
+from ._concurrency import ConcurrencyLimiter, FixedLimit, answer_kind
 from ._config import RunConfig
 from ._exchange import Exchange, exchange
 from ._lookup import judge_lookup, patient_url
@@ -97,6 +98,7 @@ class Delivery:
         prior: PriorRows,
         breaker: CircuitBreaker,
         sleep: Callable[[float], None] | None = None,
+        limiter: ConcurrencyLimiter | None = None,
     ) -> None:
         self.run_id = run_id
         self._transport = transport
@@ -107,6 +109,8 @@ class Delivery:
         self._breaker = breaker
         self._stop: RunStop = breaker.stop
         self._rebookings = Rebookings(prior)
+        self._limiter = limiter or ConcurrencyLimiter(FixedLimit(config.concurrency))
+        self._retry_after_cap = config.retry_after_cap
         self._retrying = retrying(
             max_attempts=config.max_attempts,
             initial_wait=config.retry_initial_wait,
@@ -270,7 +274,7 @@ class Delivery:
             raise _Stopped
         url = patient_url(self._endpoint, r.row.external_id)
         assert url is not None  # _cannot_settle refused the rest
-        ex = exchange(self._transport, self._auth, "GET", url)
+        ex = self._request("GET", url)
         self._breaker.observe(ex)
         self._writer.submit(exchange_record(self.run_id, r.row, "lookup", ex, r.attempts))
         r.last = ex
@@ -283,10 +287,24 @@ class Delivery:
             # Durable before the request leaves: after a crash the next run sees "sending" and settles it.
             self._writer.submit(intent_record(self.run_id, r.row, r.body, r.sha, r.attempts, self._endpoint),
                                 durable=True)  # fmt: skip
-        ex = exchange(self._transport, self._auth, "POST", self._endpoint, r.body)
+        ex = self._request("POST", self._endpoint, r.body)
         self._breaker.observe(ex)
         self._writer.submit(exchange_record(self.run_id, r.row, "attempt", ex, r.attempts, request_stored=True))
         r.last = ex
+        return ex
+
+    def _request(self, method: str, url: str, body: bytes = b"") -> Exchange:
+        """Every request of the run leaves here, once the run's limiter gives it a place; its answer frees it."""
+        slot = self._limiter.slot(self._stop.event)
+        if slot is None:  # the run stopped while this request waited for a place
+            raise _Stopped
+        try:
+            ex = exchange(self._transport, self._auth, method, url, body)
+        except BaseException:  # a crash in here must not keep the place taken
+            slot.done("failed")
+            raise
+        pause = min(ex.retry_after, self._retry_after_cap) if ex.retry_after and ex.retry_after > 0 else None
+        slot.done(answer_kind(ex.status, pause), pause, ex.round_trip_ms / 1000)
         return ex
 
     # -- ending a row ----------------------------------------------------------------------------

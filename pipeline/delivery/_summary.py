@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..ledger import NOT_DELIVERED, ROW_STATES
-from ._run import RunResult
+from ._run import WINDOW_CLOSED_EXIT, RunResult
 
 __all__ = ["print_summary", "summary_lines"]
 
@@ -18,6 +18,11 @@ def summary_lines(result: RunResult) -> list[str]:
     for state in ROW_STATES:
         if result.counts[state]:
             lines.append(f"  {state:<11}{result.counts[state]:>8}")
+    if result.peak_in_flight:  # requests were sent: say how many went at once
+        how = "adaptive, settled at" if result.adaptive else "fixed at"
+        lines.append(f"  concurrency: {how} {result.concurrency} ({result.peak_in_flight} in flight at most)")
+    if result.window_closed and result.exit_code == WINDOW_CLOSED_EXIT:
+        lines.append(f"Stopped sending: {result.window_closed}; the rows not sent go in the next run.")
     if result.security_stop:
         lines.append(f"SECURITY STOP: {result.security_stop}. Check private_key/access and server_keys/base_url.")
     for outcome in sorted(result.attention, key=lambda o: o.line)[:_SHOW_ROWS]:

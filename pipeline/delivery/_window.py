@@ -8,10 +8,12 @@ stops sending, and the rows it did not reach go next time.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 
-__all__ = ["DeliveryWindow"]
+__all__ = ["DeliveryWindow", "WindowWatch"]
 
 _WINDOW = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})")
 
@@ -40,6 +42,22 @@ class DeliveryWindow:
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
+    def describe(self) -> str:
+        """The window and its zone, e.g. '22:00-06:00 America/Chicago' or '22:00-06:00 local time'."""
+        return f"{self} {self.zone if self.zone is not None else 'local time'}"
+
+    def not_open(self, when: datetime) -> str | None:
+        """None inside the window; outside it, one line saying when it opens (and that nothing was sent)."""
+        if self.contains(when):
+            return None
+        opens = self.opens_at(when)
+        minutes = max(1, round((opens - self._local(when)).total_seconds() / 60))
+        wait = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+        return (
+            f"outside the delivery window {self.describe()}: it opens at {opens:%H:%M} (in {wait}); nothing was"
+            " sent: run again then"
+        )
+
     def now(self) -> datetime:
         """The current time in the window's zone."""
         return datetime.now(self.zone).astimezone(self.zone)
@@ -65,3 +83,43 @@ class DeliveryWindow:
 
     def _local(self, when: datetime) -> datetime:
         return when.astimezone(self.zone) if when.tzinfo is not None else when
+
+
+class WindowWatch:
+    """Watches the clock while a run sends, and calls ON_CLOSE once with the reason when the window closes.
+
+    The close is worked out once, when the watch starts, in the window's zone (a daylight-saving change
+    in between is counted right); the watch looks at the clock at least once a minute, so a clock that
+    is set forward (or an injected one, in tests) is noticed.
+    """
+
+    def __init__(
+        self, window: DeliveryWindow, on_close: Callable[[str], None], now: Callable[[], datetime] | None = None
+    ) -> None:
+        self.window = window
+        self._on_close = on_close
+        self._now = now or window.now
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.closed: str | None = None  # the reason given, once the window closed during the run
+
+    def __enter__(self) -> WindowWatch:
+        closes = self.window.closes_at(self._now())
+        self._thread = threading.Thread(target=self._watch, args=(closes,), name="delivery-window", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _watch(self, closes: datetime) -> None:
+        while True:
+            left = (closes - self._now()).total_seconds()
+            if left <= 0:
+                self.closed = f"the delivery window {self.window} closed at {closes:%H:%M}"
+                self._on_close(self.closed)
+                return
+            if self._done.wait(min(left, 60.0)):
+                return
