@@ -20,7 +20,17 @@ import httpx
 from .._errors import SourceError
 from .._gc import cycle_collector_paused
 from .._version import __version__
-from ..ledger import NOT_DELIVERED, ROW_STATES, Ledger, LedgerWriter, RowState, RunInfo, RunLock
+from ..ledger import (
+    NOT_DELIVERED,
+    ROW_STATES,
+    Ledger,
+    LedgerWriter,
+    RowState,
+    RunInfo,
+    RunLock,
+    RunStatus,
+    record_chain_head,
+)
 from ..mapping import MappedRow, load_mapping, map_csv
 from ..protocol import CWSAuth, Keyring, load_private_key
 from ._config import RunConfig
@@ -131,11 +141,11 @@ def run_bookings(
     first_chunk: list[MappedRow] = next(rows, [])  # file-level problems surface here, before anything is locked or sent
 
     with RunLock(config.ledger), Ledger.open(config.ledger) as ledger:
-        ledger.mark_interrupted_runs()
+        ledger.close_abandoned_runs()
         info = RunInfo(
             source=str(csv_path.resolve()),
             source_sha256=source_sha,
-            mapping=str(mapping.path),
+            mapping=str(mapping.path.resolve()),
             mapping_sha256=mapping.sha256,
             base_url=config.base_url,
             endpoint=mapping.endpoint,
@@ -150,7 +160,7 @@ def run_bookings(
         breaker = CircuitBreaker(config.circuit_breaker)
         writer = LedgerWriter(ledger)
         auth = CWSAuth(key, config.access, keyring, config.algorithm, config.accept_algorithms)
-        status = "finished"
+        status: RunStatus = "finished"
         try:
             with open_client(config, auth) as client:
                 delivery = Delivery(
@@ -242,6 +252,8 @@ def run_bookings(
             if status == "finished" and breaker.tripped:
                 status = "stopped"
             ledger.finish_run(run_id, {str(k): v for k, v in result.counts.items()}, status, result.exit_code)
+            if config.head_log is not None:
+                record_chain_head(config.head_log, ledger, run_id)
         return result
 
 

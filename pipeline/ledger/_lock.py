@@ -52,6 +52,22 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
 
+    @classmethod
+    def holder(cls, ledger_path: Path) -> dict[str, object] | None:
+        """Who holds the lock now ({"pid", "started_at"}), or None when no run does; takes nothing, writes nothing."""
+        path = ledger_path.with_name(ledger_path.name + ".lock")
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None  # no lock file (no run yet), or one we may not read: nothing to say
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return cls._holder(fd)
+        finally:
+            os.close(fd)  # closing releases a lock we took
+        return None
+
     @staticmethod
     def _holder(fd: int) -> dict[str, object]:
         try:
