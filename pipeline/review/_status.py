@@ -23,6 +23,7 @@ __all__ = ["STATUS_EXIT_CODES", "SiteStatus", "StatusVerdict", "site_status", "s
 StatusVerdict = Literal["ok", "attention", "problem", "unknown"]
 STATUS_EXIT_CODES: dict[StatusVerdict, int] = {"ok": 0, "attention": 1, "problem": 2, "unknown": 3}
 _COMPLETE = ("finished",)
+_SHOW_ROWS = 50  # the text lists this many outstanding rows (the longest outstanding first); JSON lists all
 
 
 @dataclass(frozen=True)
@@ -135,11 +136,15 @@ def status_lines(status: SiteStatus) -> list[str]:
     head = status.head
     lines.append(f"Chain head:     entry {head.seq} hash {head.hash}" if head else "Chain head:     none (no entries)")
     lines.append(f"Outstanding:    {len(status.outstanding)} row(s) need a person")
-    for row in status.outstanding:
+    for row in status.outstanding[:_SHOW_ROWS]:
         since = status.started(row.since_run_id) or "?"
         where = f"  line {row.line if row.line is not None else '?':>6}  {row.key or '(no key)'}  {row.state}"
         lines.append(f"{where}  since run {row.since_run_id} ({since[:10]}), last run {row.run_id}"
                      f"  {' '.join((row.reason or '').split())}".rstrip())  # fmt: skip
+    if len(status.outstanding) > _SHOW_ROWS:
+        lines.append(
+            f"  ... and {len(status.outstanding) - _SHOW_ROWS} more (`status --json` or `report --all` lists them all)"
+        )
     lines.append(f"Status: {status.verdict} (exit {status.exit_code}): {'; '.join(status.reasons)}")
     return lines
 

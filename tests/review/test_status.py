@@ -140,3 +140,22 @@ def test_a_row_without_a_key_is_listed_from_the_latest_run(site: Site) -> None:
     across = json.loads(CliRunner().invoke(cli, ["report", "-c", str(site.config), "--all", "-f", "json"]).output)
     keyless = [row for row in across["rows"] if not row["key"]]
     assert len(keyless) == 1 and keyless[0]["runs"] == 2  # the same input cells: the same row in both runs
+
+
+def test_the_text_lists_the_first_fifty_outstanding_rows_and_json_all(tmp_path: Path) -> None:
+    from pipeline.ledger._row_states import StatusUpdate
+    from pipeline.ledger._write import LedgerWrite
+
+    path = tmp_path / "ledger.sqlite"
+    with Ledger.open(path) as ledger:
+        run_id = ledger.begin_run(RunInfo(*"abcdefghi"), 1)
+        ledger.append(
+            LedgerWrite(updates=[StatusUpdate(f"K{i:03d}", None, "failed", None, run_id, i) for i in range(60)])
+        )
+        ledger.finish_run(run_id, {"failed": 60}, "finished", 1)
+    text = CliRunner().invoke(cli, ["status", "-l", str(path)])
+    assert text.exit_code == 1
+    listed = [line for line in text.output.splitlines() if line.startswith("  line ")]
+    assert len(listed) == 50 and "  ... and 10 more (`status --json` or `report --all` lists them all)" in text.output
+    found = json.loads(CliRunner().invoke(cli, ["status", "-l", str(path), "--json"]).output)
+    assert len(found["outstanding"]) == 60
