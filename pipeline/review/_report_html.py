@@ -155,8 +155,9 @@ def _outcome_chart(counts: dict[str, int]) -> str:
         y = 5 + i * row_h
         width = round(bar_w * n / biggest, 1) if n else 0
         parts.append(f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{state}</text>')
+        colour = STATE_COLOURS.get(state, "#555")
         parts.append(f'<rect class="bar" data-state="{state}" data-count="{n}" x="{label_w}" y="{y + 3}"'
-                     f' width="{max(width, 1 if n else 0)}" height="{row_h - 8}" fill="{STATE_COLOURS[state]}">'
+                     f' width="{max(width, 1 if n else 0)}" height="{row_h - 8}" fill="{colour}">'
                      f"<title>{state}: {n}</title></rect>")  # fmt: skip
         parts.append(f'<text x="{label_w + width + 6}" y="{y + 16}">{n}</text>')
     parts.append("</svg>\n")

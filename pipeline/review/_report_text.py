@@ -78,7 +78,7 @@ def _seen(history: RowHistory) -> str:
 
 def _advice(shown: set[str], out: TextIO) -> None:
     for state in ROW_STATES:
-        if state in shown and state in NOT_DELIVERED:
+        if state in shown and state in NOT_DELIVERED and state in STATE_ADVICE:
             out.write(f"  {state}: {STATE_ADVICE[state]}\n")
 
 
