@@ -6,8 +6,10 @@
     │   ├── MalformedHeader     an Authorization value that is not `ALG Access=NAME, Signature=B64`
     │   ├── MappingError        a mapping file that cannot be used (names the file and TOML key path)
     │   ├── SourceError         a bookings CSV that cannot be read at all
-    │   └── ConfigError         a run configuration that cannot be used
+    │   ├── ConfigError         a run configuration that cannot be used
+    │   └── LedgerDamaged       a ledger file SQLite finds damaged (corrupt pages): nothing read from it is trusted
     ├── LedgerLocked            exit 4: another run holds the ledger's lock
+    ├── HeadLogError            exit 1: the chain head could not be appended to the site's head log
     └── BenchFailed             exit 1: a step of `bench` failed (names the step and why)
 
 A security stop (exit 3) is not an exception: the run records every row and returns a RunResult
@@ -22,7 +24,9 @@ __all__ = [
     "BenchFailed",
     "CWSPipelineError",
     "ConfigError",
+    "HeadLogError",
     "KeyFileError",
+    "LedgerDamaged",
     "LedgerLocked",
     "MalformedHeader",
     "MappingError",
@@ -63,10 +67,18 @@ class ConfigError(UserInputError):
     """A run configuration file that is refused before anything is sent."""
 
 
+class LedgerDamaged(UserInputError):
+    """A ledger file whose pages SQLite finds damaged; restoring a backup helps, retrying does not."""
+
+
 class LedgerLocked(CWSPipelineError):
     """Another run holds the ledger's lock."""
 
     exit_code = 4
+
+
+class HeadLogError(CWSPipelineError):
+    """The run is recorded in the ledger, but its chain head could not be appended to the head log."""
 
 
 class BenchFailed(CWSPipelineError):

@@ -154,8 +154,6 @@ class Delivery:
         p = self._prior.get(row.key)
         state: RowState = "failed"
         reason: str | None = None
-        status_run: int | None = None
-        status_reason: str | None = None
         if row_plan == "invalid":
             state, reason = "invalid", "; ".join(str(problem) for problem in row.problems)
         elif row_plan == "excluded":
@@ -169,10 +167,9 @@ class Delivery:
             reason = f"not sent: {self._stop.reason}"
         else:
             state = "rejected"
-            reason, status_run, status_reason = rejected_again_reason(p)
+            reason = rejected_again_reason(p)  # the same words every night, naming the run that was refused
         reason = reason_text(reason, row.body) if reason else None
-        write.add(final_records(self.run_id, row, state, reason, sha, None, 0, status_run=status_run,
-                                status_reason=status_reason))  # fmt: skip
+        write.add(final_records(self.run_id, row, state, reason, sha, None, 0))
         return RowOutcome(row.line, row.key, state, reason)
 
     # -- rows that need requests -----------------------------------------------------------------

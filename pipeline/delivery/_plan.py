@@ -50,18 +50,18 @@ def keeps_recorded_status(p: PriorRow | None, body_sha256: str, cells_sha256: st
     )
 
 
-def rejected_again_reason(p: PriorRow | None) -> tuple[str, int | None, str | None]:
-    """The reason for a row rejected earlier with the same body, the run that rejected it, and CorEMR's words.
+def rejected_again_reason(p: PriorRow | None) -> str:
+    """The reason for a row rejected earlier with the same body: the run that was refused and CorEMR's words.
 
-    The same every night: it names the run that was refused and CorEMR's message, never an earlier
-    "rejected earlier" (older ledgers hold such nested reasons: the innermost one is kept).
+    The same every night: the reason recorded last night is read back to the first refusal, never
+    nested in another "rejected earlier" (older ledgers hold such nested reasons: the innermost is kept).
     """
     if p is None:
-        return "rejected earlier with the same body", None, None
+        return "rejected earlier with the same body"
     run_id, message = p.run_id, p.reason or ""
     while match := _REJECTED_AGAIN.match(message):
         run_id, message = int(match.group(1)), message[match.end() :]
-    return f"rejected earlier with the same body (run {run_id}): {message}", run_id, message
+    return f"rejected earlier with the same body (run {run_id}): {message}"
 
 
 class Rebookings:

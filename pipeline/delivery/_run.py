@@ -15,9 +15,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._errors import ConfigError, CWSPipelineError, UserInputError
+from .._errors import ConfigError, CWSPipelineError, HeadLogError, UserInputError
 from .._version import __version__
-from ..ledger import NOT_DELIVERED, ROW_STATES, Ledger, LedgerWriter, RowState, RunInfo, RunLock
+from ..ledger import (
+    NOT_DELIVERED,
+    ROW_STATES,
+    Ledger,
+    LedgerWriter,
+    RowState,
+    RunInfo,
+    RunLock,
+    RunStatus,
+    record_chain_head,
+)
 from ..mapping import MappedRow, Mapping, load_mapping, map_csv
 from ..protocol import API_PROFILES, CWSAuth, Keyring, load_private_key
 from ..source import take_snapshot
@@ -98,7 +108,7 @@ def run_bookings(
         info = RunInfo(
             source=str(csv_path.resolve()),
             source_sha256=setup.source_sha256,
-            mapping=str(setup.mapping.path),
+            mapping=str(setup.mapping.path.resolve()),
             mapping_sha256=setup.mapping.sha256,
             base_url=config.base_url,
             endpoint=setup.mapping.endpoint,
@@ -121,7 +131,7 @@ def run_bookings(
             Dispatcher(delivery, stop, config.concurrency, tally, on_total).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
             failure = exc
-        _end_run(ledger, writer, result, tally, breaker, failure)
+        _end_run(ledger, writer, result, tally, breaker, failure, config.head_log)
     return result
 
 
@@ -168,12 +178,13 @@ def _open_transport(config: RunConfig) -> CWSTransport:
 
 def _earlier_runs_not_finished(ledger: Ledger) -> list[str]:
     """One line about earlier runs that did not finish (killed, crashed, interrupted), or none."""
-    killed = ledger.mark_interrupted_runs()  # left "running" by a process that died: we hold the lock
-    found = [f"run {run_id} ended without recording its end (killed?)" for run_id in killed]
+    killed = ledger.close_abandoned_runs()  # left "running" by a process that died: we hold the lock
+    found = [f"run {run.run_id} ended without recording its end (killed?)" for run in killed]
     last = ledger.latest_run_id()
-    ending = ledger.run_ending(last) if last is not None and last not in killed else None
-    if ending is not None and ending[0] in ("interrupted", "crashed"):
-        found.append(f"run {last} {'crashed' if ending[0] == 'crashed' else 'was interrupted'} (exit code {ending[1]})")
+    ending = ledger.runs([last])[0] if last is not None and last not in {run.run_id for run in killed} else None
+    if ending is not None and ending.status in ("interrupted", "crashed"):
+        what = "crashed" if ending.status == "crashed" else "was interrupted"
+        found.append(f"run {last} {what} (exit code {ending.exit_code})")
     if not found:
         return []
     return [f"Note: earlier {'; '.join(found)}; rows it left in doubt are settled by lookup in this run"]
@@ -186,6 +197,7 @@ def _end_run(
     tally: Tally,
     breaker: CircuitBreaker,
     failure: BaseException | None,
+    head_log: Path | None,
 ) -> None:
     """Commit what is queued, record the run's true ending, and raise what stopped it (if anything did)."""
     try:
@@ -198,7 +210,9 @@ def _end_run(
     status, exit_code = _ending(result, failure)
     try:
         ledger.finish_run(result.run_id, {str(k): v for k, v in result.counts.items()}, status, exit_code)
-    except sqlite3.Error as exc:  # the end cannot be recorded; the next run finds the run and says so
+        if head_log is not None:
+            record_chain_head(head_log, ledger, result.run_id)  # a copy of the head kept elsewhere
+    except (sqlite3.Error, HeadLogError) as exc:  # the end cannot be recorded; the next run finds it and says so
         failure = failure or exc
     if failure is None:
         return
@@ -225,7 +239,7 @@ def _cannot_write(path: Path, exc: sqlite3.Error, what: str) -> UserInputError:
     )
 
 
-def _ending(result: RunResult, failure: BaseException | None) -> tuple[str, int]:
+def _ending(result: RunResult, failure: BaseException | None) -> tuple[RunStatus, int]:
     """The run's status and exit code, as the ledger records them."""
     if failure is None:
         return ("stopped" if result.security_stop else "finished"), result.exit_code
