@@ -9,10 +9,18 @@ import re
 import threading
 from typing import Literal
 
-from ..ledger import PriorRow, PriorRows, sha256_hex
+from ..ledger import PriorRow, PriorRows, StatusUpdate, sha256_hex
 from ..mapping import MappedRow
 
-__all__ = ["DOUBTFUL", "Plan", "Rebookings", "keeps_recorded_status", "plan", "rejected_again_reason"]
+__all__ = [
+    "DOUBTFUL",
+    "Plan",
+    "Rebookings",
+    "already_reported",
+    "keeps_recorded_status",
+    "plan",
+    "rejected_again_reason",
+]
 
 Plan = Literal["invalid", "excluded", "skipped", "changed", "rejected_again", "send", "settle", "stopped"]
 # A request was recorded as leaving, or may have landed, and no verified answer settled it.
@@ -38,6 +46,20 @@ def plan(row: MappedRow, prior: PriorRows) -> tuple[Plan, str | None]:
     if p.state == "rejected" and p.body_sha256 == sha:
         return "rejected_again", sha
     return "send", sha
+
+
+def already_reported(p: PriorRow | None, update: StatusUpdate | None) -> bool:
+    """True when an earlier run left this row in the same state, with the same body and the same input cells.
+
+    Such a row was reported then and has not changed since: cron need not hear of it again.
+    """
+    return (
+        p is not None
+        and update is not None
+        and p.state == update.state
+        and p.body_sha256 == update.body_sha256
+        and p.cells_sha256 == update.cells_sha256
+    )
 
 
 def keeps_recorded_status(p: PriorRow | None, body_sha256: str, cells_sha256: str) -> bool:
