@@ -17,6 +17,8 @@ from pipeline.simulator._server import CWSServer
 
 from .sites import SITE_MAPPING, KeyPair, Site, booking_rows
 
+pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'not slow' while editing
+
 BIRTH_DATE = "1986-11-08"
 
 
