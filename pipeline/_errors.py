@@ -6,9 +6,11 @@
     │   ├── MalformedHeader     an Authorization value that is not `ALG Access=NAME, Signature=B64`
     │   ├── MappingError        a mapping file that cannot be used (names the file and TOML key path)
     │   ├── SourceError         a bookings CSV that cannot be read at all
-    │   └── ConfigError         a run configuration that cannot be used
+    │   ├── ConfigError         a run configuration that cannot be used
+    │   └── LedgerDamaged       a ledger file SQLite finds damaged (corrupt pages): nothing read from it is trusted
     ├── LedgerLocked            exit 4: another run holds the ledger's lock
     ├── OutsideWindow           exit 5: started outside the delivery window; nothing sent (says when it opens)
+    ├── HeadLogError            exit 1: the chain head could not be appended to the site's head log
     └── BenchFailed             exit 1: a step of `bench` failed (names the step and why)
 
 A security stop (exit 3) and a delivery window that closes mid-run (exit 5) are not exceptions: the
@@ -23,7 +25,9 @@ __all__ = [
     "BenchFailed",
     "CWSPipelineError",
     "ConfigError",
+    "HeadLogError",
     "KeyFileError",
+    "LedgerDamaged",
     "LedgerLocked",
     "MalformedHeader",
     "MappingError",
@@ -65,6 +69,10 @@ class ConfigError(UserInputError):
     """A run configuration file that is refused before anything is sent."""
 
 
+class LedgerDamaged(UserInputError):
+    """A ledger file whose pages SQLite finds damaged; restoring a backup helps, retrying does not."""
+
+
 class LedgerLocked(CWSPipelineError):
     """Another run holds the ledger's lock."""
 
@@ -75,6 +83,10 @@ class OutsideWindow(CWSPipelineError):
     """A run started outside its delivery window: nothing was sent; run again when the window opens."""
 
     exit_code = 5
+
+
+class HeadLogError(CWSPipelineError):
+    """The run is recorded in the ledger, but its chain head could not be appended to the head log."""
 
 
 class BenchFailed(CWSPipelineError):

@@ -48,6 +48,7 @@ class RunConfig:
     circuit_breaker: int = 5
     ca_bundle: Path | None = None
     allow_insecure_http: bool = False
+    head_log: Path | None = None  # each run appends its final chain head here (see ledger._heads)
 
     def __post_init__(self) -> None:
         if self.concurrency <= 0:
@@ -62,7 +63,7 @@ _REQUIRED = ("base_url", "access", "private_key", "server_keys")
 _OPTIONAL = (
     "ledger", "algorithm", "accept_algorithms", "passphrase_env", "concurrency", "max_attempts", "timeout",
     "max_answer_bytes", "retry_initial_wait", "retry_max_wait", "retry_after_cap", "circuit_breaker", "ca_bundle",
-    "allow_insecure_http", "adaptive", "max_rate", "window", "timezone",
+    "allow_insecure_http", "head_log", "adaptive", "max_rate", "window", "timezone",
 )  # fmt: skip
 CONFIG_KEYS = (*_REQUIRED, *_OPTIONAL)  # every key a run configuration may hold
 _COUNTS = ("concurrency", "max_attempts", "circuit_breaker", "max_answer_bytes")
@@ -95,6 +96,10 @@ def load_config(path: Path | str) -> RunConfig:
         opts["passphrase_env"] = doc.string("passphrase_env", raw["passphrase_env"])
     if "ca_bundle" in raw:
         opts["ca_bundle"] = _checked_ca_bundle(local("ca_bundle"), doc)
+    if "head_log" in raw:
+        opts["head_log"] = local("head_log")
+        if not opts["head_log"].parent.is_dir():
+            raise doc.error("head_log", f"the directory {opts['head_log'].parent} does not exist")
     base_url = doc.string("base_url", raw["base_url"]).rstrip("/")
     allow_http = doc.boolean("allow_insecure_http", raw.get("allow_insecure_http", False))
     _check_base_url(base_url, allow_http, doc)

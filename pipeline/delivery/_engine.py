@@ -17,6 +17,7 @@ from typing import Literal
 from ..ledger import (
     LedgerWrite,
     LedgerWriter,
+    PriorRow,
     PriorRows,
     RowState,
     SkippedRow,
@@ -32,7 +33,7 @@ from ._config import RunConfig
 from ._exchange import Exchange, exchange
 from ._lookup import judge_lookup, patient_url
 from ._messages import reason_text, server_message
-from ._plan import Plan, Rebookings, keeps_recorded_status, plan, rejected_again_reason
+from ._plan import Plan, Rebookings, already_reported, keeps_recorded_status, plan, rejected_again_reason
 from ._records import cells_json, exchange_record, final_records, intent_record
 from ._retry import RETRYABLE_STATUSES, RunStop, TransientFailure, retrying
 from ._transport import Transport
@@ -48,12 +49,13 @@ _REBOOKED = (
 
 @dataclass(frozen=True)
 class RowOutcome:
-    """The one state a row ended in, and why."""
+    """The one state a row ended in, and why; `known` when an earlier run left it so, unchanged since."""
 
     line: int
     key: str
     state: RowState
     reason: str | None = None
+    known: bool = False
 
 
 @dataclass
@@ -158,8 +160,6 @@ class Delivery:
         p = self._prior.get(row.key)
         state: RowState = "failed"
         reason: str | None = None
-        status_run: int | None = None
-        status_reason: str | None = None
         if row_plan == "invalid":
             state, reason = "invalid", "; ".join(str(problem) for problem in row.problems)
         elif row_plan == "excluded":
@@ -173,11 +173,11 @@ class Delivery:
             reason = f"not sent: {self._stop.reason}"
         else:
             state = "rejected"
-            reason, status_run, status_reason = rejected_again_reason(p)
+            reason = rejected_again_reason(p)  # the same words every night, naming the run that was refused
         reason = reason_text(reason, row.body) if reason else None
-        write.add(final_records(self.run_id, row, state, reason, sha, None, 0, status_run=status_run,
-                                status_reason=status_reason))  # fmt: skip
-        return RowOutcome(row.line, row.key, state, reason)
+        records = final_records(self.run_id, row, state, reason, sha, None, 0)
+        write.add(records)
+        return RowOutcome(row.line, row.key, state, reason, _known(p, records))
 
     # -- rows that need requests -----------------------------------------------------------------
 
@@ -349,4 +349,9 @@ class Delivery:
         sha = body_sha or r.doubt_sha or r.sha
         write = final_records(self.run_id, r.row, state, reason, sha, r.last, r.attempts, keep=keep)
         self._writer.submit(write if record else LedgerWrite(updates=write.updates))
-        return RowOutcome(r.row.line, r.row.key, state, reason)
+        return RowOutcome(r.row.line, r.row.key, state, reason, _known(self._prior.get(r.row.key), write))
+
+
+def _known(p: PriorRow | None, write: LedgerWrite) -> bool:
+    """Whether the row's new status repeats what an earlier run left (same state, body and input cells)."""
+    return already_reported(p, write.updates[-1] if write.updates else None)

@@ -9,10 +9,18 @@ import re
 import threading
 from typing import Literal
 
-from ..ledger import PriorRow, PriorRows, sha256_hex
+from ..ledger import PriorRow, PriorRows, StatusUpdate, sha256_hex
 from ..mapping import MappedRow
 
-__all__ = ["DOUBTFUL", "Plan", "Rebookings", "keeps_recorded_status", "plan", "rejected_again_reason"]
+__all__ = [
+    "DOUBTFUL",
+    "Plan",
+    "Rebookings",
+    "already_reported",
+    "keeps_recorded_status",
+    "plan",
+    "rejected_again_reason",
+]
 
 Plan = Literal["invalid", "excluded", "skipped", "changed", "rejected_again", "send", "settle", "stopped"]
 # A request was recorded as leaving, or may have landed, and no verified answer settled it.
@@ -40,6 +48,20 @@ def plan(row: MappedRow, prior: PriorRows) -> tuple[Plan, str | None]:
     return "send", sha
 
 
+def already_reported(p: PriorRow | None, update: StatusUpdate | None) -> bool:
+    """True when an earlier run left this row in the same state, with the same body and the same input cells.
+
+    Such a row was reported then and has not changed since: cron need not hear of it again.
+    """
+    return (
+        p is not None
+        and update is not None
+        and p.state == update.state
+        and p.body_sha256 == update.body_sha256
+        and p.cells_sha256 == update.cells_sha256
+    )
+
+
 def keeps_recorded_status(p: PriorRow | None, body_sha256: str, cells_sha256: str) -> bool:
     """True when a skipped row's status needs no change: delivered or skipped with this body and these cells."""
     return (
@@ -50,18 +72,18 @@ def keeps_recorded_status(p: PriorRow | None, body_sha256: str, cells_sha256: st
     )
 
 
-def rejected_again_reason(p: PriorRow | None) -> tuple[str, int | None, str | None]:
-    """The reason for a row rejected earlier with the same body, the run that rejected it, and CorEMR's words.
+def rejected_again_reason(p: PriorRow | None) -> str:
+    """The reason for a row rejected earlier with the same body: the run that was refused and CorEMR's words.
 
-    The same every night: it names the run that was refused and CorEMR's message, never an earlier
-    "rejected earlier" (older ledgers hold such nested reasons: the innermost one is kept).
+    The same every night: the reason recorded last night is read back to the first refusal, never
+    nested in another "rejected earlier" (older ledgers hold such nested reasons: the innermost is kept).
     """
     if p is None:
-        return "rejected earlier with the same body", None, None
+        return "rejected earlier with the same body"
     run_id, message = p.run_id, p.reason or ""
     while match := _REJECTED_AGAIN.match(message):
         run_id, message = int(match.group(1)), message[match.end() :]
-    return f"rejected earlier with the same body (run {run_id}): {message}", run_id, message
+    return f"rejected earlier with the same body (run {run_id}): {message}"
 
 
 class Rebookings:

@@ -58,14 +58,10 @@ def final_records(
     attempts: int,
     *,
     keep: bool = False,
-    status_run: int | None = None,
-    status_reason: str | None = None,
 ) -> LedgerWrite:
     """The row's state entry, its input cells and its row_status change.
 
     keep=True: a 'changed' after a lookup keeps the delivered body recorded just before it.
-    status_run, status_reason: what row_status keeps instead of this run and REASON (a rejection
-    repeated from an earlier run stays that run's, with CorEMR's own words).
     """
     cells = cells_json(row)
     cells_sha = sha256_hex(cells)
@@ -79,8 +75,8 @@ def final_records(
     write = LedgerWrite([entry], [(cells_sha, cells)])
     if row.key:
         write.updates.append(
-            StatusUpdate(row.key, row.external_id, state, body_sha, status_run or run_id, row.line,
-                         status_reason or reason, delivered=state == "delivered" and not keep, cells_sha256=cells_sha)
+            StatusUpdate(row.key, row.external_id, state, body_sha, run_id, row.line, reason,
+                         delivered=state == "delivered" and not keep, cells_sha256=cells_sha)
         )  # fmt: skip
     return write
 

@@ -18,9 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .._errors import ConfigError, CWSPipelineError, OutsideWindow, UserInputError
+from .._errors import ConfigError, CWSPipelineError, HeadLogError, OutsideWindow, UserInputError
 from .._version import __version__
-from ..ledger import NOT_DELIVERED, ROW_STATES, Ledger, LedgerWriter, RowState, RunInfo, RunLock
+from ..ledger import (
+    ROW_STATES,
+    Ledger,
+    LedgerWriter,
+    RowState,
+    RunInfo,
+    RunLock,
+    RunStatus,
+    record_chain_head,
+)
 from ..mapping import MappedRow, Mapping, load_mapping, map_csv
 from ..protocol import API_PROFILES, CWSAuth, Keyring, load_private_key
 from ..source import Snapshot, take_snapshot
@@ -49,6 +58,8 @@ class RunResult:
     attention: list[RowOutcome] = field(default_factory=list)
     security_stop: str | None = None
     notices: list[str] = field(default_factory=list)  # one line each: an earlier run that did not finish
+    new_attention: int = 0  # rows that newly need a person, or changed since they were reported
+    known_attention: int = 0  # rows that need a person as reported before, unchanged since
     concurrency: int = 0  # requests in flight the limit settled at (the fixed number when not adaptive)
     adaptive: bool = False
     peak_in_flight: int = 0
@@ -61,12 +72,17 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 all delivered or skipped; 1 some not delivered; 3 security stop; 5 the window closed first."""
+        """3 security stop; 5 the delivery window closed before every row was sent; 1 a row newly needs a
+        person (or changed since it was reported); else 0.
+
+        Rows reported by an earlier run and unchanged since do not make it 1 on their own: cron mails
+        once about a row, not every night (`status` lists every row still outstanding).
+        """
         if self.security_stop:
             return 3
-        if not any(self.counts[s] for s in NOT_DELIVERED):
-            return 0
-        return WINDOW_CLOSED_EXIT if self.window_closed else 1
+        if self.window_closed and self.counts["failed"]:
+            return WINDOW_CLOSED_EXIT
+        return 1 if self.new_attention else 0
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -139,7 +155,7 @@ def run_bookings(
         result.concurrency, result.adaptive = settled_limit(limiter.limit), config.adaptive
         result.peak_in_flight = limiter.peak
         result.window_closed = watch.closed if watch is not None else None
-        _end_run(ledger, writer, result, tally, breaker, failure)
+        _end_run(ledger, writer, result, tally, breaker, failure, config.head_log)
     return result
 
 
@@ -148,7 +164,7 @@ def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
     return RunInfo(
         source=str(csv_path.resolve()),
         source_sha256=setup.source_sha256,
-        mapping=str(setup.mapping.path),
+        mapping=str(setup.mapping.path.resolve()),
         mapping_sha256=setup.mapping.sha256,
         base_url=config.base_url,
         endpoint=setup.mapping.endpoint,
@@ -218,12 +234,13 @@ def _open_transport(config: RunConfig) -> CWSTransport:
 
 def _earlier_runs_not_finished(ledger: Ledger) -> list[str]:
     """One line about earlier runs that did not finish (killed, crashed, interrupted), or none."""
-    killed = ledger.mark_interrupted_runs()  # left "running" by a process that died: we hold the lock
-    found = [f"run {run_id} ended without recording its end (killed?)" for run_id in killed]
+    killed = ledger.close_abandoned_runs()  # left "running" by a process that died: we hold the lock
+    found = [f"run {run.run_id} ended without recording its end (killed?)" for run in killed]
     last = ledger.latest_run_id()
-    ending = ledger.run_ending(last) if last is not None and last not in killed else None
-    if ending is not None and ending[0] in ("interrupted", "crashed"):
-        found.append(f"run {last} {'crashed' if ending[0] == 'crashed' else 'was interrupted'} (exit code {ending[1]})")
+    ending = ledger.runs([last])[0] if last is not None and last not in {run.run_id for run in killed} else None
+    if ending is not None and ending.status in ("interrupted", "crashed"):
+        what = "crashed" if ending.status == "crashed" else "was interrupted"
+        found.append(f"run {last} {what} (exit code {ending.exit_code})")
     if not found:
         return []
     return [f"Note: earlier {'; '.join(found)}; rows it left in doubt are settled by lookup in this run"]
@@ -236,6 +253,7 @@ def _end_run(
     tally: Tally,
     breaker: CircuitBreaker,
     failure: BaseException | None,
+    head_log: Path | None,
 ) -> None:
     """Commit what is queued, record the run's true ending, and raise what stopped it (if anything did)."""
     try:
@@ -243,12 +261,16 @@ def _end_run(
     except BaseException as exc:  # the writer's own failure (disk full): the run's, unless one came first
         failure = failure or exc
     result.counts.update(tally.counts)
-    result.attention = tally.attention
+    result.attention = tally.kept_attention()
+    result.new_attention, result.known_attention = tally.new_attention, tally.known_attention
     result.security_stop = breaker.reason or None
     status, exit_code = _ending(result, failure)
     try:
-        ledger.finish_run(result.run_id, {str(k): v for k, v in result.counts.items()}, status, exit_code)
-    except sqlite3.Error as exc:  # the end cannot be recorded; the next run finds the run and says so
+        settled = result.concurrency if result.peak_in_flight else None  # no request, nothing to settle at
+        ledger.finish_run(result.run_id, {str(k): v for k, v in result.counts.items()}, status, exit_code, settled)
+        if head_log is not None:
+            record_chain_head(head_log, ledger, result.run_id)  # a copy of the head kept elsewhere
+    except (sqlite3.Error, HeadLogError) as exc:  # the end cannot be recorded; the next run finds it and says so
         failure = failure or exc
     if failure is None:
         return
@@ -275,7 +297,7 @@ def _cannot_write(path: Path, exc: sqlite3.Error, what: str) -> UserInputError:
     )
 
 
-def _ending(result: RunResult, failure: BaseException | None) -> tuple[str, int]:
+def _ending(result: RunResult, failure: BaseException | None) -> tuple[RunStatus, int]:
     """The run's status and exit code, as the ledger records them."""
     if failure is None:
         stopped = result.security_stop or result.exit_code == WINDOW_CLOSED_EXIT

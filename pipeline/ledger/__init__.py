@@ -13,29 +13,58 @@ from ._entries import (
     skipped_rows_entries,
     verify_chain,
 )
+from ._heads import RecordedHead, check_heads, read_head_log, record_chain_head
 from ._ledger import Ledger, RunInfo
 from ._lock import RunLock
+from ._reads import (
+    SETTLED_STATES,
+    STATE_ROW_FIELDS,
+    ChainHead,
+    LedgerSize,
+    OutstandingRow,
+    StateRow,
+    StateTally,
+    StoredBody,
+)
 from ._row_states import NOT_DELIVERED, ROW_STATES, STATE_ADVICE, PriorRow, PriorRows, RowState, StatusUpdate
+from ._runs import RUN_STATUS_MEANING, RUN_STATUSES, RunRecord, RunStatus, UnfinishedRun
 from ._write import LedgerWrite
 from ._writer import LedgerWriter
 
 __all__ = [
     "NOT_DELIVERED",
     "ROW_STATES",
+    "RUN_STATUSES",
+    "RUN_STATUS_MEANING",
+    "SETTLED_STATES",
     "STATE_ADVICE",
+    "STATE_ROW_FIELDS",
     "ChainBreak",
+    "ChainHead",
     "Entry",
     "Ledger",
+    "LedgerSize",
     "LedgerWrite",
     "LedgerWriter",
+    "OutstandingRow",
     "PriorRow",
     "PriorRows",
+    "RecordedHead",
     "RowState",
     "RunInfo",
     "RunLock",
+    "RunRecord",
+    "RunStatus",
     "SkippedRow",
+    "StateRow",
+    "StateTally",
     "StatusUpdate",
+    "StoredBody",
+    "UnfinishedRun",
+    "check_heads",
     "now_iso",
+    "read_head_log",
+    "record_chain_head",
     "sha256_hex",
     "skipped_rows",
     "skipped_rows_entries",

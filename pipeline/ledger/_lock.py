@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -12,6 +13,8 @@ from .._errors import LedgerLocked, UserInputError
 from ._entries import now_iso
 
 __all__ = ["RunLock"]
+
+_PATIENCE_SECONDS = 1.0
 
 
 class RunLock:
@@ -32,9 +35,7 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise UserInputError(f"{self.path}: cannot create the ledger's lock file ({exc.strerror})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not self._take(fd):
             holder = self._holder(fd)
             os.close(fd)
             raise LedgerLocked(
@@ -46,11 +47,40 @@ class RunLock:
         os.fsync(fd)
         self._fd = fd
 
+    @staticmethod
+    def _take(fd: int) -> bool:
+        """Take the exclusive lock; `status` may hold a shared one for an instant, so try for a moment first."""
+        deadline = time.monotonic() + _PATIENCE_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+
     def release(self) -> None:
         """Release the lock (closing the descriptor releases the flock)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    @classmethod
+    def holder(cls, ledger_path: Path) -> dict[str, object] | None:
+        """Who holds the lock now ({"pid", "started_at"}), or None; writes nothing, holds a shared lock an instant."""
+        path = ledger_path.with_name(ledger_path.name + ".lock")
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None  # no lock file (no run yet), or one we may not read: nothing to say
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return cls._holder(fd)
+        finally:
+            os.close(fd)  # closing releases a lock we took
+        return None
 
     @staticmethod
     def _holder(fd: int) -> dict[str, object]:

@@ -1,7 +1,9 @@
 """Auditing a ledger offline: the hash chain, the runs table, every stored body, and both sides' signatures.
 
+First SQLite's own integrity_check of the whole file: a damaged file fails the audit in one line.
 What holds after a passing audit: no entry was edited, deleted, inserted or reordered since it was written
-(short of someone recomputing every later hash: compare the printed head hash with a copy kept elsewhere);
+(short of someone recomputing every later hash: that is caught by checking the heads a head log kept
+elsewhere recorded, `head_log`, which the audit does when given one);
 the runs table agrees with the chain; every stored body is the one its entries name; every request
 signature we stored is our key's signature of the stored request bytes; every answer recorded as verified
 carries CorEMR's signature of the stored response bytes. It cannot show rows that were never written.
@@ -18,9 +20,19 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .._errors import MalformedHeader
+from .._errors import LedgerDamaged, MalformedHeader
 from ..delivery import RunConfig
-from ..ledger import ChainBreak, Entry, Ledger, sha256_hex, skipped_rows, verify_chain
+from ..ledger import (
+    ChainBreak,
+    Entry,
+    Ledger,
+    RecordedHead,
+    check_heads,
+    read_head_log,
+    sha256_hex,
+    skipped_rows,
+    verify_chain,
+)
 from ..protocol import (
     ALGORITHMS,
     AuthorizationHeader,
@@ -31,12 +43,11 @@ from ..protocol import (
     verify_body,
 )
 
-__all__ = ["AuditFailure", "AuditResult", "RunAudit", "audit_ledger", "audit_lines", "our_public_key"]
+__all__ = ["AuditFailure", "AuditResult", "RunAudit", "audit_ledger", "our_public_key"]
 
 Verdict = Literal["proven", "not_checkable", "unverified", "failed", "unchained"]
 BodyCheck = Literal["ok", "pruned", "missing", "replaced"]
 
-_SHOW_FAILURES = 50
 _SIGNATURE_CACHE = 20_000
 _RUN_FIELDS = (
     "source", "source_sha256", "mapping", "mapping_sha256", "base_url", "endpoint", "access", "algorithm",
@@ -91,11 +102,14 @@ class AuditResult:
     chain_break: ChainBreak | None = None
     runs: dict[int, RunAudit] = field(default_factory=dict)
     failures: list[AuditFailure] = field(default_factory=list)
+    damaged: str | None = None  # SQLite found the file damaged: nothing else was checked
+    head_log: Path | None = None
+    heads_checked: int = 0
 
     @property
     def ok(self) -> bool:
-        """True only when the chain holds and nothing checkable failed."""
-        return self.chain_break is None and not self.failures
+        """True only when the file is sound, the chain holds and nothing checkable failed."""
+        return self.damaged is None and self.chain_break is None and not self.failures
 
     @property
     def exit_code(self) -> int:
@@ -113,15 +127,23 @@ def our_public_key(config: RunConfig, public_key: Path | None = None) -> rsa.RSA
     return load_private_key(config.private_key, config.passphrase()).public_key()
 
 
-def audit_ledger(ledger: Ledger, config: RunConfig, public_key: rsa.RSAPublicKey | None = None) -> AuditResult:
-    """Check the chain, the runs table, every body and every stored signature; never writes to the ledger."""
+def audit_ledger(
+    ledger: Ledger, config: RunConfig, public_key: rsa.RSAPublicKey | None = None, *, head_log: Path | None = None
+) -> AuditResult:
+    """Check the file, the chain, the runs table, every body and stored signature, and (given a head log) that
+    every head it recorded is still in the chain; never writes to the ledger."""
+    heads = read_head_log(head_log) if head_log is not None else []
     checker = _Checker(ledger, config, public_key or our_public_key(config))
-    # One read transaction: a run writing meanwhile cannot make the chain and the runs table disagree.
-    ledger.connection.execute("BEGIN")
+    checker.result.head_log = head_log
     try:
-        return checker.run()
-    finally:
-        ledger.connection.execute("ROLLBACK")
+        ledger.check_integrity()
+        # One read transaction: a run writing meanwhile cannot make the chain and the runs table disagree.
+        with ledger.snapshot():
+            checker.run()
+            checker.check_heads(heads)
+    except LedgerDamaged as exc:
+        checker.result.damaged = str(exc)
+    return checker.result
 
 
 class _Checker:
@@ -157,6 +179,12 @@ class _Checker:
         self._check_runs_table()
         self._check_unreferenced_bodies()
         return self.result
+
+    def check_heads(self, heads: list[RecordedHead]) -> None:
+        """Every head the head log recorded must still be in the chain, at its seq, with its hash."""
+        self.result.heads_checked = len(heads)
+        for problem in check_heads(self.ledger, heads):
+            self.result.failures.append(AuditFailure(f"head log {self.result.head_log}, {problem}"))
 
     def _walk(self, entries: Iterator[Entry]) -> Iterator[Entry]:
         for entry in entries:
@@ -238,14 +266,14 @@ class _Checker:
         if sha is None:
             return "ok"
         if sha not in self.bodies:
-            row = self.ledger.connection.execute("SELECT body, pruned_at FROM bodies WHERE sha256=?", (sha,)).fetchone()
+            stored = self.ledger.stored_body(sha)
             check: BodyCheck
-            if row is None or (row[0] is None and row[1] is None):
+            if stored is None or (stored.body is None and stored.pruned_at is None):
                 check = "missing"
-            elif row[0] is None:
+            elif stored.body is None:
                 check = "pruned"
             else:
-                check = "ok" if sha256_hex(bytes(row[0])) == sha else "replaced"
+                check = "ok" if sha256_hex(stored.body) == sha else "replaced"
             self.bodies[sha] = check
         found = self.bodies[sha]
         return "ok" if found == "missing" and not required else found
@@ -291,12 +319,8 @@ class _Checker:
         return f"recorded as verified, but CorEMR's signature over the stored response now fails: {check.reason}"
 
     def _check_runs_table(self) -> None:
-        db = self.ledger.connection
-        columns = ", ".join(("run_id", "started_at", "finished_at", "status", "counts", "exit_code", *_RUN_FIELDS))
-        cur = db.execute(f"SELECT {columns} FROM runs")  # noqa: S608 -- fixed column names
-        names = [d[0] for d in cur.description]
-        rows = {int(r[0]): dict(zip(names, r, strict=True)) for r in cur}
         fail = self.result.failures.append
+        rows = {run.run_id: run for run in self.ledger.runs()}
         for run_id, row in sorted(rows.items()):
             started = self.started.get(run_id)
             if started is None:
@@ -304,25 +328,27 @@ class _Checker:
                 continue
             what = "the runs table differs from this run_started entry in"
             info = _json(started.detail)
-            edited = [n for n in _RUN_FIELDS if info.get(n) != row[n]]
-            if row["started_at"] != started.at:
+            edited = [n for n in _RUN_FIELDS if info.get(n) != getattr(row, n)]
+            if row.started_at != started.at:
                 edited.insert(0, "started_at")
             if edited:
                 fail(AuditFailure(f"{what} {', '.join(edited)} (the runs table was edited)", started.seq, run_id))
             finished = self.finished.get(run_id)
             if finished is None:
-                if row["status"] not in ("running", "interrupted") or row["finished_at"] is not None:
-                    fail(AuditFailure(f"the runs table says {row['status']}, finished {row['finished_at']},"
+                # 'interrupted' without an entry: how versions before 0.2 marked a run found dead
+                if row.status not in ("running", "interrupted") or row.finished_at is not None:
+                    fail(AuditFailure(f"the runs table says {row.status}, finished {row.finished_at},"
                                       " but the chain has no run_finished entry", run_id=run_id))  # fmt: skip
                 continue
             end = _json(finished.detail)
             edited = [
                 name
                 for name, recorded, stated in (
-                    ("finished_at", finished.at, row["finished_at"]),
-                    ("status", end.get("status"), row["status"]),
-                    ("counts", end.get("counts"), _json(row["counts"])),
-                    ("exit_code", end.get("exit_code"), row["exit_code"]),
+                    ("finished_at", finished.at, row.finished_at),
+                    ("status", end.get("status"), row.status),
+                    ("counts", end.get("counts"), _json(row.counts_json)),
+                    ("exit_code", end.get("exit_code"), row.exit_code),
+                    ("concurrency", end.get("concurrency"), row.concurrency),
                 )
                 if recorded != stated
             ]
@@ -334,10 +360,10 @@ class _Checker:
                 fail(AuditFailure("has a run_started entry but no row in the runs table (deleted)", entry.seq, run_id))
 
     def _check_unreferenced_bodies(self) -> None:
-        for sha, body in self.ledger.connection.execute("SELECT sha256, body FROM bodies WHERE body IS NOT NULL"):
+        for sha, body in self.ledger.stored_bodies():
             if sha in self.bodies:
                 continue
-            if sha256_hex(bytes(body)) != sha:
+            if sha256_hex(body) != sha:
                 self.result.failures.append(
                     AuditFailure(f"stored body {sha} does not match its SHA-256 and no entry names it (replaced)")
                 )
@@ -357,35 +383,3 @@ def _json(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def audit_lines(result: AuditResult) -> list[str]:
-    """What `audit` prints: the chain, one line per run, each failure (the first 50), and the verdict."""
-    chain = "intact" if result.chain_break is None else f"BROKEN at {result.chain_break}"
-    lines = [
-        f"Ledger {result.ledger}: {result.entries} entries, chain {chain}",
-        f"  head: entry {result.head_seq} hash {result.head_hash or '-'} (keep a copy elsewhere to detect a rewrite)",
-    ]
-    for run in sorted(result.runs.values(), key=lambda r: r.run_id):
-        text = (
-            f"Run {run.run_id}: {run.entries} entries: {run.proven} proven, {run.not_checkable} not checkable"
-            f" (bodies pruned), {run.unverified} with answers unverified at the time, {run.failed} failed"
-        )
-        if run.unchained:
-            text += f", {run.unchained} after the chain break"
-        lines.append(text + f"; re-verified {run.request_signatures} request and {run.response_signatures}"
-                     " response signatures")  # fmt: skip
-    for failure in result.failures[:_SHOW_FAILURES]:
-        lines.append(f"FAILED {failure}")
-    if len(result.failures) > _SHOW_FAILURES:
-        lines.append(f"... and {len(result.failures) - _SHOW_FAILURES} more failures")
-    if any(run.unverified for run in result.runs.values()):
-        lines.append(
-            "Answers recorded as unverified when they arrived are counted, not failed: the run reported those rows"
-            " as unverified then."
-        )
-    if result.ok:
-        lines.append("Audit passed: everything that could be checked holds.")
-    else:
-        lines.append(f"Audit FAILED: {len(result.failures)} problem(s).")
-    return lines

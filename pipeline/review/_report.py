@@ -1,36 +1,35 @@
-"""Reports from the ledger: runs and row records gathered into typed data, rendered as text, JSON or CSV.
+"""Reports from the ledger: runs and row records gathered into typed data (the renderers are beside this).
 
-Rows are named by line and key; names and birth dates appear only in the CSV's original cells, which
-are written only to a private (0600) file. The JSON shape is a public interface (see the README).
+A report covers one run or several. Across several runs (`--all`, `--since`/`--until`) a row counts
+once: its latest state, the run since which it has been in it (needing a person or not), and how many
+of the runs saw it. Rows are named by line and key; names and birth dates appear only in the CSV's
+original cells, which are written only to a private (0600) file.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO, get_args
+from typing import Any, Literal, get_args
 
 from .._errors import UserInputError
-from .._private_files import neutralise_cell, open_private
-from ..ledger import NOT_DELIVERED, ROW_STATES, STATE_ADVICE, Ledger
+from ..ledger import NOT_DELIVERED, ROW_STATES, Entry, Ledger, RunRecord, SkippedRow
+from ._audit import AuditResult
+from ._times import ledger_time
 
 __all__ = [
     "RECORD_FIELDS",
     "REPORT_FORMATS",
     "Report",
     "ReportFormat",
+    "RowHistory",
     "RowRecord",
     "RunSummary",
     "gather_report",
-    "open_private_text",
     "select_runs",
-    "write_csv",
-    "write_json",
-    "write_text",
 ]
 
 ReportFormat = Literal["text", "json", "csv", "html"]
@@ -41,12 +40,11 @@ RECORD_FIELDS = (
     "response_signature", "response_signer", "response_verified", "error", "at",
 )  # fmt: skip
 
+_Skipped = list[tuple[Entry, list[SkippedRow]]]
 _RUN_COLUMNS = (
-    "run_id", "started_at", "finished_at", "status", "source", "source_sha256", "mapping", "mapping_sha256",
-    "base_url", "endpoint", "access", "algorithm", "program_version",
+    "run_id", "started_at", "finished_at", "status", "exit_code", "source", "source_sha256", "mapping",
+    "mapping_sha256", "base_url", "endpoint", "access", "algorithm", "program_version",
 )  # fmt: skip
-
-# Spreadsheet programs run a cell starting with one of these as a formula (CSV injection).
 
 
 @dataclass(frozen=True)
@@ -57,6 +55,7 @@ class RunSummary:
     started_at: str
     finished_at: str | None
     status: str
+    exit_code: int | None
     source: str
     source_sha256: str
     mapping: str
@@ -74,6 +73,11 @@ class RunSummary:
     def rows(self) -> int:
         """How many rows the run gave a state."""
         return sum(self.counts.values())
+
+    @property
+    def attention(self) -> int:
+        """How many of its rows needed a person."""
+        return sum(n for state, n in self.counts.items() if state in NOT_DELIVERED)
 
     def as_json(self) -> dict[str, Any]:
         """The run as the JSON report shows it."""
@@ -102,20 +106,61 @@ class RowRecord:
     error: str | None
     at: str
     cells: dict[str, str] | None = None
+    cells_sha256: str | None = None  # tells keyless rows apart across runs; not shown
 
     def as_json(self) -> dict[str, Any]:
         """The record as the JSON report shows it (never the original cells)."""
         return {name: getattr(self, name) for name in RECORD_FIELDS}
 
+    @property
+    def identity(self) -> str:
+        """The same row in every run: its key, or for a row without one, its input cells."""
+        if self.key:
+            return self.key
+        return f"cells:{self.cells_sha256}" if self.cells_sha256 else f"run {self.run_id} line {self.line}"
+
+
+@dataclass(frozen=True)
+class RowHistory:
+    """One row across the runs a report covers: its latest record, since which run it has been on that side
+    (needing a person, or not), the first and last run that saw it, and in how many runs it appeared."""
+
+    latest: RowRecord
+    since_run: int
+    first_run: int
+    runs: int
+
+    @property
+    def outstanding(self) -> bool:
+        """True when its latest state needs a person."""
+        return self.latest.state in NOT_DELIVERED
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as the JSON report's "rows" list shows it."""
+        r = self.latest
+        return {"key": r.key, "line": r.line, "state": r.state, "since_run": self.since_run,
+                "first_run": self.first_run, "last_run": r.run_id, "runs": self.runs, "http_status": r.http_status,
+                "error": r.error}  # fmt: skip
+
 
 @dataclass
 class Report:
-    """The runs a report covers and their row records, oldest run first, rows in file order."""
+    """The runs a report covers and their row records, oldest run first, rows in file order.
+
+    Across several runs, `rows` holds each distinct row once with its latest state (in `states` when given).
+    """
 
     ledger: Path
     runs: list[RunSummary]
     records: list[RowRecord] = field(default_factory=list)
     states: tuple[str, ...] = ()
+    rows: list[RowHistory] = field(default_factory=list)
+    audit: AuditResult | None = None
+
+    @property
+    def across_runs(self) -> bool:
+        """True when the report covers more than one run (rows are then counted once each)."""
+        return len(self.runs) > 1
 
     @property
     def attention(self) -> list[RowRecord]:
@@ -124,12 +169,39 @@ class Report:
             return self.records
         return [r for r in self.records if r.state in NOT_DELIVERED]
 
+    @property
+    def outstanding(self) -> list[RowHistory]:
+        """Across runs: each row once whose latest state needs a person (or is in the chosen states)."""
+        return self.rows if self.states else [r for r in self.rows if r.outstanding]
 
-def select_runs(ledger: Ledger, run_id: int | None = None, all_runs: bool = False) -> list[int]:
-    """The run ids a report covers: one run, every run, or (by default) the latest."""
-    ids = [int(r[0]) for r in ledger.connection.execute("SELECT run_id FROM runs ORDER BY run_id")]
+    def latest_counts(self) -> dict[str, int]:
+        """Rows per latest state: across runs each row once, for one run its counts."""
+        if not self.across_runs:
+            return dict(self.runs[0].counts) if self.runs else dict.fromkeys(ROW_STATES, 0)
+        counts: dict[str, int] = dict.fromkeys(ROW_STATES, 0)
+        for row in self.rows:
+            counts[row.latest.state] = counts.get(row.latest.state, 0) + 1
+        return counts
+
+
+def select_runs(
+    ledger: Ledger,
+    run_id: int | None = None,
+    all_runs: bool = False,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[int]:
+    """The run ids a report covers: one run, every run, those started in [since, until), or (default) the latest."""
+    ids = ledger.run_ids()
     if not ids:
         raise UserInputError(f"{ledger.path}: no runs recorded yet; deliver with `cws-pipeline run` first")
+    if since is not None or until is not None:
+        chosen = ledger.run_ids(since=None if since is None else ledger_time(since),
+                                until=None if until is None else ledger_time(until))  # fmt: skip
+        if not chosen:
+            raise UserInputError(f"{ledger.path}: no run started in that period; runs there are {ids[0]} to {ids[-1]}")
+        return chosen
     if all_runs:
         return ids
     if run_id is None:
@@ -147,76 +219,74 @@ def gather_report(
     unknown = [s for s in chosen if s not in ROW_STATES]
     if unknown:
         raise UserInputError(f"--state {unknown[0]}: not a row state; use one of {', '.join(ROW_STATES)}")
-    db = ledger.connection
-    db.execute("BEGIN")  # one snapshot: counts and records agree even while a run is writing
-    try:
-        return _gather(ledger, run_ids, chosen, with_cells)
-    finally:
-        db.execute("ROLLBACK")
+    with ledger.snapshot():  # one snapshot: counts and records agree even while a run is writing
+        skipped = ledger.skipped_rows(run_ids=run_ids)  # read once: the lists are most of a re-run's ledger
+        runs = _runs(ledger, run_ids, skipped)
+        # Across runs a row's latest state needs all its records, whatever states are asked for.
+        records = _records(ledger, run_ids, () if len(run_ids) > 1 else chosen, with_cells, skipped)
+    report = Report(ledger.path.resolve(), runs, records, chosen)
+    if report.across_runs:
+        report.rows = [r for r in _histories(records) if not chosen or r.latest.state in chosen]
+        if chosen:
+            report.records = [r for r in records if r.state in chosen]
+    return report
 
 
-def _gather(ledger: Ledger, run_ids: Sequence[int], chosen: tuple[str, ...], with_cells: bool) -> Report:
-    db = ledger.connection
-    ids = ",".join(str(int(i)) for i in run_ids)  # integers only: safe to inline
+def _runs(ledger: Ledger, run_ids: Sequence[int], skipped: _Skipped) -> list[RunSummary]:
     counts: dict[int, dict[str, int]] = {i: dict.fromkeys(ROW_STATES, 0) for i in run_ids}
     verified: dict[int, list[int]] = {i: [0, 0] for i in run_ids}
-    for run_id, state, verification, n in db.execute(
-        f"SELECT run_id, state, verification, COUNT(*) FROM entries WHERE event='state' AND run_id IN ({ids})"  # noqa: S608
-        " GROUP BY run_id, state, verification"
-    ):
-        counts[run_id][state] = counts[run_id].get(state, 0) + n
-        if verification is not None:
-            verified[run_id][0 if verification == "ok" else 1] += n
-    skipped = ledger.skipped_rows(run_ids=run_ids)
+    for tally in ledger.state_tally(run_ids):
+        counts[tally.run_id][tally.state] = counts[tally.run_id].get(tally.state, 0) + tally.rows
+        if tally.verification is not None:
+            verified[tally.run_id][0 if tally.verification == "ok" else 1] += tally.rows
     for entry, rows in skipped:
         counts[entry.run_id]["skipped"] += len(rows)
-    runs = []
-    for row in db.execute(f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE run_id IN ({ids}) ORDER BY run_id"):  # noqa: S608
-        values = dict(zip(_RUN_COLUMNS, row, strict=True))
-        run_id = int(values["run_id"])
-        good, bad = verified[run_id]
-        runs.append(RunSummary(**values, counts=counts[run_id], responses_verified=good, responses_unverified=bad))
-    cells_join = "b.body FROM entries e LEFT JOIN bodies b ON b.sha256 = e.cells_sha256"
-    # Run ids are integers and states are bound parameters: nothing from input reaches the SQL text.
-    sql = (
-        "SELECT e.run_id, e.line, e.seq, e.key, e.state, e.http_status, e.attempt, e.request_sha256,"  # noqa: S608
-        " e.request_authorization, e.response_authorization, e.response_signer, e.verification, e.error, e.at,"
-        f" {cells_join if with_cells else 'NULL FROM entries e'} WHERE e.event='state' AND e.run_id IN ({ids})"
-    )
-    args: tuple[str, ...] = ()
-    if chosen:
-        sql += f" AND e.state IN ({','.join('?' * len(chosen))})"
-        args = chosen
+    return [_summary(run, counts[run.run_id], *verified[run.run_id]) for run in ledger.runs(run_ids)]
+
+
+def _summary(run: RunRecord, counts: dict[str, int], good: int, bad: int) -> RunSummary:
+    values = {name: getattr(run, name) for name in _RUN_COLUMNS}
+    return RunSummary(**values, counts=counts, responses_verified=good, responses_unverified=bad)
+
+
+def _records(
+    ledger: Ledger, run_ids: Sequence[int], chosen: tuple[str, ...], with_cells: bool, skipped: _Skipped
+) -> list[RowRecord]:
     ordered: list[tuple[int, int, int, RowRecord]] = [
         (run_id, line if line is not None else -1, seq,
          RowRecord(run_id, line, key, state, status, attempts or 0, request_sha, req_auth, resp_auth, signer,
-                   None if verification is None else verification == "ok", error, at, _cells(cells)))
+                   None if verification is None else verification == "ok", error, at, _cells(cells), cells_sha))
         for (run_id, line, seq, key, state, status, attempts, request_sha, req_auth, resp_auth, signer, verification,
-             error, at, cells) in db.execute(sql, args)
+             error, at, cells_sha, cells) in ledger.state_rows(run_ids, chosen, with_cells=with_cells)
     ]  # fmt: skip
     if not chosen or "skipped" in chosen:
-        stored = _stored_cells(db, {r.cells_sha256 for _, rows in skipped for r in rows}) if with_cells else {}
+        stored = ledger.bodies({r.cells_sha256 for _, rows in skipped for r in rows}) if with_cells else {}
         for entry, rows in skipped:
             ordered.extend(
                 (entry.run_id, r.line if r.line is not None else -1, entry.seq,
                  RowRecord(entry.run_id, r.line, r.key, "skipped", None, 0, r.request_sha256, None, None, None, None,
-                           None, entry.at, _cells(stored.get(r.cells_sha256))))
+                           None, entry.at, _cells(stored.get(r.cells_sha256)), r.cells_sha256))
                 for r in rows
             )  # fmt: skip
     ordered.sort(key=lambda t: t[:3])
-    return Report(ledger.path, runs, [t[3] for t in ordered], chosen)
+    return [t[3] for t in ordered]
 
 
-def _stored_cells(db: sqlite3.Connection, shas: set[str]) -> dict[str, bytes]:
-    """The stored bytes of these bodies (those not pruned), fetched a few hundred at a time."""
-    wanted = sorted(shas)
-    stored: dict[str, bytes] = {}
-    for i in range(0, len(wanted), 500):
-        part = wanted[i : i + 500]
-        marks = ",".join("?" * len(part))  # placeholders only: the hashes are bound parameters
-        sql = f"SELECT sha256, body FROM bodies WHERE body IS NOT NULL AND sha256 IN ({marks})"  # noqa: S608
-        stored.update(db.execute(sql, part))
-    return stored
+def _histories(records: list[RowRecord]) -> list[RowHistory]:
+    """Each distinct row once, in the order of its latest record, from records in run order."""
+    found: dict[str, RowHistory] = {}
+    for record in records:
+        before = found.pop(record.identity, None)
+        if before is None:
+            found[record.identity] = RowHistory(record, record.run_id, record.run_id, 1)
+            continue
+        same_side = (record.state in NOT_DELIVERED) == (before.latest.state in NOT_DELIVERED)
+        since = before.since_run if same_side else record.run_id
+        runs = before.runs + (record.run_id != before.latest.run_id)
+        found[record.identity] = RowHistory(record, since, before.first_run, runs)
+    return sorted(
+        found.values(), key=lambda h: (h.latest.line if h.latest.line is not None else -1, h.latest.key or "")
+    )
 
 
 def _cells(raw: bytes | None) -> dict[str, str] | None:
@@ -227,95 +297,3 @@ def _cells(raw: bytes | None) -> dict[str, str] | None:
     except ValueError:
         return None
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
-
-
-# -- renderers ------------------------------------------------------------------------------------
-
-
-def write_text(report: Report, out: TextIO) -> None:
-    """A plain-text report for a terminal or a cron mail: run header, counts, rows needing attention."""
-    by_run: dict[int, list[RowRecord]] = {}
-    for record in report.attention:
-        by_run.setdefault(record.run_id, []).append(record)
-    for i, run in enumerate(report.runs):
-        if i:
-            out.write("\n")
-        for line in _run_header(run):
-            out.write(line + "\n")
-        rows = by_run.get(run.run_id, [])
-        what = f"Rows in state {', '.join(report.states)}" if report.states else "Rows needing attention"
-        out.write(f"{what}: {len(rows)}\n")
-        if rows:
-            key_width = min(max(len(r.key or "(no key)") for r in rows), 40)
-            state_width = max(len(r.state) for r in rows)
-            for r in rows:
-                line = f"  line {r.line if r.line is not None else '?':>6}  {r.key or '(no key)':<{key_width}}"
-                out.write(f"{line}  {r.state:<{state_width}}  {_one_line(r.error)}".rstrip() + "\n")
-        shown = {r.state for r in rows}
-        for state in ROW_STATES:
-            if state in shown and state in NOT_DELIVERED:
-                out.write(f"  {state}: {STATE_ADVICE[state]}\n")
-
-
-def _run_header(run: RunSummary) -> list[str]:
-    finished = run.finished_at or "(not finished)"
-    lines = [
-        f"Run {run.run_id} ({run.status}): {run.started_at} to {finished}",
-        f"  source    {run.source}",
-        f"            sha256 {run.source_sha256}",
-        f"  mapping   {run.mapping}",
-        f"            sha256 {run.mapping_sha256}",
-        f"  endpoint  {run.base_url}{run.endpoint}",
-        f"  access    {run.access} ({run.algorithm}), cws-pipeline {run.program_version}",
-        f"  rows      {run.rows}: " + ", ".join(f"{state} {run.counts.get(state, 0)}" for state in ROW_STATES),
-        f"  answers   {run.responses_verified} signed by CorEMR and verified, {run.responses_unverified} not verified",
-    ]
-    return lines
-
-
-def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())
-
-
-def write_json(report: Report, out: TextIO) -> None:
-    """The JSON report: {"runs": [...], "records": [...]}, one record per line for easy diffing."""
-    out.write('{"runs": ')
-    out.write(json.dumps([run.as_json() for run in report.runs], ensure_ascii=False))
-    out.write(',\n "records": [')
-    for i, record in enumerate(report.records):
-        out.write(",\n  " if i else "\n  ")
-        out.write(json.dumps(record.as_json(), ensure_ascii=False))
-    out.write("\n ]}\n" if report.records else "]}\n")
-
-
-def write_csv(report: Report, out: TextIO) -> None:
-    """One CSV row per record, plus the original cells when gathered with them; formulas neutralised."""
-    cell_names: dict[str, None] = {}
-    for record in report.records:
-        if record.cells:
-            cell_names.update(dict.fromkeys(record.cells))
-    headers = [name if name not in RECORD_FIELDS else f"source:{name}" for name in cell_names]
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*RECORD_FIELDS, *headers])
-    for record in report.records:
-        values: list[Any] = [getattr(record, name) for name in RECORD_FIELDS]
-        cells = record.cells or {}
-        values.extend(cells.get(name, "") for name in cell_names)
-        writer.writerow([_neutralise(v) for v in values])
-
-
-def _neutralise(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return neutralise_cell(value) if isinstance(value, str) else value
-
-
-def open_private_text(path: Path) -> TextIO:
-    """Open a new text file that only its owner can read (mode 0600 from the first byte), for writing."""
-    try:
-        fd = open_private(path)
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot write the report ({exc.strerror})") from None
-    return open(fd, "w", encoding="utf-8", newline="")  # the caller closes it

@@ -6,12 +6,15 @@ Rows are named by line and key; no original cells, names or birth dates are writ
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
+from pathlib import Path
 from typing import TextIO
 
 from ..ledger import NOT_DELIVERED, ROW_STATES, STATE_ADVICE
+from ._audit_output import audit_verdict
 from ._report import Report, RowRecord, RunSummary
 
 __all__ = ["STATE_COLOURS", "write_html"]
@@ -19,6 +22,10 @@ __all__ = ["STATE_COLOURS", "write_html"]
 MAX_TABLE_ROWS = 5000
 _CSP = "default-src 'none'; style-src 'unsafe-inline'"  # nothing may be fetched, not even an image
 MAX_HISTORY_RUNS = 60
+# A generous width of one character of SVG text at 12px (digits and lower case are narrower): labels are
+# spaced by it, so that no two overlap however many runs the chart shows.
+_CHAR_PX = 7.5
+_LABEL_GAP = 8
 
 STATE_COLOURS: dict[str, str] = {
     "delivered": "#2e7d32",
@@ -47,6 +54,7 @@ dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1re
 dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
 .state { display: inline-block; padding: 0 .4rem; border-radius: .25rem; color: #fff; font-size: .85em; }
 .ok { color: #2e7d32; font-weight: 600; } .bad { color: #c62828; font-weight: 600; }
+.none { color: #555; font-weight: 600; }
 svg text { font: 12px system-ui, "DejaVu Sans", sans-serif; fill: #1b1b1b; }
 .advice li { margin: .2rem 0; }
 @page { margin: 1.5cm; }
@@ -60,53 +68,81 @@ svg text { font: 12px system-ui, "DejaVu Sans", sans-serif; fill: #1b1b1b; }
 
 
 def write_html(report: Report, out: TextIO, generated_at: datetime | None = None) -> None:
-    """Write the HTML report: metadata, outcome chart, runs over time, rows needing attention, signatures."""
+    """Write the HTML report: metadata, outcome chart, runs over time, rows needing attention, signatures,
+    and the audit's verdict when the report was made with one."""
     when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
     runs = report.runs
     title = f"CWS delivery report: run {runs[0].run_id}" if len(runs) == 1 else f"CWS delivery report: {len(runs)} runs"
-    totals: dict[str, int] = dict.fromkeys(ROW_STATES, 0)
-    for run in runs:
-        for state, n in run.counts.items():
-            totals[state] = totals.get(state, 0) + n
     out.write('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n')
-    out.write(
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
-    )
+    out.write(f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n')
     out.write('<meta name="viewport" content="width=device-width, initial-scale=1">\n')
     out.write(f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n")
     out.write(f"<header>\n<h1>{escape(title)}</h1>\n")
     out.write(f'<p class="muted">Ledger <code>{escape(str(report.ledger))}</code>; report made {escape(when)}.</p>\n')
     out.write("</header>\n")
-    if len(runs) == 1:
-        out.write('<section id="runs">\n')
-        out.write(_run_meta(runs[0]))
-        out.write("</section>\n")
-    out.write('<section id="outcome">\n<h2>Outcome</h2>\n')
-    total = sum(totals.values())
-    attention = sum(n for s, n in totals.items() if s in NOT_DELIVERED)
-    verdict = "ok" if attention == 0 else "bad"
-    out.write(f'<p><span class="{verdict}">{total - attention} of {total} rows delivered or already delivered'
-              f"</span>; {attention} need attention.</p>\n")  # fmt: skip
-    out.write(_outcome_chart(totals))
-    out.write("</section>\n")
-    if len(runs) > 1:
+    if report.audit is not None:
+        out.write(_audit(report))
+    if not report.across_runs:
+        out.write(f'<section id="runs">\n{_run_meta(runs[0])}</section>\n')
+    out.write(_outcome(report))
+    if report.across_runs:
         out.write('<section id="history">\n<h2>Runs over time</h2>\n')
         out.write(_history_chart(runs[-MAX_HISTORY_RUNS:]))
-        if len(runs) > MAX_HISTORY_RUNS:
-            out.write(f'<p class="muted">The last {MAX_HISTORY_RUNS} of {len(runs)} runs.</p>\n')
+        shown = runs[-MAX_HISTORY_RUNS:]
+        more = f"the last {len(shown)} of {len(runs)} runs: " if len(runs) > len(shown) else ""
+        out.write(
+            f'<p class="muted">Rows per state in each run ({more}runs {shown[0].run_id} to {shown[-1].run_id},'
+            f" started {escape(shown[0].started_at[:10])} to {escape(shown[-1].started_at[:10])}).</p>\n"
+        )
+        out.write(_runs_table(runs))
         out.write("</section>\n")
     out.write('<section id="attention">\n')
     _attention(report, out)
     out.write("</section>\n")
-    out.write('<section id="verification">\n<h2>Signatures</h2>\n')
-    out.write(_verification(runs))
-    out.write("</section>\n")
-    if len(runs) > 1:
+    out.write(f'<section id="verification">\n<h2>Signatures</h2>\n{_verification(runs)}</section>\n')
+    if report.across_runs:
         out.write('<section id="runs">\n<h2>Run details</h2>\n')
         for run in reversed(runs[-MAX_HISTORY_RUNS:]):
             out.write(_run_meta(run))
         out.write("</section>\n")
     out.write("</body>\n</html>\n")
+
+
+def _audit(report: Report) -> str:
+    result = report.audit
+    assert result is not None
+    status = "ok" if result.ok and result.entries else "bad" if not result.ok else "none"
+    head = f"entry {result.head_seq}, hash {result.head_hash}" if result.head_hash else "none (no entries)"
+    log = ""
+    if result.head_log is not None:
+        log = (
+            f"<dt>Head log</dt><dd class=mono>{escape(str(result.head_log))}: {result.heads_checked} heads checked</dd>"
+        )
+    return (
+        f'<section id="audit">\n<h2>Audit</h2>\n<p id="audit-verdict"><span class="{status}">'
+        f"{escape(audit_verdict(result))}</span></p>\n"
+        f'<dl class="meta"><dt>Chain head</dt><dd class="mono" id="chain-head">{escape(head)}</dd>{log}</dl>\n'
+        '<p class="muted">Keep the chain head elsewhere (a head log, the cron mail): only a copy the ledger\'s'
+        " writers cannot reach shows that the whole file was not rewritten.</p>\n</section>\n"
+    )
+
+
+def _outcome(report: Report) -> str:
+    counts = report.latest_counts()
+    total = sum(counts.values())
+    attention = sum(n for s, n in counts.items() if s in NOT_DELIVERED)
+    what = f"{total} distinct rows over {len(report.runs)} runs, each counted once by its latest state" if (
+        report.across_runs) else f"{total} rows"  # fmt: skip
+    if total == 0:
+        verdict = (
+            f'<p><span class="none">No rows were recorded in {"these runs" if report.across_runs else "this run"}.'
+        )
+        verdict += "</span></p>\n"
+    else:
+        status = "ok" if attention == 0 else "bad"
+        verdict = (f'<p id="outcome-status"><span class="{status}">{total - attention} of {what} delivered or already'
+                   f" delivered</span>; {attention} need attention.</p>\n")  # fmt: skip
+    return f'<section id="outcome">\n<h2>Outcome</h2>\n{verdict}{_outcome_chart(counts)}</section>\n'
 
 
 def _outcome_chart(counts: dict[str, int]) -> str:
@@ -120,8 +156,9 @@ def _outcome_chart(counts: dict[str, int]) -> str:
         y = 5 + i * row_h
         width = round(bar_w * n / biggest, 1) if n else 0
         parts.append(f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{state}</text>')
+        colour = STATE_COLOURS.get(state, "#555")
         parts.append(f'<rect class="bar" data-state="{state}" data-count="{n}" x="{label_w}" y="{y + 3}"'
-                     f' width="{max(width, 1 if n else 0)}" height="{row_h - 8}" fill="{STATE_COLOURS[state]}">'
+                     f' width="{max(width, 1 if n else 0)}" height="{row_h - 8}" fill="{colour}">'
                      f"<title>{state}: {n}</title></rect>")  # fmt: skip
         parts.append(f'<text x="{label_w + width + 6}" y="{y + 16}">{n}</text>')
     parts.append("</svg>\n")
@@ -133,37 +170,79 @@ def _history_chart(runs: list[RunSummary]) -> str:
     biggest = max((run.rows for run in runs), default=0) or 1
     step = plot_w / len(runs)
     bar = max(min(step * 0.7, 40), 2)
+    # Label every k-th run, counted back from the latest (always labelled), so that no two labels overlap.
+    ids_every = _every(step, len(str(runs[-1].run_id)))
+    days_every = _every(step, 5)  # MM-DD; the full dates are in the caption
+    legend, legend_h = _legend(left, top + plot_h + 56, plot_w)
     parts = [f'<svg id="runs-chart" xmlns="http://www.w3.org/2000/svg" width="{left + plot_w + 20}"'
-             f' height="{top + plot_h + 70}" role="img" aria-label="Rows per state in each run">',
+             f' height="{top + plot_h + 50 + legend_h}" role="img" aria-label="Rows per state in each run">',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>',
              f'<text x="{left - 6}" y="{top + 10}" text-anchor="end">{biggest}</text>',
              f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>']  # fmt: skip
     for i, run in enumerate(runs):
         x = round(left + i * step + (step - bar) / 2, 1)
-        y = float(top + plot_h)
-        for state in ROW_STATES:
-            n = run.counts.get(state, 0)
-            if not n:
-                continue
-            h = plot_h * n / biggest
-            y -= h
-            parts.append(
-                f'<rect class="segment" data-run="{run.run_id}" data-state="{state}" data-count="{n}"'
-                f' x="{x}" y="{round(y, 1)}" width="{round(bar, 1)}" height="{round(h, 1)}"'
-                f' fill="{STATE_COLOURS[state]}"><title>run {run.run_id}, {state}: {n}</title></rect>'
-            )
+        parts += _segments(run, x, bar, top + plot_h, plot_h / biggest)
         label_x = round(x + bar / 2, 1)
-        parts.append(f'<text x="{label_x}" y="{top + plot_h + 14}" text-anchor="middle">{run.run_id}</text>')
-        if len(runs) <= 12 or i % max(len(runs) // 12, 1) == 0:
-            day = escape(run.started_at[:10])
-            parts.append(f'<text x="{label_x}" y="{top + plot_h + 28}" text-anchor="middle" class="muted">{day}</text>')
-    legend_y = top + plot_h + 52
-    for i, state in enumerate(ROW_STATES):
-        lx = left + i * 82
-        parts.append(f'<rect x="{lx}" y="{legend_y - 10}" width="10" height="10" fill="{STATE_COLOURS[state]}"/>')
-        parts.append(f'<text x="{lx + 14}" y="{legend_y}">{state}</text>')
+        back = len(runs) - 1 - i
+        if back % ids_every == 0:
+            parts.append(f'<text class="run-label" x="{label_x}" y="{top + plot_h + 14}" text-anchor="middle">'
+                         f"{run.run_id}</text>")  # fmt: skip
+        if back % days_every == 0:
+            day = escape(run.started_at[5:10])
+            parts.append(f'<text class="day-label" x="{label_x}" y="{top + plot_h + 28}" text-anchor="middle"'
+                         f' fill="#555">{day}</text>')  # fmt: skip
+    parts += legend
     parts.append("</svg>\n")
     return "".join(parts)
+
+
+def _every(step: float, chars: int) -> int:
+    """Label every how-many-th bar so that labels of `chars` characters, `step` pixels apart, do not touch."""
+    return max(1, math.ceil((chars * _CHAR_PX + _LABEL_GAP) / step))
+
+
+def _segments(run: RunSummary, x: float, bar: float, base: float, scale: float) -> list[str]:
+    parts, y = [], base
+    for state in ROW_STATES:
+        n = run.counts.get(state, 0)
+        if not n:
+            continue
+        h = n * scale
+        y -= h
+        parts.append(
+            f'<rect class="segment" data-run="{run.run_id}" data-state="{state}" data-count="{n}"'
+            f' x="{x}" y="{round(y, 1)}" width="{round(bar, 1)}" height="{round(h, 1)}"'
+            f' fill="{STATE_COLOURS.get(state, "#555")}"><title>run {run.run_id}, {state}: {n}</title></rect>'
+        )
+    return parts
+
+
+def _legend(left: int, y: int, width: int) -> tuple[list[str], int]:
+    """The states' colour legend, wrapped onto as many lines as it needs; and the height it takes."""
+    parts, x, line = [], float(left), 0
+    for state in ROW_STATES:
+        item = 14 + len(state) * _CHAR_PX + 2 * _LABEL_GAP
+        if x + item > left + width and x > left:
+            x, line = float(left), line + 1
+        ly = y + line * 18
+        parts.append(f'<rect x="{x}" y="{ly - 10}" width="10" height="10" fill="{STATE_COLOURS.get(state, "#555")}"/>')
+        parts.append(f'<text class="legend-label" x="{x + 14}" y="{ly}">{state}</text>')
+        x += item
+    return parts, 18 * (line + 1) + 6
+
+
+def _runs_table(runs: list[RunSummary]) -> str:
+    headings = ("Run", "Started", "Status", "Exit", "Rows", *ROW_STATES, "Source")
+    out = [f'<table id="runs-table">\n<thead><tr>{"".join(f"<th>{h}</th>" for h in headings)}</tr></thead>\n<tbody>\n']
+    for run in runs:
+        code = "" if run.exit_code is None else str(run.exit_code)
+        counts = "".join(f"<td>{run.counts.get(state, 0)}</td>" for state in ROW_STATES)
+        out.append(f'<tr class="run" data-run="{run.run_id}"><td>{run.run_id}</td>'
+                   f'<td class="mono">{escape(run.started_at[:19])}</td><td>{escape(run.status)}</td>'
+                   f"<td>{code}</td><td>{run.rows}</td>{counts}"
+                   f"<td class=mono>{escape(Path(run.source).name)}</td></tr>\n")  # fmt: skip
+    out.append("</tbody>\n</table>\n")
+    return "".join(out)
 
 
 def _badge(state: str) -> str:
@@ -179,11 +258,14 @@ def _signature_cell(record: RowRecord) -> str:
 
 
 def _attention(report: Report, out: TextIO) -> None:
+    if report.across_runs:
+        _outstanding(report, out)
+        return
     rows = report.attention
     heading = f"Rows in state {', '.join(report.states)}" if report.states else "Rows needing attention"
     out.write(f"<h2>{escape(heading)} ({len(rows)})</h2>\n")
     if not rows:
-        out.write('<p class="ok">None: every row was delivered or had been delivered before.</p>\n')
+        out.write(_nothing_needed(report))
         return
     headings = ("Run", "Line", "Key", "State", "HTTP", "Attempts", "CorEMR signature", "Reason")
     out.write(f'<table id="attention-table">\n<thead><tr>{"".join(f"<th>{h}</th>" for h in headings)}</tr></thead>\n')
@@ -197,16 +279,51 @@ def _attention(report: Report, out: TextIO) -> None:
             f"<td>{escape(r.error or '')}</td></tr>\n"
         )
     out.write("</tbody>\n</table>\n")
+    _more_and_advice(rows, out)
+
+
+def _outstanding(report: Report, out: TextIO) -> None:
+    rows = report.outstanding
+    what = f"Rows whose latest state is {', '.join(report.states)}" if report.states else "Rows needing attention"
+    out.write(f"<h2>{escape(what)} ({len(rows)})</h2>\n")
+    if not rows:
+        out.write(_nothing_needed(report))
+        return
+    out.write('<p class="muted">Each row once, with its latest state and the runs it has been in that state.</p>\n')
+    headings = ("Line", "Key", "State", "Since run", "Last run", "HTTP", "Reason")
+    out.write(f'<table id="attention-table">\n<thead><tr>{"".join(f"<th>{h}</th>" for h in headings)}</tr></thead>\n')
+    out.write("<tbody>\n")
+    for h in rows[:MAX_TABLE_ROWS]:
+        r = h.latest
+        out.write(
+            f'<tr class="row" data-state="{escape(r.state)}" data-key="{escape(r.key or "")}">'
+            f'<td>{r.line if r.line is not None else ""}</td><td class="mono">{escape(r.key or "(no key)")}</td>'
+            f"<td>{_badge(r.state)}</td><td>{h.since_run}</td><td>{r.run_id}</td>"
+            f"<td>{r.http_status or ''}</td><td>{escape(r.error or '')}</td></tr>\n"
+        )
+    out.write("</tbody>\n</table>\n")
+    _more_and_advice([h.latest for h in rows], out)
+
+
+def _nothing_needed(report: Report) -> str:
+    if not sum(report.latest_counts().values()):
+        return '<p class="none">No rows were recorded.</p>\n'
+    return '<p class="ok">None: every row was delivered or had been delivered before.</p>\n'
+
+
+def _more_and_advice(rows: list[RowRecord], out: TextIO) -> None:
     if len(rows) > MAX_TABLE_ROWS:
         out.write(f'<p class="muted">The first {MAX_TABLE_ROWS} of {len(rows)} rows; '
                   "<code>cws-pipeline report --format csv --output FILE</code> lists them all.</p>\n")  # fmt: skip
     out.write('<ul class="advice">\n')
     for state in _present(rows):
-        out.write(f"<li>{_badge(state)} {escape(STATE_ADVICE[state])}</li>\n")  # type: ignore[index]
+        if state in STATE_ADVICE:
+            out.write(f"<li>{_badge(state)} {escape(STATE_ADVICE[state])}</li>\n")
     out.write("</ul>\n")
 
 
 def _present(rows: Iterable[RowRecord]) -> list[str]:
+    """The states these rows are in, in report order."""
     seen = {r.state for r in rows}
     return [s for s in ROW_STATES if s in seen]
 
@@ -214,20 +331,25 @@ def _present(rows: Iterable[RowRecord]) -> list[str]:
 def _verification(runs: list[RunSummary]) -> str:
     verified = sum(r.responses_verified for r in runs)
     unverified = sum(r.responses_unverified for r in runs)
-    status = "ok" if unverified == 0 else "bad"
+    if verified + unverified == 0:
+        where = "these runs" if len(runs) > 1 else "this run"
+        answers = f'<span class="none">No answers came back in {where}, so no CorEMR signature was checked</span>.'
+    else:
+        status = "ok" if unverified == 0 else "bad"
+        answers = (f'<span class="{status}">{verified} answers carried a good CorEMR signature; {unverified} did not'
+                   "</span> (checked when they arrived).")  # fmt: skip
     return (
-        f'<p id="verification-status"><span class="{status}">{verified} answers carried a good CorEMR signature;'
-        f" {unverified} did not</span> (checked when they arrived). Every request was signed with our key as"
+        f'<p id="verification-status">{answers} Requests are signed with our key as'
         f" {escape(', '.join(sorted({r.access for r in runs})))}"
         f" ({escape(', '.join(sorted({r.algorithm for r in runs})))}).</p>\n"
         '<p class="muted">To prove offline that the ledger is unaltered and re-verify every stored signature, run '
-        "<code>cws-pipeline audit --ledger LEDGER --config CONFIG</code>.</p>\n"
+        "<code>cws-pipeline audit --config CONFIG</code> (or make this report with <code>--audit</code>).</p>\n"
     )
 
 
 def _run_meta(run: RunSummary) -> str:
     items = [
-        ("Run", f"{run.run_id} ({run.status})"),
+        ("Run", f"{run.run_id} ({run.status}{'' if run.exit_code is None else f', exit {run.exit_code}'})"),
         ("Started", run.started_at),
         ("Finished", run.finished_at or "not finished"),
         ("Source", f"{run.source}\nsha256 {run.source_sha256}"),

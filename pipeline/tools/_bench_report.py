@@ -95,7 +95,7 @@ def bench_report(rows: int, workdir: Path) -> dict[str, float]:
     for run_id, suffix in ((first, ""), (rerun, "_rerun")):
         for fmt, write in writers.items():
             started = time.perf_counter()
-            with Ledger.open(ledger_path, create=False) as ledger:
+            with Ledger.open_read_only(ledger_path) as ledger:
                 report = gather_report(ledger, select_runs(ledger, run_id), with_cells=fmt == "csv")
             with open_private_text(workdir / f"bench-report{suffix}.{fmt}") as out:
                 write(report, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,8 +94,8 @@ def test_the_window_closing_stops_sending_and_the_next_run_sends_the_rest_once(s
     assert {o.reason for o in first.attention} == {not_sent}
     assert f"Stopped sending: {first.window_closed}; the rows not sent go in the next run." in summary_lines(first)
     with Ledger.open(site.ledger, create=False) as ledger:
-        status, exit_code = ledger.run_ending(first.run_id) or ("", 0)
-    assert (status, exit_code) == ("stopped", 5)
+        [record] = ledger.runs([first.run_id])
+    assert (record.status, record.exit_code) == ("stopped", 5)
 
     second = run(site, csv, now=lambda: datetime.now(UTC) + offset - timedelta(minutes=30))  # inside again
     assert second.exit_code == 0 and second.window_closed is None
@@ -105,7 +106,7 @@ def test_the_window_closing_stops_sending_and_the_next_run_sends_the_rest_once(s
     assert counters.creates == dict.fromkeys(ids, 1) and counters.create_attempts == dict.fromkeys(ids, 1)
 
 
-def test_the_summary_keeps_the_concurrency_the_run_settled_at(site: Site) -> None:
+def test_the_summary_and_the_run_record_keep_the_concurrency_the_run_settled_at(site: Site) -> None:
     site.write_config(concurrency=6)
     result = run(site, site.write_csv(booking_rows(20)))
     assert result.adaptive and 1 <= result.concurrency <= 6 and 1 <= result.peak_in_flight <= 6
@@ -117,6 +118,11 @@ def test_the_summary_keeps_the_concurrency_the_run_settled_at(site: Site) -> Non
     assert f"  concurrency: fixed at 3 ({fixed.peak_in_flight} in flight at most)" in summary_lines(fixed)
     rerun = run(site, site.write_csv(booking_rows(9, start=100), name="more.csv"))
     assert rerun.peak_in_flight == 0 and not any("concurrency" in x for x in summary_lines(rerun))  # sent nothing
+    with Ledger.open(site.ledger, create=False) as ledger:
+        recorded = [run.concurrency for run in ledger.runs()]
+        details = [json.loads(e.detail or "{}") for e in ledger.entries() if e.event == "run_finished"]
+    assert recorded == [result.concurrency, 3, None]
+    assert [d.get("concurrency") for d in details] == [result.concurrency, 3, None]
 
 
 def test_adaptive_is_the_default_with_a_ceiling_and_fixed_keeps_the_old_default(site: Site) -> None:

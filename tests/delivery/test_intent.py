@@ -51,7 +51,7 @@ def test_a_rerun_of_delivered_rows_records_one_skipped_state_each_and_keeps_the_
         assert verify_chain(ledger.entries()) is None
         states = list(ledger.row_states(second.run_id))
         first_states = {e.key: e for e in ledger.row_states(first.run_id)}
-        status = dict(ledger.connection.execute("SELECT key, state FROM row_status").fetchall())
+        status = {row.key: row.state for row in ledger.prior_rows().values()}
     assert len(states) == 120 and {e.state for e in states} == {"skipped"}
     for e in states:  # the same body and the same input cells as when it was delivered
         assert e.request_sha256 == first_states[e.key].request_sha256
@@ -64,7 +64,7 @@ def test_a_rerun_with_new_input_cells_stores_them_and_keeps_the_chain(site: Site
     config = load_config(site.config)
     run_bookings(site.write_csv(rows), site.mapping, config)
     with Ledger.open(site.ledger, create=False) as ledger:
-        before = ledger.connection.execute("SELECT COUNT(*) FROM bodies").fetchone()[0]
+        before = ledger.size().bodies_stored
     again = run_bookings(site.write_csv(rows), site.mapping, config)
     # The same bookings with an extra column the mapping ignores: the bodies are the same, the cells are not.
     rows_extra = [[*r, "note"] for r in rows]
@@ -74,7 +74,7 @@ def test_a_rerun_with_new_input_cells_stores_them_and_keeps_the_chain(site: Site
     third = run_bookings(site.dir / "extra.csv", site.mapping, config)
     assert again.counts["skipped"] == 10 and third.counts["skipped"] == 10
     with Ledger.open(site.ledger, create=False) as ledger:
-        stored = ledger.connection.execute("SELECT COUNT(*) FROM bodies").fetchone()[0]
+        stored = ledger.size().bodies_stored
         third_cells = {e.cells_sha256 for e in ledger.row_states(third.run_id)}
         assert all(ledger.body(sha) is not None for sha in third_cells)  # the new cells were stored
         assert verify_chain(ledger.entries()) is None
@@ -93,4 +93,4 @@ def test_a_ledger_from_before_cells_in_row_status_opens_and_reruns(site: Site) -
     third = run_bookings(csv, site.mapping, config)
     assert second.counts["skipped"] == third.counts["skipped"] == 5
     with Ledger.open(site.ledger, create=False) as ledger:
-        assert None not in {r[0] for r in ledger.connection.execute("SELECT cells_sha256 FROM row_status")}
+        assert None not in {row.cells_sha256 for row in ledger.prior_rows().values()}

@@ -65,12 +65,11 @@ def test_a_skipped_row_keeps_its_status_only_when_body_and_cells_are_those_recor
 
 def test_the_reason_for_a_repeated_rejection_names_the_refusing_run_and_never_grows() -> None:
     first = PriorRow(KEY, "P1", "rejected", SHA, None, 1, 2, "HTTP 409: exists")
-    reason, run_id, message = rejected_again_reason(first)
-    assert (reason, run_id, message) == (
-        "rejected earlier with the same body (run 1): HTTP 409: exists",
-        1,
-        "HTTP 409: exists",
-    )
+    reason = rejected_again_reason(first)
+    assert reason == "rejected earlier with the same body (run 1): HTTP 409: exists"
+    # The next night reads back what this night recorded (as run 2): the same words, the same run.
+    second = first._replace(run_id=2, reason=reason)
+    assert rejected_again_reason(second) == reason
     # A ledger from before the fix: the reason grew each night. The innermost run and message are kept.
     grown = first._replace(run_id=5, reason="rejected earlier with the same body (run 4): " + reason)
-    assert rejected_again_reason(grown) == (reason, 1, "HTTP 409: exists")
+    assert rejected_again_reason(grown) == reason

@@ -71,12 +71,9 @@ def test_ledger_is_private_and_chained_and_records_what_was_signed(site: Site, s
             assert e.http_status == 201
             body = ledger.body(e.request_sha256)
             assert body is not None and json.loads(body)["external_id"] == e.external_id
-        run_row = ledger.connection.execute(
-            "SELECT source_sha256, mapping_sha256, access, algorithm, status, counts FROM runs WHERE run_id=?",
-            (result.run_id,),
-        ).fetchone()
-    assert run_row[2:5] == ("county-jms", "CWS-SHA256", "finished")
-    assert json.loads(run_row[5])["delivered"] == 3
+        (run_row,) = ledger.runs([result.run_id])
+    assert (run_row.access, run_row.algorithm, run_row.status) == ("county-jms", "CWS-SHA256", "finished")
+    assert run_row.counts["delivered"] == 3
 
 
 def test_changed_row_is_reported_and_not_sent_again(site: Site) -> None:

@@ -38,7 +38,7 @@ def test_text_report_shows_run_header_counts_and_rows_needing_attention(mixed: M
     assert result.exit_code == 0, result.output
     out = result.output
     sha = hashlib.sha256(mixed.csv.read_bytes()).hexdigest()
-    assert out.startswith(f"Run {mixed.first} (finished): ")
+    assert out.startswith(f"Run {mixed.first} (finished, exit 1): ")
     assert str(mixed.csv.resolve()) in out and f"sha256 {sha}" in out and str(mixed.site.mapping) in out
     assert f"endpoint  {mixed.site.server.url}/ws/patients/" in out and "access    county-jms (CWS-SHA256)" in out
     assert "rows      8: delivered 6, skipped 0, changed 0, invalid 1, rejected 1, failed 0" in out
@@ -54,7 +54,7 @@ def test_text_report_shows_run_header_counts_and_rows_needing_attention(mixed: M
 def test_text_report_defaults_to_the_latest_run(mixed: MixedLedger) -> None:
     result = report(mixed.site.ledger)
     assert result.exit_code == 0
-    assert result.output.startswith(f"Run {mixed.second} (finished)")
+    assert result.output.startswith(f"Run {mixed.second} (finished, exit 0)")  # nothing new needed a person
     assert "delivered 0, skipped 6" in result.output and "rejected earlier with the same body" in result.output
 
 
@@ -62,10 +62,12 @@ def test_json_report_has_the_documented_shape(mixed: MixedLedger) -> None:
     result = report(mixed.site.ledger, "--all", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data) == {"runs", "records"}
+    assert list(data) == ["runs", "rows", "records"]
     assert [r["run_id"] for r in data["runs"]] == [mixed.first, mixed.second]
     for run in data["runs"]:
-        assert {"run_id", "started_at", "finished_at", "source", "source_sha256", "mapping", "counts"} <= set(run)
+        assert {"run_id", "started_at", "finished_at", "status", "exit_code", "source", "source_sha256", "mapping",
+                "counts"} <= set(run)  # fmt: skip
+        assert Path(run["mapping"]).is_absolute() and Path(run["source"]).is_absolute()
         assert list(run["counts"]) == list(ROW_STATES)
         for stamp in (run["started_at"], run["finished_at"]):
             assert datetime.fromisoformat(stamp).utcoffset() is not None
@@ -132,7 +134,12 @@ def test_existing_output_file_is_made_private(mixed: MixedLedger, tmp_path: Path
     ("args", "message"),
     [
         (["--run", "99"], "--run 99: no such run in"),
-        (["--run", "1", "--all"], "give --run ID or --all, not both"),
+        (["--run", "1", "--all"], "give --run ID, or --all / --since / --until, not both"),
+        (["--run", "1", "--since", "2026-01-01"], "give --run ID, or --all / --since / --until, not both"),
+        (["--since", "yesterday"], "--since 'yesterday': give a date like"),
+        (["--since", "2999-01-01"], "no run started in that period"),
+        (["--format", "csv", "--audit"], "--audit shows in text, json and html reports, not csv"),
+        (["--audit"], "--audit needs --config CONFIG"),
         (["--state", "lost"], "'lost' is not one of"),
     ],
 )

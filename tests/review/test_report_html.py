@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,14 +10,19 @@ import stat
 import struct
 import subprocess
 import zlib
+from html import unescape
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.delivery._config import load_config
+from pipeline.delivery._run import run_bookings
+from pipeline.ledger._ledger import Ledger
 
-from ..sites import Site
+from ..sites import Site, booking_rows
 from .mixed_ledger import MixedLedger, make_mixed_ledger
 
 WIDTH, HEIGHT = 1200, 1600
@@ -103,15 +109,16 @@ def test_browser_renders_the_charts_and_the_attention_table(mixed: MixedLedger, 
     html_report(mixed, out, "--all")
     dom = browse(chromium, tmp_path, "--dump-dom", out.as_uri()).stdout
     bars = dict(re.findall(r'<rect class="bar" data-state="(\w+)" data-count="(\d+)"', dom))
-    assert bars == {"delivered": "6", "skipped": "6", "changed": "0", "invalid": "2", "rejected": "2",
+    # 8 rows over 2 runs, each counted once by its latest state (run 2 skipped the 6 that run 1 delivered)
+    assert bars == {"delivered": "0", "skipped": "6", "changed": "0", "invalid": "1", "rejected": "1",
                     "failed": "0", "unverified": "0", "ambiguous": "0", "excluded": "0"}  # fmt: skip
     segments = re.findall(r'<rect class="segment" data-run="(\d+)" data-state="(\w+)"', dom)
     assert {run for run, _ in segments} == {str(mixed.first), str(mixed.second)}
     table = dom[dom.index('id="attention-table"') :]
-    rows = re.findall(r'<tr class="row" data-state="(\w+)">', table)
-    assert sorted(rows) == ["invalid", "invalid", "rejected", "rejected"]
-    assert "P000004/B000004" in table and "HTTP 409" in table
-    assert "Rows needing attention (4)" in dom
+    rows = re.findall(r'<tr class="row" data-state="(\w+)" data-key="([^"]*)">', table)
+    assert sorted(rows) == [("invalid", "P000004/B000004"), ("rejected", "P000002/B000002")]  # each row once
+    assert "HTTP 409" in table
+    assert "Rows needing attention (2)" in dom
 
     shot = tmp_path / "shot.png"
     browse(chromium, tmp_path, f"--screenshot={shot}", out.as_uri())
@@ -123,3 +130,93 @@ def test_browser_renders_the_charts_and_the_attention_table(mixed: MixedLedger, 
     browse(chromium, tmp_path, f"--print-to-pdf={pdf}", "--no-pdf-header-footer", out.as_uri())
     printed = pdf.read_bytes()
     assert printed.startswith(b"%PDF") and len(printed) > 10_000
+
+
+# -- thirty nightly runs, measured in the browser ---------------------------------------------------
+
+_MEASURE = """<pre id="measured"></pre><script>
+const found = {};
+for (const svg of document.querySelectorAll("svg")) {
+  found[svg.id] = Array.from(svg.querySelectorAll("text")).map((t) => {
+    const r = t.getBoundingClientRect();
+    return [t.textContent, r.left, r.top, r.right, r.bottom, parseFloat(getComputedStyle(t).fontSize)];
+  });
+}
+document.getElementById("measured").textContent = JSON.stringify(found);
+</script>"""
+
+
+def measured_text_boxes(chromium: str, tmp_path: Path, html: str) -> dict[str, list[list[Any]]]:
+    """Every SVG text element's box as the real browser lays it out (a copy of the report with a measuring script:
+    the report itself forbids scripts)."""
+    probe = tmp_path / "probe.html"
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy"[^>]*>', html)
+    assert csp is not None
+    probe.write_text(html.replace(csp[0], "").replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    dom = browse(chromium, tmp_path, "--dump-dom", probe.as_uri()).stdout
+    found = re.search(r'<pre id="measured">(.*?)</pre>', dom, re.S)
+    assert found is not None and found[1], dom[-2000:]
+    boxes: dict[str, list[list[Any]]] = json.loads(unescape(found[1]))
+    return boxes
+
+
+def overlapping(boxes: list[list[Any]]) -> list[tuple[str, str]]:
+    """Pairs of text boxes that overlap by more than half a pixel."""
+    pairs = []
+    for i, (a, a_left, a_top, a_right, a_bottom, _) in enumerate(boxes):
+        for b, b_left, b_top, b_right, b_bottom, _ in boxes[i + 1 :]:
+            if a_left < b_right - 0.5 and b_left < a_right - 0.5 and a_top < b_bottom - 0.5 and b_top < a_bottom - 0.5:
+                pairs.append((a, b))
+    return pairs
+
+
+@pytest.mark.slow
+def test_thirty_nightly_runs_have_a_readable_axis_distinct_rows_and_the_audit(
+    site: Site, tmp_path: Path, chromium: str
+) -> None:
+    for night in range(1, 31):  # a cumulative export: one new booking a night, row 2 never valid
+        rows = booking_rows(2 + night)
+        rows[1][4] = "not a date"
+        run_bookings(site.write_csv(rows, f"bookings-{night:02d}.csv"), site.mapping, load_config(site.config))
+    out = tmp_path / "month.html"
+    args = ["report", "-c", str(site.config), "--all", "--format", "html", "--audit", "--output", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+
+    boxes = measured_text_boxes(chromium, tmp_path, html)
+    axis = boxes["runs-chart"]
+    labels = [b[0] for b in axis if b[0].isdigit() and int(b[0]) <= 30 and b[2] > 200]  # run ids under the bars
+    assert "30" in labels and len(labels) >= 8  # the latest run is always labelled; enough to read the axis by
+    assert overlapping(axis) == [], overlapping(axis)
+    assert overlapping(boxes["outcome-chart"]) == []
+    assert min(b[5] for b in axis) >= 11  # px: readable, not shrunk to fit
+
+    dom = browse(chromium, tmp_path, "--dump-dom", out.as_uri()).stdout
+    bars = {state: int(n) for state, n in re.findall(r'<rect class="bar" data-state="(\w+)" data-count="(\d+)"', dom)}
+    assert sum(bars.values()) == 32 and bars["invalid"] == 1 and bars["delivered"] == 1 and bars["skipped"] == 30
+    assert "31 of 32 distinct rows over 30 runs" in dom
+    assert len(re.findall(r'<tr class="run" data-run="\d+">', dom)) == 30
+    assert re.findall(r'<tr class="row" data-state="(\w+)" data-key="([^"]*)">', dom) == [
+        ("invalid", "P000002/B000002")
+    ]
+    with Ledger.open_read_only(site.ledger) as ledger:
+        head = ledger.head()
+    assert head is not None
+    verdict = re.search(r'<p id="audit-verdict"><span class="(\w+)">([^<]*)</span>', dom)
+    assert verdict is not None and verdict[1] == "ok" and verdict[2].startswith("Audit passed")
+    assert f"entry {head.seq}, hash {head.hash}" in dom
+
+
+def test_nothing_sent_is_never_shown_as_good(site: Site, tmp_path: Path) -> None:
+    rows = booking_rows(2)
+    for row in rows:
+        row[4] = "not a date"
+    run_bookings(site.write_csv(rows), site.mapping, load_config(site.config))  # every row invalid: nothing sent
+    out = tmp_path / "nothing.html"
+    assert CliRunner().invoke(cli, ["report", "-c", str(site.config), "-f", "html", "-o", str(out)]).exit_code == 0
+    html = out.read_text(encoding="utf-8")
+    signatures = html[html.index('id="verification-status"') :].split("</p>", 1)[0]
+    assert 'class="ok"' not in signatures and "0 answers" not in signatures
+    assert "No answers came back in this run, so no CorEMR signature was checked" in signatures
+    assert '<span class="bad">0 of 2 rows delivered or already delivered</span>' in html

@@ -1,0 +1,54 @@
+"""`cws-pipeline status`: the site at a glance, for a person or a monitoring check."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import timedelta
+
+import click
+
+from .._errors import UserInputError
+from ..ledger import Ledger
+from ..review import site_status, status_json, status_lines
+from . import cli
+from ._ledger_options import LedgerChoice, ledger_options
+
+__all__ = ["status"]
+
+_AGE = re.compile(r"(\d+)([hd])")
+
+
+@cli.command()
+@ledger_options()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for monitoring instead of text.")
+@click.option("--max-age", help="How old the last run may be, like 26h or 2d; older is a problem (exit 2).")
+def status(choice: LedgerChoice, as_json: bool, max_age: str | None) -> None:
+    """Show the site at a glance: last run, last good run, rows outstanding, ledger size, chain head.
+
+    Each row that needs a person is listed once, with the run since which it has. The ledger is opened
+    read-only. Exit codes, for a monitoring check (as Nagios plugins use them): 0 ok (the last run
+    delivered or skipped every row, nothing outstanding); 1 attention (rows need a person); 2 problem
+    (the last run did not finish, or is older than --max-age; or the ledger cannot be read, or a usage
+    error); 3 unknown (no run recorded yet).
+
+    Example: cws-pipeline status -c cws.toml --json --max-age 26h
+    """
+    age = _max_age(max_age) if max_age else None
+    with Ledger.open_read_only(choice.ledger) as ledger:
+        found = site_status(ledger, max_age=age)
+    if as_json:
+        click.echo(json.dumps(status_json(found), indent=2, ensure_ascii=False))
+    else:
+        for line in status_lines(found):
+            click.echo(line)
+    sys.exit(found.exit_code)
+
+
+def _max_age(text: str) -> timedelta:
+    found = _AGE.fullmatch(text.strip())
+    if found is None:
+        raise UserInputError(f"--max-age {text!r}: give hours or days, like 26h or 2d")
+    number = int(found[1])
+    return timedelta(hours=number) if found[2] == "h" else timedelta(days=number)

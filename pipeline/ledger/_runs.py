@@ -1,0 +1,72 @@
+"""Runs as the ledger records them: the status a run ends in, its row in the runs table, runs left running.
+
+A run's record must be true: a run that crashed, was interrupted or was killed says so, with the exit
+code its process really ended with (none for a killed one: it could not say).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, get_args
+
+__all__ = ["RUN_COLUMNS", "RUN_STATUSES", "RUN_STATUS_MEANING", "RunRecord", "RunStatus", "UnfinishedRun"]
+
+RunStatus = Literal["running", "finished", "stopped", "interrupted", "crashed", "killed"]
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+
+RUN_STATUS_MEANING: dict[RunStatus, str] = {
+    "running": "in progress, or its process died without a word (the next run records it as killed)",
+    "finished": "every row got a state (exit 0 when all were delivered or skipped, 1 when some were not)",
+    "stopped": "a security stop (exit 3) or the delivery window's end (exit 5) ended sending; the rows not sent go"
+    " next run",
+    "interrupted": "a signal stopped it (Ctrl-C: exit 130, SIGTERM: 143); the rows not reached go next run",
+    "crashed": "an error ended it early, with the exit code stored; the rows not reached go next run",
+    "killed": "its process died without recording its end (SIGKILL, power loss); a later run found and recorded it",
+}
+
+# The runs table's columns, in order (pid and counts as stored: counts is JSON text).
+RUN_COLUMNS = (
+    "run_id", "started_at", "finished_at", "status", "source", "source_sha256", "mapping", "mapping_sha256",
+    "base_url", "endpoint", "access", "algorithm", "program_version", "pid", "counts", "exit_code", "concurrency",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the runs table, as stored (an edited table shows as edited: audit compares it with the chain)."""
+
+    run_id: int
+    started_at: str
+    finished_at: str | None
+    status: str  # a RunStatus, unless the table was edited (or an older version wrote it)
+    source: str
+    source_sha256: str
+    mapping: str
+    mapping_sha256: str
+    base_url: str
+    endpoint: str
+    access: str
+    algorithm: str
+    program_version: str
+    pid: int
+    counts_json: str | None
+    exit_code: int | None
+    concurrency: int | None = None  # the requests in flight it settled at (None: it sent nothing, or before 0.3)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows per state as the run recorded them at its end ({} while running, or when unreadable)."""
+        try:
+            value = json.loads(self.counts_json or "{}")
+        except ValueError:
+            return {}
+        return {str(k): v for k, v in value.items() if isinstance(v, int)} if isinstance(value, dict) else {}
+
+
+class UnfinishedRun(NamedTuple):
+    """A run the runs table still calls 'running': in progress, or its process died without recording its end."""
+
+    run_id: int
+    pid: int
+    started_at: str

@@ -1,0 +1,176 @@
+"""The report as text (a terminal or a cron mail), JSON (a public interface: see the README) and CSV.
+
+Rows are named by line and key; names and birth dates appear only in the CSV's original cells, which
+are written only to a private (0600) file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+from .._errors import UserInputError
+from .._private_files import neutralise_cell, open_private
+from ..ledger import NOT_DELIVERED, ROW_STATES, STATE_ADVICE
+from ._audit_output import audit_json, audit_verdict
+from ._report import RECORD_FIELDS, Report, RowHistory, RunSummary
+
+__all__ = ["open_private_text", "write_csv", "write_error_file", "write_json", "write_text"]
+
+
+def write_text(report: Report, out: TextIO) -> None:
+    """A plain-text report: one run's header, counts and rows needing attention; across runs, a line per run
+    and each row needing attention once."""
+    if report.across_runs:
+        _across_runs(report, out)
+    else:
+        _one_run(report, out)
+    if report.audit is not None:
+        out.write(f"\n{audit_verdict(report.audit)}\n")
+
+
+def _one_run(report: Report, out: TextIO) -> None:
+    rows = report.attention
+    for line in _run_header(report.runs[0]):
+        out.write(line + "\n")
+    what = f"Rows in state {', '.join(report.states)}" if report.states else "Rows needing attention"
+    out.write(f"{what}: {len(rows)}\n")
+    if rows:
+        key_width = min(max(len(r.key or "(no key)") for r in rows), 40)
+        state_width = max(len(r.state) for r in rows)
+        for r in rows:
+            line = f"  line {r.line if r.line is not None else '?':>6}  {r.key or '(no key)':<{key_width}}"
+            out.write(f"{line}  {r.state:<{state_width}}  {_one_line(r.error)}".rstrip() + "\n")
+    _advice({r.state for r in rows}, out)
+
+
+def _across_runs(report: Report, out: TextIO) -> None:
+    runs = report.runs
+    out.write(f"Runs {runs[0].run_id} to {runs[-1].run_id}: {len(runs)} runs started {runs[0].started_at}"
+              f" to {runs[-1].started_at}\nLedger {report.ledger}\n")  # fmt: skip
+    out.write(f"  {'run':>5}  {'started':<29}  {'status':<11}  {'exit':>4}  {'rows':>6}  {'attention':>9}  source\n")
+    for run in runs:
+        code = "-" if run.exit_code is None else str(run.exit_code)
+        out.write(f"  {run.run_id:>5}  {run.started_at:<29}  {run.status:<11}  {code:>4}  {run.rows:>6}"
+                  f"  {run.attention:>9}  {Path(run.source).name}\n")  # fmt: skip
+    counts = report.latest_counts()
+    out.write(f"Rows: {len(report.rows)} distinct, each counted once by its latest state: "
+              + ", ".join(f"{state} {counts.get(state, 0)}" for state in ROW_STATES) + "\n")  # fmt: skip
+    rows = report.outstanding
+    what = f"Rows whose latest state is {', '.join(report.states)}" if report.states else "Rows needing attention"
+    out.write(f"{what}: {len(rows)}\n")
+    if rows:
+        key_width = min(max(len(h.latest.key or "(no key)") for h in rows), 40)
+        state_width = max(len(h.latest.state) for h in rows)
+        for h in rows:
+            r = h.latest
+            line = f"  line {r.line if r.line is not None else '?':>6}  {r.key or '(no key)':<{key_width}}"
+            out.write(f"{line}  {r.state:<{state_width}}  {_seen(h)}  {_one_line(r.error)}".rstrip() + "\n")
+    _advice({h.latest.state for h in rows}, out)
+
+
+def _seen(history: RowHistory) -> str:
+    last = history.latest.run_id
+    return f"run {last}" if history.since_run == last else f"runs {history.since_run} to {last}"
+
+
+def _advice(shown: set[str], out: TextIO) -> None:
+    for state in ROW_STATES:
+        if state in shown and state in NOT_DELIVERED and state in STATE_ADVICE:
+            out.write(f"  {state}: {STATE_ADVICE[state]}\n")
+
+
+def _run_header(run: RunSummary) -> list[str]:
+    if run.status == "killed":
+        finished = f"found killed {run.finished_at}"
+    else:
+        finished = f"to {run.finished_at}" if run.finished_at else "(not finished)"
+    code = "" if run.exit_code is None else f", exit {run.exit_code}"
+    return [
+        f"Run {run.run_id} ({run.status}{code}): {run.started_at} {finished}",
+        f"  source    {run.source}",
+        f"            sha256 {run.source_sha256}",
+        f"  mapping   {run.mapping}",
+        f"            sha256 {run.mapping_sha256}",
+        f"  endpoint  {run.base_url}{run.endpoint}",
+        f"  access    {run.access} ({run.algorithm}), cws-pipeline {run.program_version}",
+        f"  rows      {run.rows}: " + ", ".join(f"{state} {run.counts.get(state, 0)}" for state in ROW_STATES),
+        f"  answers   {run.responses_verified} signed by CorEMR and verified, {run.responses_unverified} not verified",
+    ]
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def write_json(report: Report, out: TextIO) -> None:
+    """The JSON report: {"runs": [...], "records": [...]}, one record per line for easy diffing; across runs
+    also "rows" (each row once, latest state), and "audit" when asked for."""
+    out.write('{"runs": ')
+    out.write(json.dumps([run.as_json() for run in report.runs], ensure_ascii=False))
+    if report.across_runs:
+        out.write(',\n "rows": [')
+        out.write(",".join("\n  " + json.dumps(h.as_json(), ensure_ascii=False) for h in report.rows))
+        out.write("\n ]" if report.rows else "]")
+    if report.audit is not None:
+        out.write(',\n "audit": ' + json.dumps(audit_json(report.audit), ensure_ascii=False))
+    out.write(',\n "records": [')
+    for i, record in enumerate(report.records):
+        out.write(",\n  " if i else "\n  ")
+        out.write(json.dumps(record.as_json(), ensure_ascii=False))
+    out.write("\n ]}\n" if report.records else "]}\n")
+
+
+def write_csv(report: Report, out: TextIO) -> None:
+    """One CSV row per record, plus the original cells when gathered with them; formulas neutralised."""
+    cell_names: dict[str, None] = {}
+    for record in report.records:
+        if record.cells:
+            cell_names.update(dict.fromkeys(record.cells))
+    headers = [name if name not in RECORD_FIELDS else f"source:{name}" for name in cell_names]
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*RECORD_FIELDS, *headers])
+    for record in report.records:
+        values: list[Any] = [getattr(record, name) for name in RECORD_FIELDS]
+        cells = record.cells or {}
+        values.extend(cells.get(name, "") for name in cell_names)
+        writer.writerow([_neutralise(v) for v in values])
+
+
+def write_error_file(report: Report, out: TextIO) -> int:
+    """The rows needing a person as the clerk's error file: the export's own cells, then line, state and reason.
+
+    Like a loader's error file: open it in a spreadsheet, fix those rows in the export, run again.
+    Cells a spreadsheet would run as formulas are neutralised. Returns how many rows it lists.
+    """
+    rows = [r for r in report.records if r.state in NOT_DELIVERED]
+    cell_names: dict[str, None] = {}
+    for record in rows:
+        cell_names.update(dict.fromkeys(record.cells or {}))
+    extra = [name if name not in cell_names else f"cws:{name}" for name in ("line", "state", "reason")]
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([_neutralise(name) for name in (*cell_names, *extra)])
+    for record in sorted(rows, key=lambda r: (r.line if r.line is not None else -1, r.key or "")):
+        cells = record.cells or {}
+        values = [cells.get(name, "") for name in cell_names]
+        writer.writerow([_neutralise(v) for v in (*values, record.line, record.state, record.error)])
+    return len(rows)
+
+
+def _neutralise(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return neutralise_cell(value) if isinstance(value, str) else value
+
+
+def open_private_text(path: Path) -> TextIO:
+    """Open a new text file that only its owner can read (mode 0600 from the first byte), for writing."""
+    try:
+        fd = open_private(path)
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot write the report ({exc.strerror})") from None
+    return open(fd, "w", encoding="utf-8", newline="")  # the caller closes it
