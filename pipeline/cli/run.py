@@ -87,7 +87,7 @@ def _run_with_progress(csv: Path, mapping: Path, config: RunConfig) -> RunResult
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]} rows/s"),
-        TextColumn("{task.fields[concurrency]} in flight"),
+        TextColumn("concurrency {task.fields[concurrency]}"),
         TimeRemainingColumn(),
         transient=True,
         speed_estimate_period=30,  # rows/s and the time left over the last 30 s, not since the start

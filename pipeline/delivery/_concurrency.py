@@ -126,6 +126,10 @@ class AdaptiveLimit:
         limit = max(1, int(self.limit))
         if probe:  # enough answers at half the limit for the queue the full limit made to drain first
             return limit + max(1, limit // 2)
+        if self.slow_start:
+            # Half the limit left the moment it doubled: their answers, one round trip later, say whether it
+            # queues. Waiting for the whole limit would take two round trips per doubling.
+            return max(MIN_ROUND, limit // 2)
         return max(MIN_ROUND, limit)
 
     def _end_round(self) -> float | None:
@@ -134,8 +138,10 @@ class AdaptiveLimit:
         before = (self.limit, r.probe)
         pause = self._decide(r)
         probe = self.rounds % PROBE_ROUNDS == 0 and self.last != "throttled"
-        if (self.limit, probe) != before:
-            self.epoch += 1  # judge the new limit only by answers to requests sent under it
+        if (self.limit, probe) != before or r.drain:
+            # Judge the new limit only by answers to requests sent under it; after a drain, only by requests
+            # sent once those queued behind the larger limit's were answered.
+            self.epoch += 1
         self._round = _Round(self._round_size(probe), probe=probe, drain=self.last == "shrink" and not probe)
         return pause
 
@@ -168,13 +174,14 @@ class AdaptiveLimit:
             self.limit = max(1.0, self.limit * TARGET / ratio)
             self.slow_start = False
             self.last = "shrink"
-        elif used and (ratio < LOW or self.slow_start):
-            # Slow start doubles until latency passes HIGH, not LOW: our own CPU (every thread signs) lifts
-            # latency past LOW with no queue in CorEMR; doubling from under HIGH queues at most 1.8 x capacity.
+        elif used and ratio < (TARGET if self.slow_start else LOW):
             grown = self.limit * 2 if self.slow_start else self.limit + max(1.0, self.limit * GROWTH)
             self.limit = min(float(self.ceiling), grown)
             self.last = "slow_start" if self.slow_start else "grow"
+            self.slow_start = self.slow_start and self.limit < self.ceiling  # at the ceiling, whole rounds judge
         else:
+            # A half round sees only the start of a queue: slow start ends here, and whole rounds judge it.
+            self.slow_start = False
             self.last = "hold" if used else "idle"
         return None
 

@@ -69,6 +69,7 @@ class CapacityReport:
     p50_ms: float
     p95_ms: float
     busy_seconds: float  # from the first request's arrival to the last one's answer
+    second_half_per_second: float  # served per second in the second half of that time: after a client's ramp-up
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
@@ -87,7 +88,7 @@ class CapacityReport:
         )
 
 
-_EMPTY = CapacityReport(0, 0.0, 0, 0, 0, 0.0, 0.0, 0.0)
+_EMPTY = CapacityReport(0, 0.0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0)
 
 
 class CapacityModel:
@@ -103,6 +104,7 @@ class CapacityModel:
         self._waiting: deque[threading.Event] = deque()
         self._served = self._throttled = 0
         self._times: deque[float] = deque(maxlen=_KEPT)
+        self._answered: deque[float] = deque(maxlen=_KEPT)  # when each served request left
         self._first: float | None = None
         self._last = 0.0
 
@@ -151,6 +153,7 @@ class CapacityModel:
             now = time.monotonic()
             self._served += 1
             self._times.append(now - arrived)
+            self._answered.append(now)
             self._last = max(self._last, now)
             if self._waiting:
                 self._waiting.popleft().set()  # the worker goes straight to the next in line
@@ -161,9 +164,13 @@ class CapacityModel:
         """What the model has seen so far."""
         with self._lock:
             times = sorted(self._times)
+            answered = list(self._answered)
             served, throttled, first, last = self._served, self._throttled, self._first, self._last
         p50 = statistics.median(times) if times else 0.0
         p95 = times[min(len(times) - 1, int(0.95 * len(times)))] if times else 0.0
+        busy = last - first if first is not None else 0.0
+        middle = (first or 0.0) + busy / 2
+        late = sum(1 for t in answered if t >= middle) / (busy / 2) if busy > 0 else 0.0
         s = self.settings
         return CapacityReport(s.capacity, s.service_ms, s.waiting_room, served, throttled, round(p50 * 1000, 2),
-                              round(p95 * 1000, 2), round(last - first, 3) if first is not None else 0.0)  # fmt: skip
+                              round(p95 * 1000, 2), round(busy, 3), round(late, 2))  # fmt: skip

@@ -5,6 +5,9 @@ fixed 64, adaptive with the default ceiling), a fresh local CWS server runs in i
 `run` delivers a synthetic export to it for a set time (the run's delivery window closes then). The
 figures come from the server's own report: throughput as a share of its capacity N / M, the share of
 requests it answered 429, and the p95 of the time served requests spent in it (queue wait + service).
+Throughput is given over the whole run and over its second half: a run of a few dozen service times is
+mostly slow start, which a bulk load of hours does once; the throughput target is held to the second
+half, the throttled share and the p95 to the whole run.
 
 Client and server share this machine's cores, and both sign every request: a capacity beyond what the
 machine can drive would measure our CPU, not the limit. So the bench first measures what the machine
@@ -80,6 +83,7 @@ class BulkFigures:
     throttled: int
     busy_seconds: float
     capacity_share: float  # served per second of the server's busy time, over N / M
+    second_half_share: float  # the same over the second half of that time: after slow start, as in a long load
     throttled_share: float  # 429s over every request the server answered
     p50_ms: float
     p95_ms: float
@@ -89,9 +93,9 @@ class BulkFigures:
 
     @property
     def meets_targets(self) -> bool:
-        """At least 90% of capacity, at most 1% throttled, p95 within 2 x the unloaded service time."""
+        """At least 90% of capacity (once past slow start), at most 1% throttled, p95 within 2 x the service time."""
         return (
-            self.capacity_share >= TARGET_SHARE
+            self.second_half_share >= TARGET_SHARE
             and self.throttled_share <= TARGET_THROTTLED
             and self.p95_over_service <= TARGET_P95
         )
@@ -224,6 +228,7 @@ def _bulk_run(
         throttled=seen.throttled,
         busy_seconds=seen.busy_seconds,
         capacity_share=round(seen.served / seen.busy_seconds / capacity.per_second, 4),
+        second_half_share=round(seen.second_half_per_second / capacity.per_second, 4),
         throttled_share=round(seen.throttled / answered, 4) if answered else 0.0,
         p50_ms=seen.p50_ms,
         p95_ms=seen.p95_ms,

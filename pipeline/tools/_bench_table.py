@@ -70,13 +70,14 @@ def bulk_table(report: BulkReport) -> Table:
     table = Table(title=f"cws-pipeline bench --bulk: {m.cpu_count} × {m.cpu_model}, Python {m.python}")
     table.add_column("server capacity N / M")
     table.add_column("sending")
-    for name in ("of capacity", "throttled", "server p95", "concurrency", "delivered"):
+    for name in ("of capacity: run", "second half", "throttled", "server p95", "concurrency", "delivered"):
         table.add_column(name, justify="right")
     for r in report.runs:
         table.add_row(
             f"{r.capacity} × {r.service_ms:g} ms = {r.capacity_per_second:,.0f}/s, queue {r.queue}",
             r.strategy,
             f"{r.capacity_share:.1%}",
+            f"{r.second_half_share:.1%}",
             f"{r.throttled_share:.2%}",
             f"{r.p95_ms:,.0f} ms = {r.p95_over_service:.2f} × M",
             f"{r.concurrency} (peak {r.peak_in_flight})",
@@ -89,7 +90,8 @@ def bulk_table(report: BulkReport) -> Table:
         f"This machine drives {d.rows_per_second:,.0f} rows/s (no capacity limit); M is chosen so that N / M"
         f" stays within {HEADROOM:.0%} of that.",
         *report.notes,
-        f"Targets for adaptive at every N: ≥ {TARGET_SHARE:.0%} of capacity, ≤ {TARGET_THROTTLED:.0%} throttled,"
+        f"Targets for adaptive at every N: ≥ {TARGET_SHARE:.0%} of capacity (second half), ≤ {TARGET_THROTTLED:.0%}"
+        " throttled,"
         f" p95 ≤ {TARGET_P95:g} × M: {verdict}. Total {report.total_seconds:g} s; load average before"
         f" {', '.join(f'{x:g}' for x in m.load_average) or 'unknown'}.",
     ]

@@ -27,10 +27,31 @@ def test_slow_start_doubles_the_limit_each_round_while_answers_stay_fast() -> No
     limit = AdaptiveLimit(ceiling=64, initial=8)
     assert feed_round(limit, BASE) == "probe"  # the first round only measures the unloaded latency
     seen = [limit.allowed]
-    for _ in range(4):
+    for _ in range(3):
         assert feed_round(limit, BASE) == "slow_start"
         seen.append(limit.allowed)
-    assert seen == [8, 16, 32, 64, 64]  # never above the ceiling
+    assert not limit.slow_start  # at the ceiling: nothing left to find by doubling
+    assert feed_round(limit, BASE) == "grow"
+    assert [*seen, limit.allowed] == [8, 16, 32, 64, 64]  # never above the ceiling
+
+
+def test_slow_start_rounds_are_half_a_limit_so_a_doubling_takes_one_round_trip() -> None:
+    limit = AdaptiveLimit(ceiling=128, initial=32)
+    feed_round(limit, BASE)
+    answers = 0
+    while limit.last != "slow_start":
+        limit.observe("ok", BASE, limit.allowed)
+        answers += 1
+    assert answers == 16 and limit.allowed == 64  # the 16 of 32 sent when the limit doubled
+
+
+def test_slow_start_ends_without_a_shrink_when_half_a_round_shows_a_queue_starting() -> None:
+    limit = AdaptiveLimit(ceiling=128, initial=16)
+    feed_round(limit, BASE)
+    assert feed_round(limit, BASE) == "slow_start" and limit.allowed == 32
+    assert feed_round(limit, BASE * 1.3) == "hold"  # above TARGET, below HIGH: the start of a queue
+    assert not limit.slow_start and limit.allowed == 32
+    assert feed_round(limit, BASE) == "grow" and limit.allowed == 35  # then by a tenth, not by doubling
 
 
 def test_a_429_storm_halves_the_limit_each_round_down_to_one_and_pauses_for_retry_after() -> None:

@@ -65,6 +65,8 @@ def test_beyond_capacity_requests_wait_in_line_and_beyond_the_queue_get_a_signed
     assert report is not None and (report.served, report.throttled) == (2, 1)
     # Served one after the other, and the second waited for the first (sleeps never end early).
     assert report.busy_seconds >= 2 * SERVICE_MS / 1000
+    half = report.busy_seconds / 2  # the second answer left in the second half; the first, about halfway
+    assert 1 / half - 0.01 <= report.second_half_per_second <= 2 / half + 0.01
     assert report.p50_ms >= SERVICE_MS and report.p95_ms > SERVICE_MS
 
 
@@ -105,7 +107,7 @@ def test_a_capacity_model_that_cannot_be_is_refused_saying_why(capacity: dict[st
 
 def test_the_default_queue_is_twice_the_capacity_and_the_report_line_says_what_it_saw() -> None:
     assert Capacity(16, 50.0).waiting_room == 32 and Capacity(16, 50.0).per_second == 320.0
-    report = CapacityReport(16, 50.0, 32, 900, 12, 51.0, 88.5, 3.0)
+    report = CapacityReport(16, 50.0, 32, 900, 12, 51.0, 88.5, 3.0, 310.0)
     assert report.line() == (
         "capacity 16 at once, 50 ms each, queue 32: served 900, throttled 12 (429);"
         " time in the server p50 51.0 ms, p95 88.5 ms"
