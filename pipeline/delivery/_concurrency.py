@@ -8,20 +8,23 @@ now to the latency with no queue (`base_rtt`) says how many requests are waiting
 
 Per round (one limit's worth of answers to requests sent under the current limit): a throttle (429,
 503, or any Retry-After) halves the limit and pauses new requests for what Retry-After asks; latency
-above HIGH x base_rtt shrinks the limit to where it would be TARGET x base_rtt; latency below LOW x
+above HIGH x base_rtt shrinks the limit toward where it would be TARGET x base_rtt; latency below LOW x
 base_rtt grows it, by a tenth (at least one) a round. Slow start, as Vegas does before its first sign
-of queueing, doubles the limit each round until latency passes HIGH. Growth needs the limit to be
-used: a client that cannot fill it learns nothing by raising it. The bounds are chosen for a nurse's
-CorEMR: a queue in the server of a quarter to a half of its capacity (so its p95 stays within about
-twice its unloaded time), and never idle capacity when answers stay as fast as unloaded.
+of queueing, doubles the limit each round. Growth needs the limit to be used: a client that cannot
+fill it learns nothing by raising it. The bounds are chosen for a nurse's CorEMR: a queue in the
+server of a sixth to two fifths of its capacity (so its p95 stays within about twice its unloaded
+time), and never idle capacity when answers stay as fast as unloaded.
 
 Measured against the local server's capacity model on a 2-core machine shared by client and server,
 the textbook statistics read our own CPU as CorEMR's queue; so (each a change from Vegas, with why):
 a round's latency is its median, and base_rtt the lowest lower-quartile seen, not the mean and the
-fastest answer; slow start ends at HIGH, not LOW; after slow start the limit grows by a tenth, not by
-one (less than HIGH / LOW - 1, so a step never jumps over the hold band; 60 is back to 80 in three
-rounds, not twenty); and after a shrink the next round only drains (its first requests still queue
-behind those the larger limit sent, and would shrink the limit twice for one queue).
+fastest answer; a slow-start round is half a limit (the requests sent the moment it doubled: one round
+trip per doubling, not two), and slow start ends when its latency passes TARGET, then whole rounds
+judge; after slow start the limit grows by a tenth, not by one (less than HIGH / LOW - 1, so a step
+never jumps over the hold band; 60 is back to 80 in three rounds, not twenty); a round of high latency
+cuts at most a quarter (a busy moment on the client's machine is not CorEMR's queue; a throttle still
+halves); and after a shrink the next round only drains (its first requests still queue behind those
+the larger limit sent, and would shrink the limit twice for one queue).
 
 Every PROBE_ROUNDS rounds one round runs at half the limit so the server's queue drains and base_rtt is
 measured afresh: a CorEMR that became slower for everyone (a busy morning) is not mistaken for a queue
@@ -55,6 +58,8 @@ HIGH = 1.4  # latency above HIGH x base_rtt: we are making CorEMR queue; shrink
 TARGET = 1.25  # where a shrink aims: a queue of about a third of the server's capacity
 GROWTH = 0.1  # after slow start, a round grows the limit by a tenth (at least one): less than HIGH / LOW - 1,
 # so one step cannot jump over the hold band, and a limit of 60 is back to 80 in 3 rounds, not 20
+LEAST_KEPT = 0.75  # a round of high latency cuts the limit by a quarter at most (a throttle halves it): a busy
+# moment on this machine (our CPU is in every latency measured) must not cost half the limit
 PROBE_ROUNDS = 40
 MIN_ROUND = 4  # answers per round at least, so one slow answer cannot move the limit
 _SAFETY_NET = 0.5  # seconds a waiting thread sleeps at most before it looks again (no notification is lost)
@@ -171,7 +176,7 @@ class AdaptiveLimit:
         ratio = rtt / self.base_rtt
         used = r.busiest * 2 >= int(self.limit)
         if ratio > HIGH:
-            self.limit = max(1.0, self.limit * TARGET / ratio)
+            self.limit = max(1.0, self.limit * max(TARGET / ratio, LEAST_KEPT))
             self.slow_start = False
             self.last = "shrink"
         elif used and ratio < (TARGET if self.slow_start else LOW):

@@ -100,9 +100,9 @@ def bulk_table(report: BulkReport) -> Table:
 
 
 def print_bulk(report: BulkReport, console: Console | None = None) -> None:
-    """Print the bulk-load table (120 columns wide when not a terminal)."""
+    """Print the bulk-load table (150 columns wide when not a terminal)."""
     if console is None:
         console = Console()
         if not console.is_terminal:
-            console = Console(width=120)
+            console = Console(width=150)
     console.print(bulk_table(report))
