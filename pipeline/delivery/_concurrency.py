@@ -12,8 +12,8 @@ above HIGH x base_rtt shrinks the limit toward where it would be TARGET x base_r
 base_rtt grows it, by a tenth (at least one) a round. Slow start, as Vegas does before its first sign
 of queueing, doubles the limit each round. Growth needs the limit to be used: a client that cannot
 fill it learns nothing by raising it. The bounds are chosen for a nurse's CorEMR: a queue in the
-server of a sixth to two fifths of its capacity (so its p95 stays within about twice its unloaded
-time), and never idle capacity when answers stay as fast as unloaded.
+server of a sixth to a half of its capacity (so its p95 stays within about twice its unloaded time),
+and never idle capacity when answers stay as fast as unloaded.
 
 Measured against the local server's capacity model on a 2-core machine shared by client and server,
 the textbook statistics read our own CPU as CorEMR's queue; so (each a change from Vegas, with why):
@@ -54,13 +54,13 @@ __all__ = [
 ]
 
 LOW = 1.15  # latency below LOW x base_rtt: no queue worth the name; grow
-HIGH = 1.4  # latency above HIGH x base_rtt: we are making CorEMR queue; shrink
-TARGET = 1.25  # where a shrink aims: a queue of about a third of the server's capacity
+HIGH = 1.5  # latency above HIGH x base_rtt: we are making CorEMR queue; shrink (1.4 read our own CPU as a queue)
+TARGET = 1.25  # where a shrink aims: a queue of a quarter of the server's capacity
 GROWTH = 0.1  # after slow start, a round grows the limit by a tenth (at least one): less than HIGH / LOW - 1,
 # so one step cannot jump over the hold band, and a limit of 60 is back to 80 in 3 rounds, not 20
 LEAST_KEPT = 0.75  # a round of high latency cuts the limit by a quarter at most (a throttle halves it): a busy
 # moment on this machine (our CPU is in every latency measured) must not cost half the limit
-PROBE_ROUNDS = 40
+PROBE_ROUNDS = 100
 MIN_ROUND = 4  # answers per round at least, so one slow answer cannot move the limit
 _SAFETY_NET = 0.5  # seconds a waiting thread sleeps at most before it looks again (no notification is lost)
 # "Slow down": 429 Too Many Requests and 503 Service Unavailable (any answer with a Retry-After says so too).

@@ -29,9 +29,10 @@ def bench_table(report: BenchReport) -> Table:
     )
     latency = f", server latency {o.latency_ms:g} ms" if o.latency_ms else ""
     table.add_row(
-        f"run {r.rows:,} rows (concurrency {o.concurrency}{latency})",
+        f"run {r.rows:,} rows (adaptive, ceiling {o.concurrency}{latency})",
         f"{r.rows_per_second:,.1f} rows/s",
-        f"{r.delivered:,} delivered in {r.seconds:.2f} s; {r.duplicates} created twice",
+        f"{r.delivered:,} delivered in {r.seconds:.2f} s; {r.duplicates} created twice;"
+        f" settled at {r.settled_concurrency} ({r.peak_in_flight} in flight at most)",
     )
     table.add_row("client CPU per delivered row", f"{r.cpu_ms_per_row:.3f} ms", f"{r.ratio_to_floor:.2f} × the floor")
     table.add_row("server CPU per row (not counted above)", f"{r.server_cpu_ms_per_row:.3f} ms", "separate process")
