@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from pipeline._errors import ConfigError
 from pipeline.cli import cli
 from pipeline.delivery import summary_lines
 from pipeline.delivery._config import DEFAULT_CEILING, DEFAULT_FIXED, load_config
-from pipeline.delivery._run import RunResult, run_bookings
+from pipeline.delivery._retry import RunStop
+from pipeline.delivery._run import RunResult, _limiter, run_bookings
 from pipeline.ledger._ledger import Ledger
 from pipeline.protocol._keyring import Keyring
 from pipeline.simulator import Capacity, CWSServer
@@ -155,3 +158,18 @@ def test_a_bulk_load_setting_that_cannot_be_used_is_one_line_naming_the_key(
     with pytest.raises(ConfigError, match="^" + str(site.config).replace(".", r"\.") + ": ") as caught:
         load_config(site.config)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_max_rate_spaces_the_runs_requests_and_a_stop_ends_the_wait(site: Site) -> None:
+    limiter = _limiter(replace(load_config(site.config), max_rate=0.5), None)  # one request every 2 s
+    stop = RunStop()
+    stop.also_wake(limiter.wake)
+    assert limiter.slot(stop.event) is not None
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(limiter.slot(stop.event)))
+    waiter.start()
+    waiter.join(timeout=0.3)
+    assert waiter.is_alive() and limiter.in_flight == 1  # places are free, but the rate says wait
+    stop.stop("the delivery window 22:00-06:00 closed at 06:00")
+    waiter.join(timeout=20)
+    assert got == [None]
