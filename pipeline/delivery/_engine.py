@@ -35,7 +35,7 @@ from ..protocol import CWSAuth
 from ._circuit_breaker import CircuitBreaker
 from ._config import RunConfig
 from ._exchange import Exchange, exchange
-from ._lookup import judge_lookup
+from ._lookup import holds_body, judge_lookup
 from ._messages import reason_text, server_message
 from ._plan import Plan, Rebookings, changed_reason, keeps_recorded_status, plan, rejected_again_reason
 from ._records import cells_json, exchange_record, final_records, intent_record
@@ -49,6 +49,10 @@ __all__ = ["Delivery", "RowOutcome"]
 _REBOOKED = (
     "external_id {} was delivered earlier under another key; a lookup cannot tell whether this booking landed:"
     " check it in CorEMR"
+)
+_OTHER_DETAILS = (
+    "a lookup found patient {} with other details than this row's: it may have been there before, and without"
+    " bookings routes whether this booking landed cannot be told: check it in CorEMR"
 )
 _MAX_STEPS = 6  # requests one attempt may chain (create, booking, lookup...): more means answers that contradict
 
@@ -291,6 +295,14 @@ class Delivery:
             assert url is not None  # _cannot_settle refused the rest
             ex = self._look_up(r, url)
             finding = judge_lookup(ex, r.row.external_id or "")
+        if (
+            finding == "found"
+            and booking_url is None
+            and not holds_body(ex.response_body, r.body, self._target.profile)
+        ):
+            # Found by patient alone (v1: no bookings routes), with other details than this row's: the patient
+            # may have been there before, and whether this booking landed cannot be told.
+            raise _Final(r.doubt, _OTHER_DETAILS.format(r.row.external_id))
         if finding == "found":
             return self._found(r)
         if finding == "absent":

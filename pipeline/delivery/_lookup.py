@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from typing import Literal
 
+from ..protocol import ApiProfile, answer_date
 from ._exchange import Exchange
 from ._retry import RETRYABLE_STATUSES
 
-__all__ = ["LookupFinding", "answered_external_id", "judge_lookup"]
+__all__ = ["LookupFinding", "answered_external_id", "holds_body", "judge_lookup"]
 
 LookupFinding = Literal["found", "absent", "someone_else", "refused", "try_again"]
 
@@ -38,3 +39,25 @@ def judge_lookup(ex: Exchange, expected: str, field: str = "external_id") -> Loo
     if ex.status == 200:
         return "found" if answered_external_id(ex.response_body, field) == expected else "someone_else"
     return "refused"
+
+
+def holds_body(answer: bytes | None, body: bytes, api: ApiProfile) -> bool:
+    """True when a patient answer holds every patient field of BODY as sent (or in its GET form: assumption
+    "answer-shape"); booking fields are not compared: a patient answer does not carry them."""
+    try:
+        answered, sent = json.loads(answer or b""), json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(answered, dict) or not isinstance(sent, dict):
+        return False
+    for name, value in sent.items():
+        rule = api.rule(name)
+        if rule is None or rule.booking:
+            continue
+        got = answered.get(name)
+        as_read = (
+            answer_date(rule.kind, value) if rule.kind in ("date", "timestamp") and isinstance(value, str) else value
+        )
+        if got != value and got != as_read and str(got) != str(value):
+            return False
+    return True

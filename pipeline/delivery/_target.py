@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..mapping import Mapping, OnChange
-from ..protocol import API_PROFILES, DEFAULT_API, ApiVersion, Routes
+from ..protocol import API_PROFILES, DEFAULT_API, ApiProfile, ApiVersion, Routes
 
 __all__ = ["Booking", "Target"]
 
@@ -50,6 +50,11 @@ class Target:
         """The default API version's routes under ENDPOINT_URL, with its booking body (assumption "booking-body")."""
         profile = API_PROFILES[DEFAULT_API]
         return cls(profile.routes.at(endpoint_url), profile.booking_number, profile.booking_fields, on_change)
+
+    @property
+    def profile(self) -> ApiProfile:
+        """The API version's field rules."""
+        return API_PROFILES[self.api]
 
     @property
     def create_url(self) -> str:

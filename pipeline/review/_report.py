@@ -118,8 +118,10 @@ class RowRecord:
     @property
     def identity(self) -> str:
         """The same row in every run: its key, or for a row without one, its input cells (a line repeating an
-        earlier line's booking is its own row: the key names the booking's first line)."""
-        if self.key and self.state != "duplicate":
+        earlier line's booking is a row of its own, by key and line: the key alone names the booking's first line)."""
+        if self.key and self.state == "duplicate":
+            return f"{self.key} (line {self.line})"
+        if self.key:
             return self.key
         return f"cells:{self.cells_sha256}" if self.cells_sha256 else f"run {self.run_id} line {self.line}"
 

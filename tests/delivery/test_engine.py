@@ -6,6 +6,7 @@ only the network is scripted.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 
@@ -94,8 +95,20 @@ def test_a_lookup_is_found_only_when_the_answer_is_the_patient_asked_for(make_en
     other = make_engine(lambda m, u, b: (200, {"external_id": "P7"}), prior=in_doubt(r))
     assert deliver(other, r).state == "ambiguous"
 
-    found = make_engine(lambda m, u, b: (200, {"external_id": "P1", "id": 7}), prior=in_doubt(r))
+    assert r.body is not None
+    found = make_engine(lambda m, u, b: (200, {**json.loads(r.body or b""), "id": 7}), prior=in_doubt(r))
     assert deliver(found, r) == RowOutcome(2, "P1/B1", "delivered", "settled by lookup", "found", sha256_hex(r.body))
+
+
+def test_a_patient_found_with_other_details_than_the_rows_leaves_the_row_in_doubt(
+    make_engine: Callable[..., Engine],
+) -> None:
+    r = row("P1")  # no booking number: only the patient can be looked up, as in v1
+    entered_by_hand = {**json.loads(r.body or b""), "fname": "Ayesha"}
+    engine = make_engine(lambda m, u, b: (200, entered_by_hand), prior=in_doubt(r))
+    outcome = deliver(engine, r)
+    assert outcome.state == "ambiguous" and "with other details than this row's" in (outcome.reason or "")
+    assert [m for m, _, _ in engine.fake.requests] == ["GET"]
 
 
 @pytest.mark.parametrize("external_id", [".", ".."])
@@ -136,7 +149,7 @@ def test_a_server_message_is_one_line_short_and_has_the_rows_names_and_birth_dat
 def test_a_connection_lost_after_sending_is_settled_by_lookup_not_resent(make_engine: Callable[..., Engine]) -> None:
     answers: list[tuple[int, object] | NoAnswer] = [
         NoAnswer("ReadError: connection reset", landed="maybe"),
-        (200, {"external_id": "P1"}),
+        (200, {**json.loads(row("P1").body or b""), "dob": "1986-11-08 00:00:00.000"}),
     ]
     engine = make_engine(lambda m, u, b: answers.pop(0))
     r = row("P1")
