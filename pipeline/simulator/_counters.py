@@ -18,9 +18,10 @@ Nested = dict[str, dict[str, int]]
 
 @dataclass
 class ServerCounters:
-    """What the server has seen. `creates` and `booking_creates` count what was stored; the `refused_*` counters
-    count creates refused because the patient or booking already existed: a create sent again blindly (after a
-    lost answer or a crash) shows there, as it would show as a second patient on a server that took it."""
+    """What the server has seen. `creates` and `booking_creates` count what was stored; `refused_*` count creates
+    refused because the patient or booking already existed, and `resent_*` those of them that carried the very
+    bytes that had stored it: a create sent again blindly (after a lost answer or a crash), which a server that
+    did not refuse it would have stored as a second patient or booking."""
 
     requests: int = 0
     creates: dict[str, int] = field(default_factory=dict)
@@ -34,6 +35,8 @@ class ServerCounters:
     booking_updates: Nested = field(default_factory=dict)
     refused_creates: dict[str, int] = field(default_factory=dict)  # external_id -> creates refused as existing
     refused_booking_creates: Nested = field(default_factory=dict)  # ... -> booking creates refused as existing
+    resent_creates: dict[str, int] = field(default_factory=dict)
+    resent_booking_creates: Nested = field(default_factory=dict)
 
     def copy(self) -> ServerCounters:
         """An independent copy."""
@@ -54,6 +57,8 @@ class ServerCounters:
             "booking_updates": {k: dict(v) for k, v in self.booking_updates.items()},
             "refused_creates": dict(self.refused_creates),
             "refused_booking_creates": {k: dict(v) for k, v in self.refused_booking_creates.items()},
+            "resent_creates": dict(self.resent_creates),
+            "resent_booking_creates": {k: dict(v) for k, v in self.resent_booking_creates.items()},
         }
 
     @classmethod
@@ -79,6 +84,8 @@ class ServerCounters:
             booking_updates=nested("booking_updates"),
             refused_creates=counts("refused_creates"),
             refused_booking_creates=nested("refused_booking_creates"),
+            resent_creates=counts("resent_creates"),
+            resent_booking_creates=nested("resent_booking_creates"),
         )
 
 
@@ -141,15 +148,19 @@ class CounterBook:
         with self._lock:
             _add(self._counters.booking_updates.setdefault(external_id, {}), booking)
 
-    def refused_create(self, external_id: str) -> None:
-        """A create was refused because the patient exists."""
+    def refused_create(self, external_id: str, *, resent: bool) -> None:
+        """A create was refused because the patient exists (RESENT: with the bytes that had stored it)."""
         with self._lock:
             _add(self._counters.refused_creates, external_id)
+            if resent:
+                _add(self._counters.resent_creates, external_id)
 
-    def refused_booking_create(self, external_id: str, booking: str) -> None:
-        """A booking create was refused because the patient has that booking."""
+    def refused_booking_create(self, external_id: str, booking: str, *, resent: bool) -> None:
+        """A booking create was refused because the patient has that booking (RESENT: with its storing bytes)."""
         with self._lock:
             _add(self._counters.refused_booking_creates.setdefault(external_id, {}), booking)
+            if resent:
+                _add(self._counters.resent_booking_creates.setdefault(external_id, {}), booking)
 
 
 def fetch_counters(url: str, timeout: float = 10.0) -> ServerCounters:

@@ -120,6 +120,13 @@ def test_creates_refused_as_existing_are_counted_so_a_blind_resend_shows(
     assert counters.refused_creates == {"FakeExternalID": 1}
     assert counters.refused_booking_creates == {"FakeExternalID": {"EthanBooking14": 1}}
     assert counters.creates == {"FakeExternalID": 1}
+    assert counters.resent_creates == {"FakeExternalID": 1}  # the very bytes that created it: a blind resend
+    assert counters.resent_booking_creates == {}  # the booking was stored by the patient's create, not by these
+    assert client.post("/", content=compact({**WALKTHROUGH, "fname": "Other"})).status_code == 409
+    assert server.counters().resent_creates == {"FakeExternalID": 1}  # another body: refused, not a resend
+    assert client.post("/FakeExternalID/bookings/", content=booking("B-9")).status_code == 201
+    assert client.post("/FakeExternalID/bookings/", content=booking("B-9")).status_code == 409
+    assert server.counters().resent_booking_creates == {"FakeExternalID": {"B-9": 1}}
 
 
 def test_a_booking_update_is_counted(server: CWSServer, client: httpx.Client) -> None:
