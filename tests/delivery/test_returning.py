@@ -3,7 +3,11 @@ holds everyone, corrections held or sent as updates and accepted, per-charge exp
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,8 @@ from pipeline.ledger._ledger import Ledger
 from pipeline.simulator._server import CWSServer, Fault
 
 from ..sites import SITE_MAPPING, V1_SITE_MAPPING, Site, booking_rows
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def run(site: Site, csv: Path, outcomes: list[RowOutcome] | None = None) -> RunResult:
@@ -180,3 +186,44 @@ def test_v1_a_returning_patient_is_rejected_saying_why_and_a_known_one_in_doubt_
     assert by_key["P000002/B888888"].state == "rejected"
     assert "CorEMR API v1 has no bookings routes" in (by_key["P000002/B888888"].reason or "")
     assert site.server.counters().creates == {"P000001": 1, "P000002": 1}
+
+
+def test_the_readme_returning_patients_commands_run_as_written(site: Site) -> None:
+    section = README.read_text(encoding="utf-8").split("\n## Returning patients\n", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("  #", 1)[0].strip() for block in re.findall(r"```sh\n(.*?)```", section, re.S)
+                for line in block.splitlines() if line.startswith("cws-pipeline ")]  # fmt: skip
+    assert [c.split()[1] for c in commands] == ["report", "accept"]
+    rows = [["J0412", "B23-1187", *booking_rows(1)[0][2:]]]
+    run(site, site.write_csv(rows))
+    rows[0][2] = "Corrected"
+    run(site, site.write_csv(rows))  # held
+    for command in commands:
+        args = [str(site.config) if a == "cws.toml" else a for a in shlex.split(command)[1:]]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code in (0, 1), (command, result.output)
+        assert "Error" not in result.output, (command, result.output)
+    with Ledger.open(site.ledger, create=False) as ledger:
+        assert ledger.row_status("J0412/B23-1187").state == "skipped"  # type: ignore[union-attr]
+
+
+def test_every_report_format_says_which_action_each_delivered_row_took(site: Site, tmp_path: Path) -> None:
+    rows = booking_rows(3)
+    site.server.enter_by_hand(create_body(rows[1], "OLD"))  # P2 holds another booking: booking added
+    site.server.enter_by_hand(create_body(rows[2]))  # P3 holds this one: found
+    result = run(site, site.write_csv(rows))
+    expected = {"P000001/B000001": "created", "P000002/B000002": "booking added", "P000003/B000003": "found"}
+
+    def report(*args: str) -> str:
+        out = CliRunner().invoke(cli, ["report", "-c", str(site.config), *args])
+        assert out.exit_code == 0, out.output
+        return out.output
+
+    data = json.loads(report("--format", "json"))
+    assert data["runs"][0]["actions"] == {"created": 1, "booking added": 1, "found": 1}
+    assert {r["key"]: r["action"] for r in data["records"]} == expected
+    records = list(csv.DictReader(io.StringIO(report("--format", "csv"))))
+    assert {r["key"]: r["action"] for r in records} == expected
+    assert f"Run {result.run_id} " in (text := report()) and "  delivered created 1, booking added 1, found 1\n" in text
+    html = tmp_path / "r.html"
+    report("--format", "html", "--output", str(html))
+    assert "<dt>Delivered by</dt><dd>created 1, booking added 1, found 1</dd>" in html.read_text(encoding="utf-8")
