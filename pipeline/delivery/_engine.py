@@ -37,7 +37,15 @@ from ._config import RunConfig
 from ._exchange import Exchange, exchange
 from ._lookup import holds_body, judge_lookup
 from ._messages import reason_text, server_message
-from ._plan import Plan, Rebookings, changed_reason, keeps_recorded_status, plan, rejected_again_reason
+from ._plan import (
+    Plan,
+    Rebookings,
+    changed_reason,
+    keeps_recorded_status,
+    plan,
+    rejected_again_reason,
+    updated_reason,
+)
 from ._records import cells_json, exchange_record, final_records, intent_record
 from ._retry import RunStop, TransientFailure, retrying
 from ._steps import Doubt, judge_answer
@@ -265,7 +273,8 @@ class Delivery:
             verdict = judge_answer(r.step, ex, has_booking=r.booking is not None, api=self._target.api)
             if verdict.kind == "done":
                 assert verdict.state is not None
-                return self._finish(r, verdict.state, verdict.reason, r.sha, action=verdict.action)
+                reason = updated_reason(self._prior.get(r.row.key)) if verdict.action == "updated" else verdict.reason
+                return self._finish(r, verdict.state, reason, r.sha, action=verdict.action)
             if verdict.kind == "next":
                 assert verdict.step is not None
                 r.step = verdict.step

@@ -20,6 +20,7 @@ __all__ = [
     "keeps_recorded_status",
     "plan",
     "rejected_again_reason",
+    "updated_reason",
 ]
 
 Plan = Literal[
@@ -60,13 +61,20 @@ def plan(row: MappedRow, prior: PriorRows, on_change: OnChange = "hold") -> tupl
 
 def changed_reason(p: PriorRow | None) -> str:
     """Why a held change is not sent, naming the run that delivered the body it differs from."""
+    return f'{_delivered_where(p)} with a different body; held (on_change = "hold"): not sent'
+
+
+def updated_reason(p: PriorRow | None) -> str:
+    """What an update sent: a correction of the body delivered in the run it names."""
+    return f'corrected: {_delivered_where(p)} with a different body; sent as an update (on_change = "update")'
+
+
+def _delivered_where(p: PriorRow | None) -> str:
     if p is None or p.delivered_run_id is None:
-        where = "delivered in an earlier run"
-    elif p.action == "accepted":
-        where = f"accepted after run {p.delivered_run_id}"
-    else:
-        where = f"delivered in run {p.delivered_run_id}"
-    return f'{where} with a different body; held (on_change = "hold"): not sent'
+        return "delivered in an earlier run"
+    if p.action == "accepted":
+        return f"accepted after run {p.delivered_run_id}"
+    return f"delivered in run {p.delivered_run_id}"
 
 
 def keeps_recorded_status(p: PriorRow | None, body_sha256: str, cells_sha256: str) -> bool:

@@ -122,13 +122,17 @@ def test_accepting_an_unknown_key_is_one_line_and_writes_nothing(site: Site) -> 
 def test_under_the_update_policy_a_correction_is_sent_and_recorded_as_updated(site: Site) -> None:
     with_target(site, 'on_change = "update"')
     rows = booking_rows(2)
+    first = run(site, site.write_csv(rows))
     run(site, site.write_csv(rows))
-    rows[0][2], rows[1][6] = "Corrected", "2026-11-28 23:40"  # a name, and a booking's date
+    rows[0][2], rows[1][6] = "Annabel", "2026-11-28 23:40"  # a name, and a booking's date
     site.server.set_faults([Fault("drop_after_processing", first=1)])  # the update's answer is lost once
     outcomes: list[RowOutcome] = []
     result = run(site, site.write_csv(rows, "corrected.csv"), outcomes)
     assert result.counts["delivered"] == 2 and set(actions(outcomes).values()) == {"updated"}
-    assert site.server.patients()["P000001"]["fname"] == "Corrected"
+    assert {o.reason for o in outcomes} == {
+        f'corrected: delivered in run {first.run_id} with a different body; sent as an update (on_change = "update")'
+    }
+    assert site.server.patients()["P000001"]["fname"] == "Annabel"
     assert site.server.bookings()["P000002"]["B000002"]["booking_date"] == "2026-11-28 23:40:00.000"
     assert site.server.counters().creates == {"P000001": 1, "P000002": 1}
     assert run(site, site.write_csv(rows, "corrected.csv")).counts["skipped"] == 2
