@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .._errors import MalformedHeader, UserInputError
+from ..delivery import load_config
 from ..protocol import (
     ALGORITHMS,
     DEFAULT_BITS,
@@ -69,9 +70,10 @@ def keygen(directory: Path, bits: int) -> None:
 
 @cli.command("sign")
 @click.argument("file", type=_FILE)
-@click.option("--key", "key_path", required=True, type=_FILE, metavar="PRIVATE", help="Your private key (PEM).")
+@click.option("--key", "key_path", type=_FILE, metavar="PRIVATE", help="Your private key (PEM); or --config.")
+@click.option("-c", "--config", "config_path", type=_FILE, help="Run config (TOML): its private_key and algorithm.")
 @click.option(
-    "--algorithm", type=click.Choice(ALGORITHMS), default="CWS-SHA256", show_default=True, help="Signature algorithm."
+    "--algorithm", type=click.Choice(ALGORITHMS), help="Signature algorithm. [default: the config's, or CWS-SHA256]"
 )
 @click.option("--access", metavar="USERNAME", help="Print the whole Authorization header value for this username.")
 @click.option(
@@ -79,18 +81,34 @@ def keygen(directory: Path, bits: int) -> None:
     metavar="VAR",
     help=f"Environment variable holding an encrypted key's passphrase [default: {PASSPHRASE_ENV}, if set].",
 )
-def sign_body(file: Path, key_path: Path, algorithm: Algorithm, access: str | None, passphrase_env: str | None) -> None:
+def sign_body(
+    file: Path,
+    key_path: Path | None,
+    config_path: Path | None,
+    algorithm: Algorithm | None,
+    access: str | None,
+    passphrase_env: str | None,
+) -> None:
     """Sign a request body exactly as CorEMR will check it; prints the base64 signature.
 
     Same bytes as `openssl dgst -sha256 -sign PRIVATE FILE | openssl enc -A -base64`.
-    With --access, prints the whole header value to paste as `Authorization`.
+    With --access, prints the whole header value to paste as `Authorization`. With --config, the
+    key, its passphrase and the algorithm are the run's.
 
     Example: cws-pipeline sign body.json --key keys/county/rsa.private --access county-jms
     """
     if access is not None:
         check_access(access)
     body = _read_body(file)
-    key = load_private_key(key_path, passphrase_from_environment(passphrase_env))
+    if config_path is not None and key_path is None:
+        config = load_config(config_path)
+        key = load_private_key(config.private_key, config.passphrase())
+        algorithm = algorithm or config.algorithm
+    elif key_path is not None:
+        key = load_private_key(key_path, passphrase_from_environment(passphrase_env))
+    else:
+        raise click.UsageError("give --key PRIVATE, or --config CONFIG to sign with the run's key")
+    algorithm = algorithm or "CWS-SHA256"
     if body.endswith(b"\n"):
         click.echo(
             f"Note: {file} ends with a newline and the signature covers it (editors and `echo` add one);"
@@ -107,7 +125,10 @@ def sign_body(file: Path, key_path: Path, algorithm: Algorithm, access: str | No
 @click.argument("file", type=_FILE)
 @click.option("--authorization", "header", required=True, metavar="'HEADER VALUE'", help="The Authorization value.")
 @click.option(
-    "--keys", "keyring_dir", required=True, type=_FILE, metavar="KEYRING_DIR", help="Directory of <USERNAME>.pem."
+    "--keys", "keyring_dir", type=_FILE, metavar="KEYRING_DIR", help="Directory of <USERNAME>.pem; or --config."
+)
+@click.option(
+    "-c", "--config", "config_path", type=_FILE, help="Run config (TOML): its server_keys and accept_algorithms."
 )
 @click.option(
     "--accept",
@@ -116,7 +137,14 @@ def sign_body(file: Path, key_path: Path, algorithm: Algorithm, access: str | No
     help="Accept only this algorithm (repeatable) [default: both].",
 )
 @click.pass_context
-def verify(ctx: click.Context, file: Path, header: str, keyring_dir: Path, accept: tuple[str, ...]) -> None:
+def verify(
+    ctx: click.Context,
+    file: Path,
+    header: str,
+    keyring_dir: Path | None,
+    config_path: Path | None,
+    accept: tuple[str, ...],
+) -> None:
     """Check a signed body (e.g. a CorEMR response) against the keys you trust; prints Verified OK.
 
     Looks up the key of the header's `Access=USERNAME` as KEYRING_DIR/USERNAME.pem. Exits 0 when
@@ -131,9 +159,12 @@ def verify(ctx: click.Context, file: Path, header: str, keyring_dir: Path, accep
             AuthorizationHeader.parse(header)
         except MalformedHeader as exc:
             raise MalformedHeader(f"--authorization: {exc}") from None
-    keyring = Keyring(keyring_dir)
+    if keyring_dir is None and config_path is None:
+        raise click.UsageError("give --keys KEYRING_DIR, or --config CONFIG to check with the run's keyring")
+    config = load_config(config_path) if config_path is not None and keyring_dir is None else None
+    keyring = Keyring(config.server_keys if config is not None else keyring_dir or Path())
     body = _read_body(file)
-    accepted = accept or ALGORITHMS
+    accepted = accept or (config.accept_algorithms if config is not None else ALGORITHMS)
     found = verify_body(body, header, keyring, accepted)
     if found.ok:
         click.echo("Verified OK")

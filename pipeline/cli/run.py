@@ -8,23 +8,39 @@ from pathlib import Path
 import click
 
 from ..delivery import RowOutcome, RunConfig, RunInterrupted, RunResult, load_config, print_summary, run_bookings
+from ..ledger import NOT_DELIVERED, Ledger
 from ..protocol import API_VERSIONS, DEFAULT_API, ApiVersion
+from ..review import gather_report, open_private_text, write_error_file
 from ..tools import run_demo
 from . import cli
+
+_PATH = click.Path(path_type=Path)
 
 
 @cli.command()
 @click.argument("csv", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--mapping", "mapping", required=True, type=click.Path(path_type=Path), help="Mapping file (TOML).")
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Run config (TOML).")
+@click.option("-m", "--mapping", "mapping", required=True, type=click.Path(path_type=Path), help="Mapping file (TOML).")
+@click.option(
+    "-c", "--config", "config_path", required=True, type=click.Path(path_type=Path), help="Run config (TOML)."
+)
+@click.option(
+    "-e",
+    "--errors",
+    "errors_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the rows needing a person here, for the records clerk: the export's cells, then line, state and"
+    " reason (CSV, mode 0600; formulas neutralised). Written every run: no rows when none needs a person.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Print the summary even when all went well and no terminal.")
-def run(csv: Path, mapping: Path, config_path: Path, verbose: bool) -> None:
+def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, verbose: bool) -> None:
     """Deliver every booking in CSV to CorEMR: map, sign, send, verify, record.
 
-    Silent when every row is delivered or skipped and stdout is not a terminal (cron mails output);
-    otherwise one line per state and the rows that need attention. Exit codes: 0 all delivered or
-    skipped, 1 some rows not delivered, 2 usage/config/input error (nothing sent), 3 security stop,
-    4 another run holds the ledger, 130 interrupted (Ctrl-C; recorded as such in the ledger).
+    Off a terminal (cron mails what it prints) it is silent unless a row newly needs a person (or
+    changed since it was reported): then one line per state, those rows, and one line for the rows
+    reported before and unchanged. On a terminal, or with -v, it shows every row needing a person.
+    Exit codes: 0 nothing new needs a person, 1 a row newly needs a person, 2 usage/config/input
+    error (nothing sent), 3 security stop, 4 another run holds the ledger, 130 interrupted (Ctrl-C;
+    recorded as such in the ledger).
 
     Example: cws-pipeline run bookings.csv --mapping mappings/sample-jms.toml --config cws.toml
     """
@@ -37,9 +53,23 @@ def run(csv: Path, mapping: Path, config_path: Path, verbose: bool) -> None:
         sys.exit(130)
     for notice in result.notices:  # an earlier run that did not finish: worth a line even from cron
         click.echo(notice, err=True)
-    if verbose or interactive or result.exit_code != 0:
+    if errors_path is not None:
+        listed = _write_error_file(result, errors_path)
+        if verbose or interactive:
+            click.echo(f"Wrote {errors_path.resolve()} ({listed} row(s) needing a person; mode 0600).", err=True)
+    if verbose or interactive:
         print_summary(result, click.echo)
+    elif result.exit_code != 0:  # cron: only what is new; rows reported before are one line
+        print_summary(result, click.echo, everything=False)
     sys.exit(result.exit_code)
+
+
+def _write_error_file(result: RunResult, path: Path) -> int:
+    """The clerk's error file for this run, from the ledger (where the rows' original cells are kept)."""
+    with Ledger.open_read_only(result.ledger) as ledger:
+        report = gather_report(ledger, [result.run_id], NOT_DELIVERED, with_cells=True)
+    with open_private_text(path) as out:
+        return write_error_file(report, out)
 
 
 def _run_with_progress(csv: Path, mapping: Path, config: RunConfig) -> RunResult:

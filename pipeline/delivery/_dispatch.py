@@ -34,7 +34,10 @@ class Tally:
 
     def __init__(self, on_row: Callable[[RowOutcome], None] | None = None) -> None:
         self.counts: Counter[RowState] = Counter()
-        self.attention: list[RowOutcome] = []
+        self.attention: list[RowOutcome] = []  # new ones first when there are more than can be kept
+        self.new_attention = 0  # rows that newly need a person (or changed since they were reported)
+        self.known_attention = 0  # rows reported before, unchanged since
+        self._known_kept: list[RowOutcome] = []
         self._on_row = on_row
         self._lock = threading.Lock()
 
@@ -43,11 +46,23 @@ class Tally:
         with self._lock:
             self.counts.update(o.state for o in outcomes)
             for outcome in outcomes:
-                if outcome.state in NOT_DELIVERED and len(self.attention) < _KEEP_PROBLEMS:
-                    self.attention.append(outcome)
+                if outcome.state not in NOT_DELIVERED:
+                    continue
+                if outcome.known:
+                    self.known_attention += 1
+                    if len(self._known_kept) < _KEEP_PROBLEMS:
+                        self._known_kept.append(outcome)
+                else:
+                    self.new_attention += 1
+                    if len(self.attention) < _KEEP_PROBLEMS:
+                        self.attention.append(outcome)
         if self._on_row is not None:
             for outcome in outcomes:
                 self._on_row(outcome)
+
+    def kept_attention(self) -> list[RowOutcome]:
+        """The rows kept for the listing: every new one kept, then known ones up to the same cap."""
+        return self.attention + self._known_kept[: max(0, _KEEP_PROBLEMS - len(self.attention))]
 
 
 class Dispatcher:

@@ -22,6 +22,7 @@ from ..ledger import (
     Action,
     LedgerWrite,
     LedgerWriter,
+    PriorRow,
     PriorRows,
     RowState,
     SkippedRow,
@@ -40,6 +41,7 @@ from ._messages import reason_text, server_message
 from ._plan import (
     Plan,
     Rebookings,
+    already_reported,
     changed_reason,
     keeps_recorded_status,
     plan,
@@ -67,14 +69,16 @@ _MAX_STEPS = 6  # requests one attempt may chain (create, booking, lookup...): m
 
 @dataclass(frozen=True)
 class RowOutcome:
-    """The one state a row ended in, and why; for a delivered row how (ACTION), and the body the state is about."""
+    """The one state a row ended in, and why; `known` when an earlier run left it so, unchanged since; for a
+    delivered row how it got there (ACTION); the body the state is about (a held change: the new body, not sent)."""
 
     line: int
     key: str
     state: RowState
     reason: str | None = None
+    known: bool = False
     action: Action | None = None  # delivered: created, booking added, found or updated
-    body_sha256: str | None = None  # the body this state is about (a held change: the new body, not sent)
+    body_sha256: str | None = None
 
 
 @dataclass
@@ -196,8 +200,9 @@ class Delivery:
             state = "rejected"
             reason = rejected_again_reason(p)  # the same words every night, naming the run that was refused
         reason = reason_text(reason, row.body) if reason else None
-        write.add(final_records(self.run_id, row, state, reason, sha, None, 0, duplicate_of=row.duplicate_of))
-        return RowOutcome(row.line, row.key, state, reason, body_sha256=sha)
+        records = final_records(self.run_id, row, state, reason, sha, None, 0, duplicate_of=row.duplicate_of)
+        write.add(records)
+        return RowOutcome(row.line, row.key, state, reason, _known(p, records), body_sha256=sha)
 
     # -- rows that need requests -----------------------------------------------------------------
 
@@ -446,7 +451,13 @@ class Delivery:
         write = final_records(self.run_id, r.row, state, reason, sha, r.last, r.attempts, keep=keep, action=action,
                               step=step)  # fmt: skip
         self._writer.submit(write if record else LedgerWrite(updates=write.updates))
-        return RowOutcome(r.row.line, r.row.key, state, reason, action if state == "delivered" else None, sha)
+        known = _known(self._prior.get(r.row.key), write)
+        return RowOutcome(r.row.line, r.row.key, state, reason, known, action if state == "delivered" else None, sha)
+
+
+def _known(p: PriorRow | None, write: LedgerWrite) -> bool:
+    """Whether the row's new status repeats what an earlier run left (same state, body and input cells)."""
+    return already_reported(p, write.updates[-1] if write.updates else None)
 
 
 def _step(recorded: str | None) -> Step:

@@ -9,13 +9,14 @@ import re
 import threading
 from typing import Literal
 
-from ..ledger import PriorRow, PriorRows, sha256_hex
+from ..ledger import PriorRow, PriorRows, StatusUpdate, sha256_hex
 from ..mapping import MappedRow, OnChange
 
 __all__ = [
     "DOUBTFUL",
     "Plan",
     "Rebookings",
+    "already_reported",
     "changed_reason",
     "keeps_recorded_status",
     "plan",
@@ -75,6 +76,20 @@ def _delivered_where(p: PriorRow | None) -> str:
     if p.action == "accepted":
         return f"accepted after run {p.delivered_run_id}"
     return f"delivered in run {p.delivered_run_id}"
+
+
+def already_reported(p: PriorRow | None, update: StatusUpdate | None) -> bool:
+    """True when an earlier run left this row in the same state, with the same body and the same input cells.
+
+    Such a row was reported then and has not changed since: cron need not hear of it again.
+    """
+    return (
+        p is not None
+        and update is not None
+        and p.state == update.state
+        and p.body_sha256 == update.body_sha256
+        and p.cells_sha256 == update.cells_sha256
+    )
 
 
 def keeps_recorded_status(p: PriorRow | None, body_sha256: str, cells_sha256: str) -> bool:

@@ -18,7 +18,6 @@ from pathlib import Path
 from .._errors import ConfigError, CWSPipelineError, HeadLogError, UserInputError
 from .._version import __version__
 from ..ledger import (
-    NOT_DELIVERED,
     ROW_STATES,
     Ledger,
     LedgerWriter,
@@ -54,6 +53,8 @@ class RunResult:
     attention: list[RowOutcome] = field(default_factory=list)
     security_stop: str | None = None
     notices: list[str] = field(default_factory=list)  # one line each: an earlier run that did not finish
+    new_attention: int = 0  # rows that newly need a person, or changed since they were reported
+    known_attention: int = 0  # rows that need a person as reported before, unchanged since
 
     @property
     def rows(self) -> int:
@@ -62,10 +63,14 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 all delivered or skipped; 1 some not delivered; 3 security stop."""
+        """3 security stop; 1 a row newly needs a person (or changed since it was reported); else 0.
+
+        Rows reported by an earlier run and unchanged since do not make it 1 on their own: cron mails
+        once about a row, not every night (`status` lists every row still outstanding).
+        """
         if self.security_stop:
             return 3
-        return 1 if any(self.counts[s] for s in NOT_DELIVERED) else 0
+        return 1 if self.new_attention else 0
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -207,7 +212,8 @@ def _end_run(
     except BaseException as exc:  # the writer's own failure (disk full): the run's, unless one came first
         failure = failure or exc
     result.counts.update(tally.counts)
-    result.attention = tally.attention
+    result.attention = tally.kept_attention()
+    result.new_attention, result.known_attention = tally.new_attention, tally.known_attention
     result.security_stop = breaker.reason or None
     status, exit_code = _ending(result, failure)
     try:

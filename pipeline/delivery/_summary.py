@@ -1,10 +1,13 @@
-"""What `run` prints: silent for cron when all is well, loud and precise when not. Rows by line and key only."""
+"""What `run` prints: silent for cron unless something new needs a person; everything on a terminal.
+
+Rows are named by line and key only, never by names or birth dates.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..ledger import NOT_DELIVERED, ROW_STATES
+from ..ledger import ROW_STATES
 from ._run import RunResult
 
 __all__ = ["print_summary", "summary_lines"]
@@ -12,24 +15,35 @@ __all__ = ["print_summary", "summary_lines"]
 _SHOW_ROWS = 20
 
 
-def summary_lines(result: RunResult) -> list[str]:
-    """One line per state that occurred, then the rows that need attention (never names or birth dates)."""
+def summary_lines(result: RunResult, *, everything: bool = True) -> list[str]:
+    """One line per state that occurred, then the rows that need a person.
+
+    EVERYTHING (a terminal, or -v): every such row, those reported before marked so. Otherwise (cron):
+    only the rows that newly need a person, and one line for those reported before, unchanged since.
+    """
     lines = [f"Run {result.run_id}: {result.rows} rows; ledger {result.ledger}"]
     for state in ROW_STATES:
         if result.counts[state]:
             lines.append(f"  {state:<11}{result.counts[state]:>8}")
     if result.security_stop:
         lines.append(f"SECURITY STOP: {result.security_stop}. Check private_key/access and server_keys/base_url.")
-    for outcome in sorted(result.attention, key=lambda o: o.line)[:_SHOW_ROWS]:
+    shown = [o for o in result.attention if everything or not o.known]
+    for outcome in sorted(shown, key=lambda o: o.line)[:_SHOW_ROWS]:
         key = outcome.key or "(no key)"
-        lines.append(f"  line {outcome.line} key {key}: {outcome.state}: {outcome.reason or ''}".rstrip(": "))
-    hidden = sum(result.counts[s] for s in ROW_STATES if s in NOT_DELIVERED) - _SHOW_ROWS
-    if hidden > 0:
-        lines.append(f"  ... and {hidden} more; see: cws-pipeline report --ledger {result.ledger}")
+        text = f"  line {outcome.line} key {key}: {outcome.state}: {outcome.reason or ''}".rstrip(": ")
+        lines.append(text + (" (reported before)" if outcome.known else ""))
+    listed = result.new_attention + (result.known_attention if everything else 0)
+    if listed > _SHOW_ROWS:
+        lines.append(f"  ... and {listed - _SHOW_ROWS} more; see: cws-pipeline report --ledger {result.ledger}")
+    if result.known_attention and not everything:
+        lines.append(
+            f"  {result.known_attention} more row(s) still need a person as reported before, unchanged since;"
+            f" see: cws-pipeline status --ledger {result.ledger}"
+        )
     return lines
 
 
-def print_summary(result: RunResult, echo: Callable[[str], None]) -> None:
+def print_summary(result: RunResult, echo: Callable[[str], None], *, everything: bool = True) -> None:
     """Print the summary through echo, one line at a time."""
-    for line in summary_lines(result):
+    for line in summary_lines(result, everything=everything):
         echo(line)

@@ -21,7 +21,7 @@ from ..protocol import ApiProfile, FieldKind, FieldRule, date_problem
 from ._dates import format_datetimes
 
 if TYPE_CHECKING:
-    from ._mapping_file import FieldSpec
+    from ._field_spec import FieldSpec
 
 __all__ = ["apply_profile"]
 

@@ -4,7 +4,7 @@ from ._audit import AuditResult, audit_ledger, our_public_key
 from ._audit_output import audit_json, audit_lines, audit_verdict
 from ._report import REPORT_FORMATS, Report, gather_report, select_runs
 from ._report_html import write_html
-from ._report_text import open_private_text, write_csv, write_json, write_text
+from ._report_text import open_private_text, write_csv, write_error_file, write_json, write_text
 from ._retention import parse_before, prune_bodies
 from ._status import STATUS_EXIT_CODES, SiteStatus, StatusVerdict, site_status, status_json, status_lines
 from ._times import parse_when
@@ -31,6 +31,7 @@ __all__ = [
     "status_json",
     "status_lines",
     "write_csv",
+    "write_error_file",
     "write_html",
     "write_json",
     "write_text",

@@ -17,7 +17,7 @@ from ..ledger import ACTIONS, NOT_DELIVERED, ROW_STATES, STATE_ADVICE
 from ._audit_output import audit_json, audit_verdict
 from ._report import RECORD_FIELDS, Report, RowHistory, RunSummary
 
-__all__ = ["actions_text", "open_private_text", "write_csv", "write_json", "write_text"]
+__all__ = ["actions_text", "open_private_text", "write_csv", "write_error_file", "write_json", "write_text"]
 
 
 def write_text(report: Report, out: TextIO) -> None:
@@ -144,6 +144,26 @@ def write_csv(report: Report, out: TextIO) -> None:
         cells = record.cells or {}
         values.extend(cells.get(name, "") for name in cell_names)
         writer.writerow([_neutralise(v) for v in values])
+
+
+def write_error_file(report: Report, out: TextIO) -> int:
+    """The rows needing a person as the clerk's error file: the export's own cells, then line, state and reason.
+
+    Like a loader's error file: open it in a spreadsheet, fix those rows in the export, run again.
+    Cells a spreadsheet would run as formulas are neutralised. Returns how many rows it lists.
+    """
+    rows = [r for r in report.records if r.state in NOT_DELIVERED]
+    cell_names: dict[str, None] = {}
+    for record in rows:
+        cell_names.update(dict.fromkeys(record.cells or {}))
+    extra = [name if name not in cell_names else f"cws:{name}" for name in ("line", "state", "reason")]
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([_neutralise(name) for name in (*cell_names, *extra)])
+    for record in sorted(rows, key=lambda r: (r.line if r.line is not None else -1, r.key or "")):
+        cells = record.cells or {}
+        values = [cells.get(name, "") for name in cell_names]
+        writer.writerow([_neutralise(v) for v in (*values, record.line, record.state, record.error)])
+    return len(rows)
 
 
 def _neutralise(value: Any) -> Any:

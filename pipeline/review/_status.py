@@ -52,8 +52,8 @@ class SiteStatus:
 
     @property
     def last_good_run(self) -> RunRecord | None:
-        """The latest run that finished with every row delivered or skipped (exit 0)."""
-        return next((r for r in reversed(self.runs) if r.status in _COMPLETE and r.exit_code == 0), None)
+        """The latest run that finished with no row needing a person (exit 0 alone allows rows reported before)."""
+        return next((r for r in reversed(self.runs) if r.status in _COMPLETE and _all_settled(r)), None)
 
     def started(self, run_id: int) -> str | None:
         """When a run started."""
@@ -184,3 +184,8 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
         "size": status.size._asdict(),
         "chain_head": None if status.head is None else status.head._asdict(),
     }
+
+
+def _all_settled(run: RunRecord) -> bool:
+    """True when the run left no row in a state that needs a person."""
+    return run.exit_code == 0 and not any(n for state, n in run.counts.items() if state in NOT_DELIVERED)

@@ -304,3 +304,29 @@ def test_bad_input_in_a_real_process_prints_no_traceback(
     assert expected in one_line(done.stderr)
     assert "Traceback" not in done.stderr + done.stdout
     assert done.stdout == ""
+
+
+def test_sign_and_verify_take_the_run_config_instead_of_key_paths(
+    tmp_path: Path, body_file: Path, client_keys: KeyPair, server_keys: KeyPair, server_keyring_dir: Path
+) -> None:
+    config = tmp_path / "cws.toml"
+    config.write_text(
+        f'base_url = "https://coremr.example.org"\naccess = "{CLIENT_ACCESS}"\n'
+        f'private_key = "{client_keys.private}"\nserver_keys = "{server_keyring_dir}"\nalgorithm = "CWS-SHA1"\n'
+        'accept_algorithms = ["CWS-SHA256"]\n',
+        encoding="utf-8",
+    )
+    signed = run("sign", body_file, "-c", config)
+    assert signed.exit_code == 0
+    assert signed.output.strip() == sign(BODY, client_keys.key, "CWS-SHA1")  # the config's key and algorithm
+
+    answer = tmp_path / "answer.json"
+    answer.write_bytes(b'{"id": 1}')
+    by_coremr = AuthorizationHeader.for_body(answer.read_bytes(), server_keys.key, "coremr", "CWS-SHA256")
+    assert run("verify", answer, "-c", config, "--authorization", str(by_coremr)).output == "Verified OK\n"
+    sha1 = AuthorizationHeader.for_body(answer.read_bytes(), server_keys.key, "coremr", "CWS-SHA1")
+    refused = run("verify", answer, "--config", config, "--authorization", str(sha1))
+    assert refused.exit_code == 1 and "algorithm not accepted" in refused.output  # the config's accept list
+
+    neither = run("sign", body_file)
+    assert neither.exit_code == 2 and "give --key PRIVATE, or --config CONFIG" in neither.output

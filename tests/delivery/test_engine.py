@@ -97,7 +97,9 @@ def test_a_lookup_is_found_only_when_the_answer_is_the_patient_asked_for(make_en
 
     assert r.body is not None
     found = make_engine(lambda m, u, b: (200, {**json.loads(r.body or b""), "id": 7}), prior=in_doubt(r))
-    assert deliver(found, r) == RowOutcome(2, "P1/B1", "delivered", "settled by lookup", "found", sha256_hex(r.body))
+    assert deliver(found, r) == RowOutcome(
+        2, "P1/B1", "delivered", "settled by lookup", action="found", body_sha256=sha256_hex(r.body)
+    )
 
 
 def test_a_patient_found_with_other_details_than_the_rows_leaves_the_row_in_doubt(
@@ -155,7 +157,9 @@ def test_a_connection_lost_after_sending_is_settled_by_lookup_not_resent(make_en
     r = row("P1")
     outcome = deliver(engine, r)
     assert [m for m, _, _ in engine.fake.requests] == ["POST", "GET"]
-    assert outcome == RowOutcome(2, "P1/B1", "delivered", "settled by lookup", "found", sha256_hex(r.body or b""))
+    assert outcome == RowOutcome(
+        2, "P1/B1", "delivered", "settled by lookup", action="found", body_sha256=sha256_hex(r.body or b"")
+    )
 
 
 def test_a_refused_connection_is_sent_again_without_a_lookup(make_engine: Callable[..., Engine]) -> None:

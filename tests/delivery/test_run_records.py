@@ -24,6 +24,8 @@ from pipeline.ledger._ledger import Ledger
 
 from ..sites import Site, booking_rows
 
+pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'not slow' while editing
+
 
 def run_process(site: Site, csv: Path, **popen: Any) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "pipeline", "run", str(csv), "--mapping", str(site.mapping),

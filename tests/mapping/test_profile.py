@@ -104,8 +104,10 @@ def test_the_required_fields_are_the_documented_ones(api: str) -> None:
 
 
 def test_fields_a_version_does_not_require_may_be_left_out(tmp_path: Path) -> None:
-    load(tmp_path, mapping_text("v3", changed("v3", agency=None)))
-    load(tmp_path, mapping_text("v1", changed("v1", facility=None, dob=None, sex=None)))
+    v3 = load(tmp_path, mapping_text("v3", changed("v3", agency=None)))
+    assert v3.api == "v3" and "agency" not in {f.name for f in v3.fields}
+    v1 = load(tmp_path, mapping_text("v1", changed("v1", facility=None, dob=None, sex=None)))
+    assert v1.api == "v1" and not {"facility", "dob", "sex"} & {f.name for f in v1.fields}
 
 
 def test_another_versions_field_name_is_refused_with_a_hint(tmp_path: Path) -> None:
@@ -116,7 +118,8 @@ def test_another_versions_field_name_is_refused_with_a_hint(tmp_path: Path) -> N
 
 
 def test_profile_none_accepts_a_partial_body(tmp_path: Path) -> None:
-    load(tmp_path, '[target]\nprofile = "none"\nkey = ["id"]\n[fields.id]\ncolumn = "Id"\n')
+    mapping = load(tmp_path, '[target]\nprofile = "none"\nkey = ["id"]\n[fields.id]\ncolumn = "Id"\n')
+    assert mapping.profile == "none" and [f.name for f in mapping.fields] == ["id"]
 
 
 def test_unknown_api_version_is_refused(tmp_path: Path) -> None:
@@ -130,7 +133,9 @@ def test_optional_required_field_is_refused(tmp_path: Path) -> None:
 
 
 def test_optional_required_field_with_default_is_accepted(tmp_path: Path) -> None:
-    load(tmp_path, mapping_text("v2", changed("v2", fname='column = "First"\nrequired = false\ndefault = "UNKNOWN"')))
+    text = mapping_text("v2", changed("v2", fname='column = "First"\nrequired = false\ndefault = "UNKNOWN"'))
+    fname = next(f for f in load(tmp_path, text).fields if f.name == "fname")
+    assert (fname.required, fname.default) == (False, "UNKNOWN")
 
 
 @pytest.mark.parametrize(

@@ -66,3 +66,15 @@ def test_the_versions_differ_where_the_docs_say(tmp_path: Path) -> None:
 def test_a_mapping_is_parsed_the_same_from_bytes(tmp_path: Path) -> None:
     path = ROOT / "mappings" / MAPPINGS["v1"]
     assert parse_mapping(path.read_bytes(), path) == load_mapping(path)
+
+
+def test_the_bench_and_demo_mapping_is_the_commented_sample_without_its_comments(tmp_path: Path) -> None:
+    """tools/_synthetic.py carries the sample mapping for an installed package; it must read like the file."""
+    from pipeline.tools._synthetic import SAMPLE_MAPPING_TOML
+
+    built_in = parse_mapping(SAMPLE_MAPPING_TOML.encode(), tmp_path / "built-in.toml")
+    sample = load_mapping(ROOT / "mappings" / "sample-jms.toml")
+    assert (built_in.api, built_in.key_fields, built_in.source, built_in.endpoint) == (
+        sample.api, sample.key_fields, sample.source, sample.endpoint,
+    )  # fmt: skip
+    assert built_in.fields == sample.fields

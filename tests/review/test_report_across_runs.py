@@ -106,7 +106,7 @@ def test_report_paths_are_absolute(nights: Nights, monkeypatch: pytest.MonkeyPat
     site = nights.site
     monkeypatch.chdir(site.dir)
     run = ["run", "bookings-01.csv", "--mapping", site.mapping.name, "--config", "cws.toml"]  # paths as typed
-    assert CliRunner().invoke(cli, run).exit_code == 1
+    assert CliRunner().invoke(cli, run).exit_code == 0  # its bad rows were reported by the nights before
     result = CliRunner().invoke(cli, ["report", "-c", "cws.toml", "--format", "json", "-o", "out.json"])
     assert result.exit_code == 0, result.output
     assert f"Wrote {site.dir / 'out.json'} (json, 1 run(s)" in result.output
