@@ -32,7 +32,7 @@ from ..ledger import (
     skipped_rows_entries,
 )
 from ..mapping import MappedRow
-from ..protocol import CWSAuth
+from ..protocol import EXISTS_STATUS, CWSAuth
 from ._circuit_breaker import CircuitBreaker
 from ._config import RunConfig
 from ._exchange import Exchange, exchange
@@ -90,7 +90,8 @@ class _Progress:
     sha: str
     step: Step  # the next request to send
     intent_pending: bool  # its first request's "sending" record was written with a window of rows
-    booking: Booking | None = None
+    booking: Booking | None = None  # read from the body when first needed (`Delivery._booking`)
+    booking_read: bool = False
     doubt: Doubt | None = None
     doubt_sha: str | None = None  # the body that may have landed
     doubt_step: Step = "create"  # the request that may have landed
@@ -248,12 +249,17 @@ class Delivery:
         for a patient the ledger knows under another key (a re-booking), else a create."""
         assert row.body is not None
         r = _Progress(row, row.body, sha, "create", intent_pending)
-        r.booking = self._target.booking_of(row.body)
         if self._prior.delivered_sha256(row.key):
             r.step = "update"
-        elif r.booking is not None and self._rebookings.under_another_key(row):
+        elif self._rebookings.under_another_key(row) and self._booking(r) is not None:
             r.step = "booking"  # the create would be refused: the patient exists
         return r
+
+    def _booking(self, r: _Progress) -> Booking | None:
+        """The row's booking, read from its body once and only when needed (a first create never needs it)."""
+        if not r.booking_read:
+            r.booking, r.booking_read = self._target.booking_of(r.body), True
+        return r.booking
 
     def _cannot_settle(self, r: _Progress) -> str | None:
         """Why a lookup cannot settle this row's doubt, or None when it can."""
@@ -275,7 +281,9 @@ class Delivery:
                 return settled
         for _ in range(_MAX_STEPS):
             ex = self._send(r)
-            verdict = judge_answer(r.step, ex, has_booking=r.booking is not None, api=self._target.api)
+            # Only a refused create and an accepted update depend on the booking: read it for those alone.
+            asks = ex.status == EXISTS_STATUS or r.step == "update"
+            verdict = judge_answer(r.step, ex, has_booking=asks and self._booking(r) is not None, api=self._target.api)
             if verdict.kind == "done":
                 assert verdict.state is not None
                 reason = updated_reason(self._prior.get(r.row.key)) if verdict.action == "updated" else verdict.reason
@@ -358,13 +366,14 @@ class Delivery:
     # -- requests --------------------------------------------------------------------------------
 
     def _booking_url(self, r: _Progress) -> str | None:
-        return None if r.booking is None else self._target.booking_url(r.row.external_id, r.booking)
+        booking = self._booking(r)
+        return None if booking is None else self._target.booking_url(r.row.external_id, booking)
 
     def _request_of(self, r: _Progress) -> tuple[str, str, bytes]:
         """The method, URL and body of the row's next step."""
-        external_id, booking = r.row.external_id, r.booking
         if r.step == "create":
             return "POST", self._target.create_url, r.body
+        external_id, booking = r.row.external_id, self._booking(r)
         url: str | None
         if r.step == "update":
             url, method, body = self._target.patient_url(external_id), self._target.update_method, r.body

@@ -7,6 +7,7 @@ needs only an 8-byte hash of the first line's body beside the key's.
 
 from __future__ import annotations
 
+import io
 from typing import NamedTuple
 
 import numpy as np
@@ -25,9 +26,18 @@ def key_hashes(parts: list[list[str]]) -> npt.NDArray[np.int64]:
     return combined.view(np.int64)
 
 
-def body_hashes(bodies: list[bytes], bad: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
-    """A 64-bit hash of each row's body; NO_BODY where the row has none (BAD), never NO_BODY otherwise."""
-    hashes = np.fromiter(map(hash, bodies), np.int64, len(bodies))
+def body_hashes(body_lines: bytes, bad: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """A 64-bit hash of each row's body (BODY_LINES: the bodies newline-joined); NO_BODY where the row has none
+    (BAD), never NO_BODY otherwise.
+
+    Each line is hashed with its newline, one at a time: no list of the chunk's bodies is made (a third of
+    the time a split takes, and no chunk-sized peak of memory).
+    """
+    n = len(bad)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    hashes = np.fromiter(map(hash, io.BytesIO(body_lines)), np.int64, n)
+    hashes[-1] = hash(body_lines[body_lines.rfind(b"\n") + 1 :] + b"\n")  # the last line has no newline of its own
     hashes[hashes == NO_BODY] = 1
     hashes[bad] = NO_BODY
     return hashes

@@ -287,9 +287,8 @@ def _map_chunk(
         incomplete |= results[k].bad
     usable = ~incomplete & ~excluded
     body_lines = _bodies([r.fragments for r in results.values()], n)
-    bodies = body_lines.split(b"\n") if n else []
     seen_before = seen.check(
-        key_hashes(list(key_parts)) if n else np.zeros(0, np.int64), body_hashes(bodies, bad), lines, usable
+        key_hashes(list(key_parts)) if n else np.zeros(0, np.int64), body_hashes(body_lines, bad), lines, usable
     )
     duplicates = {i: found.first_line for i, found in seen_before.items() if found.same_body}
     extra = _duplicate_problems(seen_before, key_parts, lines, mapping)
@@ -305,12 +304,10 @@ def _map_chunk(
         line = int(lines[i])
         found = [RowProblem(line, spec.name, spec.column, *r.problems[i]) for spec, r in specs if i in r.problems]
         problems[i] = (*found, extra[i]) if i in extra else tuple(found)
-    mapped = MappedChunk(
+    return MappedChunk(
         header, frame, lines, key_parts, incomplete, ext_text, body_lines, bad, problems, chunk.ragged,
         excluded, exclusions, duplicates,
     )  # fmt: skip
-    mapped.__dict__["bodies"] = bodies  # the cached_property's value, split once here for the body hashes
-    return mapped
 
 
 def _duplicate_problems(
