@@ -18,8 +18,9 @@ def accept(choice: LedgerChoice, key: str) -> None:
     """Accept a row's latest body as what CorEMR holds: the next run counts it as delivered.
 
     For a held correction (state changed, with on_change = "hold") that you entered in CorEMR by hand,
-    or a row CorEMR refused that you settled there yourself (a v1 re-booking). Recorded as a chained
-    `accepted` entry with your login name; nothing is sent. Exit 2 if the row is in another state.
+    a row CorEMR refused that you settled there yourself (a v1 re-booking), or a row left ambiguous or
+    unverified that you found there. Recorded as a chained `accepted` entry with your login name;
+    nothing is sent. Exit 2 if the row is in another state.
 
     Example: cws-pipeline accept -c cws.toml --key J0412/B23-1187
     """

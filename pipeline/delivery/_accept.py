@@ -1,5 +1,6 @@
-"""A person accepting a row's body as what CorEMR holds: a held correction they entered by hand, or a row
-CorEMR cannot take through CWS (a v1 re-booking) that they added there themselves.
+"""A person accepting a row's body as what CorEMR holds: a held correction they entered by hand, a row CorEMR
+cannot take through CWS (a v1 re-booking) that they added there themselves, or a row left in doubt that they
+found there.
 
 `accept_row` records it as a chained `accepted` entry; from then on the row's body counts as delivered,
 so the next run skips it (and, should the export change it again, holds or updates from that body).
@@ -17,7 +18,8 @@ from ..ledger import Entry, Ledger, LedgerWrite, RunLock, StatusUpdate
 
 __all__ = ["ACCEPTABLE_STATES", "AcceptedRow", "accept_row"]
 
-ACCEPTABLE_STATES = ("changed", "rejected")  # a held correction; a row CorEMR refused that a person settled
+# A held correction; a row CorEMR refused that a person settled; a row in doubt a person found in CorEMR.
+ACCEPTABLE_STATES = ("changed", "rejected", "ambiguous", "unverified")
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class AcceptedRow:
 def accept_row(ledger_path: Path, key: str, *, by: str | None = None) -> AcceptedRow:
     """Record (chained, under the run lock) that a person accepts KEY's latest body as what CorEMR holds.
 
-    Only a row whose latest state is `changed` or `rejected` can be accepted; anything else is a one-line
+    Only a row whose latest state is one of ACCEPTABLE_STATES can be accepted; anything else is a one-line
     UserInputError and nothing is written.
     """
     who = by or _login()
@@ -47,7 +49,7 @@ def accept_row(ledger_path: Path, key: str, *, by: str | None = None) -> Accepte
         if found.state not in ACCEPTABLE_STATES or found.body_sha256 is None:
             raise UserInputError(
                 f"{ledger_path}: key {key!r} is {found.state} (run {found.run_id}); accept takes a row whose"
-                f" latest state is {' or '.join(ACCEPTABLE_STATES)}"
+                f" latest state is {', '.join(ACCEPTABLE_STATES[:-1])} or {ACCEPTABLE_STATES[-1]}"
             )
         run_id = ledger.latest_run_id() or found.run_id
         detail = {"by": who, "was": found.state, "delivered_sha256": found.delivered_sha256}

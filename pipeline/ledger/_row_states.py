@@ -55,7 +55,8 @@ STATE_ADVICE: dict[RowState, str] = {
     "unverified": "An answer's signature was missing, bad or from an unknown signer. Check keys/coremr and the "
     "base_url; the next run settles the row by a signed lookup before sending anything.",
     "ambiguous": "The request may have reached CorEMR (dropped connection, timeout, crash) and no verified "
-    "lookup settled it. The next run looks it up first; if it stays ambiguous, check the patient in CorEMR.",
+    "lookup settled it. The next run looks it up first; if it stays ambiguous, check the patient in CorEMR "
+    "(then `cws-pipeline accept` the row if it is there).",
     "excluded": "An [[exclude]] rule of the mapping leaves the row out (a training or voided record): never sent; "
     "nothing to do.",
     "duplicate": "The same key and the byte-identical body as an earlier line of the export (one line per charge): "

@@ -192,6 +192,10 @@ def test_v1_a_returning_patient_is_rejected_saying_why_and_a_known_one_in_doubt_
     assert by_key["P000002/B888888"].state == "rejected"
     assert "CorEMR API v1 has no bookings routes" in (by_key["P000002/B888888"].reason or "")
     assert site.server.counters().creates == {"P000001": 1, "P000002": 1}
+    accepted = CliRunner().invoke(cli, ["accept", "-c", str(site.config), "--key", "P000001/B999999"])
+    assert accepted.exit_code == 0, accepted.output  # a person found the booking in CorEMR
+    again = run(site, site.write_csv(rebooked, "night2.csv"))
+    assert again.counts["skipped"] == 1 and again.counts["rejected"] == 1
 
 
 def test_the_readme_returning_patients_commands_run_as_written(site: Site) -> None:
