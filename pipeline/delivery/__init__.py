@@ -2,7 +2,7 @@
 
 from ._accept import AcceptedRow, accept_row
 from ._config import RunConfig, load_config
-from ._engine import RowOutcome
+from ._outcome import RowOutcome
 from ._run import RunInterrupted, RunResult, run_bookings
 from ._summary import print_summary, summary_lines
 from ._transport import CWSTransport, NoAnswer

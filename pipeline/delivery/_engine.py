@@ -22,14 +22,9 @@ from ..ledger import (
     Action,
     LedgerWrite,
     LedgerWriter,
-    PriorRow,
     PriorRows,
     RowState,
-    SkippedRow,
-    StatusUpdate,
     Step,
-    sha256_hex,
-    skipped_rows_entries,
 )
 from ..mapping import MappedRow
 from ..protocol import EXISTS_STATUS, CWSAuth
@@ -38,17 +33,10 @@ from ._config import RunConfig
 from ._exchange import Exchange, exchange
 from ._lookup import holds_body, judge_lookup
 from ._messages import reason_text, server_message
-from ._plan import (
-    Plan,
-    Rebookings,
-    already_reported,
-    changed_reason,
-    keeps_recorded_status,
-    plan,
-    rejected_again_reason,
-    updated_reason,
-)
-from ._records import cells_json, exchange_record, final_records, intent_record
+from ._outcome import RowOutcome, known_outcome
+from ._plan import Plan, Rebookings, plan, updated_reason
+from ._quiet import quiet_records
+from ._records import exchange_record, final_records, intent_record
 from ._retry import RunStop, TransientFailure, retrying
 from ._steps import Doubt, judge_answer
 from ._target import Booking, Target
@@ -65,20 +53,6 @@ _OTHER_DETAILS = (
     " bookings routes whether this booking landed cannot be told: check it in CorEMR"
 )
 _MAX_STEPS = 6  # requests one attempt may chain (create, booking, lookup...): more means answers that contradict
-
-
-@dataclass(frozen=True)
-class RowOutcome:
-    """The one state a row ended in, and why; `known` when an earlier run left it so, unchanged since; for a
-    delivered row how it got there (ACTION); the body the state is about (a held change: the new body, not sent)."""
-
-    line: int
-    key: str
-    state: RowState
-    reason: str | None = None
-    known: bool = False
-    action: Action | None = None  # delivered: created, booking added, found or updated
-    body_sha256: str | None = None
 
 
 @dataclass
@@ -155,55 +129,9 @@ class Delivery:
 
     def record_many_without_sending(self, planned: Sequence[tuple[MappedRow, Plan, str | None]]) -> list[RowOutcome]:
         """Record the states of rows that need no request, in one ledger submission (re-runs are mostly these)."""
-        write = LedgerWrite()
-        outcomes: list[RowOutcome] = []
-        skipped: list[SkippedRow] = []
-        for row, row_plan, sha in planned:
-            if row_plan == "skipped" and sha is not None:  # the re-run's common case, kept lean
-                skipped.append(self._skipped(row, sha, write))
-                outcomes.append(RowOutcome(row.line, row.key, "skipped", body_sha256=sha))
-            else:
-                outcomes.append(self._quiet_outcome(row, row_plan, sha, write))
-        if skipped:  # listed in chained skipped_rows entries, not one entry each: a re-run is mostly these
-            write.entries += skipped_rows_entries(self.run_id, skipped)
+        write, outcomes = quiet_records(self.run_id, self._prior, planned, self._stop.reason)
         self._writer.submit(write)
         return outcomes
-
-    def _skipped(self, row: MappedRow, sha: str, write: LedgerWrite) -> SkippedRow:
-        cells = cells_json(row)
-        cells_sha = sha256_hex(cells)
-        if not keeps_recorded_status(self._prior.get(row.key), sha, cells_sha):
-            write.bodies.append((cells_sha, cells))
-            write.updates.append(
-                StatusUpdate(row.key, row.external_id, "skipped", sha, self.run_id, row.line, cells_sha256=cells_sha)
-            )
-        # else row_status already holds this body and these cells (stored with the entry that set them):
-        # leave it, and the run that delivered it, as it is
-        return SkippedRow(row.line, row.key, row.external_id, sha, cells_sha)
-
-    def _quiet_outcome(self, row: MappedRow, row_plan: Plan, sha: str | None, write: LedgerWrite) -> RowOutcome:
-        p = self._prior.get(row.key)
-        state: RowState = "failed"
-        reason: str | None = None
-        if row_plan == "invalid":
-            state, reason = "invalid", "; ".join(str(problem) for problem in row.problems)
-        elif row_plan == "excluded":
-            state, reason = "excluded", row.excluded
-        elif row_plan == "duplicate":
-            state, reason = "duplicate", f"the same booking as line {row.duplicate_of} (same key and body): not sent"
-        elif row_plan == "skipped":
-            state = "skipped"
-        elif row_plan == "changed":
-            state, reason = "changed", changed_reason(p)
-        elif row_plan == "stopped":  # would have been sent, but the run had stopped
-            reason = f"not sent: {self._stop.reason}"
-        else:
-            state = "rejected"
-            reason = rejected_again_reason(p)  # the same words every night, naming the run that was refused
-        reason = reason_text(reason, row.body) if reason else None
-        records = final_records(self.run_id, row, state, reason, sha, None, 0, duplicate_of=row.duplicate_of)
-        write.add(records)
-        return RowOutcome(row.line, row.key, state, reason, _known(p, records), body_sha256=sha)
 
     # -- rows that need requests -----------------------------------------------------------------
 
@@ -460,13 +388,8 @@ class Delivery:
         write = final_records(self.run_id, r.row, state, reason, sha, r.last, r.attempts, keep=keep, action=action,
                               step=step)  # fmt: skip
         self._writer.submit(write if record else LedgerWrite(updates=write.updates))
-        known = _known(self._prior.get(r.row.key), write)
+        known = known_outcome(self._prior.get(r.row.key), write)
         return RowOutcome(r.row.line, r.row.key, state, reason, known, action if state == "delivered" else None, sha)
-
-
-def _known(p: PriorRow | None, write: LedgerWrite) -> bool:
-    """Whether the row's new status repeats what an earlier run left (same state, body and input cells)."""
-    return already_reported(p, write.updates[-1] if write.updates else None)
 
 
 def _step(recorded: str | None) -> Step:
