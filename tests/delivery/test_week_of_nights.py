@@ -30,6 +30,7 @@ FAULTS = [
     Fault("status_503", rate=0.05, methods=("GET", "POST", "PUT")),
     Fault("status_429", rate=0.05, methods=("GET", "POST", "PUT"), retry_after="0"),
     Fault("drop_after_processing", rate=0.1, methods=("GET", "POST", "PUT")),
+    Fault("signature_corrupt", rate=0.03, methods=("GET", "POST", "PUT")),  # an answer that cannot be trusted
 ]
 
 
