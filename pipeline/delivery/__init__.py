@@ -1,18 +1,21 @@
 """Delivery: the run configuration, the transport, one signed exchange, retries, the per-row engine and the run."""
 
+from ._accept import AcceptedRow, accept_row
 from ._config import RunConfig, load_config
-from ._engine import RowOutcome
+from ._outcome import RowOutcome
 from ._run import RunInterrupted, RunResult, run_bookings
 from ._summary import print_summary, summary_lines
 from ._transport import CWSTransport, NoAnswer
 
 __all__ = [
+    "AcceptedRow",
     "CWSTransport",
     "NoAnswer",
     "RowOutcome",
     "RunConfig",
     "RunInterrupted",
     "RunResult",
+    "accept_row",
     "load_config",
     "print_summary",
     "run_bookings",

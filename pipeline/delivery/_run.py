@@ -35,6 +35,7 @@ from ._config import RunConfig
 from ._dispatch import Dispatcher, Tally
 from ._engine import Delivery, RowOutcome
 from ._retry import RunStop
+from ._target import Target
 from ._transport import CWSTransport
 
 __all__ = ["RunInterrupted", "RunResult", "run_bookings"]
@@ -132,7 +133,8 @@ def run_bookings(
         try:
             delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
                                 endpoint_url=config.base_url + setup.mapping.endpoint, prior=ledger.prior_rows(),
-                                breaker=breaker, sleep=sleep)  # fmt: skip
+                                breaker=breaker, sleep=sleep,
+                                target=Target.of(setup.mapping, config.base_url))  # fmt: skip
             Dispatcher(delivery, stop, config.concurrency, tally, on_total).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
             failure = exc
