@@ -82,6 +82,15 @@ type = "datetime"
 formats = ["%Y-%m-%d %H:%M"]
 """
 
+# The same site speaking CorEMR API v1: booking_number, facility as text, sex as Male/Female.
+V1_SITE_MAPPING = (
+    SITE_MAPPING.replace('"booking_no"]', '"booking_number"]')
+    .replace("[fields.booking_no]", "[fields.booking_number]")
+    .replace("[target]\n", '[target]\napi = "v1"\n')
+    .replace("value = 10000", 'value = "MAIN"')
+    .replace('column = "Sex"', 'column = "Sex"\nlookup = { M = "Male", F = "Female" }')
+)
+
 BOOKING_HEADER = ["Inmate ID", "Booking", "First", "Last", "DOB", "Sex", "Booked"]
 
 

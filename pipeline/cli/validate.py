@@ -48,6 +48,8 @@ def validate(
     click.echo(f"invalid:   {report.invalid}")
     if report.excluded:
         click.echo(f"excluded:  {report.excluded} (by the mapping's [[exclude]] rules; never sent)")
+    if report.duplicates:
+        click.echo(f"duplicate: {report.duplicates} (the same key and body as an earlier line: one booking, sent once)")
     if report.problems:
         click.echo(f"first {len(report.problems)} problem(s):")
         for problem in report.problems:

@@ -1,73 +1,75 @@
-"""Delivering one mapped row: settle doubt by lookup, send with retries, verify, record it all.
+"""Delivering one mapped row: settle doubt by lookup, send each step with retries, verify, record it all.
 
-The promise: every row ends in exactly one recorded state; nothing is created twice. A request that
-may have landed (connection lost after sending, read timeout, unverified answer, a crash between
-the "sending" record and the outcome) is never sent again before a signed lookup says it is not there.
+The promise: every row ends in exactly one recorded state; nothing is created twice, neither a patient nor
+a booking. A request that may have landed (connection lost after sending, read timeout, unverified
+answer, a crash between the "sending" record and the outcome) is never sent again before a signed lookup
+says it is not there; an update, which creates nothing, is simply sent again.
 
-The pieces, each reusable by later flows: `exchange` (one signed request), `retrying` (the retry
-policy), `judge_lookup` (what a lookup found), and `_records` (the ledger records of a row).
+A row may take several requests (see _steps): a patient CorEMR already holds gets its booking through the
+bookings routes, and a correction is sent as an update. Every request that can change CorEMR is recorded
+durably, naming its step, before it leaves, and every request with its answer after; every one goes
+through `exchange`. The pieces: `exchange` (one signed request), `retrying` (the retry policy),
+`judge_answer` (what an answer means), `judge_lookup` (what a lookup found), `_records` (ledger records).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from ..ledger import (
+    STEPS,
+    Action,
     LedgerWrite,
     LedgerWriter,
-    PriorRow,
     PriorRows,
     RowState,
-    SkippedRow,
-    StatusUpdate,
-    sha256_hex,
-    skipped_rows_entries,
+    Step,
 )
 from ..mapping import MappedRow
-from ..protocol import CWSAuth
+from ..protocol import EXISTS_STATUS, CWSAuth
 from ._circuit_breaker import CircuitBreaker
 from ._concurrency import ConcurrencyLimiter, FixedLimit, answer_kind
 from ._config import RunConfig
 from ._exchange import Exchange, exchange
-from ._lookup import judge_lookup, patient_url
+from ._lookup import holds_body, judge_lookup
 from ._messages import reason_text, server_message
-from ._plan import Plan, Rebookings, already_reported, keeps_recorded_status, plan, rejected_again_reason
-from ._records import cells_json, exchange_record, final_records, intent_record
-from ._retry import RETRYABLE_STATUSES, RunStop, TransientFailure, retrying
+from ._outcome import RowOutcome, known_outcome
+from ._plan import Plan, Rebookings, plan, updated_reason
+from ._quiet import quiet_records
+from ._records import exchange_record, final_records, intent_record
+from ._retry import RunStop, TransientFailure, retrying
+from ._steps import Doubt, judge_answer
+from ._target import Booking, Target
 from ._transport import Transport
 
 __all__ = ["Delivery", "RowOutcome"]
 
-Doubt = Literal["ambiguous", "unverified"]
 _REBOOKED = (
     "external_id {} was delivered earlier under another key; a lookup cannot tell whether this booking landed:"
     " check it in CorEMR"
 )
-
-
-@dataclass(frozen=True)
-class RowOutcome:
-    """The one state a row ended in, and why; `known` when an earlier run left it so, unchanged since."""
-
-    line: int
-    key: str
-    state: RowState
-    reason: str | None = None
-    known: bool = False
+_OTHER_DETAILS = (
+    "a lookup found patient {} with other details than this row's: it may have been there before, and without"
+    " bookings routes whether this booking landed cannot be told: check it in CorEMR"
+)
+_MAX_STEPS = 6  # requests one attempt may chain (create, booking, lookup...): more means answers that contradict
 
 
 @dataclass
 class _Progress:
-    """One row on its way: its body, any doubt about an earlier request, and its attempts so far."""
+    """One row on its way: its body, its next step, any doubt about an earlier request, its attempts so far."""
 
     row: MappedRow
     body: bytes
     sha: str
-    intent_recorded: bool
+    step: Step  # the next request to send
+    intent_pending: bool  # its first request's "sending" record was written with a window of rows
+    booking: Booking | None = None  # read from the body when first needed (`Delivery._booking`)
+    booking_read: bool = False
     doubt: Doubt | None = None
     doubt_sha: str | None = None  # the body that may have landed
+    doubt_step: Step = "create"  # the request that may have landed
     attempts: int = 0
     last: Exchange | None = None
 
@@ -100,13 +102,14 @@ class Delivery:
         prior: PriorRows,
         breaker: CircuitBreaker,
         sleep: Callable[[float], None] | None = None,
+        target: Target | None = None,
         limiter: ConcurrencyLimiter | None = None,
     ) -> None:
         self.run_id = run_id
         self._transport = transport
         self._auth = auth
         self._writer = writer
-        self._endpoint = endpoint_url if endpoint_url.endswith("/") else endpoint_url + "/"
+        self._target = target or Target.default(endpoint_url)
         self._prior = prior
         self._breaker = breaker
         self._stop: RunStop = breaker.stop
@@ -125,84 +128,40 @@ class Delivery:
     # -- rows that need no request ---------------------------------------------------------------
 
     def plan(self, row: MappedRow) -> tuple[Plan, str | None]:
-        """What this row needs (from its validity and earlier runs) and its body's SHA-256."""
-        return plan(row, self._prior)
+        """What this row needs (from its validity, earlier runs and the corrections policy) and its body's SHA-256."""
+        return plan(row, self._prior, self._target.on_change)
 
     def record_many_without_sending(self, planned: Sequence[tuple[MappedRow, Plan, str | None]]) -> list[RowOutcome]:
         """Record the states of rows that need no request, in one ledger submission (re-runs are mostly these)."""
-        write = LedgerWrite()
-        outcomes: list[RowOutcome] = []
-        skipped: list[SkippedRow] = []
-        for row, row_plan, sha in planned:
-            if row_plan == "skipped" and sha is not None:  # the re-run's common case, kept lean
-                skipped.append(self._skipped(row, sha, write))
-                outcomes.append(RowOutcome(row.line, row.key, "skipped"))
-            else:
-                outcomes.append(self._quiet_outcome(row, row_plan, sha, write))
-        if skipped:  # listed in chained skipped_rows entries, not one entry each: a re-run is mostly these
-            write.entries += skipped_rows_entries(self.run_id, skipped)
+        write, outcomes = quiet_records(self.run_id, self._prior, planned, self._stop.reason)
         self._writer.submit(write)
         return outcomes
-
-    def _skipped(self, row: MappedRow, sha: str, write: LedgerWrite) -> SkippedRow:
-        cells = cells_json(row)
-        cells_sha = sha256_hex(cells)
-        if not keeps_recorded_status(self._prior.get(row.key), sha, cells_sha):
-            write.bodies.append((cells_sha, cells))
-            write.updates.append(
-                StatusUpdate(row.key, row.external_id, "skipped", sha, self.run_id, row.line, cells_sha256=cells_sha)
-            )
-        # else row_status already holds this body and these cells (stored with the entry that set them):
-        # leave it, and the run that delivered it, as it is
-        return SkippedRow(row.line, row.key, row.external_id, sha, cells_sha)
-
-    def _quiet_outcome(self, row: MappedRow, row_plan: Plan, sha: str | None, write: LedgerWrite) -> RowOutcome:
-        p = self._prior.get(row.key)
-        state: RowState = "failed"
-        reason: str | None = None
-        if row_plan == "invalid":
-            state, reason = "invalid", "; ".join(str(problem) for problem in row.problems)
-        elif row_plan == "excluded":
-            state, reason = "excluded", row.excluded
-        elif row_plan == "skipped":
-            state = "skipped"
-        elif row_plan == "changed":
-            state = "changed"
-            reason = f"delivered in run {p.run_id if p else '?'} with a different body; not sent again"
-        elif row_plan == "stopped":  # would have been sent, but the run had stopped
-            reason = f"not sent: {self._stop.reason}"
-        else:
-            state = "rejected"
-            reason = rejected_again_reason(p)  # the same words every night, naming the run that was refused
-        reason = reason_text(reason, row.body) if reason else None
-        records = final_records(self.run_id, row, state, reason, sha, None, 0)
-        write.add(records)
-        return RowOutcome(row.line, row.key, state, reason, _known(p, records))
 
     # -- rows that need requests -----------------------------------------------------------------
 
     def record_intents(self, rows: Sequence[tuple[MappedRow, str]]) -> None:
-        """Durably record that each row's first POST is about to leave, in one commit for all of them.
+        """Durably record that each row's first request is about to leave, in one commit for all of them.
 
-        `deliver(row, "send", intent_recorded=True)` then sends attempt 1 without a commit of its own.
+        `deliver(row, "send", intent_recorded=True)` then sends that request without a commit of its own.
         One fsync for a window of rows instead of one per row; a row whose request never leaves (a
         crash, a stop) is settled by lookup or recorded as not sent, as for any "sending".
         """
         write = LedgerWrite()
         for row, sha in rows:
-            assert row.body is not None
-            write.add(intent_record(self.run_id, row, row.body, sha, 1, self._endpoint))
+            r = self._progress(row, sha, intent_pending=False)
+            method, url, body = self._request_of(r)
+            write.add(intent_record(self.run_id, row, sha, 1, r.step, method, url, body))
         self._writer.submit(write, durable=True)
 
     def deliver(self, row: MappedRow, row_plan: Plan, sha: str, *, intent_recorded: bool = False) -> RowOutcome:
-        """Settle any doubt, send with retries, verify, and record the row's final state (sha: the body's)."""
-        assert row.body is not None
-        r = _Progress(row, row.body, sha, intent_recorded)
+        """Settle any doubt, send each step with retries, verify, and record the row's final state (sha: the body's)."""
+        r = self._progress(row, sha, intent_pending=intent_recorded)
         prior = self._prior.get(row.key)
         if row_plan == "settle" and prior is not None:
             r.doubt = "unverified" if prior.state == "unverified" else "ambiguous"
             r.doubt_sha = prior.body_sha256
-            if why := self._cannot_settle(row):
+            r.doubt_step = _step(prior.step)
+            if why := self._cannot_settle(r):
                 return self._finish(r, r.doubt, why)
         try:
             for attempt in self._retrying:
@@ -217,79 +176,174 @@ class Delivery:
             return self._gave_up(r, exc)
         return outcome
 
-    def _cannot_settle(self, row: MappedRow) -> str | None:
+    def _progress(self, row: MappedRow, sha: str, *, intent_pending: bool) -> _Progress:
+        """A row about to be sent, with its first step: an update of a delivered row (a correction), a booking
+        for a patient the ledger knows under another key (a re-booking), else a create."""
+        assert row.body is not None
+        r = _Progress(row, row.body, sha, "create", intent_pending)
+        if self._prior.delivered_sha256(row.key):
+            r.step = "update"
+        elif self._rebookings.under_another_key(row) and self._booking(r) is not None:
+            r.step = "booking"  # the create would be refused: the patient exists
+        return r
+
+    def _booking(self, r: _Progress) -> Booking | None:
+        """The row's booking, read from its body once and only when needed (a first create never needs it)."""
+        if not r.booking_read:
+            r.booking, r.booking_read = self._target.booking_of(r.body), True
+        return r.booking
+
+    def _cannot_settle(self, r: _Progress) -> str | None:
         """Why a lookup cannot settle this row's doubt, or None when it can."""
-        if patient_url(self._endpoint, row.external_id) is None:
+        if r.doubt_step in ("update", "booking update"):
+            return None  # sent again, not looked up
+        if self._booking_url(r) is not None:
+            return None
+        if self._target.patient_url(r.row.external_id) is None:
             return "an earlier attempt may have landed and the row has no external_id a lookup can name safely"
-        if self._rebookings.under_another_key(row):
-            return _REBOOKED.format(row.external_id)
+        if self._rebookings.under_another_key(r.row):
+            return _REBOOKED.format(r.row.external_id)
         return None
 
     def _try_once(self, r: _Progress) -> RowOutcome:
-        """One attempt: a lookup first while in doubt, then (unless it settled the row) the POST."""
+        """One attempt: a lookup first while in doubt, then the row's requests until CorEMR's answers end it."""
         if r.doubt:
             settled = self._settle(r)
             if settled is not None:
                 return settled
-        return self._send(r)
+        for _ in range(_MAX_STEPS):
+            ex = self._send(r)
+            # Only a refused create and an accepted update depend on the booking: read it for those alone.
+            asks = ex.status == EXISTS_STATUS or r.step == "update"
+            verdict = judge_answer(r.step, ex, has_booking=asks and self._booking(r) is not None, api=self._target.api)
+            if verdict.kind == "done":
+                assert verdict.state is not None
+                reason = updated_reason(self._prior.get(r.row.key)) if verdict.action == "updated" else verdict.reason
+                return self._finish(r, verdict.state, reason, r.sha, action=verdict.action)
+            if verdict.kind == "next":
+                assert verdict.step is not None
+                r.step = verdict.step
+            elif verdict.kind == "check":
+                return self._confirm_booking(r)
+            else:
+                if verdict.kind == "doubt":
+                    r.doubt, r.doubt_sha, r.doubt_step = verdict.doubt, r.sha, r.step
+                raise TransientFailure(ex.describe(), ex.retry_after)
+        raise _Final("rejected", f"CorEMR's answers contradict each other ({ex.describe()} to the {r.step})")
 
     def _settle(self, r: _Progress) -> RowOutcome | None:
-        """Look the row up: an outcome when found, None when absent (send it), raise when neither is known."""
+        """Settle a doubt: an outcome when the request landed, None when not (send it), raise when neither is known."""
         assert r.doubt is not None
-        if why := self._cannot_settle(r.row):
+        if r.doubt_step in ("update", "booking update"):
+            r.step, r.doubt, r.doubt_sha = r.doubt_step, None, None  # an update creates nothing: send it again
+            return None
+        if why := self._cannot_settle(r):
             raise _Final(r.doubt, why)
-        ex = self._lookup(r)
-        finding = judge_lookup(ex, r.row.external_id or "")
+        booking_url = self._booking_url(r)
+        if booking_url is not None:
+            assert r.booking is not None and self._target.booking_number is not None
+            ex = self._look_up(r, booking_url)
+            finding = judge_lookup(ex, r.booking.number, self._target.booking_number)
+        else:
+            url = self._target.patient_url(r.row.external_id)
+            assert url is not None  # _cannot_settle refused the rest
+            ex = self._look_up(r, url)
+            finding = judge_lookup(ex, r.row.external_id or "")
+        if (
+            finding == "found"
+            and booking_url is None
+            and not holds_body(ex.response_body, r.body, self._target.profile)
+        ):
+            # Found by patient alone (v1: no bookings routes), with other details than this row's: the patient
+            # may have been there before, and whether this booking landed cannot be told.
+            raise _Final(r.doubt, _OTHER_DETAILS.format(r.row.external_id))
         if finding == "found":
-            if r.doubt_sha is not None and r.doubt_sha != r.sha:
-                reason = "an earlier body landed (found by lookup); this one differs: not sent"
-                self._finish(r, "delivered", None, r.doubt_sha, record=False)
-                return self._finish(r, "changed", reason, r.doubt_sha, keep=True)
-            return self._finish(r, "delivered", "settled by lookup", r.sha)
+            return self._found(r)
         if finding == "absent":
-            r.doubt, r.doubt_sha = None, None
+            r.step, r.doubt, r.doubt_sha = r.doubt_step, None, None
             return None
         if finding == "try_again":
             raise TransientFailure(ex.describe(), ex.retry_after)
         if finding == "someone_else":
-            raise _Final(r.doubt, f"lookup answered HTTP 200 with another patient than {r.row.external_id}")
+            asked = (
+                f"booking than {r.booking.number}" if booking_url and r.booking else f"patient than {r.row.external_id}"
+            )
+            raise _Final(r.doubt, f"lookup answered HTTP 200 with another {asked}")
         raise _Final(r.doubt, f"lookup answered HTTP {ex.status}: {server_message(ex.response_body)}")
 
-    def _send(self, r: _Progress) -> RowOutcome:
-        """POST the body once: an outcome when CorEMR answered for sure, else raise to retry (or settle) it."""
-        ex = self._post(r)
-        if ex.verified and ex.status is not None:
-            if 200 <= ex.status < 300:
-                return self._finish(r, "delivered", None, r.sha)
-            if ex.status not in RETRYABLE_STATUSES:
-                return self._finish(r, "rejected", f"HTTP {ex.status}: {server_message(ex.response_body)}", r.sha)
-        elif ex.reached == "yes":
-            r.doubt, r.doubt_sha = "unverified", r.sha
-        elif ex.reached == "maybe":
-            r.doubt, r.doubt_sha = "ambiguous", r.sha
-        raise TransientFailure(ex.describe(), ex.retry_after)
+    def _found(self, r: _Progress) -> RowOutcome | None:
+        """The request in doubt landed: delivered; if it carried an older body, this one is a correction."""
+        if r.doubt_sha is None or r.doubt_sha == r.sha:
+            return self._finish(r, "delivered", "settled by lookup", r.sha, action="found")
+        self._finish(r, "delivered", None, r.doubt_sha, record=False, action="found")
+        if self._target.on_change == "update":
+            r.step, r.doubt, r.doubt_sha = "update", None, None
+            return None
+        reason = "an earlier body landed (found by lookup); this one differs: held, not sent"
+        return self._finish(r, "changed", reason, r.doubt_sha, keep=True)
 
-    def _lookup(self, r: _Progress) -> Exchange:
+    def _confirm_booking(self, r: _Progress) -> RowOutcome:
+        """CorEMR refused a booking create as existing: a lookup must find that booking to call the row delivered."""
+        url = self._booking_url(r)
+        assert url is not None and r.booking is not None and self._target.booking_number is not None
+        ex = self._look_up(r, url)
+        finding = judge_lookup(ex, r.booking.number, self._target.booking_number)
+        if finding == "found":
+            return self._finish(r, "delivered", None, r.sha, action="found")
+        if finding == "try_again":
+            raise TransientFailure(ex.describe(), ex.retry_after)
+        raise _Final("rejected", f"CorEMR refused booking {r.booking.number} as existing, yet its lookup answered"
+                                 f" {ex.describe()}: check the patient in CorEMR")  # fmt: skip
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def _booking_url(self, r: _Progress) -> str | None:
+        booking = self._booking(r)
+        return None if booking is None else self._target.booking_url(r.row.external_id, booking)
+
+    def _request_of(self, r: _Progress) -> tuple[str, str, bytes]:
+        """The method, URL and body of the row's next step."""
+        if r.step == "create":
+            return "POST", self._target.create_url, r.body
+        external_id, booking = r.row.external_id, self._booking(r)
+        url: str | None
+        if r.step == "update":
+            url, method, body = self._target.patient_url(external_id), self._target.update_method, r.body
+        elif booking is None:
+            url, method, body = None, "POST", b""
+        elif r.step == "booking":
+            url, method, body = self._target.bookings_url(external_id), "POST", booking.body
+        else:
+            url, method, body = self._target.booking_url(external_id, booking), "POST", booking.body
+        if url is None:
+            raise _Final("rejected", f"the {r.step} cannot be sent: no URL path can name this row's external_id"
+                                     " or booking number safely")  # fmt: skip
+        return method, url, body
+
+    def _look_up(self, r: _Progress, url: str) -> Exchange:
         if self._stop.stopped:
             raise _Stopped
-        url = patient_url(self._endpoint, r.row.external_id)
-        assert url is not None  # _cannot_settle refused the rest
         ex = self._request("GET", url)
         self._breaker.observe(ex)
         self._writer.submit(exchange_record(self.run_id, r.row, "lookup", ex, r.attempts))
         r.last = ex
         return ex
 
-    def _post(self, r: _Progress) -> Exchange:
+    def _send(self, r: _Progress) -> Exchange:
+        """Send the row's next step once, recorded durably (naming the step) before it leaves."""
         if self._stop.stopped:
             raise _Stopped
-        if not (r.intent_recorded and r.attempts == 1):
+        method, url, body = self._request_of(r)
+        if not r.intent_pending:
             # Durable before the request leaves: after a crash the next run sees "sending" and settles it.
-            self._writer.submit(intent_record(self.run_id, r.row, r.body, r.sha, r.attempts, self._endpoint),
+            self._writer.submit(intent_record(self.run_id, r.row, r.sha, r.attempts, r.step, method, url, body),
                                 durable=True)  # fmt: skip
-        ex = self._request("POST", self._endpoint, r.body)
+        r.intent_pending = False
+        ex = self._request(method, url, body)
         self._breaker.observe(ex)
-        self._writer.submit(exchange_record(self.run_id, r.row, "attempt", ex, r.attempts, request_stored=True))
+        self._writer.submit(
+            exchange_record(self.run_id, r.row, "attempt", ex, r.attempts, request_stored=True, step=r.step)
+        )
         r.last = ex
         return ex
 
@@ -340,6 +394,7 @@ class Delivery:
         *,
         record: bool = True,
         keep: bool = False,
+        action: Action | None = None,
     ) -> RowOutcome:
         """Record the row's final state entry and its row_status (record=False: status only).
 
@@ -347,11 +402,14 @@ class Delivery:
         """
         reason = reason_text(reason, r.body) if reason else None
         sha = body_sha or r.doubt_sha or r.sha
-        write = final_records(self.run_id, r.row, state, reason, sha, r.last, r.attempts, keep=keep)
+        step = r.doubt_step if state in ("ambiguous", "unverified") else None
+        write = final_records(self.run_id, r.row, state, reason, sha, r.last, r.attempts, keep=keep, action=action,
+                              step=step)  # fmt: skip
         self._writer.submit(write if record else LedgerWrite(updates=write.updates))
-        return RowOutcome(r.row.line, r.row.key, state, reason, _known(self._prior.get(r.row.key), write))
+        known = known_outcome(self._prior.get(r.row.key), write)
+        return RowOutcome(r.row.line, r.row.key, state, reason, known, action if state == "delivered" else None, sha)
 
 
-def _known(p: PriorRow | None, write: LedgerWrite) -> bool:
-    """Whether the row's new status repeats what an earlier run left (same state, body and input cells)."""
-    return already_reported(p, write.updates[-1] if write.updates else None)
+def _step(recorded: str | None) -> Step:
+    """A step as row_status recorded it; None (a ledger from before steps were recorded) was a create."""
+    return next((s for s in STEPS if s == recorded), "create")

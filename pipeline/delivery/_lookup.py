@@ -1,48 +1,63 @@
-"""Looking a patient up: the one URL for an external_id, and whether a verified answer is that patient.
+"""Looking a patient or a booking up: whether a verified answer is the patient (or booking) asked for.
 
 A lookup's 200 proves nothing unless the answer is the patient asked for: a front end that
-normalises dot segments turns `GET /ws/patients/.` into the list route, which answers 200 too.
+normalises dot segments turns `GET /ws/patients/.` into the list route, which answers 200 too. So a
+patient is found only when the answer names its external_id, and a booking only when the answer
+names its booking number.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Literal
-from urllib.parse import quote
 
+from ..protocol import ApiProfile, answer_date
 from ._exchange import Exchange
 from ._retry import RETRYABLE_STATUSES
 
-__all__ = ["LookupFinding", "judge_lookup", "patient_url"]
+__all__ = ["LookupFinding", "answered_external_id", "holds_body", "judge_lookup"]
 
 LookupFinding = Literal["found", "absent", "someone_else", "refused", "try_again"]
-_DOT_SEGMENTS = ("", ".", "..")
 
 
-def patient_url(endpoint: str, external_id: str | None) -> str | None:
-    """ENDPOINT/{external_id} with the id percent-encoded, or None when no URL path can name it safely."""
-    if external_id is None or external_id in _DOT_SEGMENTS:
-        return None
-    base = endpoint if endpoint.endswith("/") else endpoint + "/"
-    return base + quote(external_id, safe="")
-
-
-def answered_external_id(body: bytes | None) -> str | None:
-    """The external_id a patient answer names: its JSON object's `external_id` (CorEMR's read route answers one)."""
+def answered_external_id(body: bytes | None, field: str = "external_id") -> str | None:
+    """The value an answer names in FIELD: its JSON object's `external_id` (a patient read) or booking number."""
     try:
         data = json.loads(body or b"")
     except ValueError:
         return None
-    value = data.get("external_id") if isinstance(data, dict) else None
+    value = data.get(field) if isinstance(data, dict) else None
     return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
-def judge_lookup(ex: Exchange, external_id: str) -> LookupFinding:
-    """What a lookup's answer says: found only when it is verified, 200, and the patient asked for."""
+def judge_lookup(ex: Exchange, expected: str, field: str = "external_id") -> LookupFinding:
+    """What a lookup's answer says: found only when it is verified, 200, and names EXPECTED in FIELD."""
     if not ex.verified or ex.status is None or ex.status in RETRYABLE_STATUSES:
         return "try_again"
     if ex.status == 404:
         return "absent"
     if ex.status == 200:
-        return "found" if answered_external_id(ex.response_body) == external_id else "someone_else"
+        return "found" if answered_external_id(ex.response_body, field) == expected else "someone_else"
     return "refused"
+
+
+def holds_body(answer: bytes | None, body: bytes, api: ApiProfile) -> bool:
+    """True when a patient answer holds every patient field of BODY as sent (or in its GET form: assumption
+    "answer-shape"); booking fields are not compared: a patient answer does not carry them."""
+    try:
+        answered, sent = json.loads(answer or b""), json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(answered, dict) or not isinstance(sent, dict):
+        return False
+    for name, value in sent.items():
+        rule = api.rule(name)
+        if rule is None or rule.booking:
+            continue
+        got = answered.get(name)
+        as_read = (
+            answer_date(rule.kind, value) if rule.kind in ("date", "timestamp") and isinstance(value, str) else value
+        )
+        if got != value and got != as_read and str(got) != str(value):
+            return False
+    return True

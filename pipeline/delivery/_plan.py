@@ -10,34 +10,46 @@ import threading
 from typing import Literal
 
 from ..ledger import PriorRow, PriorRows, StatusUpdate, sha256_hex
-from ..mapping import MappedRow
+from ..mapping import MappedRow, OnChange
 
 __all__ = [
     "DOUBTFUL",
     "Plan",
     "Rebookings",
     "already_reported",
+    "changed_reason",
     "keeps_recorded_status",
     "plan",
     "rejected_again_reason",
+    "updated_reason",
 ]
 
-Plan = Literal["invalid", "excluded", "skipped", "changed", "rejected_again", "send", "settle", "stopped"]
+Plan = Literal[
+    "invalid", "excluded", "duplicate", "skipped", "changed", "rejected_again", "send", "settle", "stopped"
+]  # fmt: skip
 # A request was recorded as leaving, or may have landed, and no verified answer settled it.
 DOUBTFUL = ("sending", "ambiguous", "unverified")
 _REJECTED_AGAIN = re.compile(r"rejected earlier with the same body \(run (\d+)\): ")
 
 
-def plan(row: MappedRow, prior: PriorRows) -> tuple[Plan, str | None]:
-    """What this row needs (from its validity and earlier runs) and its body's SHA-256, hashed once here."""
+def plan(row: MappedRow, prior: PriorRows, on_change: OnChange = "hold") -> tuple[Plan, str | None]:
+    """What this row needs (from its validity, earlier runs and the corrections policy ON_CHANGE) and its body's
+    SHA-256, hashed once here. "send" for a delivered row is its correction, sent as an update."""
     if row.excluded is not None:  # a filter of the mapping left it out: never sent, never an alarm
         return "excluded", None
     if row.body is None:
         return "invalid", None
     sha = sha256_hex(row.body)
+    if row.duplicate_of is not None:  # an earlier line of this export is the same booking: that line is sent
+        return "duplicate", sha
     delivered = prior.delivered_sha256(row.key)  # a re-run's common case, without a PriorRow each
-    if delivered:
-        return ("skipped" if sha == delivered else "changed"), sha
+    if delivered and not prior.in_doubt(row.key):
+        if sha == delivered:
+            return "skipped", sha
+        p = prior.get(row.key)
+        if p is not None and p.state == "rejected" and p.body_sha256 == sha:  # this correction was refused
+            return "rejected_again", sha
+        return ("send" if on_change == "update" else "changed"), sha
     p = prior.get(row.key)
     if p is None:
         return "send", sha
@@ -46,6 +58,24 @@ def plan(row: MappedRow, prior: PriorRows) -> tuple[Plan, str | None]:
     if p.state == "rejected" and p.body_sha256 == sha:
         return "rejected_again", sha
     return "send", sha
+
+
+def changed_reason(p: PriorRow | None) -> str:
+    """Why a held change is not sent, naming the run that delivered the body it differs from."""
+    return f'{_delivered_where(p)} with a different body; held (on_change = "hold"): not sent'
+
+
+def updated_reason(p: PriorRow | None) -> str:
+    """What an update sent: a correction of the body delivered in the run it names."""
+    return f'corrected: {_delivered_where(p)} with a different body; sent as an update (on_change = "update")'
+
+
+def _delivered_where(p: PriorRow | None) -> str:
+    if p is None or p.delivered_run_id is None:
+        return "delivered in an earlier run"
+    if p.action == "accepted":
+        return f"accepted after run {p.delivered_run_id}"
+    return f"delivered in run {p.delivered_run_id}"
 
 
 def already_reported(p: PriorRow | None, update: StatusUpdate | None) -> bool:
@@ -87,7 +117,8 @@ def rejected_again_reason(p: PriorRow | None) -> str:
 
 
 class Rebookings:
-    """external_id -> keys delivered with it: a lookup by external_id cannot tell a re-booking apart.
+    """external_id -> keys delivered with it: a patient CorEMR holds, whose next booking is a re-booking (and
+    whose lookup by external_id alone cannot tell one booking from another).
 
     Built on first need (rows in doubt are rare; a re-run of 100,000 rows should not pay for it).
     """
@@ -102,8 +133,7 @@ class Rebookings:
         with self._lock:
             if self._ids is None:
                 ids: dict[str, set[str]] = {}
-                for p in self._prior.values():
-                    if p.delivered_sha256 and p.external_id:
-                        ids.setdefault(p.external_id, set()).add(p.key)
+                for external_id, key in self._prior.delivered_ids():
+                    ids.setdefault(external_id, set()).add(key)
                 self._ids = ids
         return bool(self._ids.get(row.external_id or "", set()) - {row.key})

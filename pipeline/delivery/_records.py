@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Literal
 
-from ..ledger import Entry, LedgerWrite, RowState, StatusUpdate, sha256_hex
+from ..ledger import Action, Entry, LedgerWrite, RowState, StatusUpdate, Step, sha256_hex
 from ..mapping import MappedRow
 from ._exchange import Exchange
 from ._messages import reason_text
@@ -23,12 +23,16 @@ _encode_str: Callable[[str], str] = (
 )
 
 
-def intent_record(run_id: int, row: MappedRow, body: bytes, sha: str, attempt: int, url: str) -> LedgerWrite:
-    """The record that this row's request is about to leave: written durably before it does."""
-    entry = Entry(run_id, "sending", line=row.line, key=row.key, external_id=row.external_id,
-                  attempt=attempt, method="POST", url=url, request_sha256=sha)  # fmt: skip
-    status = StatusUpdate(row.key, row.external_id, "sending", sha, run_id, row.line)
-    return LedgerWrite([entry], [(sha, body)], [status])
+def intent_record(
+    run_id: int, row: MappedRow, row_sha: str, attempt: int, step: Step, method: str, url: str, request: bytes
+) -> LedgerWrite:
+    """The record that a request of this row (STEP: its create, booking, update...) is about to leave: written
+    durably before it does. Its row_status names the row's own body (ROW_SHA) and the step."""
+    request_sha = row_sha if request == row.body else sha256_hex(request)
+    entry = Entry(run_id, "sending", line=row.line, key=row.key, external_id=row.external_id, attempt=attempt,
+                  method=method, url=url, request_sha256=request_sha, detail=_detail(step=step))  # fmt: skip
+    status = StatusUpdate(row.key, row.external_id, "sending", row_sha, run_id, row.line, step=step)
+    return LedgerWrite([entry], [(request_sha, request)], [status])
 
 
 def exchange_record(
@@ -39,9 +43,12 @@ def exchange_record(
     attempt: int,
     *,
     request_stored: bool = False,
+    step: Step | None = None,
 ) -> LedgerWrite:
     """One request and its answer: the entry, the answer's bytes, and the request's unless already stored."""
     entry = _exchange_entry(run_id, row, event, ex, attempt)
+    if step is not None:
+        entry.detail = _detail(step=step)
     bodies = [] if request_stored else [(entry.request_sha256 or "", ex.request_body)]
     if ex.response_body is not None:
         bodies.append((entry.response_sha256 or "", ex.response_body))
@@ -58,10 +65,15 @@ def final_records(
     attempts: int,
     *,
     keep: bool = False,
+    action: Action | None = None,
+    step: Step | None = None,
+    duplicate_of: int | None = None,
 ) -> LedgerWrite:
     """The row's state entry, its input cells and its row_status change.
 
-    keep=True: a 'changed' after a lookup keeps the delivered body recorded just before it.
+    keep=True: a 'changed' after a lookup keeps the delivered body recorded just before it. ACTION: how a
+    delivered row got there; STEP: the request a doubt is about. A row repeating an earlier line's booking
+    (DUPLICATE_OF) leaves row_status to that line.
     """
     cells = cells_json(row)
     cells_sha = sha256_hex(cells)
@@ -70,15 +82,23 @@ def final_records(
     entry.state = state
     entry.error = reason
     entry.cells_sha256 = cells_sha
+    entry.detail = _detail(action=action, duplicate_of=duplicate_of)
     if last is None:
         entry.request_sha256 = body_sha
     write = LedgerWrite([entry], [(cells_sha, cells)])
-    if row.key:
+    if row.key and duplicate_of is None:
+        delivered = state == "delivered" and not keep
         write.updates.append(
-            StatusUpdate(row.key, row.external_id, state, body_sha, run_id, row.line, reason,
-                         delivered=state == "delivered" and not keep, cells_sha256=cells_sha)
+            StatusUpdate(row.key, row.external_id, state, body_sha, run_id, row.line, reason, delivered=delivered,
+                         cells_sha256=cells_sha, action=action if delivered else None, step=step)
         )  # fmt: skip
     return write
+
+
+def _detail(**values: object) -> str | None:
+    """An entry's detail: the given values that are set, as compact JSON (None when none is)."""
+    kept = {name: value for name, value in values.items() if value is not None}
+    return _CELLS.encode(kept) if kept else None
 
 
 def _exchange_entry(

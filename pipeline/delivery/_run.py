@@ -39,6 +39,7 @@ from ._config import RunConfig
 from ._dispatch import Dispatcher, Tally
 from ._engine import Delivery, RowOutcome
 from ._retry import RunStop
+from ._target import Target
 from ._transport import CWSTransport
 from ._window import WindowWatch
 
@@ -147,7 +148,8 @@ def run_bookings(
         try:
             delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
                                 endpoint_url=config.base_url + setup.mapping.endpoint, prior=ledger.prior_rows(),
-                                breaker=breaker, sleep=sleep, limiter=limiter)  # fmt: skip
+                                breaker=breaker, sleep=sleep, limiter=limiter,
+                                target=Target.of(setup.mapping, config.base_url))  # fmt: skip
             with watch or contextlib.nullcontext():
                 Dispatcher(delivery, stop, config.concurrency, tally, on_total, limiter).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened

@@ -26,12 +26,25 @@ from ._reads import (
     StateTally,
     StoredBody,
 )
-from ._row_states import NOT_DELIVERED, ROW_STATES, STATE_ADVICE, PriorRow, PriorRows, RowState, StatusUpdate
+from ._row_states import (
+    ACTIONS,
+    NOT_DELIVERED,
+    ROW_STATES,
+    STATE_ADVICE,
+    STEPS,
+    Action,
+    PriorRow,
+    PriorRows,
+    RowState,
+    StatusUpdate,
+    Step,
+)
 from ._runs import RUN_STATUS_MEANING, RUN_STATUSES, RunRecord, RunStatus, UnfinishedRun
 from ._write import LedgerWrite
 from ._writer import LedgerWriter
 
 __all__ = [
+    "ACTIONS",
     "NOT_DELIVERED",
     "ROW_STATES",
     "RUN_STATUSES",
@@ -39,6 +52,8 @@ __all__ = [
     "SETTLED_STATES",
     "STATE_ADVICE",
     "STATE_ROW_FIELDS",
+    "STEPS",
+    "Action",
     "ChainBreak",
     "ChainHead",
     "Entry",
@@ -59,6 +74,7 @@ __all__ = [
     "StateRow",
     "StateTally",
     "StatusUpdate",
+    "Step",
     "StoredBody",
     "UnfinishedRun",
     "check_heads",

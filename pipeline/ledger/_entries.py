@@ -5,7 +5,8 @@ insertion or reordering is detectable later (`verify_chain`). A row's state in a
 entry, except rows skipped as already delivered: a re-run of a cumulative export skips nearly every
 row, so those are listed, [line, key, external_id, request_sha256, cells_sha256] each, in the `detail`
 of a `skipped_rows` entry (up to SKIPPED_ROWS_PER_ENTRY rows), chained like any other. `row_states`
-reads both kinds back as one state entry per row.
+reads both kinds back as one state entry per row. A person accepting a held change (`accept`) is an
+`accepted` entry, chained like the rest.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ __all__ = [
     "verify_chain",
 ]
 
-EntryEvent = Literal["run_started", "run_finished", "sending", "attempt", "lookup", "state", "skipped_rows"]
+EntryEvent = Literal[
+    "run_started", "run_finished", "sending", "attempt", "lookup", "state", "skipped_rows", "accepted"
+]  # fmt: skip
 GENESIS_HASH = "0" * 64
 SKIPPED_ROWS_PER_ENTRY = 5000  # keeps one entry's detail under about a megabyte
 

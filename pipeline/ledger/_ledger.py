@@ -33,14 +33,18 @@ __all__ = ["Ledger", "RunInfo"]
 # since_run_id is kept while a row stays settled, or stays outstanding, and becomes the run's id when it
 # changes side. SETTLED_SQL is our own list of state names, never input.
 _UPSERT_STATUS = (
-    "INSERT INTO row_status (key, external_id, state, body_sha256, delivered_sha256, run_id,"  # noqa: S608
-    " line, reason, cells_sha256, since_run_id) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
+    "INSERT INTO row_status (key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason,"  # noqa: S608
+    " cells_sha256, since_run_id, delivered_run_id, action, step) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(key) DO UPDATE SET"
     " external_id=excluded.external_id, state=excluded.state, body_sha256=excluded.body_sha256,"
     " run_id=excluded.run_id, line=excluded.line, reason=excluded.reason,"
     " cells_sha256=COALESCE(excluded.cells_sha256, row_status.cells_sha256),"
     f" since_run_id=CASE WHEN (row_status.state IN ({SETTLED_SQL})) = (excluded.state IN ({SETTLED_SQL}))"
     " THEN COALESCE(row_status.since_run_id, row_status.run_id) ELSE excluded.run_id END,"
-    " delivered_sha256=CASE WHEN ? THEN excluded.body_sha256 ELSE row_status.delivered_sha256 END"
+    " step=COALESCE(excluded.step, row_status.step),"
+    " delivered_sha256=CASE WHEN ?14 THEN excluded.body_sha256 ELSE row_status.delivered_sha256 END,"
+    " delivered_run_id=CASE WHEN ?14 THEN excluded.run_id ELSE row_status.delivered_run_id END,"
+    " action=CASE WHEN ?14 THEN excluded.action ELSE row_status.action END"
 )
 _INSERT_ENTRY = f"INSERT INTO entries ({','.join(ENTRY_FIELDS)}) VALUES ({','.join('?' * len(ENTRY_FIELDS))})"  # noqa: S608
 
@@ -269,7 +273,8 @@ class Ledger(LedgerReads):
         self._db.executemany(
             _UPSERT_STATUS,
             ((u.key, u.external_id, u.state, u.body_sha256, u.body_sha256 if u.delivered else None, u.run_id,
-              u.line, u.reason, u.cells_sha256, u.run_id, u.delivered) for u in updates),
+              u.line, u.reason, u.cells_sha256, u.run_id, u.run_id if u.delivered else None,
+              u.action if u.delivered else None, u.step, u.delivered) for u in updates),
         )  # fmt: skip
 
     def _transaction(self) -> _Transaction:
@@ -280,8 +285,8 @@ class Ledger(LedgerReads):
     def prior_rows(self) -> PriorRows:
         """Every row key earlier runs left a state for."""
         cur = self._db.execute(
-            "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason, cells_sha256"
-            " FROM row_status"
+            "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason, cells_sha256,"
+            " delivered_run_id, action, step FROM row_status"
         )
         with cycle_collector_paused():  # 100,000s of tuples, no cycles
             return PriorRows({r[0]: r for r in cur})

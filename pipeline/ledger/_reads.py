@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from .._errors import UserInputError
 from ._entries import ENTRY_FIELDS, Entry, SkippedRow, row_states, skipped_rows
 from ._file import damage, is_damage
-from ._row_states import NOT_DELIVERED, ROW_STATES
+from ._row_states import NOT_DELIVERED, ROW_STATES, PriorRow
 from ._runs import RUN_COLUMNS, RunRecord, UnfinishedRun
 
 __all__ = [
@@ -53,11 +53,11 @@ class StateTally(NamedTuple):
 # report: a tuple straight from SQLite costs a third of what a NamedTuple made from it does).
 StateRow = tuple[
     int, int | None, int, str | None, str, int | None, int | None, str | None, str | None, str | None, str | None,
-    str | None, str | None, str, str | None, bytes | None,
+    str | None, str | None, str, str | None, bytes | None, str | None,
 ]  # fmt: skip
 STATE_ROW_FIELDS = (
     "run_id", "line", "seq", "key", "state", "http_status", "attempts", "request_sha256", "request_authorization",
-    "response_authorization", "response_signer", "verification", "error", "at", "cells_sha256", "cells",
+    "response_authorization", "response_signer", "verification", "error", "at", "cells_sha256", "cells", "detail",
 )  # fmt: skip
 
 
@@ -171,6 +171,28 @@ class LedgerReads:
         with self._reading():
             return [StateTally(*row) for row in self._db.execute(sql)]
 
+    def action_tally(self, run_ids: Sequence[int]) -> list[tuple[int, str, int]]:
+        """(run_id, action, rows) for the delivered rows of these runs whose state entry names its action."""
+        ids = ",".join(str(int(i)) for i in run_ids)  # integers only: safe to inline
+        action = "CASE WHEN json_valid(detail) THEN json_extract(detail, '$.action') END"
+        sql = (
+            f"SELECT run_id, {action} AS action, COUNT(*) FROM entries"  # noqa: S608
+            f" WHERE event='state' AND state='delivered' AND run_id IN ({ids}) AND detail IS NOT NULL"
+            " GROUP BY run_id, action HAVING action IS NOT NULL"
+        )
+        with self._reading():
+            return [(int(r[0]), str(r[1]), int(r[2])) for r in self._db.execute(sql)]
+
+    def row_status(self, key: str) -> PriorRow | None:
+        """What the ledger holds for one row key now (its row_status), or None."""
+        with self._reading():
+            found = self._db.execute(
+                "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason, cells_sha256,"
+                " delivered_run_id, action, step FROM row_status WHERE key=?",
+                (key,),
+            ).fetchone()
+        return None if found is None else PriorRow(*found)
+
     def state_counts(self, run_id: int) -> dict[str, int]:
         """Rows per state as one run's entries record them (state entries and skipped_rows lists)."""
         counts: dict[str, int] = dict.fromkeys(ROW_STATES, 0)
@@ -187,9 +209,9 @@ class LedgerReads:
         (as tuples of STATE_ROW_FIELDS: run_id, line, seq, key, state, ... cells_sha256, cells)."""
         ids = ",".join(str(int(i)) for i in run_ids)  # integers only; states are bound parameters
         cells = (
-            "b.body FROM entries e LEFT JOIN bodies b ON b.sha256 = e.cells_sha256"
+            "b.body, e.detail FROM entries e LEFT JOIN bodies b ON b.sha256 = e.cells_sha256"
             if with_cells
-            else "NULL FROM entries e"
+            else "NULL, e.detail FROM entries e"
         )
         sql = (
             "SELECT e.run_id, e.line, e.seq, e.key, e.state, e.http_status, e.attempt, e.request_sha256,"

@@ -8,7 +8,9 @@ Tables:
                 run_finished): see _entries
     bodies      request/response/cell bytes keyed by SHA-256, outside the chain so they can be pruned
     row_status  derived: the latest known state of each row key (with its body's and input cells' SHA-256),
-                for deciding what a re-run sends, and the run since which the row has needed a person
+                for deciding what a re-run sends, the run since which the row has needed a person, the run
+                that delivered its body and how (created, booking added, found, updated), and which request
+                a "sending" or a doubt is about (create, booking, update)
 """
 
 from __future__ import annotations
@@ -79,7 +81,10 @@ CREATE TABLE IF NOT EXISTS row_status (
     line INTEGER,
     reason TEXT,
     cells_sha256 TEXT,
-    since_run_id INTEGER
+    since_run_id INTEGER,
+    delivered_run_id INTEGER,
+    action TEXT,
+    step TEXT
 );
 """
 
@@ -88,6 +93,16 @@ _ADDED = (
     ("row_status", "cells_sha256", "TEXT"),  # 0.1.0's end
     ("row_status", "since_run_id", "INTEGER"),  # NULL for rows last changed before it: read as run_id
     ("runs", "concurrency", "INTEGER"),  # the requests in flight a run settled at; NULL before it, or none sent
+    ("row_status", "delivered_run_id", "INTEGER"),  # filled from the chain's delivered state entries (below)
+    ("row_status", "action", "TEXT"),  # NULL for rows delivered before it: they were created or found
+    ("row_status", "step", "TEXT"),  # NULL for requests recorded before it: every one was a create
+)
+# The run that delivered each key's body, for a ledger from before delivered_run_id: its latest `delivered`
+# state entry (one pass over the entries; the chain itself is not touched).
+_FILL_DELIVERED_RUN = (
+    "UPDATE row_status SET delivered_run_id = d.run_id FROM (SELECT key, MAX(run_id) AS run_id FROM entries"
+    " WHERE event='state' AND state='delivered' AND key IS NOT NULL GROUP BY key) AS d"
+    " WHERE row_status.key = d.key AND row_status.delivered_sha256 IS NOT NULL"
 )
 
 
@@ -99,7 +114,16 @@ def columns(db: sqlite3.Connection, table: str) -> set[str]:
 def upgrade(db: sqlite3.Connection) -> None:
     """Create the tables (a new ledger) or add the columns a ledger from an earlier version lacks."""
     db.executescript(SCHEMA)
-    for table, column, kind in _ADDED:
-        if column not in columns(db, table):
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    missing = [(table, column, kind) for table, column, kind in _ADDED if column not in columns(db, table)]
+    if missing:
+        db.execute("BEGIN IMMEDIATE")  # the columns and what fills them, all or nothing
+        try:
+            for table, column, kind in missing:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            if ("row_status", "delivered_run_id", "INTEGER") in missing:
+                db.execute(_FILL_DELIVERED_RUN)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
     db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))

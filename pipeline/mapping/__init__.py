@@ -5,12 +5,14 @@
 """
 
 from ._mapped_rows import MappedRow, RowProblem, map_csv
-from ._mapping_file import Mapping, load_mapping
+from ._mapping_file import ON_CHANGE_POLICIES, Mapping, OnChange, load_mapping
 from ._validate import ValidationReport, validate_csv
 
 __all__ = [
+    "ON_CHANGE_POLICIES",
     "MappedRow",
     "Mapping",
+    "OnChange",
     "RowProblem",
     "ValidationReport",
     "load_mapping",

@@ -19,7 +19,7 @@ import pandas as pd
 from .._errors import SourceError
 from .._gc import cycle_collector_paused
 from ..source import ExportBytes, RaggedRow, SourceChunk, SourceFile, open_source
-from ._duplicate_keys import SeenKeys, key_hashes
+from ._duplicate_keys import KeySeen, SeenKeys, body_hashes, key_hashes
 from ._exclusions import excluded_rows
 from ._field_spec import FieldSpec
 from ._field_values import FieldMapper, escape_key_part, template_cells
@@ -61,6 +61,9 @@ class MappedRow:
     header: tuple[str, ...] = field(repr=False)  # column names, shared by the rows of a file
     row: tuple[str, ...] = field(repr=False)  # the original cells in header order (ragged rows: what was there)
     excluded: str | None = None  # why an [[exclude]] rule leaves the row out (it has no body and is never sent)
+    # The earlier line with this key and the byte-identical body (a per-charge export repeats a booking once
+    # per charge): one booking, delivered with that line; this row keeps its body but is never sent.
+    duplicate_of: int | None = None
 
     @property
     def valid(self) -> bool:
@@ -76,7 +79,7 @@ class MappedRow:
 
 _ROW_SLOTS = tuple(
     getattr(MappedRow, name).__set__
-    for name in ("line", "key", "external_id", "body", "problems", "header", "row", "excluded")
+    for name in ("line", "key", "external_id", "body", "problems", "header", "row", "excluded", "duplicate_of")
 )
 
 
@@ -91,7 +94,7 @@ def _new_row(
 ) -> MappedRow:
     """MappedRow(...) without the frozen dataclass's per-field object.__setattr__ (0.85 → 0.59 µs a row)."""
     made: MappedRow = object.__new__(MappedRow)
-    s_line, s_key, s_external_id, s_body, s_problems, s_header, s_row, s_excluded = _ROW_SLOTS
+    s_line, s_key, s_external_id, s_body, s_problems, s_header, s_row, s_excluded, s_duplicate_of = _ROW_SLOTS
     s_line(made, line)
     s_key(made, key)
     s_external_id(made, external_id)
@@ -100,6 +103,7 @@ def _new_row(
     s_header(made, header)
     s_row(made, row)
     s_excluded(made, None)
+    s_duplicate_of(made, None)
     return made
 
 
@@ -180,6 +184,7 @@ class MappedChunk:
     ragged: tuple[RaggedRow, ...]
     excluded: npt.NDArray[np.bool_]  # rows an [[exclude]] rule leaves out (never bad)
     exclusions: dict[int, str]  # by frame row, the reason each excluded row is left out
+    duplicates: dict[int, int] = field(default_factory=dict)  # by frame row: the earlier line of the same booking
 
     @property
     def size(self) -> int:
@@ -190,6 +195,11 @@ class MappedChunk:
     def excluded_count(self) -> int:
         """How many rows the [[exclude]] rules leave out."""
         return len(self.exclusions)
+
+    @property
+    def duplicate_count(self) -> int:
+        """How many rows repeat an earlier line's booking (same key, byte-identical body)."""
+        return len(self.duplicates)
 
     @cached_property
     def keys(self) -> list[str]:
@@ -202,12 +212,14 @@ class MappedChunk:
         return self.body_lines.split(b"\n") if len(self.lines) else []
 
     def valid_body_lines(self) -> bytes:
-        """The bodies of the valid rows in file order, each followed by a newline."""
+        """The bodies of the valid rows in file order (a repeated booking once), each followed by a newline."""
         if not len(self.lines):
             return b""
-        if not self.bad.any() and not self.exclusions:
+        if not self.bad.any() and not self.exclusions and not self.duplicates:
             return self.body_lines + b"\n"
-        valid = [self.bodies[i] for i in np.flatnonzero(~self.bad & ~self.excluded).tolist()]
+        sent = ~self.bad & ~self.excluded
+        sent[list(self.duplicates)] = False
+        valid = [self.bodies[i] for i in np.flatnonzero(sent).tolist()]
         return b"".join(body + b"\n" for body in valid)
 
     def invalid_rows(self) -> list[MappedRow]:
@@ -231,6 +243,9 @@ class MappedChunk:
         for i, reason in self.exclusions.items():
             old = rows[i]
             rows[i] = MappedRow(old.line, old.key, old.external_id, None, (), self.header, old.row, reason)
+        for i, first in self.duplicates.items():
+            old = rows[i]
+            rows[i] = MappedRow(old.line, old.key, old.external_id, old.body, (), self.header, old.row, None, first)
         if self.ragged:
             rows.extend(_ragged_row(r, self.header) for r in self.ragged)
             rows.sort(key=lambda r: r.line)
@@ -271,15 +286,18 @@ def _map_chunk(
     for k in mapping.key_fields:
         incomplete |= results[k].bad
     usable = ~incomplete & ~excluded
-    duplicates = seen.check(key_hashes(list(key_parts)) if n else np.zeros(0, np.int64), lines, usable)
-    extra = _duplicate_problems(duplicates, key_parts, lines, mapping)
+    body_lines = _bodies([r.fragments for r in results.values()], n)
+    seen_before = seen.check(
+        key_hashes(list(key_parts)) if n else np.zeros(0, np.int64), body_hashes(body_lines, bad), lines, usable
+    )
+    duplicates = {i: found.first_line for i, found in seen_before.items() if found.same_body}
+    extra = _duplicate_problems(seen_before, key_parts, lines, mapping)
     bad[list(extra)] = True
     external = results.get("external_id")
     ext_text: list[str | None] = list(external.text) if external is not None else [None] * n
     if external is not None:
         for i in np.flatnonzero(external.bad).tolist():
             ext_text[i] = None
-    body_lines = _bodies([r.fragments for r in results.values()], n)
     specs = [(fields[name].spec, result) for name, result in results.items()]
     problems: dict[int, tuple[RowProblem, ...]] = {}
     for i in np.flatnonzero(bad).tolist():
@@ -288,21 +306,25 @@ def _map_chunk(
         problems[i] = (*found, extra[i]) if i in extra else tuple(found)
     return MappedChunk(
         header, frame, lines, key_parts, incomplete, ext_text, body_lines, bad, problems, chunk.ragged,
-        excluded, exclusions,
+        excluded, exclusions, duplicates,
     )  # fmt: skip
 
 
 def _duplicate_problems(
-    duplicates: dict[int, int], key_parts: tuple[list[str], ...], lines: npt.NDArray[np.int64], mapping: Mapping
+    seen_before: dict[int, KeySeen], key_parts: tuple[list[str], ...], lines: npt.NDArray[np.int64], mapping: Mapping
 ) -> dict[int, RowProblem]:
-    """A problem for each row whose key was used on an earlier line of the file."""
+    """A problem for each row whose key an earlier line of the file used with another body (or none)."""
     key_names = "/".join(mapping.key_fields)
     extra: dict[int, RowProblem] = {}
-    for i, first in duplicates.items():
+    for i, (first, same_body) in seen_before.items():
+        if same_body:
+            continue
         key = "/".join(part[i] for part in key_parts)
         extra[i] = RowProblem(
-            int(lines[i]), None, None, key, f"key {key!r} ({key_names}) was already used on line {first}"
-        )
+            int(lines[i]), None, None, key,
+            f"key {key!r} ({key_names}) was already used on line {first}, with a different body: a key names"
+            f" one booking; correct line {first} or line {int(lines[i])}",
+        )  # fmt: skip
     return extra
 
 

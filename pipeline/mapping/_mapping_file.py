@@ -10,7 +10,7 @@ import codecs
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .._errors import MappingError
 from .._toml import TomlFile
@@ -33,10 +33,12 @@ from ._regex import UserRegex, regex_problem
 from ._tables import LookupFile
 
 __all__ = [
+    "ON_CHANGE_POLICIES",
     "FieldSpec",
     "FieldType",
     "LookupFallback",
     "Mapping",
+    "OnChange",
     "Scalar",
     "Transform",
     "TwoDigitYear",
@@ -53,7 +55,12 @@ _SECTIONS = {"source", "target", "fields", "exclude"}
 _SOURCE_KEYS = {"encoding", "delimiter", "header_line", "footer_lines", "footer_match"}
 # Text codecs that are not character sets: a CSV in them is not a CSV.
 _NOT_CHARACTER_SETS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"}
-_TARGET_KEYS = {"api", "endpoint", "key", "datetime_format", "profile"}
+_TARGET_KEYS = {"api", "endpoint", "key", "datetime_format", "profile", "on_change", "booking_fields"}
+
+# What a run does with a delivered row that comes back with a different body (a correction in the export):
+# hold it (reported as changed; a person updates CorEMR and accepts it) or send it with the update request.
+OnChange = Literal["hold", "update"]
+ON_CHANGE_POLICIES: tuple[OnChange, ...] = get_args(OnChange)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ class Mapping:
     profile: str = "cws-patient"
     fields: tuple[FieldSpec, ...] = ()
     exclude: tuple[ExcludeRule, ...] = ()  # rows that are never sent (training records...)
+    on_change: OnChange = "hold"
+    # The body fields a booking create (or update) sends, in this order (v2/v3; assumption "booking-body").
+    booking_fields: tuple[str, ...] = ()
 
     @property
     def routes(self) -> Routes:
@@ -117,9 +127,11 @@ def parse_mapping(data: bytes, path: Path) -> Mapping:
             raise where.error(f"target.key[{i}]", f"{k!r} is not one of the fields ({', '.join(names)})")
     _refuse_identifying_key(where, mapping.key_fields, fields)
     exclude = parse_exclusions(where, doc["exclude"]) if "exclude" in doc else ()
+    booking_fields = _booking_fields(where, target, mapping.api, names)
     return replace(
-        mapping, path=path, sha256=mapping_sha256(data, files), source=source, fields=fields, exclude=exclude
-    )
+        mapping, path=path, sha256=mapping_sha256(data, files), source=source, fields=fields, exclude=exclude,
+        booking_fields=booking_fields,
+    )  # fmt: skip
 
 
 def _target(where: TomlFile, target: dict[str, Any]) -> Mapping:
@@ -142,8 +154,40 @@ def _target(where: TomlFile, target: dict[str, Any]) -> Mapping:
     profile = where.string("target.profile", target.get("profile", "cws-patient"))
     if profile not in PROFILES:
         raise where.error("target.profile", f"{profile!r} is not one of {', '.join(PROFILES)}")
+    named_policy = where.string("target.on_change", target.get("on_change", "hold"))
+    on_change = next((p for p in ON_CHANGE_POLICIES if p == named_policy), None)
+    if on_change is None:
+        raise where.error(
+            "target.on_change",
+            f"{named_policy!r} is not one of {', '.join(ON_CHANGE_POLICIES)} (what a run does with a delivered row"
+            " whose body changed: hold it for a person, or send the update)",
+        )
     return Mapping(Path(), "", api=api, endpoint=endpoint, key_fields=tuple(key), datetime_format=dt_format,
-                   profile=profile)  # fmt: skip
+                   profile=profile, on_change=on_change)  # fmt: skip
+
+
+def _booking_fields(where: TomlFile, target: dict[str, Any], api: ApiVersion, names: list[str]) -> tuple[str, ...]:
+    """The fields of a booking body: `[target] booking_fields`, else those of assumption "booking-body" present."""
+    profile = API_PROFILES[api]
+    if "booking_fields" not in target:
+        return tuple(name for name in profile.booking_fields if name in names) if profile.routes.has_bookings else ()
+    if not profile.routes.has_bookings:
+        raise where.error("target.booking_fields", f"CorEMR API {api} has no bookings routes; remove booking_fields")
+    chosen = target["booking_fields"]
+    if not isinstance(chosen, list) or not chosen or not all(isinstance(f, str) for f in chosen):
+        example = ", ".join(f'"{f}"' for f in profile.booking_fields)
+        raise where.error("target.booking_fields", f"expected a non-empty list of field names, e.g. [{example}]")
+    for i, name in enumerate(chosen):
+        if name not in names:
+            raise where.error(f"target.booking_fields[{i}]", f"{name!r} is not one of the fields ({', '.join(names)})")
+    if profile.booking_number not in chosen:
+        raise where.error(
+            "target.booking_fields",
+            f"must hold {profile.booking_number!r}: it names the booking in the bookings routes",
+        )
+    if len(set(chosen)) != len(chosen):
+        raise where.error("target.booking_fields", "names a field twice")
+    return tuple(chosen)
 
 
 def mapping_sha256(data: bytes, files: list[LookupFile]) -> str:

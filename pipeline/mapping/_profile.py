@@ -3,8 +3,8 @@
 The rules are the version's field table (protocol.API_PROFILES: required fields, text lengths,
 integers, dates, sex values): a mapping that cannot satisfy them is refused before any row is read,
 naming the field; the rest become per-row checks by tightening the fields' own options (length caps,
-a lookup of the allowed sex values, a birth date never in the future, an external_id that is safe in a
-URL path). `profile = "none"` turns them all off.
+a lookup of the allowed sex values, a birth date never in the future, an external_id and (v2, v3) a
+booking number that are safe in a URL path). `profile = "none"` turns them all off.
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ def _tightened(api: ApiProfile, rule: FieldRule, spec: FieldSpec, error: Error) 
         spec = replace(spec, min_length=max(spec.min_length, rule.min_length))
     if rule.name == "external_id":
         spec = replace(spec, path_segment=True)  # it is sent in the path of every lookup and update
+    elif rule.booking and rule.kind == "text" and api.routes.has_bookings:
+        spec = replace(spec, path_segment=True)  # the booking number: in the path of the bookings routes
     return spec
 
 

@@ -1,4 +1,5 @@
-"""The dry run: map a bookings CSV, count valid, invalid and excluded rows, optionally write bodies and rejects.
+"""The dry run: map a bookings CSV, count valid, invalid, excluded and repeated rows, optionally write bodies and
+rejects.
 
 Both output files hold patient data, so they are created 0600, written beside their final name and
 moved into place only when the whole file has been read: a file-level error leaves nothing behind.
@@ -32,6 +33,7 @@ class ValidationReport:
     invalid: int
     problems: tuple[RowProblem, ...]
     excluded: int = 0  # rows an [[exclude]] rule leaves out: neither valid nor invalid, never sent
+    duplicates: int = 0  # rows repeating an earlier line's booking (same key, byte-identical body): sent once
 
     @property
     def all_valid(self) -> bool:
@@ -50,7 +52,7 @@ def validate_csv(
 ) -> ValidationReport:
     """Map every row of CSV_PATH; write valid bodies (one per line) and invalid rows if asked."""
     chunks = map_csv_chunks(csv_path, mapping, chunk_rows=chunk_rows)
-    rows = valid = excluded = 0
+    rows = valid = excluded = duplicates = 0
     problems: list[RowProblem] = []
     with _private_output(bodies) as body_out, _private_output(rejects) as reject_out:
         rejects_writer = _RejectsWriter(reject_out) if reject_out is not None else None
@@ -58,7 +60,8 @@ def validate_csv(
             rows += chunk.size
             bad = chunk.invalid_rows() if chunk.problems or chunk.ragged else []
             excluded += chunk.excluded_count
-            valid += chunk.size - len(bad) - chunk.excluded_count
+            duplicates += chunk.duplicate_count
+            valid += chunk.size - len(bad) - chunk.excluded_count - chunk.duplicate_count
             if body_out is not None:
                 body_out.write(chunk.valid_body_lines())
             if bad and len(problems) < max_problems:
@@ -68,7 +71,8 @@ def validate_csv(
                 rejects_writer.write(chunk.header, bad)
         if rejects_writer is not None:
             rejects_writer.close()
-    return ValidationReport(rows, valid, rows - valid - excluded, tuple(problems), excluded)
+    invalid = rows - valid - excluded - duplicates
+    return ValidationReport(rows, valid, invalid, tuple(problems), excluded, duplicates)
 
 
 class _RejectsWriter:

@@ -102,6 +102,12 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
                'the walkthrough: "typically CWS-SHA256 or CWS-SHA1"; the local server makes it a setting'),
     Assumption("list-filters", ("v1", "v3"), "list query strings (include_released, ?sex=, ?limit=) are"
                " ignored by the local server", "the client never lists patients"),
+    Assumption("update-repeatable", API_VERSIONS, "an update sent twice leaves the patient (or booking) as sent"
+               " once, and never creates one", "an update sets the fields it carries; the docs describe no history"
+               " a repeat would add to: an update in doubt is sent again instead of looked up"),
+    Assumption("booking-answer", ("v2", "v3"), "a booking read answers the booking with its booking number field",
+               "the bookings field table could not be read; a lookup that does not name the booking asked for proves"
+               " nothing"),
 )  # fmt: skip
 
 EXISTS_STATUS = 409  # assumption "exists-status"

@@ -37,7 +37,7 @@ REPORT_FORMATS: tuple[ReportFormat, ...] = get_args(ReportFormat)
 
 RECORD_FIELDS = (
     "run_id", "line", "key", "state", "http_status", "attempts", "request_sha256", "request_signature",
-    "response_signature", "response_signer", "response_verified", "error", "at",
+    "response_signature", "response_signer", "response_verified", "error", "at", "action",
 )  # fmt: skip
 
 _Skipped = list[tuple[Entry, list[SkippedRow]]]
@@ -68,6 +68,7 @@ class RunSummary:
     counts: dict[str, int]
     responses_verified: int = 0
     responses_unverified: int = 0
+    actions: dict[str, int] = field(default_factory=dict)  # delivered rows per action (created, booking added...)
 
     @property
     def rows(self) -> int:
@@ -85,6 +86,7 @@ class RunSummary:
         data["counts"] = dict(self.counts)
         data["responses_verified"] = self.responses_verified
         data["responses_unverified"] = self.responses_unverified
+        data["actions"] = dict(self.actions)
         return data
 
 
@@ -105,6 +107,7 @@ class RowRecord:
     response_verified: bool | None
     error: str | None
     at: str
+    action: str | None = None  # how a delivered row got there: created, booking added, found, updated
     cells: dict[str, str] | None = None
     cells_sha256: str | None = None  # tells keyless rows apart across runs; not shown
 
@@ -114,7 +117,10 @@ class RowRecord:
 
     @property
     def identity(self) -> str:
-        """The same row in every run: its key, or for a row without one, its input cells."""
+        """The same row in every run: its key, or for a row without one, its input cells (a line repeating an
+        earlier line's booking is a row of its own, by key and line: the key alone names the booking's first line)."""
+        if self.key and self.state == "duplicate":
+            return f"{self.key} (line {self.line})"
         if self.key:
             return self.key
         return f"cells:{self.cells_sha256}" if self.cells_sha256 else f"run {self.run_id} line {self.line}"
@@ -241,12 +247,17 @@ def _runs(ledger: Ledger, run_ids: Sequence[int], skipped: _Skipped) -> list[Run
             verified[tally.run_id][0 if tally.verification == "ok" else 1] += tally.rows
     for entry, rows in skipped:
         counts[entry.run_id]["skipped"] += len(rows)
-    return [_summary(run, counts[run.run_id], *verified[run.run_id]) for run in ledger.runs(run_ids)]
+    actions: dict[int, dict[str, int]] = {i: {} for i in run_ids}
+    for run_id, action, n in ledger.action_tally(run_ids):
+        actions[run_id][action] = n
+    return [_summary(run, counts[run.run_id], verified[run.run_id], actions[run.run_id])
+            for run in ledger.runs(run_ids)]  # fmt: skip
 
 
-def _summary(run: RunRecord, counts: dict[str, int], good: int, bad: int) -> RunSummary:
+def _summary(run: RunRecord, counts: dict[str, int], verified: list[int], actions: dict[str, int]) -> RunSummary:
     values = {name: getattr(run, name) for name in _RUN_COLUMNS}
-    return RunSummary(**values, counts=counts, responses_verified=good, responses_unverified=bad)
+    good, bad = verified
+    return RunSummary(**values, counts=counts, responses_verified=good, responses_unverified=bad, actions=actions)
 
 
 def _records(
@@ -255,9 +266,10 @@ def _records(
     ordered: list[tuple[int, int, int, RowRecord]] = [
         (run_id, line if line is not None else -1, seq,
          RowRecord(run_id, line, key, state, status, attempts or 0, request_sha, req_auth, resp_auth, signer,
-                   None if verification is None else verification == "ok", error, at, _cells(cells), cells_sha))
+                   None if verification is None else verification == "ok", error, at, _action(detail), _cells(cells),
+                   cells_sha))
         for (run_id, line, seq, key, state, status, attempts, request_sha, req_auth, resp_auth, signer, verification,
-             error, at, cells_sha, cells) in ledger.state_rows(run_ids, chosen, with_cells=with_cells)
+             error, at, cells_sha, cells, detail) in ledger.state_rows(run_ids, chosen, with_cells=with_cells)
     ]  # fmt: skip
     if not chosen or "skipped" in chosen:
         stored = ledger.bodies({r.cells_sha256 for _, rows in skipped for r in rows}) if with_cells else {}
@@ -265,7 +277,7 @@ def _records(
             ordered.extend(
                 (entry.run_id, r.line if r.line is not None else -1, entry.seq,
                  RowRecord(entry.run_id, r.line, r.key, "skipped", None, 0, r.request_sha256, None, None, None, None,
-                           None, entry.at, _cells(stored.get(r.cells_sha256)), r.cells_sha256))
+                           None, entry.at, None, _cells(stored.get(r.cells_sha256)), r.cells_sha256))
                 for r in rows
             )  # fmt: skip
     ordered.sort(key=lambda t: t[:3])
@@ -287,6 +299,16 @@ def _histories(records: list[RowRecord]) -> list[RowHistory]:
     return sorted(
         found.values(), key=lambda h: (h.latest.line if h.latest.line is not None else -1, h.latest.key or "")
     )
+
+
+def _action(detail: str | None) -> str | None:
+    """The action a state entry's detail names (how a delivered row got there), if any."""
+    try:
+        value = json.loads(detail or "")
+    except ValueError:
+        return None
+    action = value.get("action") if isinstance(value, dict) else None
+    return action if isinstance(action, str) else None
 
 
 def _cells(raw: bytes | None) -> dict[str, str] | None:

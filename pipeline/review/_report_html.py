@@ -16,6 +16,7 @@ from typing import TextIO
 from ..ledger import NOT_DELIVERED, ROW_STATES, STATE_ADVICE
 from ._audit_output import audit_verdict
 from ._report import Report, RowRecord, RunSummary
+from ._report_text import actions_text
 
 __all__ = ["STATE_COLOURS", "write_html"]
 
@@ -37,6 +38,7 @@ STATE_COLOURS: dict[str, str] = {
     "unverified": "#1565c0",
     "ambiguous": "#6d4c41",
     "excluded": "#9e9e9e",
+    "duplicate": "#bdbdbd",
 }
 
 _CSS = """
@@ -359,6 +361,8 @@ def _run_meta(run: RunSummary) -> str:
         ("Program", f"cws-pipeline {run.program_version}"),
         ("Rows", f"{run.rows}: " + ", ".join(f"{s} {run.counts.get(s, 0)}" for s in ROW_STATES)),
     ]
+    if run.actions:
+        items.append(("Delivered by", actions_text(run.actions)))
     body = "".join(
         f"<dt>{escape(k)}</dt><dd{' class=mono' if k in ('Source', 'Mapping') else ''}>"
         f"{escape(v).replace(chr(10), '<br>')}</dd>"

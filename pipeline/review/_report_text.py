@@ -13,11 +13,11 @@ from typing import Any, TextIO
 
 from .._errors import UserInputError
 from .._private_files import neutralise_cell, open_private
-from ..ledger import NOT_DELIVERED, ROW_STATES, STATE_ADVICE
+from ..ledger import ACTIONS, NOT_DELIVERED, ROW_STATES, STATE_ADVICE
 from ._audit_output import audit_json, audit_verdict
 from ._report import RECORD_FIELDS, Report, RowHistory, RunSummary
 
-__all__ = ["open_private_text", "write_csv", "write_error_file", "write_json", "write_text"]
+__all__ = ["actions_text", "open_private_text", "write_csv", "write_error_file", "write_json", "write_text"]
 
 
 def write_text(report: Report, out: TextIO) -> None:
@@ -97,8 +97,15 @@ def _run_header(run: RunSummary) -> list[str]:
         f"  endpoint  {run.base_url}{run.endpoint}",
         f"  access    {run.access} ({run.algorithm}), cws-pipeline {run.program_version}",
         f"  rows      {run.rows}: " + ", ".join(f"{state} {run.counts.get(state, 0)}" for state in ROW_STATES),
+        *([f"  delivered {actions_text(run.actions)}"] if run.actions else []),
         f"  answers   {run.responses_verified} signed by CorEMR and verified, {run.responses_unverified} not verified",
     ]
+
+
+def actions_text(actions: dict[str, int]) -> str:
+    """How a run's delivered rows got there, e.g. 'created 210, booking added 31, found 2, updated 4'."""
+    known = [a for a in ACTIONS if a in actions] + sorted(a for a in actions if a not in ACTIONS)
+    return ", ".join(f"{action} {actions[action]}" for action in known)
 
 
 def _one_line(text: str | None) -> str:

@@ -20,7 +20,10 @@ Nested = dict[str, dict[str, int]]
 
 @dataclass
 class ServerCounters:
-    """What the server has seen; `creates` and `booking_creates` count what was stored, so a duplicate shows as 2."""
+    """What the server has seen. `creates` and `booking_creates` count what was stored; `refused_*` count creates
+    refused because the patient or booking already existed, and `resent_*` those of them that carried the very
+    bytes that had stored it: a create sent again blindly (after a lost answer or a crash), which a server that
+    did not refuse it would have stored as a second patient or booking."""
 
     requests: int = 0
     creates: dict[str, int] = field(default_factory=dict)
@@ -31,6 +34,11 @@ class ServerCounters:
     updates: dict[str, int] = field(default_factory=dict)
     booking_creates: Nested = field(default_factory=dict)  # external_id -> booking number -> bookings stored
     booking_create_attempts: Nested = field(default_factory=dict)
+    booking_updates: Nested = field(default_factory=dict)
+    refused_creates: dict[str, int] = field(default_factory=dict)  # external_id -> creates refused as existing
+    refused_booking_creates: Nested = field(default_factory=dict)  # ... -> booking creates refused as existing
+    resent_creates: dict[str, int] = field(default_factory=dict)
+    resent_booking_creates: Nested = field(default_factory=dict)
     capacity: CapacityReport | None = None  # what the capacity model saw, when the server has one
 
     def copy(self) -> ServerCounters:
@@ -49,6 +57,11 @@ class ServerCounters:
             "updates": dict(self.updates),
             "booking_creates": {k: dict(v) for k, v in self.booking_creates.items()},
             "booking_create_attempts": {k: dict(v) for k, v in self.booking_create_attempts.items()},
+            "booking_updates": {k: dict(v) for k, v in self.booking_updates.items()},
+            "refused_creates": dict(self.refused_creates),
+            "refused_booking_creates": {k: dict(v) for k, v in self.refused_booking_creates.items()},
+            "resent_creates": dict(self.resent_creates),
+            "resent_booking_creates": {k: dict(v) for k, v in self.resent_booking_creates.items()},
             "capacity": self.capacity.to_dict() if self.capacity is not None else None,
         }
 
@@ -57,10 +70,10 @@ class ServerCounters:
         """Counters from `to_dict()` output (as served at /_simulator/counters)."""
 
         def counts(name: str) -> dict[str, int]:
-            return {str(k): int(v) for k, v in data[name].items()}
+            return {str(k): int(v) for k, v in data.get(name, {}).items()}
 
         def nested(name: str) -> Nested:
-            return {str(k): {str(b): int(n) for b, n in v.items()} for k, v in data[name].items()}
+            return {str(k): {str(b): int(n) for b, n in v.items()} for k, v in data.get(name, {}).items()}
 
         return cls(
             requests=int(data["requests"]),
@@ -72,6 +85,11 @@ class ServerCounters:
             updates=counts("updates"),
             booking_creates=nested("booking_creates"),
             booking_create_attempts=nested("booking_create_attempts"),
+            booking_updates=nested("booking_updates"),
+            refused_creates=counts("refused_creates"),
+            refused_booking_creates=nested("refused_booking_creates"),
+            resent_creates=counts("resent_creates"),
+            resent_booking_creates=nested("resent_booking_creates"),
             capacity=CapacityReport.from_dict(data["capacity"]) if data.get("capacity") else None,
         )
 
@@ -129,6 +147,25 @@ class CounterBook:
         """A booking was stored (with its patient's create, or on its own)."""
         with self._lock:
             _add(self._counters.booking_creates.setdefault(external_id, {}), booking)
+
+    def booking_updated(self, external_id: str, booking: str) -> None:
+        """A booking was updated."""
+        with self._lock:
+            _add(self._counters.booking_updates.setdefault(external_id, {}), booking)
+
+    def refused_create(self, external_id: str, *, resent: bool) -> None:
+        """A create was refused because the patient exists (RESENT: with the bytes that had stored it)."""
+        with self._lock:
+            _add(self._counters.refused_creates, external_id)
+            if resent:
+                _add(self._counters.resent_creates, external_id)
+
+    def refused_booking_create(self, external_id: str, booking: str, *, resent: bool) -> None:
+        """A booking create was refused because the patient has that booking (RESENT: with its storing bytes)."""
+        with self._lock:
+            _add(self._counters.refused_booking_creates.setdefault(external_id, {}), booking)
+            if resent:
+                _add(self._counters.resent_booking_creates.setdefault(external_id, {}), booking)
 
 
 def fetch_counters(url: str, timeout: float = 10.0) -> ServerCounters:

@@ -8,6 +8,7 @@ plus `GET/POST /ws/patients/{external_id}/bookings/` and `GET/POST …/bookings/
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
@@ -54,6 +55,10 @@ class PatientRoutes:
         self.api = api
         self.store = store
         self.counters = counters
+        # The exact bytes that stored each patient and booking: a refused create carrying them again is a
+        # blind resend, which a server that did not refuse it would store twice.
+        self._stored_by: dict[tuple[str, ...], bytes] = {}
+        self._lock = threading.Lock()
 
     def target(self, path: str) -> tuple[str, ...] | None:
         """The route a path names: () the list, (id,) a patient, (id, "bookings"[, number]); None: no route."""
@@ -132,11 +137,19 @@ class PatientRoutes:
         number = checked.get(self.api.booking_number)  # required in every version (assumption "first-booking")
         booking = None if number is None else (number, self._booking_fields(checked))
         if not self.store.create(external_id, patient, booking):
+            self.counters.refused_create(external_id, resent=self._stored_with(external_id) == body)
             return Answer(EXISTS_STATUS, error_payload("a patient with this external_id already exists", _EXISTS))
+        with self._lock:
+            self._stored_by[(external_id,)] = body
         self.counters.created(external_id)
         if number is not None:
             self.counters.booking_created(external_id, number)
         return Answer(201, patient_answer(self.api, patient))
+
+    def _stored_with(self, *what: str) -> bytes | None:
+        """The bytes that stored a patient (external_id) or a booking (external_id, number), if a request did."""
+        with self._lock:
+            return self._stored_by.get(what)
 
     def _read(self, external_id: str) -> Answer:
         found = self.store.get(external_id)
@@ -175,8 +188,12 @@ class PatientRoutes:
         if outcome == "no_patient":
             return _no_patient(external_id)
         if outcome == "exists":
+            resent = self._stored_with(external_id, number) == body
+            self.counters.refused_booking_create(external_id, number, resent=resent)
             exists = {self.api.booking_number: "already exists"}
             return Answer(EXISTS_STATUS, error_payload("this patient already has a booking with this number", exists))
+        with self._lock:
+            self._stored_by[(external_id, number)] = body
         self.counters.booking_created(external_id, number)
         return Answer(201, booking_answer(self.api, booking))
 
@@ -187,4 +204,9 @@ class PatientRoutes:
         updated = self.store.update_booking(external_id, number, self._booking_fields(checked))
         if updated is None:
             return Answer(404, error_payload(f"patient {external_id!r} has no booking {number!r}"))
+        self.counters.booking_updated(external_id, number)
         return Answer(200, booking_answer(self.api, updated))
+
+    def enter_by_hand(self, body: bytes) -> Answer:
+        """Store a patient (and its first booking) as someone entering it in CorEMR would: no signature, no faults."""
+        return self._create(body)

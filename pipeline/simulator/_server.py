@@ -11,6 +11,7 @@ keep-alive connection stalls ~40 ms per request on Linux (delayed ACK).
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import threading
@@ -196,6 +197,15 @@ class CWSServer:
     def set_faults(self, faults: Sequence[Fault]) -> None:
         """Replace the faults at runtime; each fault's `first` count starts again."""
         self._plan.replace(faults)
+
+    def enter_by_hand(self, body: dict[str, Any]) -> None:
+        """Store a patient with its first booking directly, as if entered in CorEMR by hand (not through CWS).
+
+        BODY is a create body of the server's API version; ValueError when the server would refuse it.
+        """
+        answer = self._routes.enter_by_hand(json.dumps(body).encode("utf-8"))
+        if answer.status != 201:
+            raise ValueError(f"not stored: HTTP {answer.status} {answer.payload}")
 
     def patients(self) -> dict[str, dict[str, Any]]:
         """The stored patients by external_id, as a read answers them."""

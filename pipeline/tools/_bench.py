@@ -28,6 +28,7 @@ from ..mapping import load_mapping, map_csv
 from ..protocol import load_private_key
 from ..simulator import fetch_counters
 from ._bench_manual import manual_method
+from ._bench_rebookings import RebookingFigures, measure_rebookings
 from ._bench_site import CLIENT_ACCESS, BenchSite, SimulatorProcess, make_site
 from ._bench_validate import bench_validate
 
@@ -37,6 +38,7 @@ __all__ = [
     "BenchReport",
     "FloorFigures",
     "Machine",
+    "RebookingFigures",
     "RerunFigures",
     "RunFigures",
     "machine",
@@ -147,6 +149,7 @@ class BenchReport:
     baseline: BaselineFigures | None
     cpu_scope: str
     total_seconds: float
+    rebooking: RebookingFigures | None = None  # the first run's people booked again
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
@@ -202,6 +205,7 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = lambda _: Non
             run = _measure_run(site, config, server, options)
             echo(f"Running the same file again, {_RERUNS} times (every row skipped) ...")
             rerun = _measure_rerun(site, config)
+            rebooking = _measure_rebookings(site, config, server.url, options, echo)
             echo(f"Measuring one RSA-{options.bits} signature again ...")
             after = signature_cpu_seconds(key, first_bodies[0], options.signature_samples) * 1000
             floor = FloorFigures(
@@ -239,7 +243,16 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = lambda _: Non
         baseline=baseline,
         cpu_scope=CPU_SCOPE,
         total_seconds=round(time.perf_counter() - started, 1),
+        rebooking=rebooking,
     )
+
+
+def _measure_rebookings(
+    site: BenchSite, config: RunConfig, url: str, options: BenchOptions, echo: Callable[[str], None]
+) -> RebookingFigures:
+    rows = max(1, options.rows // 5)
+    echo(f"Booking {rows} of the same people again (re-bookings: the ledger knows them) ...")
+    return measure_rebookings(site.export, site.mapping, config, url, rows)
 
 
 def _sample_bodies(site: BenchSite, n: int) -> list[bytes]:

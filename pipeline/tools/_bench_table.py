@@ -45,6 +45,13 @@ def bench_table(report: BenchReport) -> Table:
         f"{rr.rows_per_second:,.0f} rows/s",
         f"median of {rr.repeats}: {rr.seconds:.2f} s",
     )
+    if report.rebooking is not None:
+        rb = report.rebooking
+        table.add_row(
+            f"re-book {rb.rows:,} of the same people",
+            f"{rb.rows_per_second:,.1f} rows/s",
+            f"{rb.requests_per_row:g} requests per row; {rb.booking_creates:,} bookings added, {rb.duplicates} twice",
+        )
     if b is not None:
         table.add_row(
             f"manual method (openssl + {b.sent_with}), {b.rows} rows",
@@ -70,7 +77,7 @@ def bulk_table(report: BulkReport) -> Table:
     m = report.machine
     table = Table(title=f"cws-pipeline bench --bulk: {m.cpu_count} × {m.cpu_model}, Python {m.python}")
     table.add_column("server capacity N / M")
-    table.add_column("sending")
+    table.add_column("sending", no_wrap=True)
     for name in ("of capacity: run", "second half", "throttled", "server p95", "concurrency", "delivered"):
         table.add_column(name, justify="right")
     for r in report.runs:

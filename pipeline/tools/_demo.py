@@ -1,4 +1,10 @@
-"""`cws-pipeline demo`: the whole job end to end against a local CWS server, with nothing to set up."""
+"""`cws-pipeline demo`: two nights of the whole job against a local CWS server, with nothing to set up.
+
+Night 1 delivers the sample export; night 2 delivers the next night's export: the same bookings (skipped:
+nothing is sent twice), two of them corrected (sent as updates: the sample mappings say on_change =
+"update"), three people booked again (their bookings added to the patients CorEMR holds, one exported on
+three lines, one per charge) and one new person.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import UserInputError
-from ..delivery import RunResult, load_config, run_bookings, summary_lines
+from ..delivery import RowOutcome, RunResult, load_config, run_bookings, summary_lines
+from ..ledger import ACTIONS
 from ..protocol import API_PROFILES, DEFAULT_API, ApiVersion, Keyring, load_private_key
 from ..simulator import CWSServer
 from ._local_site import SERVER_ACCESS, make_local_site
@@ -24,32 +31,41 @@ SAMPLE_MAPPINGS: dict[ApiVersion, str] = {
 }
 
 
+NIGHT_2 = (
+    "the same bookings, two of them corrected, three people booked again (one booking on three lines, one per"
+    " charge) and one new person"
+)
+
+
 @dataclass(frozen=True)
 class DemoResult:
-    """The demo's two runs and where it left its files."""
+    """The demo's two nights, how night 2's delivered rows got there, what the server stored, and where."""
 
     directory: Path
     first: RunResult
     second: RunResult
-    creates: dict[str, int]
+    creates: dict[str, int]  # patients stored, by external_id
+    actions: dict[str, int]  # night 2's delivered rows by action (created, booking added, updated...)
+    bookings: dict[str, dict[str, int]]  # bookings stored, by external_id and booking number
 
 
-def find_sample_files(api: ApiVersion = DEFAULT_API) -> tuple[Path, Path]:
-    """The repository's sample export and its mapping for API (the demo runs from a source checkout)."""
+def find_sample_files(api: ApiVersion = DEFAULT_API) -> tuple[Path, Path, Path]:
+    """The repository's two sample exports (nights 1 and 2) and their mapping for API (from a source checkout)."""
     root = Path(__file__).resolve().parents[2]
     csv = root / "sample_data" / "bookings.csv"
+    night2 = root / "sample_data" / "bookings-night2.csv"
     mapping = root / "mappings" / SAMPLE_MAPPINGS[api]
-    for path in (csv, mapping):
+    for path in (csv, night2, mapping):
         if not path.is_file():
             raise UserInputError(f"{path}: demo file not found; run the demo from a source checkout (pip install -e .)")
-    return csv, mapping
+    return csv, night2, mapping
 
 
 def run_demo(
     directory: Path, *, bits: int = 4096, api: ApiVersion = DEFAULT_API, echo: Callable[[str], None] = print
 ) -> DemoResult:
-    """Make keys, start a local CWS server speaking API, deliver the sample export twice, print what happened."""
-    csv, mapping = find_sample_files(api)
+    """Make keys, start a local CWS server speaking API, deliver the sample's two nights, print what happened."""
+    csv, night2, mapping = find_sample_files(api)
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()) and not (directory / _MARKER).exists():
         raise UserInputError(f"{directory}: not empty and not an earlier demo; choose another DIRECTORY")
@@ -67,18 +83,36 @@ def run_demo(
         config_path = site.write_config(server.url, 8, directory / "ledger.sqlite", algorithm=algorithm)
         config = load_config(config_path)
         echo(f"Local CWS server (CorEMR API {api}, {server.api.coremr}) listening on {server.url}")
-        echo(f"Delivering {csv.name} through {mapping.name} ...")
+        echo(f"Night 1: delivering {csv.name} through {mapping.name} ...")
         first = run_bookings(csv, mapping, config)
         for line in summary_lines(first):
             echo(line)
-        echo("Running the same file again: nothing is sent twice ...")
-        second = run_bookings(csv, mapping, config)
-        for line in summary_lines(second)[: 1 + sum(1 for v in second.counts.values() if v)]:
-            echo(line)
-        creates = dict(server.counters().creates)
+        echo(f"Night 2: delivering {night2.name}: {NIGHT_2} ...")
+        outcomes: list[RowOutcome] = []
+        second = run_bookings(night2, mapping, config, on_row=outcomes.append)
+        actions = _night_2_lines(second, outcomes, echo)
+        counters = server.counters()
+    creates, bookings = dict(counters.creates), counters.booking_creates
     twice = sorted(k for k, n in creates.items() if n > 1)
-    echo(f"The server created {len(creates)} patients, {len(twice)} of them more than once.")
+    booked_twice = sum(1 for numbers in bookings.values() for n in numbers.values() if n > 1)
+    stored = sum(len(numbers) for numbers in bookings.values())
+    echo(f"The server created {len(creates)} patients, {len(twice)} of them more than once, and stored {stored}"
+         f" bookings, {booked_twice} of them more than once.")  # fmt: skip
     echo(f"Ledger: {config.ledger}")
     echo(f"Next: cws-pipeline report --ledger {config.ledger}    cws-pipeline audit --ledger {config.ledger}"
          f" --config {config_path}")  # fmt: skip
-    return DemoResult(directory, first, second, creates)
+    return DemoResult(directory, first, second, creates, actions, bookings)
+
+
+def _night_2_lines(result: RunResult, outcomes: list[RowOutcome], echo: Callable[[str], None]) -> dict[str, int]:
+    """Night 2's counts, how its delivered rows got there, and its rows needing a person (night 1 showed the
+    invalid ones); return the actions."""
+    for line in summary_lines(result)[: 1 + sum(1 for v in result.counts.values() if v)]:
+        echo(line)
+    actions: dict[str, int] = {a: n for a in ACTIONS if (n := sum(1 for o in outcomes if o.action == a))}
+    if actions:
+        echo("  delivered by: " + ", ".join(f"{action} {n}" for action, n in actions.items()))
+    for o in sorted(outcomes, key=lambda o: o.line):
+        if o.state not in ("delivered", "skipped", "invalid", "duplicate", "excluded"):
+            echo(f"  line {o.line} key {o.key}: {o.state}: {o.reason or ''}")
+    return actions

@@ -8,123 +8,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pipeline.delivery._circuit_breaker import CircuitBreaker
-from pipeline.delivery._config import RunConfig
-from pipeline.delivery._engine import Delivery, RowOutcome
-from pipeline.delivery._retry import RunStop
-from pipeline.delivery._transport import Answer, NoAnswer
-from pipeline.ledger import Ledger, LedgerWriter, PriorRows, RunInfo, sha256_hex
-from pipeline.mapping import MappedRow
-from pipeline.protocol import AuthorizationHeader, CWSAuth, Keyring
+from pipeline.delivery._engine import RowOutcome
+from pipeline.delivery._transport import NoAnswer
+from pipeline.ledger import sha256_hex
 
-from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair
-
-BASE = "https://coremr.test"
-ENDPOINT = BASE + "/ws/patients/"
-Script = Callable[[str, str, bytes], "tuple[int, object] | NoAnswer"]
-
-
-def body_of(external_id: str, **fields: str) -> bytes:
-    data = {"external_id": external_id, "fname": "Aisha", "lname": "Davis", "dob": "1986-11-08 00:00:00.000"}
-    data.update(fields)
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
-def row(external_id: str, line: int = 2, **fields: str) -> MappedRow:
-    return MappedRow(
-        line, f"{external_id}/B1", external_id, body_of(external_id, **fields), (), ("ID",), (external_id,)
-    )
-
-
-@dataclass
-class FakeCorEMR:
-    """A scripted CorEMR: each request gets what SCRIPT says, signed with the server's key (or NoAnswer)."""
-
-    key: rsa.RSAPrivateKey
-    script: Script
-    access: str = SERVER_ACCESS
-    requests: list[tuple[str, str, bytes]] = field(default_factory=list)
-    seen: threading.Event = field(default_factory=threading.Event)
-
-    def send(self, method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None) -> Answer:
-        self.requests.append((method, url, body))
-        self.seen.set()
-        result = self.script(method, url, body)
-        if isinstance(result, NoAnswer):
-            raise result
-        status, payload = result
-        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        signature = AuthorizationHeader.for_body(raw, self.key, self.access)
-        return Answer(status, [(b"Authorization", str(signature).encode())], raw)
-
-
-@dataclass
-class Engine:
-    """A Delivery wired to a fake CorEMR, a real ledger file and recorded sleeps."""
-
-    delivery: Delivery
-    fake: FakeCorEMR
-    stop: RunStop
-    writer: LedgerWriter
-    ledger: Ledger
-    sleeps: list[float]
-
-    def entries(self) -> list[Any]:
-        self.writer.flush()
-        return list(self.ledger.entries())
-
-
-@pytest.fixture
-def make_engine(
-    tmp_path: Path, client_keys: KeyPair, server_keys: KeyPair, server_keyring_dir: Path
-) -> Iterator[Callable[..., Engine]]:
-    made: list[Engine] = []
-
-    def make(script: Script, prior: dict[str, tuple[Any, ...]] | None = None, record_sleeps: bool = True,
-             **settings: Any) -> Engine:  # fmt: skip
-        config = RunConfig(path=tmp_path / "cws.toml", base_url=BASE, access=CLIENT_ACCESS,
-                           private_key=client_keys.private, server_keys=server_keyring_dir,
-                           ledger=tmp_path / f"ledger{len(made)}.sqlite", **settings)  # fmt: skip
-        ledger = Ledger.open(config.ledger)
-        info = RunInfo("x.csv", "0" * 64, "m.toml", "0" * 64, BASE, "/ws/patients/", CLIENT_ACCESS, "CWS-SHA256", "t")
-        run_id = ledger.begin_run(info, 1)
-        stop = RunStop()
-        writer = LedgerWriter(ledger)
-        fake = FakeCorEMR(server_keys.key, script)
-        sleeps: list[float] = []
-        auth = CWSAuth(client_keys.key, CLIENT_ACCESS, Keyring(server_keyring_dir))
-        delivery = Delivery(run_id=run_id, transport=fake, auth=auth, writer=writer, config=config,
-                            endpoint_url=ENDPOINT, prior=PriorRows(prior or {}),
-                            breaker=CircuitBreaker(config.circuit_breaker, stop),
-                            sleep=sleeps.append if record_sleeps else None)  # fmt: skip
-        engine = Engine(delivery, fake, stop, writer, ledger, sleeps)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.writer.close()
-        engine.ledger.close()
-
-
-def in_doubt(r: MappedRow, state: str = "ambiguous") -> dict[str, tuple[Any, ...]]:
-    """What an earlier run left for a row whose POST may have landed."""
-    assert r.body is not None
-    return {r.key: (r.key, r.external_id, state, sha256_hex(r.body), None, 1, r.line, "lost", None)}
-
-
-def deliver(engine: Engine, r: MappedRow) -> RowOutcome:
-    plan, sha = engine.delivery.plan(r)
-    assert sha is not None and plan in ("send", "settle")
-    return engine.delivery.deliver(r, plan, sha)
+from ..sites import KeyPair
+from .engine_fakes import ENDPOINT, Engine, deliver, in_doubt, row
 
 
 def test_a_lookup_answered_with_a_verified_400_is_sent_once(make_engine: Callable[..., Engine]) -> None:
@@ -140,7 +33,7 @@ def test_a_verified_409_is_final_and_sent_once(make_engine: Callable[..., Engine
     engine = make_engine(lambda m, u, b: (409, {"error": "exists"}))
     outcome = deliver(engine, row("P1"))
     assert len(engine.fake.requests) == 1 and engine.sleeps == []
-    assert outcome.state == "rejected" and outcome.reason == "HTTP 409: exists"
+    assert outcome.state == "rejected" and (outcome.reason or "").startswith("HTTP 409: exists; the patient exists")
 
 
 def test_transient_answers_are_retried_up_to_max_attempts(make_engine: Callable[..., Engine]) -> None:
@@ -202,8 +95,22 @@ def test_a_lookup_is_found_only_when_the_answer_is_the_patient_asked_for(make_en
     other = make_engine(lambda m, u, b: (200, {"external_id": "P7"}), prior=in_doubt(r))
     assert deliver(other, r).state == "ambiguous"
 
-    found = make_engine(lambda m, u, b: (200, {"external_id": "P1", "id": 7}), prior=in_doubt(r))
-    assert deliver(found, r) == RowOutcome(2, "P1/B1", "delivered", "settled by lookup")
+    assert r.body is not None
+    found = make_engine(lambda m, u, b: (200, {**json.loads(r.body or b""), "id": 7}), prior=in_doubt(r))
+    assert deliver(found, r) == RowOutcome(
+        2, "P1/B1", "delivered", "settled by lookup", action="found", body_sha256=sha256_hex(r.body)
+    )
+
+
+def test_a_patient_found_with_other_details_than_the_rows_leaves_the_row_in_doubt(
+    make_engine: Callable[..., Engine],
+) -> None:
+    r = row("P1")  # no booking number: only the patient can be looked up, as in v1
+    entered_by_hand = {**json.loads(r.body or b""), "fname": "Ayesha"}
+    engine = make_engine(lambda m, u, b: (200, entered_by_hand), prior=in_doubt(r))
+    outcome = deliver(engine, r)
+    assert outcome.state == "ambiguous" and "with other details than this row's" in (outcome.reason or "")
+    assert [m for m, _, _ in engine.fake.requests] == ["GET"]
 
 
 @pytest.mark.parametrize("external_id", [".", ".."])
@@ -244,12 +151,15 @@ def test_a_server_message_is_one_line_short_and_has_the_rows_names_and_birth_dat
 def test_a_connection_lost_after_sending_is_settled_by_lookup_not_resent(make_engine: Callable[..., Engine]) -> None:
     answers: list[tuple[int, object] | NoAnswer] = [
         NoAnswer("ReadError: connection reset", landed="maybe"),
-        (200, {"external_id": "P1"}),
+        (200, {**json.loads(row("P1").body or b""), "dob": "1986-11-08 00:00:00.000"}),
     ]
     engine = make_engine(lambda m, u, b: answers.pop(0))
-    outcome = deliver(engine, row("P1"))
+    r = row("P1")
+    outcome = deliver(engine, r)
     assert [m for m, _, _ in engine.fake.requests] == ["POST", "GET"]
-    assert outcome == RowOutcome(2, "P1/B1", "delivered", "settled by lookup")
+    assert outcome == RowOutcome(
+        2, "P1/B1", "delivered", "settled by lookup", action="found", body_sha256=sha256_hex(r.body or b"")
+    )
 
 
 def test_a_refused_connection_is_sent_again_without_a_lookup(make_engine: Callable[..., Engine]) -> None:

@@ -22,8 +22,8 @@ from pipeline.ledger import Ledger, LedgerWriter, PriorRows, RunInfo
 from pipeline.protocol import AuthorizationHeader, CWSAuth, Keyring
 
 from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair
+from .engine_fakes import BASE, ENDPOINT, in_doubt, row
 from .test_concurrency import FakeClock
-from .test_engine import BASE, ENDPOINT, in_doubt, row
 
 
 @dataclass

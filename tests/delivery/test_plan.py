@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.delivery._plan import keeps_recorded_status, plan, rejected_again_reason
+from pipeline.delivery._plan import changed_reason, keeps_recorded_status, plan, rejected_again_reason
 from pipeline.ledger import PriorRow, PriorRows, sha256_hex
 from pipeline.mapping import MappedRow, RowProblem
 
@@ -21,8 +21,9 @@ def row(body: bytes | None = BODY, problems: tuple[RowProblem, ...] = ()) -> Map
 
 
 def prior(state: str, body_sha: str | None = SHA, delivered: str | None = None, **more: Any) -> PriorRows:
-    fields = {"reason": None, "cells_sha256": None, **more}
-    return PriorRows({KEY: (KEY, "P1", state, body_sha, delivered, 1, 2, fields["reason"], fields["cells_sha256"])})
+    fields = {"reason": None, "cells_sha256": None, "step": None, **more}
+    return PriorRows({KEY: (KEY, "P1", state, body_sha, delivered, 1, 2, fields["reason"], fields["cells_sha256"],
+                            1 if delivered else None, None, fields["step"])})  # fmt: skip
 
 
 def test_a_row_with_no_body_is_invalid() -> None:
@@ -73,3 +74,31 @@ def test_the_reason_for_a_repeated_rejection_names_the_refusing_run_and_never_gr
     # A ledger from before the fix: the reason grew each night. The innermost run and message are kept.
     grown = first._replace(run_id=5, reason="rejected earlier with the same body (run 4): " + reason)
     assert rejected_again_reason(grown) == reason
+
+
+def test_a_row_repeating_an_earlier_lines_booking_is_a_duplicate_whatever_earlier_runs_left() -> None:
+    repeated = MappedRow(5, KEY, "P1", BODY, (), ("ID",), ("P1",), duplicate_of=2)
+    assert plan(repeated, PriorRows({})) == ("duplicate", SHA)
+    assert plan(repeated, prior("delivered", OTHER, OTHER)) == ("duplicate", SHA)
+
+
+def test_under_the_update_policy_a_changed_row_is_sent_and_under_hold_it_is_held() -> None:
+    assert plan(row(), prior("delivered", OTHER, OTHER), "update") == ("send", SHA)
+    assert plan(row(), prior("delivered", OTHER, OTHER), "hold") == ("changed", SHA)
+    assert plan(row(), prior("delivered", SHA, SHA), "update") == ("skipped", SHA)
+
+
+def test_a_refused_correction_is_not_sent_again_unchanged() -> None:
+    assert plan(row(), prior("rejected", SHA, OTHER), "update") == ("rejected_again", SHA)
+
+
+def test_an_update_in_doubt_is_settled_even_when_the_export_went_back_to_the_delivered_body() -> None:
+    assert plan(row(), prior("ambiguous", OTHER, SHA, step="update"), "hold") == ("settle", SHA)
+
+
+def test_a_held_change_names_the_run_that_delivered_its_body_not_the_last_that_reported_it() -> None:
+    p = PriorRow(KEY, "P1", "changed", SHA, OTHER, 9, 2, None, None, delivered_run_id=3, action="created")
+    assert changed_reason(p) == 'delivered in run 3 with a different body; held (on_change = "hold"): not sent'
+    accepted = p._replace(action="accepted")
+    assert changed_reason(accepted).startswith("accepted after run 3 with a different body")
+    assert changed_reason(p._replace(delivered_run_id=None)).startswith("delivered in an earlier run")

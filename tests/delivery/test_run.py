@@ -100,17 +100,23 @@ def test_invalid_row_is_never_sent_and_is_sent_once_fixed(site: Site) -> None:
     assert_no_patient_created_twice(site)
 
 
-def test_existing_patient_is_rejected_with_coremrs_message_and_not_resent_unchanged(site: Site) -> None:
-    csv = site.write_csv(booking_rows(2))
-    run(site, csv)
-    site.ledger.unlink()  # a second site (fresh ledger) sending the same patients: CorEMR answers 409
+def refused_by_coremr(site: Site, rows: list[list[str]]) -> None:
+    """Map sex as written, without CorEMR's patient checks: CorEMR itself refuses "X" with a signed 400."""
+    site.mapping.write_text(SITE_MAPPING.replace("[target]\n", '[target]\nprofile = "none"\n'), encoding="utf-8")
+    for row in rows:
+        row[5] = "X"
+
+
+def test_a_row_coremr_refuses_is_rejected_with_its_message_and_not_resent_unchanged(site: Site) -> None:
+    rows = booking_rows(2)
+    refused_by_coremr(site, rows[:1])
+    csv = site.write_csv(rows)
     result = run(site, csv)
-    assert result.counts["rejected"] == 2 and result.exit_code == 1
-    assert "HTTP 409" in (result.attention[0].reason or "")
+    assert (result.counts["rejected"], result.counts["delivered"], result.exit_code) == (1, 1, 1)
+    assert (result.attention[0].reason or "").startswith("HTTP 400: invalid patient (sex: must be one of M, F, U)")
     again = run(site, csv)
-    assert again.counts["rejected"] == 2
-    assert site.server.counters().create_attempts["P000001"] == 2  # not a third time
-    assert_no_patient_created_twice(site)
+    assert again.counts["rejected"] == 1 and again.counts["skipped"] == 1
+    assert site.server.counters().create_attempts["P000001"] == 1  # not sent a second time
 
 
 def test_503_then_success_is_delivered_with_every_attempt_recorded(site: Site) -> None:
@@ -222,19 +228,20 @@ def test_ambiguous_when_no_verified_lookup_settles_a_dropped_request(site: Site)
     assert site.server.counters().create_attempts["P000001"] == 1
 
 
-def test_rebooking_of_a_known_person_in_doubt_stays_ambiguous(site: Site) -> None:
+def test_a_rebooking_of_a_known_person_in_doubt_is_settled_by_its_booking_lookup(site: Site) -> None:
     rows = booking_rows(1)
     run(site, site.write_csv(rows))
     rebooking = [[rows[0][0], "B999999", *rows[0][2:]]]  # same person (external_id), new booking key
     site.write_config(circuit_breaker=100)
     site.server.set_faults([Fault("drop_after_processing", first=1)])
     csv = site.write_csv(rebooking, name="rebook.csv")
-    first = run(site, csv)  # the answer is lost; a lookup would find the person from the earlier booking
-    assert first.counts["ambiguous"] == 1
-    assert "another key" in (first.attention[0].reason or "")
-    second = run(site, csv)
-    assert second.counts["ambiguous"] == 1
-    assert site.server.counters().lookups == 0
+    first = run(site, csv)  # the booking is stored, its answer lost: GET .../bookings/B999999 finds it
+    assert first.counts["delivered"] == 1, first.attention
+    assert states(site, first.run_id) == {"P000001/B999999": "delivered"}
+    counters = site.server.counters()
+    assert counters.booking_creates == {"P000001": {"B000001": 1, "B999999": 1}}
+    assert counters.create_attempts == {"P000001": 1}  # the ledger knew the person: no doomed create
+    assert run(site, csv).counts["skipped"] == 1
 
 
 def test_wrong_key_is_stopped_by_the_circuit_breaker(site: Site, other_keys: object) -> None:
@@ -382,12 +389,12 @@ def test_a_servers_message_cannot_forge_output_lines_or_print_the_patients_name(
 
 
 def test_a_row_that_stays_rejected_keeps_the_same_message_every_night(site: Site) -> None:
-    csv = site.write_csv(booking_rows(1))
-    run(site, csv)
-    site.ledger.unlink()  # a second site (fresh ledger) sending the same patient: CorEMR answers 409
+    rows = booking_rows(1)
+    refused_by_coremr(site, rows)
+    csv = site.write_csv(rows)
     first = run(site, csv)
     nights = [run(site, csv) for _ in range(3)]
     reasons = [r.attention[0].reason for r in nights]
     expected = f"rejected earlier with the same body (run {first.run_id}): {first.attention[0].reason}"
     assert reasons == [expected] * 3
-    assert site.server.counters().create_attempts["P000001"] == 2  # the rejected row was not sent again
+    assert site.server.counters().create_attempts["P000001"] == 1  # the rejected row was not sent again

@@ -65,9 +65,8 @@ def test_export_still_being_written_when_the_run_starts_is_refused_or_read_whole
 def assert_run_sent_exactly_its_hashed_rows(site: Site, export: Path) -> None:
     """The last run's recorded source hash covers exactly the rows it sent (a header and N whole lines)."""
     with Ledger.open(site.ledger, create=False) as ledger:
-        run_id, source_sha256, counts = ledger.connection.execute(
-            "SELECT run_id, source_sha256, counts FROM runs ORDER BY run_id DESC LIMIT 1"
-        ).fetchone()
+        last = ledger.runs()[-1]
+        run_id, source_sha256, counts = last.run_id, last.source_sha256, last.counts
         rows = len(list(ledger.row_states(run_id)))
     lines = export.read_bytes().split(b"\n")
     assert hashlib.sha256(b"\n".join(lines[: rows + 1]) + b"\n").hexdigest() == source_sha256, counts

@@ -201,14 +201,36 @@ def test_every_problem_of_a_row_is_reported(tmp_path: Path) -> None:
     assert [(p.field, p.column, p.value) for p in row.problems] == [("a", "A", "x"), ("b", "B", "")]
 
 
-def test_duplicate_key_names_the_first_line_even_across_chunks(tmp_path: Path) -> None:
-    mapping = mapping_of(tmp_path, ID + '[fields.b]\ncolumn = "B"\n', target='key = ["id", "b"]')
-    text = "ID,B\n1,x\n2,x\n1,y\n1,x\n3,z\n2,x\n"
+def test_a_key_reused_with_another_body_names_both_lines_even_across_chunks(tmp_path: Path) -> None:
+    mapping = mapping_of(
+        tmp_path, ID + '[fields.b]\ncolumn = "B"\n[fields.w]\ncolumn = "W"\n', target='key = ["id", "b"]'
+    )
+    text = "ID,B,W\n1,x,150\n2,x,90\n1,y,150\n1,x,151\n3,z,80\n2,x,91\n"
     rows = run(tmp_path, mapping, text, chunk_rows=2)
     assert [r.valid for r in rows] == [True, True, True, False, True, False]
-    assert str(rows[3].problems[0]) == "line 5: key '1/x' (id/b) was already used on line 2"
-    assert rows[5].problems[0].expected.endswith("on line 3")
-    assert rows[3].key == "1/x"
+    assert str(rows[3].problems[0]) == (
+        "line 5: key '1/x' (id/b) was already used on line 2, with a different body: a key names one booking;"
+        " correct line 2 or line 5"
+    )
+    assert "already used on line 3, with a different body" in rows[5].problems[0].expected
+    assert rows[3].key == "1/x" and rows[3].duplicate_of is None
+
+
+def test_per_charge_lines_with_the_same_key_and_body_are_one_booking(tmp_path: Path) -> None:
+    mapping = mapping_of(tmp_path, ID + '[fields.b]\ncolumn = "B"\n', target='key = ["id", "b"]')
+    text = "ID,B,Charge\n1,x,theft\n2,x,dui\n1,x,assault\n1,x,fraud\n2,x,speeding\n3,z,theft\n"
+    rows = run(tmp_path, mapping, text, chunk_rows=2)  # the repeats fall in later chunks too
+    assert [r.duplicate_of for r in rows] == [None, None, 2, 2, 3, None]
+    assert all(r.valid for r in rows)  # a repeated booking is not a problem...
+    assert rows[2].body == rows[0].body and rows[2].row[2] == "assault"  # ...and keeps its own cells
+
+
+def test_an_invalid_first_line_makes_a_later_line_with_its_key_invalid_not_a_duplicate(tmp_path: Path) -> None:
+    mapping = mapping_of(tmp_path, ID + '[fields.n]\ncolumn = "N"\ntype = "integer"\n', target='key = ["id"]')
+    rows = run(tmp_path, mapping, "ID,N\n1,x\n1,x\n1,5\n")
+    assert [r.valid for r in rows] == [False, False, False]
+    assert [r.duplicate_of for r in rows] == [None, None, None]
+    assert "was already used on line 2" in rows[2].problems[-1].expected
 
 
 def test_key_parts_escape_slash_and_backslash(tmp_path: Path) -> None:

@@ -151,25 +151,35 @@ def test_both_date_parsing_paths_read_the_same_dates(cells: list[str], fmt: str)
 
 @settings(max_examples=60, deadline=None)
 @given(
-    keys=st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f"]), min_size=1, max_size=40),
+    rows=st.lists(st.tuples(st.sampled_from("abcdef"), st.sampled_from("xy")), min_size=1, max_size=40),
     chunk_rows=st.integers(1, 9),
 )
-def test_duplicate_keys_name_the_first_line_whatever_the_chunking(keys: list[str], chunk_rows: int) -> None:
+def test_repeated_keys_are_one_booking_or_a_conflict_naming_the_first_line_whatever_the_chunking(
+    rows: list[tuple[str, str]], chunk_rows: int
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mapping_path = Path(tmp) / "m.toml"
-        mapping_path.write_text('[target]\nprofile = "none"\nkey = ["id"]\n[fields.id]\ncolumn = "ID"\n')
+        mapping_path.write_text(
+            '[target]\nprofile = "none"\nkey = ["id"]\n[fields.id]\ncolumn = "ID"\n[fields.v]\ncolumn = "V"\n'
+        )
         csv_path = Path(tmp) / "in.csv"
-        csv_path.write_text("ID\n" + "".join(f"{k}\n" for k in keys))
+        csv_path.write_text("ID,V\n" + "".join(f"{k},{v}\n" for k, v in rows))
         mapped = [
             row for chunk in map_csv(csv_path, load_mapping(mapping_path), chunk_rows=chunk_rows) for row in chunk
         ]
-    first: dict[str, int] = {}
-    for row, key in zip(mapped, keys, strict=True):
-        if key in first:
-            assert [p.expected for p in row.problems] == [f"key {key!r} (id) was already used on line {first[key]}"]
+    first: dict[str, tuple[int, str]] = {}
+    for row, (key, value) in zip(mapped, rows, strict=True):
+        if key not in first:
+            first[key] = (row.line, value)
+            assert row.valid and row.duplicate_of is None
+        elif first[key][1] == value:  # the same key and the same body: the same booking again
+            assert row.valid and row.duplicate_of == first[key][0]
         else:
-            first[key] = row.line
-            assert row.valid
+            assert row.duplicate_of is None
+            assert [p.expected for p in row.problems] == [
+                f"key {key!r} (id) was already used on line {first[key][0]}, with a different body: a key names"
+                f" one booking; correct line {first[key][0]} or line {row.line}"
+            ]
 
 
 @settings(max_examples=100, deadline=None)

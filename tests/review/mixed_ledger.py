@@ -9,7 +9,7 @@ from pipeline.delivery._config import load_config
 from pipeline.delivery._run import run_bookings
 from pipeline.simulator._server import Fault
 
-from ..sites import Site, booking_rows
+from ..sites import SITE_MAPPING, Site, booking_rows
 
 FORMULA_NAME = '=HYPERLINK("http://example.invalid","x")'
 
@@ -25,12 +25,13 @@ class MixedLedger:
 
 
 def make_mixed_ledger(site: Site) -> MixedLedger:
-    """Run 1: P1 delivered after an unverified answer (settled by lookup), P2 rejected (409), line 5 invalid,
-    line 7 has a formula in a name cell, the rest delivered. Run 2: the same file again (skipped and repeats)."""
+    """Run 1: P1 delivered after an unverified answer (settled by lookup), P2 rejected (a verified 400), line 5
+    invalid, line 7 has a formula in a name cell, the rest delivered. Run 2: the same file again (skipped and
+    repeats)."""
     rows = booking_rows(8)
-    # Another site already created P1 and P2 in CorEMR, so this site's create of P2 is refused with 409.
-    site.write_config(ledger=str(site.dir / "elsewhere.sqlite"), concurrency=1)
-    run_bookings(site.write_csv(rows[:2], "earlier.csv"), site.mapping, load_config(site.config))
+    # Without CorEMR's patient checks in the mapping, P2's sex "X" reaches CorEMR, which refuses it (400).
+    site.mapping.write_text(SITE_MAPPING.replace("[target]\n", '[target]\nprofile = "none"\n'), encoding="utf-8")
+    rows[1][5] = "X"
     site.write_config(concurrency=1, circuit_breaker=100)
     rows[3][4] = "not a date"
     rows[5][2] = FORMULA_NAME

@@ -140,7 +140,7 @@ def test_swapped_entries_are_caught(mixed: MixedLedger) -> None:
 
 def test_replaced_response_body_is_caught_naming_the_entries(mixed: MixedLedger) -> None:
     ledger = mixed.site.ledger
-    seq = seq_of(ledger, "event='attempt' AND http_status=201")
+    seq = seq_of(ledger, "event='attempt' AND http_status=201 AND verification='ok'")
     with sqlite3.connect(ledger) as db:
         sha = db.execute("SELECT response_sha256 FROM entries WHERE seq=?", (seq,)).fetchone()[0]
     tamper(ledger, "UPDATE bodies SET body=? WHERE sha256=?", (b'{"id": "forged"}', sha))

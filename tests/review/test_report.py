@@ -43,7 +43,7 @@ def test_text_report_shows_run_header_counts_and_rows_needing_attention(mixed: M
     assert f"endpoint  {mixed.site.server.url}/ws/patients/" in out and "access    county-jms (CWS-SHA256)" in out
     assert "rows      8: delivered 6, skipped 0, changed 0, invalid 1, rejected 1, failed 0" in out
     assert "Rows needing attention: 2\n" in out
-    assert "  line      3  P000002/B000002  rejected  HTTP 409: " in out
+    assert "  line      3  P000002/B000002  rejected  HTTP 400: " in out
     assert "  line      5  P000004/B000004  invalid   line 5: dob (column 'DOB')" in out
     assert "P000006" not in out  # delivered rows are counted, not listed
     assert "invalid: The row failed the mapping" in out
@@ -82,7 +82,7 @@ def test_json_report_has_the_documented_shape(mixed: MixedLedger) -> None:
     assert p1["http_status"] == 200 and p1["response_verified"] is True and p1["response_signer"] == "coremr"
     assert p1["request_signature"].startswith("CWS-SHA256 Access=county-jms, Signature=")
     assert p1["response_signature"].startswith("CWS-SHA256 Access=coremr, Signature=")
-    assert p2["state"] == "rejected" and p2["http_status"] == 409 and "HTTP 409" in p2["error"]
+    assert p2["state"] == "rejected" and p2["http_status"] == 400 and "HTTP 400" in p2["error"]
     assert len(p2["request_sha256"]) == 64
     assert bad["state"] == "invalid" and bad["attempts"] == 0 and bad["response_verified"] is None
     assert bad["request_signature"] is None and "dob" in bad["error"]

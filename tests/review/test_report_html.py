@@ -111,13 +111,14 @@ def test_browser_renders_the_charts_and_the_attention_table(mixed: MixedLedger, 
     bars = dict(re.findall(r'<rect class="bar" data-state="(\w+)" data-count="(\d+)"', dom))
     # 8 rows over 2 runs, each counted once by its latest state (run 2 skipped the 6 that run 1 delivered)
     assert bars == {"delivered": "0", "skipped": "6", "changed": "0", "invalid": "1", "rejected": "1",
-                    "failed": "0", "unverified": "0", "ambiguous": "0", "excluded": "0"}  # fmt: skip
+                    "failed": "0", "unverified": "0", "ambiguous": "0", "excluded": "0",
+                    "duplicate": "0"}  # fmt: skip
     segments = re.findall(r'<rect class="segment" data-run="(\d+)" data-state="(\w+)"', dom)
     assert {run for run, _ in segments} == {str(mixed.first), str(mixed.second)}
     table = dom[dom.index('id="attention-table"') :]
     rows = re.findall(r'<tr class="row" data-state="(\w+)" data-key="([^"]*)">', table)
     assert sorted(rows) == [("invalid", "P000004/B000004"), ("rejected", "P000002/B000002")]  # each row once
-    assert "HTTP 409" in table
+    assert "HTTP 400" in table
     assert "Rows needing attention (2)" in dom
 
     shot = tmp_path / "shot.png"

@@ -18,7 +18,7 @@ from pipeline.ledger._ledger import Ledger, RunInfo
 from pipeline.ledger._lock import RunLock
 from pipeline.review._status import site_status
 
-from ..sites import Site, booking_rows
+from ..sites import SITE_MAPPING, Site, booking_rows
 
 
 def status(site: Site, *args: str) -> Result:
@@ -32,18 +32,18 @@ def status_json(site: Site) -> tuple[int, dict[str, Any]]:
 
 def nightly_export(site: Site, night: int) -> Path:
     """A cumulative export: 10 bookings plus one more each night; rows 4 and 6 have a bad date every night,
-    row 3 was already created by another site (409); from night 7 on, the new row 15 has a bad date too."""
+    CorEMR refuses row 3 (sex "X", a verified 400); from night 7 on, the new row 15 has a bad date too."""
     rows = booking_rows(10 + night)
     rows[3][4] = rows[5][4] = "not a date"
+    rows[2][5] = "X"
     if night >= 7:
         rows[14][4] = "31/02/1990"
     return site.write_csv(rows, f"bookings-{night:02d}.csv")
 
 
 def test_ten_nightly_runs_list_the_three_persistent_and_the_one_new_bad_row_once_each(site: Site) -> None:
-    site.write_config(ledger=str(site.dir / "elsewhere.sqlite"))  # another site creates P000003 first
-    run_bookings(site.write_csv(booking_rows(3)[2:], "other.csv"), site.mapping, load_config(site.config))
-    site.write_config()
+    # Without CorEMR's patient checks in the mapping, row 3's sex "X" reaches CorEMR, which refuses it.
+    site.mapping.write_text(SITE_MAPPING.replace("[target]\n", '[target]\nprofile = "none"\n'), encoding="utf-8")
     for night in range(1, 11):
         result = run_bookings(nightly_export(site, night), site.mapping, load_config(site.config))
         assert result.exit_code == (1 if night in (1, 7) else 0)  # a run speaks when a row newly needs a person

@@ -109,3 +109,37 @@ def test_a_patient_update_is_counted_and_faults_apply_to_it(server: CWSServer, c
     assert updated.status_code == 200 and updated.json()["weight"] == 180
     assert server.counters().updates == {"FakeExternalID": 1}
     assert json.loads(client.get("/FakeExternalID").content)["weight"] == 180
+
+
+def test_creates_refused_as_existing_are_counted_so_a_blind_resend_shows(
+    server: CWSServer, client: httpx.Client
+) -> None:
+    assert client.post("/", content=compact(WALKTHROUGH)).status_code == 409  # the patient again
+    assert client.post("/FakeExternalID/bookings/", content=booking("EthanBooking14")).status_code == 409
+    counters = server.counters()
+    assert counters.refused_creates == {"FakeExternalID": 1}
+    assert counters.refused_booking_creates == {"FakeExternalID": {"EthanBooking14": 1}}
+    assert counters.creates == {"FakeExternalID": 1}
+    assert counters.resent_creates == {"FakeExternalID": 1}  # the very bytes that created it: a blind resend
+    assert counters.resent_booking_creates == {}  # the booking was stored by the patient's create, not by these
+    assert client.post("/", content=compact({**WALKTHROUGH, "fname": "Other"})).status_code == 409
+    assert server.counters().resent_creates == {"FakeExternalID": 1}  # another body: refused, not a resend
+    assert client.post("/FakeExternalID/bookings/", content=booking("B-9")).status_code == 201
+    assert client.post("/FakeExternalID/bookings/", content=booking("B-9")).status_code == 409
+    assert server.counters().resent_booking_creates == {"FakeExternalID": {"B-9": 1}}
+
+
+def test_a_booking_update_is_counted(server: CWSServer, client: httpx.Client) -> None:
+    assert client.post("/FakeExternalID/bookings/EthanBooking14", content=booking("EthanBooking14")).status_code == 200
+    assert server.counters().booking_updates == {"FakeExternalID": {"EthanBooking14": 1}}
+
+
+def test_a_patient_entered_by_hand_is_held_as_if_created_with_its_first_booking(
+    server: CWSServer, client: httpx.Client
+) -> None:
+    server.enter_by_hand({**WALKTHROUGH, "external_id": "BYHAND1", "booking_no": "H-1"})
+    assert client.get("/BYHAND1/bookings/H-1").status_code == 200
+    counters = server.counters()
+    assert counters.creates["BYHAND1"] == 1 and "BYHAND1" not in counters.create_attempts
+    with pytest.raises(ValueError, match="HTTP 409"):
+        server.enter_by_hand({**WALKTHROUGH, "external_id": "BYHAND1"})

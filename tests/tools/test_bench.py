@@ -65,6 +65,9 @@ def test_bench_json_reports_every_figure_with_positive_rates(report: dict[str, A
     assert run["ideal_seconds"] is None and run["ratio_to_ideal"] is None  # no latency asked for
     rerun = report["rerun"]
     assert rerun["rows"] == rerun["skipped"] == ROWS and rerun["rows_per_second"] > 0
+    rebooking = report["rebooking"]  # the same people booked again: the ledger knows them, one request each
+    assert rebooking["rows"] == rebooking["delivered"] == rebooking["booking_creates"] == ROWS // 5
+    assert rebooking["requests_per_row"] == 1.0 and rebooking["duplicates"] == 0 and rebooking["rows_per_second"] > 0
     assert len(rerun["all_seconds"]) == rerun["repeats"] and sorted(rerun["all_seconds"])[1] == rerun["seconds"]
     assert report["cpu_scope"] and report["total_seconds"] > 0
 
@@ -93,7 +96,8 @@ def test_bench_table_names_the_floor_and_the_latency_target() -> None:
         cli, ["bench", "--rows", "5", "--validate-rows", "5", "--bits", "2048", "--latency-ms", "5"]
     )
     assert result.exit_code == 0, result.output
-    for text in ("signature CPU", "the floor", "client CPU per delivered row", "re-run", "latency / concurrency"):
+    for text in ("signature CPU", "the floor", "client CPU per delivered row", "re-run", "latency / concurrency",
+                 "re-book 1 of the same people", "1 requests per row; 1 bookings added, 0 twice"):  # fmt: skip
         assert text in result.output
     assert simulator_children() == []
 

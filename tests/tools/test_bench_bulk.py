@@ -38,5 +38,5 @@ def test_a_tiny_bulk_bench_runs_every_strategy_and_reports_what_the_server_saw()
     console = Console(width=200, record=True)
     console.print(bulk_table(report))
     text = console.export_text()
-    assert "fixed 64" in text and "adaptive" in text and "this machine drives" in text
+    assert "fixed 64" in text and "adaptive" in text and "This machine drives" in text
     assert simulator_children() == []

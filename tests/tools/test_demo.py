@@ -15,18 +15,23 @@ from pipeline.tools._demo import SAMPLE_MAPPINGS, run_demo
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_demo_delivers_the_sample_then_sends_nothing_twice(tmp_path: Path) -> None:
+def test_demo_delivers_the_sample_then_a_second_night_sending_nothing_twice(tmp_path: Path) -> None:
     lines: list[str] = []
     result = run_demo(tmp_path / "demo", bits=2048, echo=lines.append)
     first, second = result.first, result.second
     assert first.counts["delivered"] >= 200
     assert first.counts["invalid"] >= 1  # the sample's deliberately bad rows are caught, never sent
-    assert second.counts["delivered"] == 0
-    assert second.counts["skipped"] == first.counts["delivered"]
-    assert len(result.creates) == first.counts["delivered"]
+    # Night 2: the unchanged bookings skipped, two corrections sent as updates, three re-bookings added to the
+    # patients CorEMR holds (one exported on three lines: one booking), one new person.
+    assert second.counts["skipped"] == first.counts["delivered"] - 2
+    assert (second.counts["delivered"], second.counts["duplicate"]) == (6, 2)
+    assert result.actions == {"created": 1, "booking added": 3, "updated": 2}
+    assert len(result.creates) == first.counts["delivered"] + 1
     assert set(result.creates.values()) == {1}
+    assert {n for numbers in result.bookings.values() for n in numbers.values()} == {1}
     text = "\n".join(lines)
-    assert f"created {first.counts['delivered']} patients, 0 of them more than once" in text
+    assert f"created {len(result.creates)} patients, 0 of them more than once, and stored 237 bookings, 0 of" in text
+    assert "  delivered by: created 1, booking added 3, updated 2" in text
     ledger = tmp_path / "demo" / "ledger.sqlite"
     assert f"Ledger: {ledger}" in text
     assert stat.S_IMODE(ledger.stat().st_mode) == 0o600
@@ -38,8 +43,13 @@ def test_demo_delivers_the_sample_at_each_api_version_and_audit_passes(tmp_path:
     lines: list[str] = []
     result = run_demo(tmp_path / "demo", bits=2048, api=api, echo=lines.append)  # type: ignore[arg-type]
     assert (result.first.counts["delivered"], result.first.counts["invalid"]) == (233, 7)
-    assert result.second.counts["skipped"] == 233 and result.second.counts["delivered"] == 0
-    assert len(result.creates) == 233 and set(result.creates.values()) == {1}
+    assert result.second.counts["skipped"] == 231 and result.second.counts["duplicate"] == 2
+    assert len(result.creates) == 234 and set(result.creates.values()) == {1}
+    if api == "v1":  # no bookings routes: a re-booking cannot be added through CWS, and says so
+        assert (result.second.counts["delivered"], result.second.counts["rejected"]) == (3, 3)
+        assert "CorEMR API v1 has no bookings routes" in "\n".join(lines)
+    else:
+        assert result.actions == {"created": 1, "booking added": 3, "updated": 2}
     assert f"Local CWS server (CorEMR API {api}, " in lines[2 if "Making" in lines[0] else 0]
     assert f"through {SAMPLE_MAPPINGS[api]} ..." in "\n".join(lines)  # type: ignore[index]
     demo = tmp_path / "demo"
@@ -47,7 +57,10 @@ def test_demo_delivers_the_sample_at_each_api_version_and_audit_passes(tmp_path:
         cli, ["audit", "--ledger", str(demo / "ledger.sqlite"), "--config", str(demo / "cws.toml")]
     )
     assert audit.exit_code == 0, audit.output
-    assert "Audit passed" in audit.output and "re-verified 233 request and 233 response signatures" in audit.output
+    assert "Audit passed" in audit.output
+    assert "re-verified 233 request and 233 response signatures" in audit.output  # night 1: one create each
+    night_2 = 3 + 1 + 2 if api == "v1" else 1 + 3 + 2 * 2  # creates (3 refused), bookings, updates (+ booking's)
+    assert f"re-verified {night_2} request and " in audit.output
 
 
 def test_demo_refuses_an_unknown_api_version(tmp_path: Path) -> None:

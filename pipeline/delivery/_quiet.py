@@ -1,0 +1,89 @@
+"""Recording the rows that need no request: skipped (the re-run's common case, listed in chained skipped_rows
+entries), invalid, excluded, duplicate, held (changed), refused before with the same body, or not sent because
+the run had stopped. No I/O: one LedgerWrite for a chunk of them, which the engine submits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..ledger import (
+    LedgerWrite,
+    PriorRows,
+    RowState,
+    SkippedRow,
+    StatusUpdate,
+    sha256_hex,
+    skipped_rows_entries,
+)
+from ..mapping import MappedRow
+from ._messages import reason_text
+from ._outcome import RowOutcome, known_outcome
+from ._plan import Plan, changed_reason, keeps_recorded_status, rejected_again_reason
+from ._records import cells_json, final_records
+
+__all__ = ["quiet_records"]
+
+
+def quiet_records(
+    run_id: int, prior: PriorRows, planned: Sequence[tuple[MappedRow, Plan, str | None]], stop_reason: str
+) -> tuple[LedgerWrite, list[RowOutcome]]:
+    """The records and outcomes of rows that need no request (STOP_REASON: why a run that stopped sent no more)."""
+    write = LedgerWrite()
+    outcomes: list[RowOutcome] = []
+    skipped: list[SkippedRow] = []
+    for row, row_plan, sha in planned:
+        if row_plan == "skipped" and sha is not None:  # the re-run's common case, kept lean
+            skipped.append(_skipped(run_id, prior, row, sha, write))
+            outcomes.append(RowOutcome(row.line, row.key, "skipped", body_sha256=sha))
+        else:
+            outcomes.append(_quiet_outcome(run_id, prior, row, row_plan, sha, write, stop_reason))
+    if skipped:  # listed in chained skipped_rows entries, not one entry each: a re-run is mostly these
+        write.entries += skipped_rows_entries(run_id, skipped)
+    return write, outcomes
+
+
+def _skipped(run_id: int, prior: PriorRows, row: MappedRow, sha: str, write: LedgerWrite) -> SkippedRow:
+    cells = cells_json(row)
+    cells_sha = sha256_hex(cells)
+    if not keeps_recorded_status(prior.get(row.key), sha, cells_sha):
+        write.bodies.append((cells_sha, cells))
+        write.updates.append(
+            StatusUpdate(row.key, row.external_id, "skipped", sha, run_id, row.line, cells_sha256=cells_sha)
+        )
+    # else row_status already holds this body and these cells (stored with the entry that set them):
+    # leave it, and the run that delivered it, as it is
+    return SkippedRow(row.line, row.key, row.external_id, sha, cells_sha)
+
+
+def _quiet_outcome(
+    run_id: int,
+    prior: PriorRows,
+    row: MappedRow,
+    row_plan: Plan,
+    sha: str | None,
+    write: LedgerWrite,
+    stop_reason: str,
+) -> RowOutcome:
+    p = prior.get(row.key)
+    state: RowState = "failed"
+    reason: str | None = None
+    if row_plan == "invalid":
+        state, reason = "invalid", "; ".join(str(problem) for problem in row.problems)
+    elif row_plan == "excluded":
+        state, reason = "excluded", row.excluded
+    elif row_plan == "duplicate":
+        state, reason = "duplicate", f"the same booking as line {row.duplicate_of} (same key and body): not sent"
+    elif row_plan == "skipped":
+        state = "skipped"
+    elif row_plan == "changed":
+        state, reason = "changed", changed_reason(p)
+    elif row_plan == "stopped":  # would have been sent, but the run had stopped
+        reason = f"not sent: {stop_reason}"
+    else:
+        state = "rejected"
+        reason = rejected_again_reason(p)  # the same words every night, naming the run that was refused
+    reason = reason_text(reason, row.body) if reason else None
+    records = final_records(run_id, row, state, reason, sha, None, 0, duplicate_of=row.duplicate_of)
+    write.add(records)
+    return RowOutcome(row.line, row.key, state, reason, known_outcome(p, records), body_sha256=sha)
