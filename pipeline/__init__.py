@@ -13,6 +13,7 @@ from ._errors import (
     LedgerLocked,
     MalformedHeader,
     MappingError,
+    OutsideWindow,
     SourceError,
     UserInputError,
 )
@@ -38,7 +39,7 @@ from .protocol import (
     write_key_pair,
 )
 from .review import AuditResult, Report, audit_ledger, gather_report, prune_bodies
-from .simulator import CWSServer, Fault, ServerCounters
+from .simulator import Capacity, CWSServer, Fault, ServerCounters
 
 __all__ = [
     "ALGORITHMS",
@@ -50,6 +51,7 @@ __all__ = [
     "CWSPipelineError",
     "CWSServer",
     "CWSTransport",
+    "Capacity",
     "ChainBreak",
     "ConfigError",
     "Fault",
@@ -62,6 +64,7 @@ __all__ = [
     "Mapping",
     "MappingError",
     "NoAnswer",
+    "OutsideWindow",
     "Report",
     "RowOutcome",
     "RowProblem",

@@ -9,11 +9,12 @@
     │   ├── ConfigError         a run configuration that cannot be used
     │   └── LedgerDamaged       a ledger file SQLite finds damaged (corrupt pages): nothing read from it is trusted
     ├── LedgerLocked            exit 4: another run holds the ledger's lock
+    ├── OutsideWindow           exit 5: started outside the delivery window; nothing sent (says when it opens)
     ├── HeadLogError            exit 1: the chain head could not be appended to the site's head log
     └── BenchFailed             exit 1: a step of `bench` failed (names the step and why)
 
-A security stop (exit 3) is not an exception: the run records every row and returns a RunResult
-whose exit_code says so.
+A security stop (exit 3) and a delivery window that closes mid-run (exit 5) are not exceptions: the
+run records every row and returns a RunResult whose exit_code says so.
 
 Messages never contain key material, patient names or birth dates: rows are named by line and key.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "LedgerLocked",
     "MalformedHeader",
     "MappingError",
+    "OutsideWindow",
     "SourceError",
     "UserInputError",
 ]
@@ -75,6 +77,12 @@ class LedgerLocked(CWSPipelineError):
     """Another run holds the ledger's lock."""
 
     exit_code = 4
+
+
+class OutsideWindow(CWSPipelineError):
+    """A run started outside its delivery window: nothing was sent; run again when the window opens."""
+
+    exit_code = 5
 
 
 class HeadLogError(CWSPipelineError):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .._errors import OutsideWindow
 from ..delivery import RowOutcome, RunConfig, RunInterrupted, RunResult, load_config, print_summary, run_bookings
 from ..ledger import NOT_DELIVERED, Ledger
 from ..protocol import API_VERSIONS, DEFAULT_API, ApiVersion
@@ -37,10 +38,13 @@ def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, v
 
     Off a terminal (cron mails what it prints) it is silent unless a row newly needs a person (or
     changed since it was reported): then one line per state, those rows, and one line for the rows
-    reported before and unchanged. On a terminal, or with -v, it shows every row needing a person.
-    Exit codes: 0 nothing new needs a person, 1 a row newly needs a person, 2 usage/config/input
-    error (nothing sent), 3 security stop, 4 another run holds the ledger, 130 interrupted (Ctrl-C;
-    recorded as such in the ledger).
+    reported before and unchanged. On a terminal, or with -v, it shows every row needing a person, and
+    while it runs a progress bar shows rows/s, the requests in flight allowed now (adaptive
+    concurrency) and the time left. Exit codes: 0 nothing new needs a person, 1 a row newly needs a
+    person, 2 usage/config/input error (nothing sent), 3 security stop, 4 another run holds the
+    ledger, 5 outside the delivery window (`window` in the config: nothing sent, one line says when it
+    opens) or the window closed before every row was sent (the next run goes on), 130 interrupted
+    (Ctrl-C; recorded as such in the ledger).
 
     Example: cws-pipeline run bookings.csv --mapping mappings/sample-jms.toml --config cws.toml
     """
@@ -48,6 +52,9 @@ def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, v
     interactive = sys.stdout.isatty()
     try:
         result = _run_with_progress(csv, mapping, config) if interactive else run_bookings(csv, mapping, config)
+    except OutsideWindow as outside:  # not an error: the run is early (or late); cron may well start it so
+        click.echo(f"Not sending: {outside}", err=True)
+        sys.exit(outside.exit_code)
     except RunInterrupted as stopped:
         click.echo(f"Interrupted: {stopped}; the next run settles rows left in flight", err=True)
         sys.exit(130)
@@ -79,18 +86,35 @@ def _run_with_progress(csv: Path, mapping: Path, config: RunConfig) -> RunResult
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} rows/s"),
+        TextColumn("concurrency {task.fields[concurrency]}"),
         TimeRemainingColumn(),
         transient=True,
+        speed_estimate_period=30,  # rows/s and the time left over the last 30 s, not since the start
     ) as progress:
-        task = progress.add_task("Delivering", total=0)
+        task = progress.add_task("Delivering", total=None, rate="-", concurrency="-")
+        known = expected = 0
 
-        def on_total(n: int) -> None:
-            progress.update(task, total=(progress.tasks[0].total or 0) + n)
+        def on_expected(n: int) -> None:
+            nonlocal expected
+            expected = n
+            progress.update(task, total=n or None)
+
+        def on_total(n: int) -> None:  # the rows read so far: exact once the export is read to its end
+            nonlocal known
+            known += n
+            progress.update(task, total=max(known, expected))
 
         def on_row(_: RowOutcome) -> None:
             progress.advance(task)
+            speed = progress.tasks[0].speed
+            progress.update(task, rate=f"{speed:,.0f}" if speed else "-")
 
-        return run_bookings(csv, mapping, config, on_row=on_row, on_total=on_total)
+        def on_concurrency(n: int) -> None:
+            progress.update(task, concurrency=n)
+
+        return run_bookings(csv, mapping, config, on_row=on_row, on_total=on_total, on_expected=on_expected,
+                            on_concurrency=on_concurrency)  # fmt: skip
 
 
 @cli.command()

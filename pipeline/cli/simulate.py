@@ -20,7 +20,7 @@ from ..protocol import (
     load_private_key,
     passphrase_from_environment,
 )
-from ..simulator import ANSWER_ALGORITHMS, CWSServer, Fault
+from ..simulator import ANSWER_ALGORITHMS, Capacity, CWSServer, Fault
 from . import cli
 
 __all__ = ["simulate"]
@@ -65,6 +65,19 @@ _OPTIONS = (
     ),
     click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Delay added to every answer."),
     click.option(
+        "--capacity",
+        type=click.IntRange(min=1),
+        help="Requests served at once (with --service-ms); more wait in line, and beyond --queue get 429.",
+    ),
+    click.option(
+        "--service-ms", type=click.FloatRange(min=0), help="Time each request takes to serve, with --capacity."
+    ),
+    click.option(
+        "--queue",
+        type=click.IntRange(min=0),
+        help="Requests that may wait for --capacity before 429 with Retry-After: 1 [default: 2 x capacity].",
+    ),
+    click.option(
         "--fault",
         "faults",
         multiple=True,
@@ -97,6 +110,9 @@ def simulate(
     public: bool,
     faults: tuple[str, ...],
     passphrase_env: str | None,
+    capacity: int | None,
+    service_ms: float | None,
+    queue: int | None,
     **options: Any,  # api, answer_algorithm, access, seed, latency_ms, access_log: CWSServer's own keywords
 ) -> None:
     """Run a local CWS server that checks request signatures and signs its answers.
@@ -119,15 +135,33 @@ def simulate(
     (latency_ms=MS), drop_after_processing, signature_corrupt, signature_missing, signature_sha1,
     signature_unknown_signer. Every kind takes rate=0..1, first=N and methods=GET+POST+PUT
     (default POST).
+
+    A capacity model plays a busy CorEMR: `--capacity 16 --service-ms 50` serves 16 requests at once,
+    50 ms each; more wait in line (their answers come later), and beyond `--queue` waiting (default 32)
+    the server answers 429 with Retry-After: 1. It counts requests served and throttled and the time
+    served ones spent in the server (p50, p95): in GET /_simulator/counters, and in one line on
+    stderr when it stops.
     """
     if not is_loopback(host) and not public:
         raise UserInputError(f"--host {host}: not a loopback address; this is a test server, add --public to allow it")
     parsed_faults = [Fault.parse(spec) for spec in faults]
+    options["capacity"] = _capacity(capacity, service_ms, queue)
     key = load_private_key(server_key, passphrase_from_environment(passphrase_env))
     keyring = Keyring(client_keys)
     if not keyring.usernames():
         raise KeyFileError(f"{client_keys}: no <USERNAME>.pem public keys in the client keyring directory")
     _serve_until_stopped(CWSServer(key, keyring, host=host, port=port, faults=parsed_faults, **options))
+
+
+def _capacity(capacity: int | None, service_ms: float | None, queue: int | None) -> Capacity | None:
+    """The capacity model the options ask for, or None; --service-ms and --queue need --capacity."""
+    if capacity is None:
+        if service_ms is not None or queue is not None:
+            raise UserInputError("--service-ms and --queue belong to the capacity model: add --capacity N")
+        return None
+    if service_ms is None:
+        raise UserInputError(f"--capacity {capacity}: add --service-ms M, the time each request takes to serve")
+    return Capacity(capacity, service_ms, queue)
 
 
 def _serve_until_stopped(server: CWSServer) -> None:
@@ -148,3 +182,6 @@ def _serve_until_stopped(server: CWSServer) -> None:
     finally:
         server.stop()
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+    report = server.counters().capacity
+    if report is not None:
+        click.echo(f"CWS simulator stopped: {report.line()}", err=True)

@@ -1,13 +1,15 @@
 """Delivery: the run configuration, the transport, one signed exchange, retries, the per-row engine and the run."""
 
 from ._accept import AcceptedRow, accept_row
-from ._config import RunConfig, load_config
+from ._config import DEFAULT_CEILING, DEFAULT_FIXED, RunConfig, load_config
 from ._outcome import RowOutcome
 from ._run import RunInterrupted, RunResult, run_bookings
 from ._summary import print_summary, summary_lines
 from ._transport import CWSTransport, NoAnswer
 
 __all__ = [
+    "DEFAULT_CEILING",
+    "DEFAULT_FIXED",
     "AcceptedRow",
     "CWSTransport",
     "NoAnswer",

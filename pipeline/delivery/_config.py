@@ -6,13 +6,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .._errors import ConfigError, UserInputError
 from .._toml import TomlFile
 from ..protocol import ALGORITHMS, Algorithm, check_access, is_loopback, passphrase_from_environment
 from ._transport import DEFAULT_MAX_ANSWER_BYTES, tls_context
+from ._window import DeliveryWindow
 
-__all__ = ["CONFIG_KEYS", "RunConfig", "load_config"]
+__all__ = ["CONFIG_KEYS", "DEFAULT_CEILING", "DEFAULT_FIXED", "RunConfig", "load_config"]
+
+# Requests in flight at most: the ceiling an adaptive limit grows up to (enough for a CorEMR serving 100 at
+# once: the limit settles a little above the server's capacity), or the fixed number with adaptive = false.
+DEFAULT_CEILING = 128
+DEFAULT_FIXED = 8
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,10 @@ class RunConfig:
     algorithm: Algorithm = "CWS-SHA256"
     accept_algorithms: tuple[str, ...] = ALGORITHMS
     passphrase_env: str | None = None
-    concurrency: int = 8
+    concurrency: int = 0  # 0: the default, DEFAULT_CEILING when adaptive, else DEFAULT_FIXED
+    adaptive: bool = True  # follow CorEMR's answers and latency, up to `concurrency` in flight
+    max_rate: float | None = None  # requests per second at most
+    window: DeliveryWindow | None = None  # the hours of the site's day when a run may send
     max_attempts: int = 5
     timeout: float = 30.0  # seconds per request, from connecting to the answer's last byte
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
@@ -40,6 +50,10 @@ class RunConfig:
     allow_insecure_http: bool = False
     head_log: Path | None = None  # each run appends its final chain head here (see ledger._heads)
 
+    def __post_init__(self) -> None:
+        if self.concurrency <= 0:
+            object.__setattr__(self, "concurrency", DEFAULT_CEILING if self.adaptive else DEFAULT_FIXED)
+
     def passphrase(self) -> bytes | None:
         """The private key's passphrase, by the one rule: passphrase_env if set here, else CWS_KEY_PASSPHRASE."""
         return passphrase_from_environment(self.passphrase_env, named_by=f"{self.path}: passphrase_env")
@@ -49,7 +63,7 @@ _REQUIRED = ("base_url", "access", "private_key", "server_keys")
 _OPTIONAL = (
     "ledger", "algorithm", "accept_algorithms", "passphrase_env", "concurrency", "max_attempts", "timeout",
     "max_answer_bytes", "retry_initial_wait", "retry_max_wait", "retry_after_cap", "circuit_breaker", "ca_bundle",
-    "allow_insecure_http", "head_log",
+    "allow_insecure_http", "head_log", "adaptive", "max_rate", "window", "timezone",
 )  # fmt: skip
 CONFIG_KEYS = (*_REQUIRED, *_OPTIONAL)  # every key a run configuration may hold
 _COUNTS = ("concurrency", "max_attempts", "circuit_breaker", "max_answer_bytes")
@@ -77,6 +91,7 @@ def load_config(path: Path | str) -> RunConfig:
             opts[key] = doc.number(key, raw[key], unit="seconds")
     if "timeout" in raw:
         opts["timeout"] = doc.number("timeout", raw["timeout"], positive=True, unit="seconds")
+    opts.update(_bulk_load_options(doc, raw))
     if "passphrase_env" in raw:
         opts["passphrase_env"] = doc.string("passphrase_env", raw["passphrase_env"])
     if "ca_bundle" in raw:
@@ -107,6 +122,30 @@ def load_config(path: Path | str) -> RunConfig:
         allow_insecure_http=allow_http,
         **opts,
     )
+
+
+def _bulk_load_options(doc: TomlFile, raw: dict[str, Any]) -> dict[str, Any]:
+    """adaptive, max_rate, and window in timezone (IANA name; default this machine's local time)."""
+    opts: dict[str, Any] = {}
+    if "adaptive" in raw:
+        opts["adaptive"] = doc.boolean("adaptive", raw["adaptive"])
+    if "max_rate" in raw:
+        opts["max_rate"] = doc.number("max_rate", raw["max_rate"], positive=True, unit="requests per second")
+    zone = None
+    if "timezone" in raw:
+        if "window" not in raw:
+            raise doc.error("timezone", "it is the delivery window's time zone: set window too, or remove it")
+        name = doc.string("timezone", raw["timezone"])
+        try:
+            zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "America"
+            raise doc.error("timezone", f'{name!r} is not a time zone name like "America/Chicago" (IANA)') from None
+    if "window" in raw:
+        try:
+            opts["window"] = DeliveryWindow.parse(doc.string("window", raw["window"]), zone)
+        except ValueError as exc:
+            raise doc.error("window", str(exc)) from None
+    return opts
 
 
 def _check_base_url(url: str, allow_http: bool, doc: TomlFile) -> None:

@@ -2,9 +2,12 @@
 
 Per chunk: plan every row, record at once the rows that need no request (a re-run is mostly these),
 then hand the rest to the workers. "About to send" records are committed a window of rows at a time
-(one fsync for the window), and at most four times the concurrency of rows wait in the pool, so a
-100,000-row export never sits in memory as futures. Once the run is told to stop (circuit breaker,
-Ctrl-C, a crash), rows not yet sent are recorded as not sent, and every worker's wait ends at once.
+(one fsync for the window), and at most two windows of rows wait in the pool, so a 100,000-row export
+never sits in memory as futures. The pool has `concurrency` workers (the ceiling); how many of them
+send at once is the limiter's to say, and a window is twice what it allows now (32 rows at least), so
+a slow CorEMR does not leave hundreds of rows recorded as "sending" that have not left. Once
+the run is told to stop (circuit breaker, the delivery window's end, Ctrl-C, a crash), rows not yet
+sent are recorded as not sent, and every worker's wait ends at once.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from .._gc import cycle_collector_paused
 from ..ledger import NOT_DELIVERED, RowState
 from ..mapping import MappedRow
+from ._concurrency import ConcurrencyLimiter
 from ._engine import Delivery, RowOutcome
 from ._plan import Plan
 from ._retry import RunStop
@@ -75,15 +79,17 @@ class Dispatcher:
         concurrency: int,
         tally: Tally,
         on_total: Callable[[int], None] | None = None,
+        limiter: ConcurrencyLimiter | None = None,
     ) -> None:
         self._delivery = delivery
         self._stop = stop
         self._concurrency = concurrency
         self._tally = tally
         self._on_total = on_total
-        self._window_size = max(_MIN_INTENT_WINDOW, 2 * concurrency)
+        self._limiter = limiter
         self._window: list[tuple[MappedRow, str]] = []
-        self._in_flight = threading.BoundedSemaphore(concurrency * 4)
+        self._queued = 0  # rows handed to the pool and not yet done
+        self._room = threading.Condition()
         self._futures: list[Future[None]] = []
 
     def run(self, chunks: Iterator[list[MappedRow]]) -> None:
@@ -131,10 +137,15 @@ class Dispatcher:
                 stopped.append((row, "stopped", sha))  # recorded as not sent, with no "sending" first
             else:
                 self._window.append((row, sha))
-                if len(self._window) >= self._window_size:
+                if len(self._window) >= self._window_size():
                     self._send_window(pool)
         if stopped:
             self._tally.add(self._delivery.record_many_without_sending(stopped))
+
+    def _window_size(self) -> int:
+        """Rows whose intents share one commit: twice the requests allowed in flight now (32 at least)."""
+        allowed = self._limiter.limit.allowed if self._limiter is not None else self._concurrency
+        return max(_MIN_INTENT_WINDOW, 2 * allowed)
 
     def _send_window(self, pool: ThreadPoolExecutor) -> None:
         """Record the window's intents in one durable commit, then hand its rows to the workers."""
@@ -145,14 +156,19 @@ class Dispatcher:
                 self._submit(pool, row, "send", sha, intent_recorded=True)
 
     def _submit(self, pool: ThreadPoolExecutor, row: MappedRow, plan: Plan, sha: str, *, intent_recorded: bool) -> None:
-        self._in_flight.acquire()  # back-pressure: wait while the pool holds four rows per worker
+        with self._room:  # back-pressure: at most four rows per request allowed in flight wait in the pool
+            while self._queued >= 2 * self._window_size():
+                self._room.wait()
+            self._queued += 1
         self._futures.append(pool.submit(self._work, row, plan, sha, intent_recorded))
 
     def _work(self, row: MappedRow, plan: Plan, sha: str, intent_recorded: bool) -> None:
         try:
             self._tally.add([self._delivery.deliver(row, plan, sha, intent_recorded=intent_recorded)])
         finally:
-            self._in_flight.release()
+            with self._room:
+                self._queued -= 1
+                self._room.notify()
 
     def _reap(self) -> None:
         """Forget finished rows; raise the first worker failure (a ledger that cannot be written) here."""

@@ -29,6 +29,7 @@ from ..ledger import (
 from ..mapping import MappedRow
 from ..protocol import EXISTS_STATUS, CWSAuth
 from ._circuit_breaker import CircuitBreaker
+from ._concurrency import ConcurrencyLimiter, FixedLimit, answer_kind
 from ._config import RunConfig
 from ._exchange import Exchange, exchange
 from ._lookup import holds_body, judge_lookup
@@ -102,6 +103,7 @@ class Delivery:
         breaker: CircuitBreaker,
         sleep: Callable[[float], None] | None = None,
         target: Target | None = None,
+        limiter: ConcurrencyLimiter | None = None,
     ) -> None:
         self.run_id = run_id
         self._transport = transport
@@ -112,6 +114,8 @@ class Delivery:
         self._breaker = breaker
         self._stop: RunStop = breaker.stop
         self._rebookings = Rebookings(prior)
+        self._limiter = limiter or ConcurrencyLimiter(FixedLimit(config.concurrency))
+        self._retry_after_cap = config.retry_after_cap
         self._retrying = retrying(
             max_attempts=config.max_attempts,
             initial_wait=config.retry_initial_wait,
@@ -319,7 +323,7 @@ class Delivery:
     def _look_up(self, r: _Progress, url: str) -> Exchange:
         if self._stop.stopped:
             raise _Stopped
-        ex = exchange(self._transport, self._auth, "GET", url)
+        ex = self._request("GET", url)
         self._breaker.observe(ex)
         self._writer.submit(exchange_record(self.run_id, r.row, "lookup", ex, r.attempts))
         r.last = ex
@@ -335,12 +339,26 @@ class Delivery:
             self._writer.submit(intent_record(self.run_id, r.row, r.sha, r.attempts, r.step, method, url, body),
                                 durable=True)  # fmt: skip
         r.intent_pending = False
-        ex = exchange(self._transport, self._auth, method, url, body)
+        ex = self._request(method, url, body)
         self._breaker.observe(ex)
         self._writer.submit(
             exchange_record(self.run_id, r.row, "attempt", ex, r.attempts, request_stored=True, step=r.step)
         )
         r.last = ex
+        return ex
+
+    def _request(self, method: str, url: str, body: bytes = b"") -> Exchange:
+        """Every request of the run leaves here, once the run's limiter gives it a place; its answer frees it."""
+        slot = self._limiter.slot(self._stop.event)
+        if slot is None:  # the run stopped while this request waited for a place
+            raise _Stopped
+        try:
+            ex = exchange(self._transport, self._auth, method, url, body)
+        except BaseException:  # a crash in here must not keep the place taken
+            slot.done("failed")
+            raise
+        pause = min(ex.retry_after, self._retry_after_cap) if ex.retry_after and ex.retry_after > 0 else None
+        slot.done(answer_kind(ex.status, pause), pause, ex.round_trip_ms / 1000)
         return ex
 
     # -- ending a row ----------------------------------------------------------------------------

@@ -32,7 +32,8 @@ class Exchange:
     verification: Verification | None = None
     retry_after: float | None = None
     error: str | None = None
-    elapsed_ms: float = 0.0
+    elapsed_ms: float = 0.0  # signing, sending, receiving and verifying
+    round_trip_ms: float = 0.0  # from handing the request to the transport to the answer's last byte
 
     @property
     def verified(self) -> bool:
@@ -55,11 +56,14 @@ def exchange(transport: Transport, auth: CWSAuth, method: str, url: str, body: b
     """Sign the exact bytes, send them, verify what comes back over its bytes as received; never raises NoAnswer."""
     started = time.perf_counter()
     authorization = auth.authorization_for(body)
+    sent = time.perf_counter()
     try:
         answer = transport.send(method, url, body, {"Authorization": authorization})
     except NoAnswer as exc:
-        elapsed = (time.perf_counter() - started) * 1000
-        return Exchange(method, url, body, authorization, exc.landed, error=str(exc), elapsed_ms=elapsed)
+        ended = time.perf_counter()
+        return Exchange(method, url, body, authorization, exc.landed, error=str(exc),
+                        elapsed_ms=(ended - started) * 1000, round_trip_ms=(ended - sent) * 1000)  # fmt: skip
+    round_trip_ms = (time.perf_counter() - sent) * 1000
     response_authorization = answer.header("Authorization")
     return Exchange(
         method,
@@ -73,6 +77,7 @@ def exchange(transport: Transport, auth: CWSAuth, method: str, url: str, body: b
         verification=auth.verify(answer.body, response_authorization),
         retry_after=parse_retry_after(answer.header("Retry-After")),
         elapsed_ms=(time.perf_counter() - started) * 1000,
+        round_trip_ms=round_trip_ms,
     )
 
 

@@ -42,13 +42,21 @@ class RunStop:
         self.event = threading.Event()
         self.reason = ""
         self._lock = threading.Lock()
+        self._wakers: list[Callable[[], None]] = []
+
+    def also_wake(self, wake: Callable[[], None]) -> None:
+        """Call WAKE when the run stops: rows waiting elsewhere (for a place to send) end at once too."""
+        self._wakers.append(wake)
 
     def stop(self, reason: str) -> None:
-        """Stop the run (the first reason given is kept) and wake every row waiting to retry."""
+        """Stop the run (the first reason given is kept) and wake every row waiting to retry or to send."""
         with self._lock:
-            if not self.event.is_set():
-                self.reason = reason
-                self.event.set()
+            if self.event.is_set():
+                return
+            self.reason = reason
+            self.event.set()
+        for wake in self._wakers:
+            wake()
 
     @property
     def stopped(self) -> bool:

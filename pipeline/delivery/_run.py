@@ -1,9 +1,11 @@
 """A delivery run: check the set-up, lock the ledger, deliver every row, and record the run's true ending.
 
-The run record says what happened: `finished` or `stopped` (security stop) with the exit code the
-counts earn, `interrupted` (Ctrl-C, exit 130), or `crashed` with the exit code the error gets. A run
-killed outright cannot record its end: the next run finds it still `running`, records it as
-`interrupted`, and says so in one line, as it does for an earlier crashed or interrupted run.
+The run record says what happened: `finished`, or `stopped` (a security stop, or the delivery window
+closed) with the exit code the counts earn, `interrupted` (Ctrl-C, exit 130), or `crashed` with the
+exit code the error gets. A run killed outright cannot record its end: the next run finds it still
+`running`, records it as `interrupted`, and says so in one line, as it does for an earlier crashed or
+interrupted run. Every request waits for a place from the run's one ConcurrencyLimiter (adaptive by
+default, `concurrency` its ceiling); a run started outside its delivery window sends nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from .._errors import ConfigError, CWSPipelineError, HeadLogError, UserInputError
+from .._errors import ConfigError, CWSPipelineError, HeadLogError, OutsideWindow, UserInputError
 from .._version import __version__
 from ..ledger import (
     ROW_STATES,
@@ -29,18 +32,21 @@ from ..ledger import (
 )
 from ..mapping import MappedRow, Mapping, load_mapping, map_csv
 from ..protocol import API_PROFILES, CWSAuth, Keyring, load_private_key
-from ..source import take_snapshot
+from ..source import Snapshot, take_snapshot
 from ._circuit_breaker import CircuitBreaker
+from ._concurrency import AdaptiveLimit, ConcurrencyLimiter, FixedLimit, settled_limit
 from ._config import RunConfig
 from ._dispatch import Dispatcher, Tally
 from ._engine import Delivery, RowOutcome
 from ._retry import RunStop
 from ._target import Target
 from ._transport import CWSTransport
+from ._window import WindowWatch
 
 __all__ = ["RunInterrupted", "RunResult", "run_bookings"]
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+WINDOW_CLOSED_EXIT = OutsideWindow.exit_code  # the window closed before every row was sent: the next run goes on
 
 
 @dataclass
@@ -55,6 +61,10 @@ class RunResult:
     notices: list[str] = field(default_factory=list)  # one line each: an earlier run that did not finish
     new_attention: int = 0  # rows that newly need a person, or changed since they were reported
     known_attention: int = 0  # rows that need a person as reported before, unchanged since
+    concurrency: int = 0  # requests in flight the limit settled at (the fixed number when not adaptive)
+    adaptive: bool = False
+    peak_in_flight: int = 0
+    window_closed: str | None = None  # why sending stopped early: the delivery window closed
 
     @property
     def rows(self) -> int:
@@ -63,13 +73,16 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """3 security stop; 1 a row newly needs a person (or changed since it was reported); else 0.
+        """3 security stop; 5 the delivery window closed before every row was sent; 1 a row newly needs a
+        person (or changed since it was reported); else 0.
 
         Rows reported by an earlier run and unchanged since do not make it 1 on their own: cron mails
         once about a row, not every night (`status` lists every row still outstanding).
         """
         if self.security_stop:
             return 3
+        if self.window_closed and self.counts["failed"]:
+            return WINDOW_CLOSED_EXIT
         return 1 if self.new_attention else 0
 
 
@@ -90,6 +103,7 @@ class _SetUp:
     auth: CWSAuth
     source_sha256: str
     chunks: Iterator[list[MappedRow]]
+    snapshot: Snapshot
 
 
 def run_bookings(
@@ -99,47 +113,84 @@ def run_bookings(
     *,
     on_row: Callable[[RowOutcome], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    on_expected: Callable[[int], None] | None = None,
+    on_concurrency: Callable[[int], None] | None = None,
     sleep: Callable[[float], None] | None = None,
+    now: Callable[[], datetime] | None = None,
 ) -> RunResult:
     """Deliver every row of a bookings export; return the run's counts. Raises UserInputError before sending.
 
-    SLEEP replaces the waits between retries (tests record them); by default a wait ends early when
-    the run stops. Ctrl-C raises RunInterrupted once the run is recorded as interrupted.
+    ON_TOTAL is told each chunk's rows as it is read, ON_EXPECTED the export's lines (about its rows,
+    for an ETA) and ON_CONCURRENCY the limit whenever it changes. SLEEP replaces the waits between
+    retries (tests record them); by default a wait ends early when the run stops. NOW replaces the
+    clock the delivery window is read by. Outside the window raises OutsideWindow, nothing sent.
+    Ctrl-C raises RunInterrupted once the run is recorded as interrupted.
     """
+    if config.window is not None and (closed := config.window.not_open((now or config.window.now)())):
+        raise OutsideWindow(closed)
     csv_path = Path(csv_path)
     setup = _set_up(csv_path, mapping_path, config)
+    if on_expected is not None:
+        on_expected(_lines_after_header(setup.snapshot))
     with _open_transport(config) as transport, RunLock(config.ledger), Ledger.open(config.ledger) as ledger:
         with _ledger_errors(config.ledger):
             notices = _earlier_runs_not_finished(ledger)
-        info = RunInfo(
-            source=str(csv_path.resolve()),
-            source_sha256=setup.source_sha256,
-            mapping=str(setup.mapping.path.resolve()),
-            mapping_sha256=setup.mapping.sha256,
-            base_url=config.base_url,
-            endpoint=setup.mapping.endpoint,
-            access=config.access,
-            algorithm=config.algorithm,
-            program_version=__version__,
-        )
-        with _ledger_errors(config.ledger):
-            run_id = ledger.begin_run(info, os.getpid())
+            run_id = ledger.begin_run(_run_info(csv_path, setup, config), os.getpid())
         result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
         stop = RunStop()
+        limiter = _limiter(config, on_concurrency)
+        stop.also_wake(limiter.wake)  # a stop ends every wait for a place at once
         breaker = CircuitBreaker(config.circuit_breaker, stop)
         writer = LedgerWriter(ledger)
         tally = Tally(on_row)
         failure: BaseException | None = None
+        watch = WindowWatch(config.window, stop.stop, now) if config.window is not None else None
         try:
             delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
                                 endpoint_url=config.base_url + setup.mapping.endpoint, prior=ledger.prior_rows(),
-                                breaker=breaker, sleep=sleep,
+                                breaker=breaker, sleep=sleep, limiter=limiter,
                                 target=Target.of(setup.mapping, config.base_url))  # fmt: skip
-            Dispatcher(delivery, stop, config.concurrency, tally, on_total).run(setup.chunks)
+            with watch or contextlib.nullcontext():
+                Dispatcher(delivery, stop, config.concurrency, tally, on_total, limiter).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
             failure = exc
+        result.concurrency, result.adaptive = settled_limit(limiter.limit), config.adaptive
+        result.peak_in_flight = limiter.peak
+        result.window_closed = watch.closed if watch is not None else None
         _end_run(ledger, writer, result, tally, breaker, failure, config.head_log)
     return result
+
+
+def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
+    """What the runs table records of this run's set-up."""
+    return RunInfo(
+        source=str(csv_path.resolve()),
+        source_sha256=setup.source_sha256,
+        mapping=str(setup.mapping.path.resolve()),
+        mapping_sha256=setup.mapping.sha256,
+        base_url=config.base_url,
+        endpoint=setup.mapping.endpoint,
+        access=config.access,
+        algorithm=config.algorithm,
+        program_version=__version__,
+    )
+
+
+def _limiter(config: RunConfig, on_change: Callable[[int], None] | None) -> ConcurrencyLimiter:
+    """The run's one limiter: adaptive up to `concurrency` (TCP Vegas), or fixed at it; `max_rate` a second."""
+    limit = AdaptiveLimit(config.concurrency) if config.adaptive else FixedLimit(config.concurrency)
+    if on_change is not None:
+        on_change(limit.allowed)
+    return ConcurrencyLimiter(limit, max_rate=config.max_rate, on_change=on_change)
+
+
+def _lines_after_header(snapshot: Snapshot) -> int:
+    """The export's line breaks less the header's: its rows, unless cells hold line breaks or a footer follows."""
+    lines = 0
+    with snapshot.reader() as reader:
+        while block := reader.read(1 << 20):
+            lines += block.count(b"\n")
+    return max(0, lines - 1)
 
 
 def _set_up(csv_path: Path, mapping_path: Path | str, config: RunConfig) -> _SetUp:
@@ -161,7 +212,7 @@ def _set_up(csv_path: Path, mapping_path: Path | str, config: RunConfig) -> _Set
     source_sha = snapshot.sha256
     rows = map_csv(snapshot, mapping)
     first_chunk: list[MappedRow] = next(rows, [])  # file-level problems surface here, before anything is locked or sent
-    return _SetUp(mapping, auth, source_sha, _chain(first_chunk, rows))
+    return _SetUp(mapping, auth, source_sha, _chain(first_chunk, rows), snapshot)
 
 
 def _open_transport(config: RunConfig) -> CWSTransport:
@@ -217,7 +268,8 @@ def _end_run(
     result.security_stop = breaker.reason or None
     status, exit_code = _ending(result, failure)
     try:
-        ledger.finish_run(result.run_id, {str(k): v for k, v in result.counts.items()}, status, exit_code)
+        settled = result.concurrency if result.peak_in_flight else None  # no request, nothing to settle at
+        ledger.finish_run(result.run_id, {str(k): v for k, v in result.counts.items()}, status, exit_code, settled)
         if head_log is not None:
             record_chain_head(head_log, ledger, result.run_id)  # a copy of the head kept elsewhere
     except (sqlite3.Error, HeadLogError) as exc:  # the end cannot be recorded; the next run finds it and says so
@@ -250,7 +302,8 @@ def _cannot_write(path: Path, exc: sqlite3.Error, what: str) -> UserInputError:
 def _ending(result: RunResult, failure: BaseException | None) -> tuple[RunStatus, int]:
     """The run's status and exit code, as the ledger records them."""
     if failure is None:
-        return ("stopped" if result.security_stop else "finished"), result.exit_code
+        stopped = result.security_stop or result.exit_code == WINDOW_CLOSED_EXIT
+        return ("stopped" if stopped else "finished"), result.exit_code
     if isinstance(failure, KeyboardInterrupt):
         return "interrupted", INTERRUPTED_EXIT
     if isinstance(failure, sqlite3.Error):

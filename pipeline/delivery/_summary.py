@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..ledger import ROW_STATES
-from ._run import RunResult
+from ._run import WINDOW_CLOSED_EXIT, RunResult
 
 __all__ = ["print_summary", "summary_lines"]
 
@@ -25,6 +25,11 @@ def summary_lines(result: RunResult, *, everything: bool = True) -> list[str]:
     for state in ROW_STATES:
         if result.counts[state]:
             lines.append(f"  {state:<11}{result.counts[state]:>8}")
+    if result.peak_in_flight:  # requests were sent: say how many went at once
+        how = "adaptive, settled at" if result.adaptive else "fixed at"
+        lines.append(f"  concurrency: {how} {result.concurrency} ({result.peak_in_flight} in flight at most)")
+    if result.window_closed and result.exit_code == WINDOW_CLOSED_EXIT:
+        lines.append(f"Stopped sending: {result.window_closed}; the rows not sent go in the next run.")
     if result.security_stop:
         lines.append(f"SECURITY STOP: {result.security_stop}. Check private_key/access and server_keys/base_url.")
     shown = [o for o in result.attention if everything or not o.known]

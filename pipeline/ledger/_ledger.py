@@ -200,16 +200,22 @@ class Ledger(LedgerReads):
             self._append_locked(write.entries)
             self._update_status(write.updates)
 
-    def finish_run(self, run_id: int, counts: dict[str, int], status: RunStatus, exit_code: int | None) -> None:
-        """Record the end of a run: its counts per state, how it ended, and the exit code its process ends with."""
+    def finish_run(
+        self, run_id: int, counts: dict[str, int], status: RunStatus, exit_code: int | None,
+        concurrency: int | None = None,
+    ) -> None:  # fmt: skip
+        """Record a run's end: counts per state, how it ended, its exit code, the concurrency it settled at."""
         self._synchronous(True)
         finished = now_iso()
-        detail = json.dumps({"counts": counts, "status": status, "exit_code": exit_code}, separators=(",", ":"))
+        end: dict[str, object] = {"counts": counts, "status": status, "exit_code": exit_code}
+        if concurrency is not None:
+            end["concurrency"] = concurrency
+        detail = json.dumps(end, separators=(",", ":"))
         with self._transaction():
             self._append_locked([Entry(run_id, "run_finished", at=finished, detail=detail)])
             self._db.execute(
-                "UPDATE runs SET finished_at=?, status=?, counts=?, exit_code=? WHERE run_id=?",
-                (finished, status, json.dumps(counts, separators=(",", ":")), exit_code, run_id),
+                "UPDATE runs SET finished_at=?, status=?, counts=?, exit_code=?, concurrency=? WHERE run_id=?",
+                (finished, status, json.dumps(counts, separators=(",", ":")), exit_code, concurrency, run_id),
             )
 
     def close_abandoned_runs(self) -> list[UnfinishedRun]:

@@ -18,7 +18,8 @@ RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 RUN_STATUS_MEANING: dict[RunStatus, str] = {
     "running": "in progress, or its process died without a word (the next run records it as killed)",
     "finished": "every row got a state (exit 0 when all were delivered or skipped, 1 when some were not)",
-    "stopped": "a security stop ended sending (exit 3); the rows not sent go next run",
+    "stopped": "a security stop (exit 3) or the delivery window's end (exit 5) ended sending; the rows not sent go"
+    " next run",
     "interrupted": "a signal stopped it (Ctrl-C: exit 130, SIGTERM: 143); the rows not reached go next run",
     "crashed": "an error ended it early, with the exit code stored; the rows not reached go next run",
     "killed": "its process died without recording its end (SIGKILL, power loss); a later run found and recorded it",
@@ -27,7 +28,7 @@ RUN_STATUS_MEANING: dict[RunStatus, str] = {
 # The runs table's columns, in order (pid and counts as stored: counts is JSON text).
 RUN_COLUMNS = (
     "run_id", "started_at", "finished_at", "status", "source", "source_sha256", "mapping", "mapping_sha256",
-    "base_url", "endpoint", "access", "algorithm", "program_version", "pid", "counts", "exit_code",
+    "base_url", "endpoint", "access", "algorithm", "program_version", "pid", "counts", "exit_code", "concurrency",
 )  # fmt: skip
 
 
@@ -51,6 +52,7 @@ class RunRecord:
     pid: int
     counts_json: str | None
     exit_code: int | None
+    concurrency: int | None = None  # the requests in flight it settled at (None: it sent nothing, or before 0.3)
 
     @property
     def counts(self) -> dict[str, int]:

@@ -2,7 +2,8 @@
 
 Tables:
     meta        schema_version
-    runs        one row per run: source, mapping, endpoint, access, algorithm, version, pid, status, counts
+    runs        one row per run: source, mapping, endpoint, access, algorithm, version, pid, status, counts,
+                concurrency
     entries     append-only, hash-chained events (run_started, sending, attempt, lookup, state, skipped_rows,
                 run_finished): see _entries
     bodies      request/response/cell bytes keyed by SHA-256, outside the chain so they can be pruned
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS runs (
     program_version TEXT NOT NULL,
     pid INTEGER NOT NULL,
     counts TEXT,
-    exit_code INTEGER
+    exit_code INTEGER,
+    concurrency INTEGER
 );
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY,
@@ -90,6 +92,7 @@ CREATE TABLE IF NOT EXISTS row_status (
 _ADDED = (
     ("row_status", "cells_sha256", "TEXT"),  # 0.1.0's end
     ("row_status", "since_run_id", "INTEGER"),  # NULL for rows last changed before it: read as run_id
+    ("runs", "concurrency", "INTEGER"),  # the requests in flight a run settled at; NULL before it, or none sent
     ("row_status", "delivered_run_id", "INTEGER"),  # filled from the chain's delivered state entries (below)
     ("row_status", "action", "TEXT"),  # NULL for rows delivered before it: they were created or found
     ("row_status", "step", "TEXT"),  # NULL for requests recorded before it: every one was a create

@@ -348,6 +348,7 @@ class _Checker:
                     ("status", end.get("status"), row.status),
                     ("counts", end.get("counts"), _json(row.counts_json)),
                     ("exit_code", end.get("exit_code"), row.exit_code),
+                    ("concurrency", end.get("concurrency"), row.concurrency),
                 )
                 if recorded != stated
             ]

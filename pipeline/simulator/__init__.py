@@ -3,12 +3,15 @@
 A test double for the demo, the tests and the benchmarks. It uses only the protocol stage.
 """
 
+from ._capacity import Capacity, CapacityReport
 from ._server import ANSWER_ALGORITHMS, AnswerAlgorithm, CWSServer, Fault, ServerCounters, fetch_counters
 
 __all__ = [
     "ANSWER_ALGORITHMS",
     "AnswerAlgorithm",
     "CWSServer",
+    "Capacity",
+    "CapacityReport",
     "Fault",
     "ServerCounters",
     "fetch_counters",

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from ._capacity import CapacityReport
+
 __all__ = ["COUNTERS_PATH", "CounterBook", "ServerCounters", "fetch_counters"]
 
 COUNTERS_PATH = "/_simulator/counters"
@@ -37,6 +39,7 @@ class ServerCounters:
     refused_booking_creates: Nested = field(default_factory=dict)  # ... -> booking creates refused as existing
     resent_creates: dict[str, int] = field(default_factory=dict)
     resent_booking_creates: Nested = field(default_factory=dict)
+    capacity: CapacityReport | None = None  # what the capacity model saw, when the server has one
 
     def copy(self) -> ServerCounters:
         """An independent copy."""
@@ -59,6 +62,7 @@ class ServerCounters:
             "refused_booking_creates": {k: dict(v) for k, v in self.refused_booking_creates.items()},
             "resent_creates": dict(self.resent_creates),
             "resent_booking_creates": {k: dict(v) for k, v in self.resent_booking_creates.items()},
+            "capacity": self.capacity.to_dict() if self.capacity is not None else None,
         }
 
     @classmethod
@@ -86,6 +90,7 @@ class ServerCounters:
             refused_booking_creates=nested("refused_booking_creates"),
             resent_creates=counts("resent_creates"),
             resent_booking_creates=nested("resent_booking_creates"),
+            capacity=CapacityReport.from_dict(data["capacity"]) if data.get("capacity") else None,
         )
 
 

@@ -35,8 +35,9 @@ from ..protocol import (
     verify_body,
 )
 from ._answers import booking_answer, patient_answer
+from ._capacity import Capacity, CapacityModel
 from ._counters import COUNTERS_PATH, CounterBook, ServerCounters, fetch_counters
-from ._faults import Fault, FaultKind, FaultPlan
+from ._faults import Fault, FaultKind, FaultPlan, FaultsDrawn
 from ._http import Answer, HTTPServer, error_payload
 from ._patients import PatientStore
 from ._routes import PatientRoutes
@@ -46,6 +47,7 @@ __all__ = [
     "COUNTERS_PATH",
     "AnswerAlgorithm",
     "CWSServer",
+    "Capacity",
     "Fault",
     "FaultKind",
     "ServerCounters",
@@ -114,6 +116,7 @@ class CWSServer:
         latency_ms: float = 0.0,
         access_log: bool = False,
         tls: ssl.SSLContext | None = None,
+        capacity: Capacity | None = None,
     ) -> None:
         self._key = server_key
         self.client_keyring = client_keyring
@@ -130,6 +133,7 @@ class CWSServer:
         self._counters = CounterBook()
         self._routes = PatientRoutes(self.api, self._store, self._counters)
         self._stopping = threading.Event()
+        self._capacity = CapacityModel(capacity, self._stopping) if capacity is not None else None
         self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -184,8 +188,11 @@ class CWSServer:
         self.stop()
 
     def counters(self) -> ServerCounters:
-        """A snapshot copy of the counters."""
-        return self._counters.snapshot()
+        """A snapshot copy of the counters (with the capacity model's report, when it has one)."""
+        counters = self._counters.snapshot()
+        if self._capacity is not None:
+            counters.capacity = self._capacity.report()
+        return counters
 
     def set_faults(self, faults: Sequence[Fault]) -> None:
         """Replace the faults at runtime; each fault's `first` count starts again."""
@@ -218,6 +225,21 @@ class CWSServer:
         drawn = self._plan.draw(method)
         self._counters.received(drawn.kinds, lookup=method == "GET" and self._routes.target(path) is not None)
         self._routes.count_attempt(method, path, body)
+        if self._capacity is None:
+            return self._answer(method, path, body, authorization, drawn)
+        served, answer = self._capacity.serve(lambda: self._answer(method, path, body, authorization, drawn))
+        if served:
+            return answer
+        s = self._capacity.settings
+        busy = f"too many requests: {s.capacity} being served and {s.waiting_room} waiting (simulated capacity)"
+        return Answer(
+            429, error_payload(busy), (("Retry-After", s.retry_after),), algorithm=self._algorithm(authorization)
+        )
+
+    def _answer(
+        self, method: str, path: str, body: bytes, authorization: str | None, drawn: FaultsDrawn
+    ) -> Answer | None:
+        """The answer once the request is being served: latency and faults, the signature check, the routes."""
         algorithm = self._algorithm(authorization)
 
         def signed(answer: Answer) -> Answer:

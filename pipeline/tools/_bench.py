@@ -108,6 +108,8 @@ class RunFigures:
     duplicates: int
     ideal_seconds: float | None  # rows x latency / concurrency, when the server adds latency
     ratio_to_ideal: float | None
+    settled_concurrency: int = 0  # where adaptive concurrency settled (concurrency is its ceiling)
+    peak_in_flight: int = 0
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,8 @@ def _measure_run(site: BenchSite, config: RunConfig, server: SimulatorProcess, o
         duplicates=sum(1 for n in creates.values() if n > 1),
         ideal_seconds=round(ideal, 3) if ideal is not None else None,
         ratio_to_ideal=round(wall / ideal, 3) if ideal else None,
+        settled_concurrency=result.concurrency,
+        peak_in_flight=result.peak_in_flight,
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .._errors import BenchFailed
+from ..simulator import Capacity
 from ._local_site import SERVER_ACCESS, LocalSite, make_local_site
 from ._synthetic import SAMPLE_MAPPING_TOML, write_export
 
@@ -42,12 +43,15 @@ def make_site(directory: Path, rows: int, bits: int) -> BenchSite:
 class SimulatorProcess:
     """`cws-pipeline simulate` as a child process on a free loopback port; stopped with SIGTERM on exit."""
 
-    def __init__(self, site: BenchSite, latency_ms: float) -> None:
+    def __init__(self, site: LocalSite, latency_ms: float = 0.0, capacity: Capacity | None = None) -> None:
         self._args = [
             sys.executable, "-m", "pipeline", "simulate", "--port", "0",
             "--server-key", str(site.server_key), "--client-keys", str(site.client_keyring),
             "--access", SERVER_ACCESS, "--latency-ms", repr(latency_ms),
         ]  # fmt: skip
+        if capacity is not None:
+            self._args += ["--capacity", str(capacity.capacity), "--service-ms", repr(capacity.service_ms)]
+            self._args += ["--queue", str(capacity.waiting_room)]
         self._log = site.directory / "simulator.log"
         self._proc: subprocess.Popen[str] | None = None
         self.url = ""

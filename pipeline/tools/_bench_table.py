@@ -6,8 +6,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ._bench import BenchReport
+from ._bench_bulk import HEADROOM, TARGET_P95, TARGET_SHARE, TARGET_THROTTLED, BulkReport
 
-__all__ = ["bench_table", "print_bench"]
+__all__ = ["bench_table", "bulk_table", "print_bench", "print_bulk"]
 
 
 def bench_table(report: BenchReport) -> Table:
@@ -28,9 +29,10 @@ def bench_table(report: BenchReport) -> Table:
     )
     latency = f", server latency {o.latency_ms:g} ms" if o.latency_ms else ""
     table.add_row(
-        f"run {r.rows:,} rows (concurrency {o.concurrency}{latency})",
+        f"run {r.rows:,} rows (adaptive, ceiling {o.concurrency}{latency})",
         f"{r.rows_per_second:,.1f} rows/s",
-        f"{r.delivered:,} delivered in {r.seconds:.2f} s; {r.duplicates} created twice",
+        f"{r.delivered:,} delivered in {r.seconds:.2f} s; {r.duplicates} created twice;"
+        f" settled at {r.settled_concurrency} ({r.peak_in_flight} in flight at most)",
     )
     table.add_row("client CPU per delivered row", f"{r.cpu_ms_per_row:.3f} ms", f"{r.ratio_to_floor:.2f} × the floor")
     table.add_row("server CPU per row (not counted above)", f"{r.server_cpu_ms_per_row:.3f} ms", "separate process")
@@ -68,3 +70,47 @@ def print_bench(report: BenchReport, console: Console | None = None) -> None:
         if not console.is_terminal:
             console = Console(width=120)
     console.print(bench_table(report))
+
+
+def bulk_table(report: BulkReport) -> Table:
+    """The bulk-load scenario as a rich table: each way of sending against each capacity model."""
+    m = report.machine
+    table = Table(title=f"cws-pipeline bench --bulk: {m.cpu_count} × {m.cpu_model}, Python {m.python}")
+    table.add_column("server capacity N / M")
+    table.add_column("sending", no_wrap=True)
+    for name in ("of capacity: run", "second half", "throttled", "server p95", "concurrency", "delivered"):
+        table.add_column(name, justify="right")
+    for r in report.runs:
+        table.add_row(
+            f"{r.capacity} × {r.service_ms:g} ms = {r.capacity_per_second:,.0f}/s, queue {r.queue}",
+            r.strategy,
+            f"{r.capacity_share:.1%}",
+            f"{r.second_half_share:.1%}",
+            f"{r.throttled_share:.2%}",
+            f"{r.p95_ms:,.0f} ms = {r.p95_over_service:.2f} × M",
+            f"{r.concurrency} (peak {r.peak_in_flight})",
+            f"{r.delivered:,}",
+        )
+    d, o = report.drive, report.options
+    verdict = "met" if report.adaptive_meets_targets else "NOT met"
+    lines = [
+        f"Each run sends for {o.seconds:g} s; RSA-{o.bits}; figures from the server's own report.",
+        f"This machine drives {d.rows_per_second:,.0f} rows/s (no capacity limit); M is chosen so that N / M"
+        f" stays within {HEADROOM:.0%} of that.",
+        *report.notes,
+        f"Targets for adaptive at every N: ≥ {TARGET_SHARE:.0%} of capacity (second half), ≤ {TARGET_THROTTLED:.0%}"
+        " throttled,"
+        f" p95 ≤ {TARGET_P95:g} × M: {verdict}. Total {report.total_seconds:g} s; load average before"
+        f" {', '.join(f'{x:g}' for x in m.load_average) or 'unknown'}.",
+    ]
+    table.caption = "\n".join(lines)
+    return table
+
+
+def print_bulk(report: BulkReport, console: Console | None = None) -> None:
+    """Print the bulk-load table (150 columns wide when not a terminal)."""
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=150)
+    console.print(bulk_table(report))

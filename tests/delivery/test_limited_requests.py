@@ -1,0 +1,154 @@
+"""Every request of a run takes a place from the run's limiter and reports its answer (fake transport, no sockets)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from pipeline.delivery._circuit_breaker import CircuitBreaker
+from pipeline.delivery._concurrency import AdaptiveLimit, ConcurrencyLimiter, FixedLimit, answer_kind
+from pipeline.delivery._config import RunConfig
+from pipeline.delivery._engine import Delivery, RowOutcome
+from pipeline.delivery._retry import RunStop
+from pipeline.delivery._transport import Answer
+from pipeline.ledger import Ledger, LedgerWriter, PriorRows, RunInfo
+from pipeline.protocol import AuthorizationHeader, CWSAuth, Keyring
+
+from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair
+from .engine_fakes import BASE, ENDPOINT, in_doubt, row
+from .test_concurrency import FakeClock
+
+
+@dataclass
+class ThrottlingCorEMR:
+    """A fake CorEMR whose answers are STATUS with the given headers, signed with the server's key."""
+
+    key: rsa.RSAPrivateKey
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    def send(self, method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None) -> Answer:
+        self.requests.append((method, url))
+        raw = json.dumps({"external_id": "P1"} if method == "GET" else {"error": "busy"}).encode()
+        signature = str(AuthorizationHeader.for_body(raw, self.key, SERVER_ACCESS)).encode()
+        fields = [(b"Authorization", signature), *((k.encode(), v.encode()) for k, v in self.headers)]
+        return Answer(self.status, fields, raw)
+
+
+@dataclass
+class Limited:
+    """A Delivery whose requests go through LIMITER to a fake CorEMR."""
+
+    delivery: Delivery
+    fake: ThrottlingCorEMR
+    stop: RunStop
+    limiter: ConcurrencyLimiter
+
+
+@pytest.fixture
+def make_limited(
+    tmp_path: Path, client_keys: KeyPair, server_keys: KeyPair, server_keyring_dir: Path
+) -> Iterator[Callable[..., Limited]]:
+    opened: list[tuple[LedgerWriter, Ledger]] = []
+
+    def make(limiter: ConcurrencyLimiter, status: int, headers: tuple[tuple[str, str], ...] = (),
+             prior: dict[str, tuple[Any, ...]] | None = None, **settings: Any) -> Limited:  # fmt: skip
+        config = RunConfig(path=tmp_path / "cws.toml", base_url=BASE, access=CLIENT_ACCESS,
+                           private_key=client_keys.private, server_keys=server_keyring_dir,
+                           ledger=tmp_path / f"ledger{len(opened)}.sqlite", **settings)  # fmt: skip
+        ledger = Ledger.open(config.ledger)
+        info = RunInfo("x.csv", "0" * 64, "m.toml", "0" * 64, BASE, "/ws/patients/", CLIENT_ACCESS, "CWS-SHA256", "t")
+        run_id = ledger.begin_run(info, 1)
+        stop = RunStop()
+        stop.also_wake(limiter.wake)  # as a run wires it
+        writer = LedgerWriter(ledger)
+        opened.append((writer, ledger))
+        fake = ThrottlingCorEMR(server_keys.key, status, headers)
+        auth = CWSAuth(client_keys.key, CLIENT_ACCESS, Keyring(server_keyring_dir))
+        delivery = Delivery(run_id=run_id, transport=fake, auth=auth, writer=writer, config=config,
+                            endpoint_url=ENDPOINT, prior=PriorRows(prior or {}),
+                            breaker=CircuitBreaker(config.circuit_breaker, stop), sleep=lambda _: None,
+                            limiter=limiter)  # fmt: skip
+        return Limited(delivery, fake, stop, limiter)
+
+    yield make
+    for writer, ledger in opened:
+        writer.close()
+        ledger.close()
+
+
+def deliver(limited: Limited, r: Any) -> RowOutcome:
+    plan, sha = limited.delivery.plan(r)
+    assert sha is not None
+    return limited.delivery.deliver(r, plan, sha)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "kind"),
+    [(None, None, "failed"), (429, None, "throttled"), (503, None, "throttled"), (200, 5.0, "throttled"),
+     (500, None, "ok"), (201, None, "ok"), (404, None, "ok")],
+)  # fmt: skip
+def test_what_an_answer_tells_the_limit(status: int | None, retry_after: float | None, kind: str) -> None:
+    assert answer_kind(status, retry_after) == kind
+
+
+def test_a_lookup_waits_for_a_place_and_a_stop_while_it_waits_ends_the_row_unsent(
+    make_limited: Callable[..., Limited],
+) -> None:
+    r = row("P1")
+    limited = make_limited(ConcurrencyLimiter(FixedLimit(1)), 200, prior=in_doubt(r))
+    held = limited.limiter.slot()  # the run's only place is taken
+    assert held is not None
+    outcomes: list[RowOutcome] = []
+    worker = threading.Thread(target=lambda: outcomes.append(deliver(limited, r)))
+    worker.start()
+    worker.join(timeout=0.3)
+    assert worker.is_alive() and limited.fake.requests == []  # the lookup waits for the place
+    limited.stop.stop("stopped after 5 refused or unverified answers in a row (last: HTTP 401)")
+    worker.join(timeout=20)  # a hang bound: the stop wakes it at once (a lost wake-up would wait 0.5 s more)
+    assert not worker.is_alive() and limited.fake.requests == []
+    [outcome] = outcomes
+    assert outcome.state == "ambiguous" and "before a lookup settled it" in (outcome.reason or "")
+
+
+def test_a_post_waits_for_a_place_and_goes_once_one_is_free(make_limited: Callable[..., Limited]) -> None:
+    limited = make_limited(ConcurrencyLimiter(FixedLimit(1)), 201)
+    held = limited.limiter.slot()
+    assert held is not None
+    outcomes: list[RowOutcome] = []
+    worker = threading.Thread(target=lambda: outcomes.append(deliver(limited, row("P1"))))
+    worker.start()
+    worker.join(timeout=0.3)
+    assert worker.is_alive() and limited.fake.requests == []
+    held.done("ok")
+    worker.join(timeout=20)
+    assert [o.state for o in outcomes] == ["delivered"] and limited.fake.requests == [("POST", ENDPOINT)]
+    assert limited.limiter.in_flight == 0  # the answer freed the place
+
+
+def test_429s_halve_the_adaptive_limit_and_pause_sending_for_retry_after_capped(
+    make_limited: Callable[..., Limited],
+) -> None:
+    clock = FakeClock()
+    limiter = ConcurrencyLimiter(AdaptiveLimit(ceiling=8, initial=4), clock=clock)
+    limited = make_limited(limiter, 429, (("Retry-After", "600"),), max_attempts=1, retry_after_cap=2)
+    for i in range(4):  # one round of answers at a limit of 4, every one a 429
+        outcome = deliver(limited, row(f"P{i}", line=2 + i))
+        assert outcome.state == "failed" and outcome.reason == "gave up after 1 attempts: HTTP 429"
+    assert limiter.limit.allowed == 2 and limiter.limit.last == "throttled"
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(limiter.slot()))
+    waiter.start()
+    waiter.join(timeout=0.3)
+    assert waiter.is_alive()  # nothing new leaves during the pause ...
+    clock.now += 2.0  # ... of retry_after_cap, not the 600 s asked
+    waiter.join(timeout=20)
+    assert got and got[0] is not None
