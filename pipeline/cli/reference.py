@@ -6,6 +6,7 @@ A test fails while the README's section differs from what this writes.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,12 @@ def _option_rows(command: click.Command) -> Iterator[str]:
         yield f"| `{flags}` | {' '.join(text.split()).replace('|', chr(92) + '|')} |"
 
 
+def _summary(command: click.Command) -> str:
+    """The help's first paragraph on one line: click's own short help cuts at "e.g." in some versions."""
+    text = command.short_help or inspect.cleandoc(command.help or "").split("\n\n")[0]
+    return " ".join(text.split())
+
+
 def command_reference() -> str:
     """The reference section's text: one block per command with its one-line summary and its options."""
     out = [BEGIN, ""]
@@ -57,7 +64,7 @@ def command_reference() -> str:
         usage = _usage(name, command)
         out.append(f"#### `cws-pipeline {name}{' ' + usage if usage else ''}`")
         out.append("")
-        out.append(command.get_short_help_str(limit=200))
+        out.append(_summary(command))
         out.append("")
         rows = list(_option_rows(command))
         if rows:
