@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Literal, get_args
 from urllib.parse import quote
 
@@ -230,19 +231,23 @@ class ApiProfile:
 
     def rule(self, name: str) -> FieldRule | None:
         """The rule for a body field, or None for a field this version does not list."""
-        return next((f for f in self.fields if f.name == name), None)
+        return self._rules.get(name)
 
-    @property
+    @cached_property  # the local server asks for rules per field of every request
+    def _rules(self) -> dict[str, FieldRule]:
+        return {f.name: f for f in self.fields}
+
+    @cached_property
     def required(self) -> tuple[str, ...]:
         """The fields a create body must hold."""
         return tuple(f.name for f in self.fields if f.required)
 
-    @property
+    @cached_property
     def booking_number(self) -> str:
         """The name of the booking number field: booking_number (v1) or booking_no (v2, v3)."""
         return next(f.name for f in self.fields if f.booking and f.kind == "text")
 
-    @property
+    @cached_property
     def booking_fields(self) -> tuple[str, ...]:
         """The fields of a booking body (assumption "booking-body")."""
         return tuple(f.name for f in self.fields if f.booking or f.name == "facility")
