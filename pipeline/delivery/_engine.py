@@ -14,6 +14,7 @@ through `exchange`. The pieces: `exchange` (one signed request), `retrying` (the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from ..protocol import EXISTS_STATUS, CWSAuth
 from ._circuit_breaker import CircuitBreaker
 from ._concurrency import ConcurrencyLimiter, FixedLimit, answer_kind
 from ._config import RunConfig
-from ._exchange import Exchange, exchange
+from ._exchange import Exchange, exchange, parse_retry_after
 from ._lookup import holds_body, judge_lookup
 from ._messages import reason_text, server_message
 from ._outcome import RowOutcome, known_outcome
@@ -41,7 +42,7 @@ from ._records import exchange_record, final_records, intent_record
 from ._retry import RunStop, TransientFailure, retrying
 from ._steps import Doubt, judge_answer
 from ._target import Booking, Target
-from ._transport import Transport
+from ._transport import Answer, Transport
 
 __all__ = ["Delivery", "RowOutcome"]
 
@@ -348,18 +349,25 @@ class Delivery:
         return ex
 
     def _request(self, method: str, url: str, body: bytes = b"") -> Exchange:
-        """Every request of the run leaves here, once the run's limiter gives it a place; its answer frees it."""
+        """Every request of the run: signed, then sent once the limiter gives it a place; its answer frees it."""
+        return exchange(self._transport, self._auth, method, url, body, self._in_place)
+
+    def _in_place(self, send: Callable[[], Answer]) -> Answer:
+        """Send while holding a place among the requests in flight: what CorEMR is working on, not our signing."""
         slot = self._limiter.slot(self._stop.event)
         if slot is None:  # the run stopped while this request waited for a place
             raise _Stopped
+        sent = time.perf_counter()
         try:
-            ex = exchange(self._transport, self._auth, method, url, body)
-        except BaseException:  # a crash in here must not keep the place taken
+            answer = send()
+        except BaseException:  # no answer (or a crash in here): the place must not stay taken
             slot.done("failed")
             raise
-        pause = min(ex.retry_after, self._retry_after_cap) if ex.retry_after and ex.retry_after > 0 else None
-        slot.done(answer_kind(ex.status, pause), pause, ex.round_trip_ms / 1000)
-        return ex
+        rtt = time.perf_counter() - sent
+        retry_after = parse_retry_after(answer.header("Retry-After"))
+        pause = min(retry_after, self._retry_after_cap) if retry_after and retry_after > 0 else None
+        slot.done(answer_kind(answer.status, pause), pause, rtt)
+        return answer
 
     # -- ending a row ----------------------------------------------------------------------------
 

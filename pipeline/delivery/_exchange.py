@@ -5,14 +5,15 @@ from __future__ import annotations
 import email.utils
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from ..protocol import CWSAuth, Verification
-from ._transport import NoAnswer, Transport
+from ._transport import Answer, NoAnswer, Transport
 
-__all__ = ["Exchange", "Reached", "exchange", "parse_retry_after"]
+__all__ = ["Exchange", "Gate", "Reached", "exchange", "parse_retry_after"]
 
 Reached = Literal["no", "maybe", "yes"]
 
@@ -32,7 +33,7 @@ class Exchange:
     verification: Verification | None = None
     retry_after: float | None = None
     error: str | None = None
-    elapsed_ms: float = 0.0  # signing, sending, receiving and verifying
+    elapsed_ms: float = 0.0  # signing, sending, receiving and verifying (not waiting for a place to send)
     round_trip_ms: float = 0.0  # from handing the request to the transport to the answer's last byte
 
     @property
@@ -52,19 +53,44 @@ class Exchange:
         return f"HTTP {self.status}"
 
 
-def exchange(transport: Transport, auth: CWSAuth, method: str, url: str, body: bytes = b"") -> Exchange:
-    """Sign the exact bytes, send them, verify what comes back over its bytes as received; never raises NoAnswer."""
+Gate = Callable[[Callable[[], Answer]], Answer]
+"""Wraps the moment a request is on the wire (the run's concurrency limiter); may raise to stop it leaving."""
+
+
+def _ungated(send: Callable[[], Answer]) -> Answer:
+    return send()
+
+
+def exchange(
+    transport: Transport, auth: CWSAuth, method: str, url: str, body: bytes = b"", gate: Gate = _ungated
+) -> Exchange:
+    """Sign the exact bytes, send them, verify what comes back over its bytes as received; never raises NoAnswer.
+
+    Only the sending happens inside GATE: the signature is made before the request takes its place
+    among those in flight, and the answer verified after it has left it, so a place counts what
+    CorEMR is working on and not our own CPU.
+    """
     started = time.perf_counter()
     authorization = auth.authorization_for(body)
-    sent = time.perf_counter()
+    signed = time.perf_counter()
+    round_trip = 0.0
+
+    def send() -> Answer:
+        nonlocal round_trip
+        sent = time.perf_counter()
+        try:
+            return transport.send(method, url, body, {"Authorization": authorization})
+        finally:
+            round_trip = time.perf_counter() - sent
+
     try:
-        answer = transport.send(method, url, body, {"Authorization": authorization})
+        answer = gate(send)
     except NoAnswer as exc:
-        ended = time.perf_counter()
         return Exchange(method, url, body, authorization, exc.landed, error=str(exc),
-                        elapsed_ms=(ended - started) * 1000, round_trip_ms=(ended - sent) * 1000)  # fmt: skip
-    round_trip_ms = (time.perf_counter() - sent) * 1000
+                        elapsed_ms=(signed - started + round_trip) * 1000, round_trip_ms=round_trip * 1000)  # fmt: skip
+    answered = time.perf_counter()
     response_authorization = answer.header("Authorization")
+    verification = auth.verify(answer.body, response_authorization)
     return Exchange(
         method,
         url,
@@ -74,10 +100,10 @@ def exchange(transport: Transport, auth: CWSAuth, method: str, url: str, body: b
         status=answer.status,
         response_body=answer.body,
         response_authorization=response_authorization,
-        verification=auth.verify(answer.body, response_authorization),
+        verification=verification,
         retry_after=parse_retry_after(answer.header("Retry-After")),
-        elapsed_ms=(time.perf_counter() - started) * 1000,
-        round_trip_ms=round_trip_ms,
+        elapsed_ms=(signed - started + round_trip + time.perf_counter() - answered) * 1000,
+        round_trip_ms=round_trip * 1000,
     )
 
 
