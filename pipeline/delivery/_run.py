@@ -134,6 +134,7 @@ def run_bookings(
         on_expected(_lines_after_header(setup.snapshot))
     with _open_transport(config) as transport, RunLock(config.ledger), Ledger.open(config.ledger) as ledger:
         with _ledger_errors(config.ledger):
+            prior = ledger.prior_rows()  # read while SQLite checks the file beside it; the first write waits for that
             notices = _earlier_runs_not_finished(ledger)
             run_id = ledger.begin_run(_run_info(csv_path, setup, config), os.getpid())
         result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
@@ -147,7 +148,7 @@ def run_bookings(
         watch = WindowWatch(config.window, stop.stop, now) if config.window is not None else None
         try:
             delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
-                                endpoint_url=config.base_url + setup.mapping.endpoint, prior=ledger.prior_rows(),
+                                endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
                                 breaker=breaker, sleep=sleep, limiter=limiter,
                                 target=Target.of(setup.mapping, config.base_url))  # fmt: skip
             with watch or contextlib.nullcontext():

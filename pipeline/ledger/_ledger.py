@@ -84,8 +84,10 @@ class Ledger(LedgerReads):
         """Open for writing (and, unless create=False, create with mode 0600) the ledger at path.
 
         Refused in one line: a ledger others can read or this process may not write (with the chmod to
-        run), one that is not a ledger, and one SQLite's quick_check finds damaged (a run is about to add
-        to it; 0.3 s warm, 2.3 s from a cold cache, for a ledger of 100,000 delivered rows).
+        run), and one that is not a ledger. SQLite's quick_check of the whole file (0.3 s of CPU warm, 2.3 s
+        from a cold cache, for a ledger of 100,000 delivered rows) runs beside the caller's first reads
+        (a run's earlier rows); the first write waits for its verdict, and a damaged file raises
+        LedgerDamaged there, with nothing written.
         """
         path = Path(path)
         if not path.exists():
@@ -110,11 +112,12 @@ class Ledger(LedgerReads):
                 raise damage(path, exc) from None
             raise UserInputError(f"{path}: not a cws-pipeline ledger ({exc})") from None
         try:
-            check_integrity(db, path, full=False)
-            return cls(path, db)
+            ledger = cls(path, db)
         except BaseException:
             db.close()
             raise
+        ledger._check = IntegrityCheck(path)  # read beside the caller's first reads; the first write waits for it
+        return ledger
 
     @classmethod
     def open_read_only(cls, path: Path | str, *, check: bool = True) -> Ledger:
@@ -150,8 +153,14 @@ class Ledger(LedgerReads):
         return ledger
 
     def close(self) -> None:
-        """Close the connection; for a read-only open, raise LedgerDamaged if the check of the file failed."""
+        """Close the connection; raise LedgerDamaged if the check of the file failed (and nothing was written)."""
         self._db.close()
+        check, self._check = self._check, None
+        if check is not None:
+            check.wait()
+
+    def _sound(self) -> None:
+        """Wait for the check of the file begun at open (once): LedgerDamaged before anything is written to it."""
         check, self._check = self._check, None
         if check is not None:
             check.wait()
@@ -239,6 +248,7 @@ class Ledger(LedgerReads):
         """
         named_later = {sha for _, rows in self.skipped_rows(since=cutoff) for r in rows
                        for sha in (r.request_sha256, r.cells_sha256)}  # fmt: skip
+        self._sound()
         return prune_bodies(self._db, cutoff, named_later, dry_run=dry_run, vacuum=vacuum)
 
     def _synchronous(self, full: bool) -> None:
@@ -284,11 +294,11 @@ class Ledger(LedgerReads):
 
     def prior_rows(self) -> PriorRows:
         """Every row key earlier runs left a state for."""
-        cur = self._db.execute(
-            "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason, cells_sha256,"
-            " delivered_run_id, action, step FROM row_status"
-        )
-        with cycle_collector_paused():  # 100,000s of tuples, no cycles
+        with self._reading(), cycle_collector_paused():  # 100,000s of tuples, no cycles
+            cur = self._db.execute(
+                "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason, cells_sha256,"
+                " delivered_run_id, action, step FROM row_status"
+            )
             return PriorRows({r[0]: r for r in cur})
 
 
@@ -299,6 +309,7 @@ class _Transaction:
         self._ledger = ledger
 
     def __enter__(self) -> None:
+        self._ledger._sound()  # never add to a damaged file
         self._seq, self._head = self._ledger._seq, self._ledger._head
         self._ledger._db.execute("BEGIN IMMEDIATE")
 

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ..protocol import PATH_SEGMENT_RULE, path_segment_problem
+from ..protocol import PATH_SEGMENT_RULE, unsafe_path_segments
 from ._dates import ISO_FORMATS, format_datetimes, parse_dates
 from ._field_spec import FieldSpec, control_character
 from ._mapping_file import Mapping
@@ -308,8 +308,9 @@ def _to_string(spec: FieldSpec, values: list[str], output: _Output) -> _Converte
             elif len(v) < spec.min_length:
                 problems[i] = f"at least {spec.min_length} character(s)"
     if spec.path_segment:  # the more precise rule for an external_id: checked first
-        for i in [i for i, v in enumerate(values) if problems[i] is None and path_segment_problem(v)]:
-            problems[i] = PATH_SEGMENT_RULE
+        for i in unsafe_path_segments(values):
+            if problems[i] is None:
+                problems[i] = PATH_SEGMENT_RULE
     if _CONTROL.search("".join(values)):  # one scan for the chunk: control characters are rare
         for i, v in enumerate(values):
             found = control_character(v)

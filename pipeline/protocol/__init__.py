@@ -20,6 +20,7 @@ from ._api import (
     answer_date,
     date_problem,
     path_segment_problem,
+    unsafe_path_segments,
 )
 from ._auth import RAW_BODY, CWSAuth, verification_of
 from ._keyring import Keyring
@@ -71,6 +72,7 @@ __all__ = [
     "path_segment_problem",
     "sign",
     "signature_matches",
+    "unsafe_path_segments",
     "verification_of",
     "verify_body",
     "write_key_pair",

@@ -158,6 +158,7 @@ def test_a_damaged_ledger_fails_audit_in_one_line_and_stops_report_status_and_ru
     # Pages of the first run's entries: the latest run's report never reads them, and it used to carry on.
     assert len(damage_pages(site.ledger, "entries", 3)) == 3
     sent = dict(site.server.counters().create_attempts)
+    recorded = site.ledger.read_bytes()
     audit = invoke("audit", "-c", str(site.config))
     assert audit.exit_code == 1
     assert audit.output.count("\n") == 1 and audit.output.startswith(f"Audit FAILED: {site.ledger}: the ledger file"
@@ -168,6 +169,10 @@ def test_a_damaged_ledger_fails_audit_in_one_line_and_stops_report_status_and_ru
         assert f"{site.ledger}: the ledger file is damaged" in result.output, result.output
         assert "Traceback" not in result.output and result.output.count("\n") == 1
     assert dict(site.server.counters().create_attempts) == sent  # the run sent nothing
+    # and wrote nothing: the check runs beside the run's first reads, and its first write waits for the verdict
+    assert site.ledger.read_bytes() == recorded
+    wal = site.ledger.with_name(site.ledger.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0 or b"run_started" not in wal.read_bytes()
 
 
 def test_the_ledger_and_its_side_files_are_created_private(site: Site, delivered: Path) -> None:

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline._errors import ConfigError
 from pipeline.protocol._api import (
@@ -14,6 +16,7 @@ from pipeline.protocol._api import (
     answer_date,
     date_problem,
     path_segment_problem,
+    unsafe_path_segments,
 )
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -54,6 +57,14 @@ def test_values_unsafe_in_a_url_path_are_named(value: str) -> None:
 @pytest.mark.parametrize("value", ["J0000001", "A.B", "...", ".a", "Ünï-_~+"])
 def test_ordinary_ids_are_safe_in_a_url_path(value: str) -> None:
     assert path_segment_problem(value) is None
+
+
+_SEGMENTS = st.sampled_from([".", "..", "...", "a/b", "J1", "A.B", "a b", "\x85", "Ünï", "", "%"])
+
+
+@given(st.lists(_SEGMENTS | st.text()))
+def test_one_scan_of_a_chunk_names_exactly_the_values_one_at_a_time_would(values: list[str]) -> None:
+    assert unsafe_path_segments(values) == [i for i, v in enumerate(values) if path_segment_problem(v)]
 
 
 def test_routes_quote_ids_and_booking_numbers_into_one_segment_each() -> None:
