@@ -23,8 +23,10 @@ trip per doubling, not two), and slow start ends when its latency passes TARGET,
 judge; after slow start the limit grows by a tenth, not by one (less than HIGH / LOW - 1, so a step
 never jumps over the hold band; 60 is back to 80 in three rounds, not twenty); a round of high latency
 cuts at most a quarter (a busy moment on the client's machine is not CorEMR's queue; a throttle still
-halves); and after a shrink the next round only drains (its first requests still queue behind those
-the larger limit sent, and would shrink the limit twice for one queue).
+halves), and never below 2 (one request waiting keeps a CorEMR that serves one at a time busy, where a
+limit of 1 leaves it idle while each answer travels back; a throttle still takes it to 1); and after a
+shrink the next round only drains (its first requests still queue behind those the larger limit sent,
+and would shrink the limit twice for one queue).
 
 Every PROBE_ROUNDS rounds one round runs at half the limit so the server's queue drains and base_rtt is
 measured afresh: a CorEMR that became slower for everyone (a busy morning) is not mistaken for a queue
@@ -61,6 +63,8 @@ GROWTH = 0.1  # after slow start, a round grows the limit by a tenth (at least o
 LEAST_KEPT = 0.75  # a round of high latency cuts the limit by a quarter at most (a throttle halves it): a busy
 # moment on this machine (our CPU is in every latency measured) must not cost half the limit
 PROBE_ROUNDS = 100
+LEAST_FOR_LATENCY = 2.0  # latency alone never cuts the limit below 2: one request waiting keeps a CorEMR that
+# serves one at a time busy (a throttle still halves it, down to 1)
 MIN_ROUND = 4  # answers per round at least, so one slow answer cannot move the limit
 _SAFETY_NET = 0.5  # seconds a waiting thread sleeps at most before it looks again (no notification is lost)
 # "Slow down": 429 Too Many Requests and 503 Service Unavailable (any answer with a Retry-After says so too).
@@ -176,7 +180,7 @@ class AdaptiveLimit:
         ratio = rtt / self.base_rtt
         used = r.busiest * 2 >= int(self.limit)
         if ratio > HIGH:
-            self.limit = max(1.0, self.limit * max(TARGET / ratio, LEAST_KEPT))
+            self.limit = max(min(LEAST_FOR_LATENCY, self.limit), self.limit * max(TARGET / ratio, LEAST_KEPT))
             self.slow_start = False
             self.last = "shrink"
         elif used and ratio < (TARGET if self.slow_start else LOW):

@@ -81,6 +81,19 @@ def test_latency_rising_above_the_unloaded_level_shrinks_the_limit_towards_the_s
     assert 16 * LOW <= limit.allowed <= 16 * HIGH
 
 
+def test_latency_alone_never_cuts_the_limit_below_two_a_throttle_does() -> None:
+    limit = AdaptiveLimit(ceiling=8, initial=4)
+    feed_round(limit, BASE)
+    # A CorEMR serving one at a time: each answer waits for the one ahead of it.
+    for _ in range(6):
+        feed_round(limit, BASE * limit.allowed)
+    assert limit.last in ("shrink", "drain") and limit.allowed == 2  # one waiting keeps it busy
+    rounds = limit.rounds
+    while limit.rounds == rounds:
+        limit.observe("throttled", 0.001, limit.allowed)
+    assert limit.allowed == 1  # CorEMR said "slow down": that is heard
+
+
 def test_after_a_storm_the_limit_grows_back_by_one_a_round_not_by_doubling() -> None:
     limit = AdaptiveLimit(ceiling=64, initial=16)
     feed_round(limit, BASE)
