@@ -28,6 +28,7 @@ Plan = Literal[
     "invalid", "excluded", "duplicate", "skipped", "changed", "rejected_again", "send", "settle", "stopped"
 ]  # fmt: skip
 # A request was recorded as leaving, or may have landed, and no verified answer settled it.
+Recorded = tuple[str, str | None, str | None]  # a row's state, body and cells SHA-256 (PriorRows.recorded)
 DOUBTFUL = ("sending", "ambiguous", "unverified")
 _REJECTED_AGAIN = re.compile(r"rejected earlier with the same body \(run (\d+)\): ")
 
@@ -92,13 +93,13 @@ def already_reported(p: PriorRow | None, update: StatusUpdate | None) -> bool:
     )
 
 
-def keeps_recorded_status(p: PriorRow | None, body_sha256: str, cells_sha256: str) -> bool:
-    """True when a skipped row's status needs no change: delivered or skipped with this body and these cells."""
+def keeps_recorded_status(
+    recorded: tuple[str, str | None, str | None] | None, body_sha256: str, cells_sha256: str
+) -> bool:
+    """True when a skipped row's status needs no change: RECORDED (PriorRows.recorded: state, body and cells
+    SHA-256) is delivered or skipped with this body and these cells."""
     return (
-        p is not None
-        and p.state in ("delivered", "skipped")
-        and p.body_sha256 == body_sha256
-        and p.cells_sha256 == cells_sha256
+        recorded is not None and recorded[0] in ("delivered", "skipped") and recorded[1:] == (body_sha256, cells_sha256)
     )
 
 

@@ -46,7 +46,7 @@ def quiet_records(
 def _skipped(run_id: int, prior: PriorRows, row: MappedRow, sha: str, write: LedgerWrite) -> SkippedRow:
     cells = cells_json(row)
     cells_sha = sha256_hex(cells)
-    if not keeps_recorded_status(prior.get(row.key), sha, cells_sha):
+    if not keeps_recorded_status(prior.recorded(row.key), sha, cells_sha):
         write.bodies.append((cells_sha, cells))
         write.updates.append(
             StatusUpdate(row.key, row.external_id, "skipped", sha, run_id, row.line, cells_sha256=cells_sha)

@@ -104,6 +104,11 @@ class PriorRows:
         found = self._rows.get(key)
         return None if found is None else PriorRow(*found)
 
+    def recorded(self, key: str) -> tuple[str, str | None, str | None] | None:
+        """(state, body_sha256, cells_sha256) earlier runs left for this key, or None: without a PriorRow each."""
+        found = self._rows.get(key)
+        return None if found is None else (found[2], found[3], found[8] if len(found) > 8 else None)
+
     def delivered_sha256(self, key: str) -> str | None:
         """The SHA-256 of the body delivered for this key in an earlier run, if one was."""
         found = self._rows.get(key)

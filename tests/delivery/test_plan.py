@@ -56,11 +56,12 @@ def test_a_row_that_failed_or_was_invalid_before_is_sent(state: str) -> None:
 
 
 def test_a_skipped_row_keeps_its_status_only_when_body_and_cells_are_those_recorded() -> None:
-    recorded = prior("delivered", SHA, SHA, cells_sha256="c1").get(KEY)
+    recorded = prior("delivered", SHA, SHA, cells_sha256="c1").recorded(KEY)
     assert keeps_recorded_status(recorded, SHA, "c1")
     assert not keeps_recorded_status(recorded, SHA, "c2")
     assert not keeps_recorded_status(recorded, OTHER, "c1")
-    assert not keeps_recorded_status(prior("ambiguous", SHA, SHA, cells_sha256="c1").get(KEY), SHA, "c1")
+    assert not keeps_recorded_status(prior("ambiguous", SHA, SHA, cells_sha256="c1").recorded(KEY), SHA, "c1")
+    assert not keeps_recorded_status(prior("delivered", SHA, SHA).recorded(KEY), SHA, "c1")  # no cells recorded
     assert not keeps_recorded_status(None, SHA, "c1")
 
 
