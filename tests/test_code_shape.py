@@ -51,3 +51,16 @@ def test_sql_lives_in_the_ledger_package() -> None:
         if path.relative_to(PACKAGE).parts[0] != "ledger" and _SQL.search(path.read_text(encoding="utf-8"))
     }
     assert holding_sql <= SQL_NOT_YET_MOVED, holding_sql - SQL_NOT_YET_MOVED
+
+
+def test_the_readmes_layout_table_names_every_stage_module() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `pipeline/(\w+)/` \|[^|]*\|(.*)\|$", readme, re.M)}
+    stages = [p for p in sorted(PACKAGE.iterdir()) if (p / "__init__.py").is_file() and p.name not in ("cli", "tools")]
+    unnamed = [
+        f"{stage.name}/{module.name}"
+        for stage in stages
+        for module in sorted(stage.glob("_*.py"))
+        if module.name != "__init__.py" and f"`{module.name}`" not in rows.get(stage.name, "")
+    ]
+    assert len(rows) >= len(stages) and unnamed == [], "name each module in the README's layout table"
