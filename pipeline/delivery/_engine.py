@@ -32,7 +32,7 @@ from ..protocol import EXISTS_STATUS, CWSAuth
 from ._circuit_breaker import CircuitBreaker
 from ._concurrency import ConcurrencyLimiter, FixedLimit, answer_kind
 from ._config import RunConfig
-from ._exchange import Exchange, exchange, parse_retry_after
+from ._exchange import Exchange, exchange
 from ._lookup import holds_body, judge_lookup
 from ._messages import reason_text, server_message
 from ._outcome import RowOutcome, known_outcome
@@ -364,7 +364,7 @@ class Delivery:
             slot.done("failed")
             raise
         rtt = time.perf_counter() - sent
-        retry_after = parse_retry_after(answer.header("Retry-After"))
+        retry_after = answer.retry_after
         pause = min(retry_after, self._retry_after_cap) if retry_after and retry_after > 0 else None
         slot.done(answer_kind(answer.status, pause), pause, rtt)
         return answer

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import email.utils
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
 from ..protocol import CWSAuth, Verification
 from ._transport import Answer, NoAnswer, Transport
 
-__all__ = ["Exchange", "Gate", "Reached", "exchange", "parse_retry_after"]
+__all__ = ["Exchange", "Gate", "Reached", "exchange"]
 
 Reached = Literal["no", "maybe", "yes"]
 
@@ -101,27 +98,7 @@ def exchange(
         response_body=answer.body,
         response_authorization=response_authorization,
         verification=verification,
-        retry_after=parse_retry_after(answer.header("Retry-After")),
+        retry_after=answer.retry_after,
         elapsed_ms=(signed - started + round_trip + time.perf_counter() - answered) * 1000,
         round_trip_ms=round_trip * 1000,
     )
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None when absent or unusable."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - datetime.now(UTC)).total_seconds()

@@ -21,12 +21,16 @@ CPU per request; every row pays it, so the engine calls `send` and library users
 
 from __future__ import annotations
 
+import email.utils
+import math
 import re
 import ssl
 import threading
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol
@@ -40,7 +44,16 @@ from .._version import __version__
 from ..protocol import RAW_BODY
 from ._network import CWSNetworkBackend, within
 
-__all__ = ["DEFAULT_MAX_ANSWER_BYTES", "Answer", "CWSTransport", "Landed", "NoAnswer", "Transport", "tls_context"]
+__all__ = [
+    "DEFAULT_MAX_ANSWER_BYTES",
+    "Answer",
+    "CWSTransport",
+    "Landed",
+    "NoAnswer",
+    "Transport",
+    "parse_retry_after",
+    "tls_context",
+]
 
 Landed = Literal["no", "maybe"]
 
@@ -87,6 +100,11 @@ class Answer:
         wanted = name.lower().encode("ascii")
         values = [v.decode("latin-1") for k, v in self.headers if k.lower() == wanted]
         return ", ".join(values) if values else None
+
+    @cached_property
+    def retry_after(self) -> float | None:
+        """Seconds the answer's Retry-After asks to wait (delta-seconds or HTTP date); None when absent or unusable."""
+        return parse_retry_after(self.header("Retry-After"))
 
 
 class Transport(Protocol):
@@ -368,3 +386,23 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, _TooLarge):
         return str(exc)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None when absent or unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()

@@ -8,6 +8,7 @@ on a stale keep-alive connection, proxies from the environment, one error that s
 from __future__ import annotations
 
 import datetime
+import email.utils
 import gzip
 import ipaddress
 import ssl
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from pipeline.delivery._transport import CWSTransport, NoAnswer
+from pipeline.delivery._transport import Answer, CWSTransport, NoAnswer
 from pipeline.protocol import AuthorizationHeader, CWSAuth, Keyring, verification_of
 
 from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair
@@ -378,3 +379,19 @@ def test_a_proxy_that_is_not_http_is_refused_in_one_line(monkeypatch: pytest.Mon
     with CWSTransport(timeout=5) as transport, pytest.raises(Exception, match="not an http or https proxy") as bad:
         transport.proxy_for("https://coremr.example.org")
     assert "secret" not in str(bad.value) and "\n" not in str(bad.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(b"3", 3.0), (b" 0.5 ", 0.5), (b"inf", None), (b"nan", None), (b"soon", None), (None, None)],
+)
+def test_an_answers_retry_after_is_read_as_seconds_or_none(value: bytes | None, seconds: float | None) -> None:
+    headers = [] if value is None else [(b"Retry-After", value)]
+    assert Answer(429, headers, b"").retry_after == seconds
+
+
+def test_a_retry_after_given_as_an_http_date_is_the_seconds_until_then() -> None:
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=120)
+    when = email.utils.format_datetime(later, usegmt=True).encode()
+    waited = Answer(503, [(b"Retry-After", when)], b"").retry_after
+    assert waited is not None and 100 < waited <= 120
