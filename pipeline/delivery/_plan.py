@@ -28,7 +28,6 @@ Plan = Literal[
     "invalid", "excluded", "duplicate", "skipped", "changed", "rejected_again", "send", "settle", "stopped"
 ]  # fmt: skip
 # A request was recorded as leaving, or may have landed, and no verified answer settled it.
-Recorded = tuple[str, str | None, str | None]  # a row's state, body and cells SHA-256 (PriorRows.recorded)
 DOUBTFUL = ("sending", "ambiguous", "unverified")
 _REJECTED_AGAIN = re.compile(r"rejected earlier with the same body \(run (\d+)\): ")
 
