@@ -51,20 +51,15 @@ def sending_entries(site: Site) -> int:
         db.close()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
-def test_resume_after_kill_creates_no_duplicates_and_loses_no_row(site: Site, seed: int) -> None:
-    rng = random.Random(seed)
-    site.server.latency_s = 0.003  # requests in flight when the kill lands
-    site.write_config(concurrency=8)
-    csv = site.write_csv(booking_rows(ROWS))
-    kills = 0
-    sent = 0
-    for _ in range(4):
-        # Seeded moments, counted in requests recorded as leaving rather than in seconds: a loaded
-        # machine slows the run down, not the test's aim. A little seeded jitter lands kills between
-        # the "sending" record, the request and its outcome.
-        sent += rng.randint(40, 110)
+def kill_at_seeded_moments(site: Site, csv: object, rng: random.Random, times: int, low: int, high: int) -> int:
+    """Start runs and SIGKILL each after LOW to HIGH more requests were recorded as leaving; return the kills.
+
+    Moments are counted in "sending" entries rather than seconds (a loaded machine slows the run, not the
+    test's aim), with a little seeded jitter so that kills land between the record, the request and its outcome.
+    """
+    kills, sent = 0, sending_entries(site)
+    for _ in range(times):
+        sent += rng.randint(low, high)
         proc = start_run(site, csv)
         while proc.poll() is None and sending_entries(site) < sent:
             time.sleep(0.002)
@@ -75,12 +70,29 @@ def test_resume_after_kill_creates_no_duplicates_and_loses_no_row(site: Site, se
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         kills += 1
-    for _ in range(3):  # finish the job: a run that exits 0 has every row delivered or skipped
+    return kills
+
+
+def finish(site: Site, csv: object) -> tuple[subprocess.Popen[bytes], bytes, bytes]:
+    """Run again (at most three times) until a run exits 0: every row delivered or skipped."""
+    for _ in range(3):
         proc = start_run(site, csv)
         out, err = proc.communicate(timeout=120)
         assert b"Traceback" not in err, err.decode()
         if proc.returncode == 0:
             break
+    return proc, out, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_resume_after_kill_creates_no_duplicates_and_loses_no_row(site: Site, seed: int) -> None:
+    rng = random.Random(seed)
+    site.server.latency_s = 0.003  # requests in flight when the kill lands
+    site.write_config(concurrency=8)
+    csv = site.write_csv(booking_rows(ROWS))
+    kills = kill_at_seeded_moments(site, csv, rng, times=4, low=40, high=110)
+    proc, out, err = finish(site, csv)
     assert proc.returncode == 0, (out + err).decode()
 
     creates = site.server.counters().creates
@@ -92,7 +104,7 @@ def test_resume_after_kill_creates_no_duplicates_and_loses_no_row(site: Site, se
         finals = list(ledger.row_states(latest))
         killed = sum(run.status == "killed" for run in ledger.runs())  # recorded by the run that found it
     assert kills >= 1 and killed >= 1, "no kill landed mid-run: the test proved nothing"
-    assert sorted(e.key for e in finals) == sorted(f"P{i:06d}/B{i:06d}" for i in range(1, ROWS + 1))
+    assert sorted(e.key or "" for e in finals) == sorted(f"P{i:06d}/B{i:06d}" for i in range(1, ROWS + 1))
     assert {e.state for e in finals} <= {"delivered", "skipped"}
 
 
@@ -117,25 +129,8 @@ def test_kills_inside_the_multi_step_flow_never_create_a_second_patient_or_booki
     csv = site.write_csv(rows, "night2.csv")
     site.server.latency_s = 0.003  # requests in flight when the kill lands
     site.write_config(concurrency=8)
-    kills, sent = 0, sending_entries(site)
-    for _ in range(5):
-        sent += rng.randint(30, 90)  # seeded moments, counted in requests recorded as leaving
-        proc = start_run(site, csv)
-        while proc.poll() is None and sending_entries(site) < sent:
-            time.sleep(0.002)
-        time.sleep(rng.uniform(0, 0.01))
-        if proc.poll() is not None:
-            proc.communicate()
-            break
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        kills += 1
-    for _ in range(3):
-        proc = start_run(site, csv)
-        out, err = proc.communicate(timeout=120)
-        assert b"Traceback" not in err, err.decode()
-        if proc.returncode == 0:
-            break
+    kills = kill_at_seeded_moments(site, csv, rng, times=5, low=30, high=90)
+    proc, out, err = finish(site, csv)
     assert proc.returncode == 0, (out + err).decode()
 
     counters = site.server.counters()

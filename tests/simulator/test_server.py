@@ -22,19 +22,9 @@ from pipeline.cli import cli
 from pipeline.simulator._server import COUNTERS_PATH, CWSServer, Fault, ServerCounters, fetch_counters
 
 from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair
+from .examples import WALKTHROUGH
 
-PATIENT: dict[str, Any] = {
-    "external_id": "FakeExternalID",
-    "facility": 10000,
-    "agency": 2,
-    "billing_agency": 1,
-    "fname": "First",
-    "lname": "Name",
-    "dob": "2000-04-12 10:00:00.000",
-    "sex": "M",
-    "booking_no": "EthanBooking14",
-    "booking_date": "2023-04-07 10:00:00.000",
-}
+PATIENT: dict[str, Any] = {**WALKTHROUGH, "booking_date": "2023-04-07 10:00:00.000"}  # 3 fractional digits
 
 
 def patient(external_id: str = "FakeExternalID", **changes: Any) -> dict[str, Any]:
