@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pipeline.delivery._circuit_breaker import CircuitBreaker
 from pipeline.delivery._concurrency import AdaptiveLimit, ConcurrencyLimiter, FixedLimit, answer_kind
 from pipeline.delivery._config import RunConfig
+from pipeline.delivery._dispatch import Dispatcher, Tally, workers_for
 from pipeline.delivery._engine import Delivery, RowOutcome
 from pipeline.delivery._retry import RunStop
 from pipeline.delivery._transport import Answer
@@ -152,3 +154,42 @@ def test_429s_halve_the_adaptive_limit_and_pause_sending_for_retry_after_capped(
     clock.now += 2.0  # ... of retry_after_cap, not the 600 s asked
     waiter.join(timeout=20)
     assert got and got[0] is not None
+
+
+def test_while_every_place_is_taken_a_spare_worker_has_the_next_request_signed(
+    make_limited: Callable[..., Limited], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = ConcurrencyLimiter(FixedLimit(2))
+    limited = make_limited(limiter, 201)
+    release = threading.Event()
+    answer = limited.fake.send
+    on_the_wire: list[bytes] = []
+
+    def held(method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None) -> Answer:
+        on_the_wire.append(body)
+        release.wait(20)
+        return answer(method, url, body, headers)
+
+    limited.fake.send = held  # type: ignore[method-assign]
+    signed: list[bytes] = []
+    sign = CWSAuth.authorization_for
+    monkeypatch.setattr(CWSAuth, "authorization_for", lambda auth, body: signed.append(body) or sign(auth, body))
+    rows = [row(f"P{i}", line=2 + i) for i in range(6)]
+    tally = Tally()
+    dispatcher = Dispatcher(limited.delivery, limited.stop, 2, tally, limiter=limiter)
+    runner = threading.Thread(target=dispatcher.run, args=(iter([rows]),))
+    runner.start()
+    try:
+        waited = 0.0
+        while len(signed) < 3 and waited < 20:
+            time.sleep(0.01)
+            waited += 0.01
+        # Both places are taken and held; a third request is already signed, waiting for one of them.
+        assert limiter.in_flight == 2 and len(on_the_wire) == 2 and len(signed) == 3
+    finally:
+        release.set()
+        runner.join(timeout=30)
+    assert sum(tally.counts.values()) == 6 and len(limited.fake.requests) == 6
+    assert limiter.peak == 2  # the spare worker never adds a request in flight
+    assert workers_for(32, limited=True) == 36 and workers_for(1, limited=True) == 2
+    assert workers_for(32, limited=False) == 32  # with no limiter, every worker sends: no spares
