@@ -284,8 +284,10 @@ class ConcurrencyLimiter:
             before = self.limit.allowed
             if rtt is None:
                 rtt = self._clock() - slot.started
-            pause = self.limit.observe(answer, rtt, self._in_flight, retry_after, slot.epoch)
-            self._in_flight -= 1
+            try:
+                pause = self.limit.observe(answer, rtt, self._in_flight, retry_after, slot.epoch)
+            finally:  # a place taken and never given back would leave every other thread waiting for ever
+                self._in_flight -= 1
             if pause:
                 self._paused_until = max(self._paused_until, self._clock() + pause)
             allowed = self.limit.allowed

@@ -255,6 +255,23 @@ def test_the_limiter_never_lets_more_than_the_limit_through() -> None:
     assert got and got[0] is not None and limiter.in_flight == 2
 
 
+class _BrokenLimit(FixedLimit):
+    """A limit whose bookkeeping fails on an answer (a bug, say)."""
+
+    def observe(self, *args: object, **kwargs: object) -> float | None:
+        raise RuntimeError("bookkeeping failed")
+
+
+def test_a_failure_while_counting_an_answer_still_frees_its_place() -> None:
+    limiter = ConcurrencyLimiter(_BrokenLimit(1))
+    held = limiter.slot()
+    assert held is not None
+    with pytest.raises(RuntimeError, match="bookkeeping failed"):  # loud, for the run to stop on ...
+        held.done("ok")
+    assert limiter.in_flight == 0  # ... and not a place lost, with every other thread waiting for ever
+    assert limiter.slot(threading.Event()) is not None
+
+
 def test_a_stop_releases_every_waiting_thread_at_once() -> None:
     limiter = ConcurrencyLimiter(FixedLimit(1))
     held = limiter.slot()
