@@ -10,7 +10,8 @@ Per round (one limit's worth of answers to requests sent under the current limit
 503, or any Retry-After) halves the limit and pauses new requests for what Retry-After asks; latency
 above HIGH x base_rtt shrinks the limit toward where it would be TARGET x base_rtt; latency below LOW x
 base_rtt grows it, by a tenth (at least one) a round. Slow start, as Vegas does before its first sign
-of queueing, doubles the limit each round. Growth needs the limit to be used: a client that cannot
+of queueing, doubles the limit each round, from INITIAL; the first round (its requests all left at
+once) sets base_rtt and is judged against it at once. Growth needs the limit to be used: a client that cannot
 fill it learns nothing by raising it. The bounds are chosen for a nurse's CorEMR: a queue in the
 server of a sixth to a half of its capacity (so its p95 stays within about twice its unloaded time),
 and never idle capacity when answers stay as fast as unloaded.
@@ -45,6 +46,7 @@ from typing import Literal
 
 __all__ = [
     "THROTTLE_STATUSES",
+    "INITIAL",
     "AdaptiveLimit",
     "AnswerKind",
     "ConcurrencyLimiter",
@@ -66,6 +68,8 @@ PROBE_ROUNDS = 100
 LEAST_FOR_LATENCY = 2.0  # latency alone never cuts the limit below 2: one request waiting keeps a CorEMR that
 # serves one at a time busy (a throttle still halves it, down to 1)
 MIN_ROUND = 4  # answers per round at least, so one slow answer cannot move the limit
+INITIAL = 4  # the limit a run starts at; 8 overflows the waiting room of a CorEMR serving 2 at once (twice
+# its capacity, in the model): 1.5% of a bulk load's requests throttled, against none from 4
 _SAFETY_NET = 0.5  # seconds a waiting thread sleeps at most before it looks again (no notification is lost)
 # "Slow down": 429 Too Many Requests and 503 Service Unavailable (any answer with a Retry-After says so too).
 THROTTLE_STATUSES = frozenset({429, 503})
@@ -94,7 +98,7 @@ class AdaptiveLimit:
     Pure so that its decisions can be tested on scripted answer sequences.
     """
 
-    def __init__(self, ceiling: int, initial: int = 4) -> None:
+    def __init__(self, ceiling: int, initial: int = INITIAL) -> None:
         self.ceiling = max(1, ceiling)
         self.limit = float(min(self.ceiling, max(1, initial)))
         self.base_rtt: float | None = None
@@ -135,7 +139,7 @@ class AdaptiveLimit:
         limit = max(1, int(self.limit))
         if probe:  # enough answers at half the limit for the queue the full limit made to drain first
             return limit + max(1, limit // 2)
-        if self.slow_start:
+        if self.slow_start and self.base_rtt is not None:
             # Half the limit left the moment it doubled: their answers, one round trip later, say whether it
             # queues. Waiting for the whole limit would take two round trips per doubling.
             return max(MIN_ROUND, limit // 2)
@@ -172,11 +176,13 @@ class AdaptiveLimit:
         # luck; yet when the first round already queues (a CorEMR serving 2 at once), a quarter did not.
         rtts = sorted(r.rtts)
         rtt, low = statistics.median(rtts), rtts[(len(rtts) - 1) // 4]
-        if r.probe or self.base_rtt is None:
-            self.base_rtt = low  # measured afresh: the queue drained, or this is the first round
+        if r.probe:
+            self.base_rtt = low  # measured afresh: the queue the full limit made has drained
             self.last = "probe"
             return None
-        self.base_rtt = min(self.base_rtt, low)
+        # The first round measures the unloaded latency and is judged against it at once: its spread says
+        # whether it queued (a CorEMR serving 4 at once answers 8 in two waves: a median 1.5 x its lowest).
+        self.base_rtt = low if self.base_rtt is None else min(self.base_rtt, low)
         ratio = rtt / self.base_rtt
         used = r.busiest * 2 >= int(self.limit)
         if ratio > HIGH:

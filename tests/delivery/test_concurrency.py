@@ -25,9 +25,8 @@ def feed_round(limit: AdaptiveLimit, rtt: float, *, in_flight: int | None = None
 
 def test_slow_start_doubles_the_limit_each_round_while_answers_stay_fast() -> None:
     limit = AdaptiveLimit(ceiling=64, initial=8)
-    assert feed_round(limit, BASE) == "probe"  # the first round only measures the unloaded latency
     seen = [limit.allowed]
-    for _ in range(3):
+    for _ in range(3):  # the first round too: it measures the unloaded latency and is judged against it
         assert feed_round(limit, BASE) == "slow_start"
         seen.append(limit.allowed)
     assert not limit.slow_start  # at the ceiling: nothing left to find by doubling
@@ -36,27 +35,38 @@ def test_slow_start_doubles_the_limit_each_round_while_answers_stay_fast() -> No
 
 
 def test_slow_start_rounds_are_half_a_limit_so_a_doubling_takes_one_round_trip() -> None:
-    limit = AdaptiveLimit(ceiling=128, initial=32)
-    feed_round(limit, BASE)
-    answers = 0
-    while limit.last != "slow_start":
-        limit.observe("ok", BASE, limit.allowed)
-        answers += 1
-    assert answers == 16 and limit.allowed == 64  # the 16 of 32 sent when the limit doubled
+    limit = AdaptiveLimit(ceiling=256, initial=32)
+
+    def answers_to_a_decision() -> int:
+        rounds, answers = limit.rounds, 0
+        while limit.rounds == rounds:
+            limit.observe("ok", BASE, limit.allowed)
+            answers += 1
+        return answers
+
+    assert answers_to_a_decision() == 32 and limit.allowed == 64  # the first round: all 32 left at once
+    assert answers_to_a_decision() == 32 and limit.allowed == 128  # then the 32 of 64 sent when it doubled
 
 
 def test_slow_start_ends_without_a_shrink_when_half_a_round_shows_a_queue_starting() -> None:
     limit = AdaptiveLimit(ceiling=128, initial=16)
-    feed_round(limit, BASE)
     assert feed_round(limit, BASE) == "slow_start" and limit.allowed == 32
     assert feed_round(limit, BASE * 1.3) == "hold"  # above TARGET, below HIGH: the start of a queue
     assert not limit.slow_start and limit.allowed == 32
     assert feed_round(limit, BASE) == "grow" and limit.allowed == 35  # then by a tenth, not by doubling
 
 
+def test_a_first_round_that_queued_ends_slow_start_without_doubling() -> None:
+    limit = AdaptiveLimit(ceiling=64, initial=4)
+    for rtt in (BASE, BASE, 2 * BASE, 2 * BASE):  # a CorEMR serving 2 at once answers the 4 sent together in two waves
+        limit.observe("ok", rtt, 4)
+    assert limit.rounds == 1 and limit.base_rtt == BASE
+    assert limit.last in ("hold", "shrink") and limit.allowed <= 4 and not limit.slow_start  # never doubled
+
+
 def test_a_429_storm_halves_the_limit_each_round_down_to_one_and_pauses_for_retry_after() -> None:
-    limit = AdaptiveLimit(ceiling=64, initial=32)
-    feed_round(limit, BASE)
+    limit = AdaptiveLimit(ceiling=32, initial=32)
+    assert feed_round(limit, BASE) == "slow_start" and limit.allowed == 32  # at the ceiling already
     seen = []
     for _ in range(8):
         rounds = limit.rounds
@@ -70,8 +80,8 @@ def test_a_429_storm_halves_the_limit_each_round_down_to_one_and_pauses_for_retr
 
 
 def test_latency_rising_above_the_unloaded_level_shrinks_the_limit_towards_the_servers_capacity() -> None:
-    limit = AdaptiveLimit(ceiling=64, initial=32)
-    feed_round(limit, BASE)
+    limit = AdaptiveLimit(ceiling=32, initial=32)
+    feed_round(limit, BASE)  # the unloaded latency measured; at the ceiling already
     # CorEMR can now serve 16 at once: with 32 in flight each answer waits for one ahead of it.
     assert feed_round(limit, BASE * 32 / 16) == "shrink"
     assert limit.allowed == 24 and not limit.slow_start  # a quarter at most a round: it may be a busy moment
@@ -82,7 +92,7 @@ def test_latency_rising_above_the_unloaded_level_shrinks_the_limit_towards_the_s
 
 
 def test_latency_alone_never_cuts_the_limit_below_two_a_throttle_does() -> None:
-    limit = AdaptiveLimit(ceiling=8, initial=4)
+    limit = AdaptiveLimit(ceiling=4, initial=4)
     feed_round(limit, BASE)
     # A CorEMR serving one at a time: each answer waits for the one ahead of it.
     for _ in range(6):
@@ -95,7 +105,7 @@ def test_latency_alone_never_cuts_the_limit_below_two_a_throttle_does() -> None:
 
 
 def test_after_a_storm_the_limit_grows_back_by_one_a_round_not_by_doubling() -> None:
-    limit = AdaptiveLimit(ceiling=64, initial=16)
+    limit = AdaptiveLimit(ceiling=16, initial=16)
     feed_round(limit, BASE)
     limit.observe("throttled", 0.001, 16, retry_after=None)
     while limit.last != "throttled":
@@ -110,8 +120,7 @@ def test_after_a_storm_the_limit_grows_back_by_one_a_round_not_by_doubling() -> 
 
 def test_a_limit_the_client_does_not_fill_does_not_grow() -> None:
     limit = AdaptiveLimit(ceiling=64, initial=8)
-    feed_round(limit, BASE)
-    for _ in range(5):
+    for _ in range(5):  # the first round included
         assert feed_round(limit, BASE, in_flight=2) == "idle"
     assert limit.allowed == 8
 
