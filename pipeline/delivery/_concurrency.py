@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
-    "THROTTLE_STATUSES",
     "INITIAL",
+    "THROTTLE_STATUSES",
     "AdaptiveLimit",
     "AnswerKind",
     "ConcurrencyLimiter",
