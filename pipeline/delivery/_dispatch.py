@@ -38,8 +38,12 @@ _SPARE_SHARE = 8
 
 
 def workers_for(concurrency: int, limited: bool) -> int:
-    """Pool size for a ceiling: with a limiter, an eighth more (one at least) waiting signed; without, the ceiling."""
-    return concurrency + (max(1, -(-concurrency // _SPARE_SHARE)) if limited else 0)
+    """Pool size for a ceiling: with a limiter, an eighth more (one at least) waiting signed; without, the ceiling.
+
+    A ceiling of 1 gets no spare: one request at a time goes in the file's order, and a spare worker
+    could take the place before the row ahead of it.
+    """
+    return concurrency + (max(1, -(-concurrency // _SPARE_SHARE)) if limited and concurrency > 1 else 0)
 
 
 class Tally:

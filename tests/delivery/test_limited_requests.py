@@ -36,9 +36,11 @@ class ThrottlingCorEMR:
     status: int
     headers: tuple[tuple[str, str], ...] = ()
     requests: list[tuple[str, str]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
 
     def send(self, method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None) -> Answer:
         self.requests.append((method, url))
+        self.bodies.append(body)
         raw = json.dumps({"external_id": "P1"} if method == "GET" else {"error": "busy"}).encode()
         signature = str(AuthorizationHeader.for_body(raw, self.key, SERVER_ACCESS)).encode()
         fields = [(b"Authorization", signature), *((k.encode(), v.encode()) for k, v in self.headers)]
@@ -191,5 +193,15 @@ def test_while_every_place_is_taken_a_spare_worker_has_the_next_request_signed(
         runner.join(timeout=30)
     assert sum(tally.counts.values()) == 6 and len(limited.fake.requests) == 6
     assert limiter.peak == 2  # the spare worker never adds a request in flight
-    assert workers_for(32, limited=True) == 36 and workers_for(1, limited=True) == 2
+    assert workers_for(32, limited=True) == 36 and workers_for(2, limited=True) == 3
+    assert workers_for(1, limited=True) == 1  # one at a time stays in the file's order
     assert workers_for(32, limited=False) == 32  # with no limiter, every worker sends: no spares
+
+
+def test_one_at_a_time_sends_the_rows_in_the_files_order(make_limited: Callable[..., Limited]) -> None:
+    limiter = ConcurrencyLimiter(AdaptiveLimit(ceiling=1, initial=1))
+    limited = make_limited(limiter, 201)
+    rows = [row(f"P{i}", line=2 + i) for i in range(24)]
+    Dispatcher(limited.delivery, limited.stop, 1, Tally(), limiter=limiter).run(iter([rows]))
+    sent = [json.loads(body)["external_id"] for body in limited.fake.bodies]
+    assert sent == [f"P{i}" for i in range(24)]
