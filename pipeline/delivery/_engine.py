@@ -39,7 +39,7 @@ from ._outcome import RowOutcome, known_outcome
 from ._plan import Plan, Rebookings, plan, updated_reason
 from ._quiet import quiet_records
 from ._records import exchange_record, final_records, intent_record
-from ._retry import RunStop, TransientFailure, retrying
+from ._retry import RunStop, TransientFailure, capped_retry_after, retrying
 from ._steps import Doubt, judge_answer
 from ._target import Booking, Target
 from ._transport import Answer, Transport
@@ -364,8 +364,7 @@ class Delivery:
             slot.done("failed")
             raise
         rtt = time.perf_counter() - sent
-        retry_after = answer.retry_after
-        pause = min(retry_after, self._retry_after_cap) if retry_after and retry_after > 0 else None
+        pause = capped_retry_after(answer.retry_after, self._retry_after_cap)
         slot.done(answer_kind(answer.status, pause), pause, rtt)
         return answer
 

@@ -21,7 +21,14 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-__all__ = ["RETRYABLE_STATUSES", "RunStop", "TransientFailure", "retrying", "wait_retry_after_or_backoff"]
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "RunStop",
+    "TransientFailure",
+    "capped_retry_after",
+    "retrying",
+    "wait_retry_after_or_backoff",
+]
 
 # 429 and the gateway/server errors that mean "not processed, try later"; any other 4xx is final.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -68,6 +75,11 @@ class RunStop:
         self.event.wait(seconds)
 
 
+def capped_retry_after(retry_after: float | None, cap: float) -> float | None:
+    """The wait a Retry-After asks for, at most CAP; None when it asks for none (absent, 0 or negative)."""
+    return min(retry_after, cap) if retry_after is not None and retry_after > 0 else None
+
+
 class wait_retry_after_or_backoff(wait_base):  # lower case, like tenacity's own strategies
     """Wait what the server's Retry-After asks (capped; 0 or negative ignored), else exponential jitter."""
 
@@ -78,9 +90,8 @@ class wait_retry_after_or_backoff(wait_base):  # lower case, like tenacity's own
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         failure = outcome.exception() if outcome is not None else None
-        if isinstance(failure, TransientFailure) and failure.retry_after is not None and failure.retry_after > 0:
-            return min(failure.retry_after, self._cap)
-        return float(self._backoff(retry_state))
+        asked = capped_retry_after(failure.retry_after, self._cap) if isinstance(failure, TransientFailure) else None
+        return asked if asked is not None else float(self._backoff(retry_state))
 
 
 def retrying(
