@@ -37,13 +37,13 @@ _NEEDS_REQUEST: tuple[Plan, ...] = ("send", "settle")
 _SPARE_SHARE = 8
 
 
-def workers_for(concurrency: int, limited: bool) -> int:
-    """Pool size for a ceiling: with a limiter, an eighth more (one at least) waiting signed; without, the ceiling.
+def workers_for(ceiling: int) -> int:
+    """Pool size for a limiter's ceiling: an eighth more (one at least), which wait with a request signed.
 
     A ceiling of 1 gets no spare: one request at a time goes in the file's order, and a spare worker
     could take the place before the row ahead of it.
     """
-    return concurrency + (max(1, -(-concurrency // _SPARE_SHARE)) if limited and concurrency > 1 else 0)
+    return ceiling + (max(1, -(-ceiling // _SPARE_SHARE)) if ceiling > 1 else 0)
 
 
 class Tally:
@@ -89,14 +89,12 @@ class Dispatcher:
         self,
         delivery: Delivery,
         stop: RunStop,
-        concurrency: int,
+        limiter: ConcurrencyLimiter,
         tally: Tally,
         on_total: Callable[[int], None] | None = None,
-        limiter: ConcurrencyLimiter | None = None,
     ) -> None:
-        self._delivery = delivery
+        self._delivery = delivery  # its requests wait for a place from LIMITER
         self._stop = stop
-        self._concurrency = concurrency
         self._tally = tally
         self._on_total = on_total
         self._limiter = limiter
@@ -107,8 +105,7 @@ class Dispatcher:
 
     def run(self, chunks: Iterator[list[MappedRow]]) -> None:
         """Deliver every row of every chunk; on any exception (Ctrl-C included) stop the run, then re-raise."""
-        workers = workers_for(self._concurrency, self._limiter is not None)
-        with ThreadPoolExecutor(workers, thread_name_prefix="deliver") as pool:
+        with ThreadPoolExecutor(workers_for(self._limiter.limit.ceiling), thread_name_prefix="deliver") as pool:
             try:
                 while (requests := self._next_chunk(chunks)) is not None:
                     self._dispatch(pool, requests)
@@ -158,8 +155,7 @@ class Dispatcher:
 
     def _window_size(self) -> int:
         """Rows whose intents share one commit: twice the requests allowed in flight now (32 at least)."""
-        allowed = self._limiter.limit.allowed if self._limiter is not None else self._concurrency
-        return max(_MIN_INTENT_WINDOW, 2 * allowed)
+        return max(_MIN_INTENT_WINDOW, 2 * self._limiter.limit.allowed)
 
     def _send_window(self, pool: ThreadPoolExecutor) -> None:
         """Record the window's intents in one durable commit, then hand its rows to the workers."""

@@ -152,7 +152,7 @@ def run_bookings(
                                 breaker=breaker, sleep=sleep, limiter=limiter,
                                 target=Target.of(setup.mapping, config.base_url))  # fmt: skip
             with watch or contextlib.nullcontext():
-                Dispatcher(delivery, stop, config.concurrency, tally, on_total, limiter).run(setup.chunks)
+                Dispatcher(delivery, stop, limiter, tally, on_total).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
             failure = exc
         result.concurrency, result.adaptive = settled_limit(limiter.limit), config.adaptive

@@ -178,7 +178,7 @@ def test_while_every_place_is_taken_a_spare_worker_has_the_next_request_signed(
     monkeypatch.setattr(CWSAuth, "authorization_for", lambda auth, body: signed.append(body) or sign(auth, body))
     rows = [row(f"P{i}", line=2 + i) for i in range(6)]
     tally = Tally()
-    dispatcher = Dispatcher(limited.delivery, limited.stop, 2, tally, limiter=limiter)
+    dispatcher = Dispatcher(limited.delivery, limited.stop, limiter, tally)
     runner = threading.Thread(target=dispatcher.run, args=(iter([rows]),))
     runner.start()
     try:
@@ -193,15 +193,14 @@ def test_while_every_place_is_taken_a_spare_worker_has_the_next_request_signed(
         runner.join(timeout=30)
     assert sum(tally.counts.values()) == 6 and len(limited.fake.requests) == 6
     assert limiter.peak == 2  # the spare worker never adds a request in flight
-    assert workers_for(32, limited=True) == 36 and workers_for(2, limited=True) == 3
-    assert workers_for(1, limited=True) == 1  # one at a time stays in the file's order
-    assert workers_for(32, limited=False) == 32  # with no limiter, every worker sends: no spares
+    assert workers_for(32) == 36 and workers_for(2) == 3
+    assert workers_for(1) == 1  # one at a time stays in the file's order
 
 
 def test_one_at_a_time_sends_the_rows_in_the_files_order(make_limited: Callable[..., Limited]) -> None:
     limiter = ConcurrencyLimiter(AdaptiveLimit(ceiling=1, initial=1))
     limited = make_limited(limiter, 201)
     rows = [row(f"P{i}", line=2 + i) for i in range(24)]
-    Dispatcher(limited.delivery, limited.stop, 1, Tally(), limiter=limiter).run(iter([rows]))
+    Dispatcher(limited.delivery, limited.stop, limiter, Tally()).run(iter([rows]))
     sent = [json.loads(body)["external_id"] for body in limited.fake.bodies]
     assert sent == [f"P{i}" for i in range(24)]
