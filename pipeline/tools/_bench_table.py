@@ -58,18 +58,14 @@ def bench_table(report: BenchReport) -> Table:
             f"{b.rows_per_second:,.1f} rows/s",
             f"run is {b.speedup:g} × faster",
         )
-    load = ", ".join(f"{x:g}" for x in m.load_average) or "unknown"
+    load = _load(m.load_average)
     table.caption = f"total {report.total_seconds:g} s; load average before {load}; client CPU = {report.cpu_scope}"
     return table
 
 
 def print_bench(report: BenchReport, console: Console | None = None) -> None:
     """Print the table to the terminal (or the given console); 120 columns wide when not a terminal."""
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=120)
-    console.print(bench_table(report))
+    (console or _console(width=120)).print(bench_table(report))
 
 
 def bulk_table(report: BulkReport) -> Table:
@@ -101,7 +97,7 @@ def bulk_table(report: BulkReport) -> Table:
         f"Targets for adaptive at every N: ≥ {TARGET_SHARE:.0%} of capacity (second half), ≤ {TARGET_THROTTLED:.0%}"
         " throttled,"
         f" p95 ≤ {TARGET_P95:g} × M: {verdict}. Total {report.total_seconds:g} s; load average before"
-        f" {', '.join(f'{x:g}' for x in m.load_average) or 'unknown'}.",
+        f" {_load(m.load_average)}.",
     ]
     table.caption = "\n".join(lines)
     return table
@@ -109,8 +105,15 @@ def bulk_table(report: BulkReport) -> Table:
 
 def print_bulk(report: BulkReport, console: Console | None = None) -> None:
     """Print the bulk-load table (150 columns wide when not a terminal)."""
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=150)
-    console.print(bulk_table(report))
+    (console or _console(width=150)).print(bulk_table(report))
+
+
+def _console(width: int) -> Console:
+    """The terminal's console; off a terminal (a file, a pipe) one WIDTH columns wide, so no column is cut."""
+    console = Console()
+    return console if console.is_terminal else Console(width=width)
+
+
+def _load(load_average: list[float]) -> str:
+    """'1.2, 0.9, 0.7': the 1, 5 and 15 minute load averages, or 'unknown' where the system gives none."""
+    return ", ".join(f"{x:g}" for x in load_average) or "unknown"
