@@ -187,11 +187,7 @@ def _limiter(config: RunConfig, on_change: Callable[[int], None] | None) -> Conc
 
 def _lines_after_header(snapshot: Snapshot) -> int:
     """The export's line breaks less the header's: its rows, unless cells hold line breaks or a footer follows."""
-    lines = 0
-    with snapshot.reader() as reader:
-        while block := reader.read(1 << 20):
-            lines += block.count(b"\n")
-    return max(0, lines - 1)
+    return max(0, snapshot.line_breaks - 1)
 
 
 def _set_up(csv_path: Path, mapping_path: Path | str, config: RunConfig) -> _SetUp:

@@ -92,11 +92,13 @@ class ExportBytes:
 
 
 class Snapshot(ExportBytes):
-    """A private copy of an export taken in one read, with the SHA-256 of exactly the bytes copied."""
+    """A private copy of an export taken in one read, with the SHA-256 of exactly the bytes copied and
+    their line breaks (about the rows, for a progress bar's ETA, counted in the same read)."""
 
-    def __init__(self, path: Path, file: BinaryIO, size: int, sha256: str) -> None:
+    def __init__(self, path: Path, file: BinaryIO, size: int, sha256: str, line_breaks: int = 0) -> None:
         super().__init__(path, file, size)
         self.sha256 = sha256
+        self.line_breaks = line_breaks
 
     def __enter__(self) -> Snapshot:
         return self
@@ -131,7 +133,7 @@ def take_snapshot(path: Path | str, *, directory: Path | None = None) -> Snapsho
     copy = _private_copy(path, directory)
     where = directory or tempfile.gettempdir()
     digest = hashlib.sha256()
-    copied = 0
+    copied = line_breaks = 0
     try:
         with path.open("rb") as source:
             before = os.fstat(source.fileno())
@@ -139,6 +141,7 @@ def take_snapshot(path: Path | str, *, directory: Path | None = None) -> Snapsho
                 digest.update(block)
                 _write(path, copy, block, where)
                 copied += len(block)
+                line_breaks += block.count(b"\n")
             after = os.fstat(source.fileno())
         _write(path, copy, b"", where)
     except FileNotFoundError:
@@ -156,7 +159,7 @@ def take_snapshot(path: Path | str, *, directory: Path | None = None) -> Snapsho
             f"{path}: the file changed while it was being read (is the export still being written?);"
             " nothing was sent: run again once the export is complete"
         )
-    return Snapshot(path, copy, copied, digest.hexdigest())
+    return Snapshot(path, copy, copied, digest.hexdigest(), line_breaks)
 
 
 def open_export(path: Path | str) -> ExportBytes:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline import load_config, run_bookings
 from pipeline.ledger._ledger import Ledger
 
 from ..sites import BOOKING_HEADER, Site, booking_rows
@@ -70,3 +71,10 @@ def assert_run_sent_exactly_its_hashed_rows(site: Site, export: Path) -> None:
         rows = len(list(ledger.row_states(run_id)))
     lines = export.read_bytes().split(b"\n")
     assert hashlib.sha256(b"\n".join(lines[: rows + 1]) + b"\n").hexdigest() == source_sha256, counts
+
+
+def test_the_progress_bar_is_told_the_exports_rows_counted_in_the_one_read(site: Site) -> None:
+    export = site.write_csv(booking_rows(7))
+    expected: list[int] = []
+    result = run_bookings(export, site.mapping, load_config(site.write_config()), on_expected=expected.append)
+    assert expected == [7] and result.rows == 7  # 8 line breaks, less the header's
