@@ -15,6 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pipeline.delivery._circuit_breaker import CircuitBreaker
+from pipeline.delivery._concurrency import ConcurrencyLimiter
 from pipeline.delivery._config import RunConfig
 from pipeline.delivery._engine import Delivery, RowOutcome
 from pipeline.delivery._retry import RunStop
@@ -50,6 +51,7 @@ class FakeCorEMR:
     key: rsa.RSAPrivateKey
     script: Script
     access: str = SERVER_ACCESS
+    headers: tuple[tuple[str, str], ...] = ()  # added to every answer (a Retry-After, say)
     requests: list[tuple[str, str, bytes]] = field(default_factory=list)
     seen: threading.Event = field(default_factory=threading.Event)
 
@@ -62,7 +64,8 @@ class FakeCorEMR:
         status, payload = result
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         signature = AuthorizationHeader.for_body(raw, self.key, self.access)
-        return Answer(status, [(b"Authorization", str(signature).encode())], raw)
+        fields = [(b"Authorization", str(signature).encode()), *((k.encode(), v.encode()) for k, v in self.headers)]
+        return Answer(status, fields, raw)
 
 
 @dataclass
@@ -88,7 +91,8 @@ def engine_factory(
     made: list[Engine] = []
 
     def make(script: Script, prior: dict[str, tuple[Any, ...]] | None = None, record_sleeps: bool = True,
-             target: Target | None = None, **settings: Any) -> Engine:  # fmt: skip
+             target: Target | None = None, limiter: ConcurrencyLimiter | None = None,
+             answer_headers: tuple[tuple[str, str], ...] = (), **settings: Any) -> Engine:  # fmt: skip
         config = RunConfig(path=tmp_path / "cws.toml", base_url=BASE, access=CLIENT_ACCESS,
                            private_key=client_keys.private, server_keys=server_keyring_dir,
                            ledger=tmp_path / f"ledger{len(made)}.sqlite", **settings)  # fmt: skip
@@ -96,14 +100,17 @@ def engine_factory(
         info = RunInfo("x.csv", "0" * 64, "m.toml", "0" * 64, BASE, "/ws/patients/", CLIENT_ACCESS, "CWS-SHA256", "t")
         run_id = ledger.begin_run(info, 1)
         stop = RunStop()
+        if limiter is not None:
+            stop.also_wake(limiter.wake)  # as a run wires it
         writer = LedgerWriter(ledger)
-        fake = FakeCorEMR(server_keys.key, script)
+        fake = FakeCorEMR(server_keys.key, script, headers=answer_headers)
         sleeps: list[float] = []
         auth = CWSAuth(client_keys.key, CLIENT_ACCESS, Keyring(server_keyring_dir))
         delivery = Delivery(run_id=run_id, transport=fake, auth=auth, writer=writer, config=config,
                             endpoint_url=ENDPOINT, prior=PriorRows(prior or {}),
                             breaker=CircuitBreaker(config.circuit_breaker, stop),
-                            sleep=sleeps.append if record_sleeps else None, target=target)  # fmt: skip
+                            sleep=sleeps.append if record_sleeps else None, target=target,
+                            limiter=limiter)  # fmt: skip
         engine = Engine(delivery, fake, stop, writer, ledger, sleeps)
         made.append(engine)
         return engine

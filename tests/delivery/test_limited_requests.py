@@ -5,46 +5,26 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pipeline.delivery._circuit_breaker import CircuitBreaker
 from pipeline.delivery._concurrency import AdaptiveLimit, ConcurrencyLimiter, FixedLimit, answer_kind
-from pipeline.delivery._config import RunConfig
 from pipeline.delivery._dispatch import Dispatcher, Tally, workers_for
 from pipeline.delivery._engine import Delivery, RowOutcome
 from pipeline.delivery._retry import RunStop
 from pipeline.delivery._transport import Answer
-from pipeline.ledger import Ledger, LedgerWriter, PriorRows, RunInfo
-from pipeline.protocol import AuthorizationHeader, CWSAuth, Keyring
+from pipeline.protocol import CWSAuth
 
-from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair
-from .engine_fakes import BASE, ENDPOINT, in_doubt, row
+from .engine_fakes import ENDPOINT, Engine, FakeCorEMR, Script, in_doubt, row
 from .test_concurrency import FakeClock
 
 
-@dataclass
-class ThrottlingCorEMR:
-    """A fake CorEMR whose answers are STATUS with the given headers, signed with the server's key."""
-
-    key: rsa.RSAPrivateKey
-    status: int
-    headers: tuple[tuple[str, str], ...] = ()
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    bodies: list[bytes] = field(default_factory=list)
-
-    def send(self, method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None) -> Answer:
-        self.requests.append((method, url))
-        self.bodies.append(body)
-        raw = json.dumps({"external_id": "P1"} if method == "GET" else {"error": "busy"}).encode()
-        signature = str(AuthorizationHeader.for_body(raw, self.key, SERVER_ACCESS)).encode()
-        fields = [(b"Authorization", signature), *((k.encode(), v.encode()) for k, v in self.headers)]
-        return Answer(self.status, fields, raw)
+def answering(status: int) -> Script:
+    """A CorEMR that answers STATUS to every request: a lookup's body names P1, any other says busy."""
+    return lambda method, url, body: (status, {"external_id": "P1"} if method == "GET" else {"error": "busy"})
 
 
 @dataclass
@@ -52,41 +32,19 @@ class Limited:
     """A Delivery whose requests go through LIMITER to a fake CorEMR."""
 
     delivery: Delivery
-    fake: ThrottlingCorEMR
+    fake: FakeCorEMR
     stop: RunStop
     limiter: ConcurrencyLimiter
 
 
 @pytest.fixture
-def make_limited(
-    tmp_path: Path, client_keys: KeyPair, server_keys: KeyPair, server_keyring_dir: Path
-) -> Iterator[Callable[..., Limited]]:
-    opened: list[tuple[LedgerWriter, Ledger]] = []
-
+def make_limited(make_engine: Callable[..., Engine]) -> Callable[..., Limited]:
     def make(limiter: ConcurrencyLimiter, status: int, headers: tuple[tuple[str, str], ...] = (),
              prior: dict[str, tuple[Any, ...]] | None = None, **settings: Any) -> Limited:  # fmt: skip
-        config = RunConfig(path=tmp_path / "cws.toml", base_url=BASE, access=CLIENT_ACCESS,
-                           private_key=client_keys.private, server_keys=server_keyring_dir,
-                           ledger=tmp_path / f"ledger{len(opened)}.sqlite", **settings)  # fmt: skip
-        ledger = Ledger.open(config.ledger)
-        info = RunInfo("x.csv", "0" * 64, "m.toml", "0" * 64, BASE, "/ws/patients/", CLIENT_ACCESS, "CWS-SHA256", "t")
-        run_id = ledger.begin_run(info, 1)
-        stop = RunStop()
-        stop.also_wake(limiter.wake)  # as a run wires it
-        writer = LedgerWriter(ledger)
-        opened.append((writer, ledger))
-        fake = ThrottlingCorEMR(server_keys.key, status, headers)
-        auth = CWSAuth(client_keys.key, CLIENT_ACCESS, Keyring(server_keyring_dir))
-        delivery = Delivery(run_id=run_id, transport=fake, auth=auth, writer=writer, config=config,
-                            endpoint_url=ENDPOINT, prior=PriorRows(prior or {}),
-                            breaker=CircuitBreaker(config.circuit_breaker, stop), sleep=lambda _: None,
-                            limiter=limiter)  # fmt: skip
-        return Limited(delivery, fake, stop, limiter)
+        engine = make_engine(answering(status), prior, limiter=limiter, answer_headers=headers, **settings)
+        return Limited(engine.delivery, engine.fake, engine.stop, limiter)
 
-    yield make
-    for writer, ledger in opened:
-        writer.close()
-        ledger.close()
+    return make
 
 
 def deliver(limited: Limited, r: Any) -> RowOutcome:
@@ -134,7 +92,8 @@ def test_a_post_waits_for_a_place_and_goes_once_one_is_free(make_limited: Callab
     assert worker.is_alive() and limited.fake.requests == []
     held.done("ok")
     worker.join(timeout=20)
-    assert [o.state for o in outcomes] == ["delivered"] and limited.fake.requests == [("POST", ENDPOINT)]
+    assert [o.state for o in outcomes] == ["delivered"]
+    assert [(m, u) for m, u, _ in limited.fake.requests] == [("POST", ENDPOINT)]
     assert limited.limiter.in_flight == 0  # the answer freed the place
 
 
@@ -175,7 +134,12 @@ def test_while_every_place_is_taken_a_spare_worker_has_the_next_request_signed(
     limited.fake.send = held  # type: ignore[method-assign]
     signed: list[bytes] = []
     sign = CWSAuth.authorization_for
-    monkeypatch.setattr(CWSAuth, "authorization_for", lambda auth, body: signed.append(body) or sign(auth, body))
+
+    def signing(auth: CWSAuth, body: bytes) -> str:
+        signed.append(body)
+        return sign(auth, body)
+
+    monkeypatch.setattr(CWSAuth, "authorization_for", signing)
     rows = [row(f"P{i}", line=2 + i) for i in range(6)]
     tally = Tally()
     dispatcher = Dispatcher(limited.delivery, limited.stop, limiter, tally)
@@ -202,5 +166,5 @@ def test_one_at_a_time_sends_the_rows_in_the_files_order(make_limited: Callable[
     limited = make_limited(limiter, 201)
     rows = [row(f"P{i}", line=2 + i) for i in range(24)]
     Dispatcher(limited.delivery, limited.stop, limiter, Tally()).run(iter([rows]))
-    sent = [json.loads(body)["external_id"] for body in limited.fake.bodies]
+    sent = [json.loads(body)["external_id"] for _, _, body in limited.fake.requests]
     assert sent == [f"P{i}" for i in range(24)]
