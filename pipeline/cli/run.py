@@ -20,10 +20,8 @@ _PATH = click.Path(path_type=Path)
 
 @cli.command()
 @click.argument("csv", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-m", "--mapping", "mapping", required=True, type=click.Path(path_type=Path), help="Mapping file (TOML).")
-@click.option(
-    "-c", "--config", "config_path", required=True, type=click.Path(path_type=Path), help="Run config (TOML)."
-)
+@click.option("-m", "--mapping", "mapping", required=True, type=_PATH, help="Mapping file (TOML).")
+@click.option("-c", "--config", "config_path", required=True, type=_PATH, help="Run config (TOML).")
 @click.option(
     "-e",
     "--errors",
