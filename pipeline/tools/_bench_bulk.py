@@ -178,9 +178,8 @@ def choose_service_ms(capacities: Sequence[int], service_ms: float, drive: float
 def _measure_drive(site: LocalSite, mapping: Path, rows: int) -> DriveFigures:
     export = write_export(site.directory / "drive.csv", rows, seed=2)
     with SimulatorProcess(site) as server:
-        config_path = site.write_config(server.url, 16, site.directory / "drive.sqlite", name="drive.toml")
-        with config_path.open("a", encoding="utf-8") as extra:
-            extra.write("adaptive = false\n")
+        ledger = site.directory / "drive.sqlite"
+        config_path = site.write_config(server.url, 16, ledger, name="drive.toml", extra="adaptive = false\n")
         wall = time.perf_counter()
         result = run_bookings(export, mapping, load_config(config_path))
         wall = time.perf_counter() - wall
@@ -201,9 +200,9 @@ def _bulk_run(
     """One run of NAME against CAPACITY, sending for options.seconds; the figures from the server's report."""
     tag = f"{capacity.capacity}-{name.replace(' ', '-')}"
     with SimulatorProcess(site, capacity=capacity) as server:
-        config_path = site.write_config(server.url, ceiling, site.directory / f"{tag}.sqlite", name=f"{tag}.toml")
-        with config_path.open("a", encoding="utf-8") as extra:
-            extra.write(f'adaptive = {"true" if adaptive else "false"}\nwindow = "{_WINDOW}"\ntimezone = "UTC"\n')
+        settings = f'adaptive = {"true" if adaptive else "false"}\nwindow = "{_WINDOW}"\ntimezone = "UTC"\n'
+        ledger = site.directory / f"{tag}.sqlite"
+        config_path = site.write_config(server.url, ceiling, ledger, name=f"{tag}.toml", extra=settings)
         opened = time.monotonic()
 
         def now() -> datetime:  # the window closes options.seconds after the run starts

@@ -26,9 +26,16 @@ class LocalSite:
     server_keyring: Path  # keys/coremr/coremr.pem: whom we trust
 
     def write_config(
-        self, base_url: str, concurrency: int, ledger: Path, *, name: str = "cws.toml", algorithm: str = "CWS-SHA256"
+        self,
+        base_url: str,
+        concurrency: int,
+        ledger: Path,
+        *,
+        name: str = "cws.toml",
+        algorithm: str = "CWS-SHA256",
+        extra: str = "",
     ) -> Path:
-        """Write a run config for this site; paths inside the site directory are written relative to it."""
+        """Write a run config for this site (EXTRA: more TOML lines); paths in the site directory are relative."""
         path = self.directory / name
         path.write_text(
             f'base_url = "{base_url}"\n'
@@ -37,7 +44,7 @@ class LocalSite:
             f'server_keys = "{self._relative(self.server_keyring)}"\n'
             f'ledger = "{self._relative(ledger)}"\n'
             f'algorithm = "{algorithm}"\n'
-            f"concurrency = {concurrency}\n",
+            f"concurrency = {concurrency}\n" + extra,
             encoding="utf-8",
         )
         return path
