@@ -22,7 +22,7 @@ from pipeline.simulator._server import CWSServer, Fault
 
 from ..sites import SITE_MAPPING, V1_SITE_MAPPING, Site, booking_rows
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+RETURNING_PAGE = Path(__file__).resolve().parents[2] / "docs" / "returning-patients.md"
 
 
 def run(site: Site, csv: Path, outcomes: list[RowOutcome] | None = None) -> RunResult:
@@ -198,8 +198,8 @@ def test_v1_a_returning_patient_is_rejected_saying_why_and_a_known_one_in_doubt_
     assert again.counts["skipped"] == 1 and again.counts["rejected"] == 1
 
 
-def test_the_readme_returning_patients_commands_run_as_written(site: Site) -> None:
-    section = README.read_text(encoding="utf-8").split("\n## Returning patients\n", 1)[1].split("\n## ", 1)[0]
+def test_the_returning_patients_page_commands_run_as_written(site: Site) -> None:
+    section = RETURNING_PAGE.read_text(encoding="utf-8").split("# Returning patients\n", 1)[1].split("\n## ", 1)[0]
     commands = [line.split("  #", 1)[0].strip() for block in re.findall(r"```sh\n(.*?)```", section, re.S)
                 for line in block.splitlines() if line.startswith("cws-pipeline ")]  # fmt: skip
     assert [c.split()[1] for c in commands] == ["report", "accept"]
