@@ -244,3 +244,23 @@ def test_a_failed_check_leaves_the_bookings_routes_unknown(site: Site, other_key
     assert "skip  bookings_routes: not found out: fix the failed checks first" in result.output
     with Ledger.open_read_only(site.ledger) as ledger:
         assert site_facts(ledger) == {}
+
+
+def test_a_ledger_file_that_is_not_a_ledger_fails(site: Site) -> None:
+    site.ledger.write_bytes(b"")
+    site.ledger.chmod(0o600)
+    failed_once(check(site), "ledger", "not a cws-pipeline ledger")
+
+
+def test_a_mapping_that_cannot_be_read_is_exit_2(site: Site) -> None:
+    result = check(site, "--mapping", str(site.dir / "missing.toml"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert lines(result, "FAIL")[0].startswith("FAIL  config: ") and "missing.toml" in result.output
+
+
+def test_an_unusable_proxy_in_the_environment_fails_tls(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:1")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    failed_once(check(site), "tls", "is not an http or https proxy URL")
+    assert site.server.counters().requests == 0
