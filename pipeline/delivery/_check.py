@@ -169,7 +169,9 @@ def _auth(config: RunConfig, result: SiteCheck) -> CWSAuth | None:
     key = keyring = None
     try:
         key = load_private_key(config.private_key, config.passphrase())
-        result.add("private_key", "ok", f"{config.private_key} loads: a {key.key_size}-bit RSA key, mode 0600")
+        result.add(
+            "private_key", "ok", f"{config.private_key} loads: a {key.key_size}-bit RSA key only its owner can read"
+        )
     except UserInputError as exc:
         result.add("private_key", "fail", str(exc))
     try:
