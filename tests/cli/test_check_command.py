@@ -18,7 +18,7 @@ from pipeline.delivery._config import load_config
 from pipeline.delivery._run import run_bookings
 from pipeline.ledger import Ledger, site_facts
 from pipeline.protocol._keyring import Keyring
-from pipeline.simulator._server import CWSServer
+from pipeline.simulator._server import CWSServer, Fault
 
 from ..delivery.test_tls import certificate, tls_site  # noqa: F401 -- fixtures: an HTTPS local server
 from ..sites import SITE_MAPPING, KeyPair, Site, booking_rows
@@ -263,4 +263,36 @@ def test_an_unusable_proxy_in_the_environment_fails_tls(site: Site, monkeypatch:
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     failed_once(check(site), "tls", "is not an http or https proxy URL")
+    assert site.server.counters().requests == 0
+
+
+def test_an_unsigned_answer_says_coremr_signs_every_answer(site: Site) -> None:
+    site.server.set_faults([Fault("signature_missing", methods=("GET",))])
+    failed_once(check(site), "signature", "answer not signed (no Authorization header)")
+
+
+def test_a_server_error_is_not_taken_for_a_good_prefix(site: Site) -> None:
+    site.server.set_faults([Fault("status_503", methods=("GET",))])
+    failed_once(check(site), "api_prefix", "with HTTP 503, not 404")
+
+
+def test_a_v3_site_with_a_v3_mapping_is_ready(site: Site, server_keys: KeyPair, client_keyring_dir: Path) -> None:
+    site.server.stop()
+    site.server = CWSServer(server_keys.key, Keyring(client_keyring_dir), api="v3").start()
+    site.write_config()
+    v3 = site.dir / "v3.toml"
+    v3.write_text(SITE_MAPPING.replace('endpoint = "/ws/patients/"', 'api = "v3"\nendpoint = "/ws/v3/patients/"'))
+    result = check(site, "--mapping", str(v3))
+    assert result.exit_code == 0, result.output
+    assert "ok    api_prefix: /ws/v3/patients/ (API v3) answers" in result.output
+
+
+def test_an_unusable_private_key_sends_nothing(site: Site) -> None:
+    site.client_keys.private.chmod(0o644)
+    try:
+        result = check(site)
+    finally:
+        site.client_keys.private.chmod(0o600)
+    failed_once(result, "private_key", f"run: chmod 600 {site.client_keys.private}")
+    assert "skip  network: no request sent: fix our private key or server_keys first" in result.output
     assert site.server.counters().requests == 0
