@@ -42,4 +42,4 @@ def main() -> None:
 
 
 # Importing each stage's commands registers them on `cli`.
-from . import accept, audit, bench, keys, run, simulate, status, validate  # noqa: E402, F401
+from . import accept, audit, bench, check, keys, run, simulate, status, validate  # noqa: E402, F401
