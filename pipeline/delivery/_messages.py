@@ -28,6 +28,7 @@ __all__ = [
     "MAX_SERVER_MESSAGE",
     "WITHHELD",
     "one_line",
+    "printable_reason",
     "reason_text",
     "server_message",
 ]
@@ -44,6 +45,13 @@ KEPT_IN_LEDGER = "CorEMR's words are kept in the ledger, not printed"
 _NAMED = "CorEMR named fields {}; its words are kept in the ledger, not printed"
 _SPACES = re.compile(r"\s+")
 # Words a server chose that still reach a reason (a signer's name, a transport error's text) follow these.
+# A reason an earlier version recorded with CorEMR's own words: "HTTP 400: <its words>", "lookup answered HTTP 403:
+# <its words>", each also behind any "rejected earlier" prefixes. The words are replaced by ours when printed.
+_OLD_SERVER_WORDS = re.compile(
+    r"((?:rejected earlier with the same body \(run \d+\): )*(?:lookup answered )?HTTP \d{3}: )"
+    r"(?!CorEMR named fields |CorEMR's words are kept in the ledger|CorEMR's answer has no message)(.+)",
+    re.DOTALL,
+)
 _SERVER_WORDS = re.compile(
     r"unknown signer: |malformed Authorization header: |algorithm not accepted: "
     r"|\b[A-Z][A-Za-z]*(?:Error|Timeout|TooLarge): "
@@ -94,10 +102,16 @@ def _field_names(fields: object) -> list[str]:
     return names
 
 
+def printable_reason(reason: str) -> str:
+    """A recorded reason as it is printed: CorEMR's own words, where an earlier version recorded them, replaced."""
+    old = _OLD_SERVER_WORDS.fullmatch(reason)
+    return reason if old is None else old.group(1) + KEPT_IN_LEDGER
+
+
 def reason_text(text: str, row_body: bytes | None = None) -> str:
     """A reason safe to record and print: one line, short, the row's identifying values masked as whole tokens
     in any spelling, and SSN- or date-like tokens withheld from the words a server chose."""
-    line = mask_patient_values(one_line(text, 10 * MAX_REASON), PatientValues.of(row_body))
+    line = mask_patient_values(printable_reason(one_line(text, 10 * MAX_REASON)), PatientValues.of(row_body))
     marker = _SERVER_WORDS.search(line)
     if marker is not None:
         line = line[: marker.end()] + withhold_server_tokens(line[marker.end() :])

@@ -28,7 +28,7 @@ LI = body(fname="Li", lname="Wu", dob="1986-11-08")
      "ÑúñezObi", "nunezobi", "\\u00d1\\u00fa\\u00f1ez"],
 )  # fmt: skip
 def test_a_name_is_masked_in_any_case_escape_accent_or_compatibility_form(spelling: str) -> None:
-    assert reason_text(f"HTTP 400: patient {spelling} refused", ZOE) == f"HTTP 400: patient {W} refused"
+    assert reason_text(f"the answer named patient {spelling}: refused", ZOE) == f"the answer named patient {W}: refused"
 
 
 @pytest.mark.parametrize(
