@@ -31,6 +31,7 @@ __all__ = [
     "printable_reason",
     "reason_text",
     "server_message",
+    "withhold_server_words",
 ]
 
 IDENTIFYING_FIELDS = ("fname", "mname", "lname", "dob", "ssn")  # body fields never to print back
@@ -112,7 +113,11 @@ def reason_text(text: str, row_body: bytes | None = None) -> str:
     """A reason safe to record and print: one line, short, the row's identifying values masked as whole tokens
     in any spelling, and SSN- or date-like tokens withheld from the words a server chose."""
     line = mask_patient_values(printable_reason(one_line(text, 10 * MAX_REASON)), PatientValues.of(row_body))
-    marker = _SERVER_WORDS.search(line)
-    if marker is not None:
-        line = line[: marker.end()] + withhold_server_tokens(line[marker.end() :])
-    return one_line(line, MAX_REASON)
+    return one_line(withhold_server_words(line), MAX_REASON)
+
+
+def withhold_server_words(text: str) -> str:
+    """TEXT with every SSN- or date-like token withheld from the words a server chose that follow our own (a
+    signer's name after "unknown signer: ", a transport error's text after "ReadError: ")."""
+    marker = _SERVER_WORDS.search(text)
+    return text if marker is None else text[: marker.end()] + withhold_server_tokens(text[marker.end() :])

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from pipeline.delivery import RunResult, summary_lines
 from pipeline.delivery._masking import PatientValues, decode_escapes, mask_patient_values, withhold_server_tokens
 from pipeline.delivery._messages import KNOWN_FIELDS, reason_text, server_message
 from pipeline.delivery._plan import rejected_again_reason
-from pipeline.ledger import PriorRow
+from pipeline.ledger import ROW_STATES, PriorRow, RowState
 
 W = "[withheld]"
 
@@ -118,3 +120,13 @@ def test_server_message_names_only_fields_the_api_profiles_know_and_never_its_wo
 def test_known_fields_are_the_api_profiles_fields() -> None:
     assert {"external_id", "fname", "dob", "booking_no", "booking_number", "custom9"} <= KNOWN_FIELDS
     assert "Holloway" not in KNOWN_FIELDS
+
+
+def test_a_security_stop_quoting_a_signer_name_withholds_its_dates_and_ssns_in_the_run_summary(tmp_path: Path) -> None:
+    stop = "stopped after 5 refused or unverified answers in a row (last: unverified response (unknown signer:"
+    stop += " Holloway_03/14/1979_987654321 (no keys/x.pem)))"
+    counts: dict[RowState, int] = {state: 0 for state in ROW_STATES}
+    result = RunResult(7, tmp_path / "ledger.sqlite", counts, security_stop=stop)
+    [line] = [line for line in summary_lines(result) if line.startswith("SECURITY STOP")]
+    assert "03/14/1979" not in line and "987654321" not in line
+    assert f"unknown signer: Holloway_{W}_{W} (no keys/x.pem)" in line  # the name a person needs, less the rest
