@@ -13,6 +13,7 @@ that looks like an SSN or a date, whoever's it is.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -65,6 +66,7 @@ def _normal(text: str) -> str:
     return unicodedata.normalize("NFKC", decode_escapes(text))
 
 
+@functools.lru_cache(maxsize=4096)  # a reason's words are mostly ours, the same in every row
 def _fold(token: str) -> str:
     """A token's comparison form: case folded, accents dropped ("ZOË" and "zoe" are one name)."""
     bare = "".join(ch for ch in unicodedata.normalize("NFKD", token) if not unicodedata.combining(ch))

@@ -61,6 +61,9 @@ _SERVER_WORDS = re.compile(
 
 def one_line(text: str, limit: int) -> str:
     """TEXT with line breaks and tabs made spaces, other control and format characters removed, cut to LIMIT."""
+    if text.isprintable():  # the usual case: no control, format or separator character but the space
+        line = _SPACES.sub(" ", text).strip()
+        return line if len(line) <= limit else line[: limit - 1] + "…"
     kept = []
     for ch in text:
         category = unicodedata.category(ch)

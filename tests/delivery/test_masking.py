@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.delivery import RunResult, summary_lines
 from pipeline.delivery._masking import PatientValues, decode_escapes, mask_patient_values, withhold_server_tokens
-from pipeline.delivery._messages import KNOWN_FIELDS, reason_text, server_message
+from pipeline.delivery._messages import KNOWN_FIELDS, one_line, reason_text, server_message
 from pipeline.delivery._plan import rejected_again_reason
 from pipeline.ledger import ROW_STATES, PriorRow, RowState
 
@@ -130,3 +130,11 @@ def test_a_security_stop_quoting_a_signer_name_withholds_its_dates_and_ssns_in_t
     [line] = [line for line in summary_lines(result) if line.startswith("SECURITY STOP")]
     assert "03/14/1979" not in line and "987654321" not in line
     assert f"unknown signer: Holloway_{W}_{W} (no keys/x.pem)" in line  # the name a person needs, less the rest
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("  a  b ", "a b"), ("a\tb\u00a0c\u2028d\x1b[2J\u202e", "a b c d[2J"), ("x" * 30, "x" * 19 + "…")],
+)
+def test_one_line_gives_the_same_line_whether_or_not_the_text_has_control_characters(text: str, line: str) -> None:
+    assert one_line(text, 20) == line
