@@ -5,8 +5,9 @@ A server (or something pretending to be one) chooses those bytes: they may quote
 another spelling (JSON escapes, another date format), another patient's name, birth date or SSN, a
 CR/LF that forges a line of output, or an escape sequence that rewrites a terminal. No masking can
 recognise every one of those, so a server's words are never put in a reason at all: only the names of
-the fields it names that the API profiles know (others count as "other fields"). The answer itself
-stays in the ledger, with the exchange that brought it.
+the fields it names that the API profiles know (any other is counted as "others"). The answer itself
+stays in the ledger, with the exchange that brought it; a reason an earlier version recorded with
+CorEMR's words is printed with ours (`printable_reason`).
 
 Every reason is then cut to one line, stripped of control and format characters, shortened, and has
 the row's own identifying values masked as whole tokens in any spelling (see _masking).
@@ -45,7 +46,6 @@ NO_MESSAGE = "CorEMR's answer has no message"
 KEPT_IN_LEDGER = "CorEMR's words are kept in the ledger, not printed"
 _NAMED = "CorEMR named fields {}; its words are kept in the ledger, not printed"
 _SPACES = re.compile(r"\s+")
-# Words a server chose that still reach a reason (a signer's name, a transport error's text) follow these.
 # A reason an earlier version recorded with CorEMR's own words: "HTTP 400: <its words>", "lookup answered HTTP 403:
 # <its words>", each also behind any "rejected earlier" prefixes. The words are replaced by ours when printed.
 _OLD_SERVER_WORDS = re.compile(
@@ -53,6 +53,7 @@ _OLD_SERVER_WORDS = re.compile(
     r"(?!CorEMR named fields |CorEMR's words are kept in the ledger|CorEMR's answer has no message)(.+)",
     re.DOTALL,
 )
+# Words a server chose that still reach a reason (a signer's name, a transport error's text) follow these.
 _SERVER_WORDS = re.compile(
     r"unknown signer: |malformed Authorization header: |algorithm not accepted: "
     r"|\b[A-Z][A-Za-z]*(?:Error|Timeout|TooLarge): "
