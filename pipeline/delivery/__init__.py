@@ -3,6 +3,7 @@
 from ._accept import AcceptedRow, accept_row
 from ._check import CheckLine, SiteCheck, check_site
 from ._config import DEFAULT_CEILING, DEFAULT_FIXED, RunConfig, load_config
+from ._messages import printable_reason
 from ._outcome import RowOutcome
 from ._run import RunInterrupted, RunResult, run_bookings
 from ._summary import print_summary, summary_lines
@@ -24,6 +25,7 @@ __all__ = [
     "check_site",
     "load_config",
     "print_summary",
+    "printable_reason",
     "run_bookings",
     "summary_lines",
 ]
