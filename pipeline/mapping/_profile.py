@@ -128,7 +128,7 @@ def _one_of(api: ApiProfile, rule: FieldRule, spec: FieldSpec, error: Error) -> 
         if value not in choices:
             raise error(f"{base}.lookup.{key}", f"{value!r} {allowed}")
     if spec.lookup is not None and spec.lookup_fallback != "keep":
-        return spec
+        return replace(spec, rule_source=rule.source or None)  # its values are checked above: a cell must be a key
     # No lookup, or one that keeps unknown cells: a cell must then already be one of the values.
     lookup.update({c: c for c in choices if c not in lookup})
     return replace(spec, lookup=lookup, lookup_fallback="error", rule_source=rule.source or None)
