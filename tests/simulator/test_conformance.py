@@ -31,7 +31,7 @@ from pipeline.mapping._mapped_rows import MappedRow, map_csv
 from pipeline.mapping._mapping_file import load_mapping
 from pipeline.simulator import CWSServer
 
-from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair
+from ..sites import BOOKING_HEADER, CLIENT_ACCESS, SERVER_ACCESS, SITE_MAPPING, KeyPair, booking_rows
 from .examples import V1_BODY as V1_FIELDS_BODY
 from .examples import WALKTHROUGH, compact
 
@@ -340,3 +340,10 @@ def test_v1_limits_are_not_applied_to_v2_where_its_docs_do_not_give_them(
     with server, httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
         assert client.post("/ws/patients/", content=compact(body)).status_code == 201
         assert server.patients()["FakeExternalID"]["race"] == "Martian"
+    mapping = tmp_path / "v2.toml"
+    mapping.write_text(SITE_MAPPING + '[fields.race]\ncolumn = "Race"\n[fields.city]\ncolumn = "City"\n')
+    export = tmp_path / "in.csv"
+    export.write_text(",".join([*BOOKING_HEADER, "Race", "City"]) + "\n"
+                      + ",".join([*booking_rows(1)[0], "Martian", "C" * 40]) + "\n")  # fmt: skip
+    [row] = [row for chunk in map_csv(export, load_mapping(mapping)) for row in chunk]
+    assert row.valid, row.problems
