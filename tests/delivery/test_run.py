@@ -113,7 +113,8 @@ def test_a_row_coremr_refuses_is_rejected_with_its_message_and_not_resent_unchan
     csv = site.write_csv(rows)
     result = run(site, csv)
     assert (result.counts["rejected"], result.counts["delivered"], result.exit_code) == (1, 1, 1)
-    assert (result.attention[0].reason or "").startswith("HTTP 400: invalid patient (sex: must be one of M, F, U)")
+    refusal = "HTTP 400: invalid patient (sex: must be one of M, F, U (assumption v2-sex-values))"
+    assert (result.attention[0].reason or "").startswith(refusal)
     again = run(site, csv)
     assert again.counts["rejected"] == 1 and again.counts["skipped"] == 1
     assert site.server.counters().create_attempts["P000001"] == 1  # not sent a second time
