@@ -1,10 +1,12 @@
 """CWS patient checks laid over a mapping (`[target] profile = "cws-patient"`, the default), per API version.
 
 The rules are the version's field table (protocol.API_PROFILES: required fields, text lengths,
-integers, dates, sex values): a mapping that cannot satisfy them is refused before any row is read,
-naming the field; the rest become per-row checks by tightening the fields' own options (length caps,
-a lookup of the allowed sex values, a birth date never in the future, an external_id and (v2, v3) a
-booking number that are safe in a URL path). `profile = "none"` turns them all off.
+integers, dates, value lists such as sex and v1's race): a mapping that cannot satisfy them is refused
+before any row is read, naming the field; the rest become per-row checks by tightening the fields' own
+options (length caps, a lookup of the allowed values, a birth date never in the future, an external_id
+and (v2, v3) a booking number that are safe in a URL path). Each message cites where its rule comes
+from: the version's docs ("CorEMR v1 docs: String(255)") or the named assumption. `profile = "none"`
+turns them all off.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """What the local CWS server accepts in a request body, per API version (protocol.API_PROFILES).
 
-Required fields to create, types, lengths, sex values and dates as the version's field table says;
+Required fields to create, types, lengths, value lists and dates as the version's field table says;
 fields the version does not list are ignored (assumption "unknown-fields"). Problems name the field
-and the rule, never the value sent: values hold names and birth dates.
+and the rule with its source (a doc or an assumption), never the value sent: values hold names and
+birth dates.
 """
 
 from __future__ import annotations
