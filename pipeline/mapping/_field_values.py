@@ -281,11 +281,16 @@ def _map_values(spec: FieldSpec, cells: list[str], output: _Output) -> _MappedVa
     return _MappedValues(fragments, text, bad, expected)
 
 
+def _cited(spec: FieldSpec) -> str:
+    """The documented rule behind a field's checks, to follow a problem: " (CorEMR v1 docs: Integer)", or ""."""
+    return f" ({spec.rule_source})" if spec.rule_source else ""
+
+
 def _lookup_expected(spec: FieldSpec) -> str:
     assert spec.lookup is not None
     if len(spec.lookup) <= _LISTED:
-        return f"one of {', '.join(spec.lookup)}"
-    return f"one of the {len(spec.lookup)} values in {spec.lookup_name or 'the lookup table'}"
+        return f"one of {', '.join(spec.lookup)}{_cited(spec)}"
+    return f"one of the {len(spec.lookup)} values in {spec.lookup_name or 'the lookup table'}{_cited(spec)}"
 
 
 @dataclass
@@ -302,11 +307,12 @@ def _to_string(spec: FieldSpec, values: list[str], output: _Output) -> _Converte
     high = spec.max_length if spec.max_length is not None else math.inf
     lengths = list(map(len, values))
     if lengths and (max(lengths) > high or min(lengths) < spec.min_length):
+        cited = f"{spec.rule_source}; " if spec.rule_source else ""
         for i, v in enumerate(values):
             if len(v) > high:
-                problems[i] = f"at most {spec.max_length} characters (found {len(v)})"
+                problems[i] = f"at most {spec.max_length} characters ({cited}found {len(v)})"
             elif len(v) < spec.min_length:
-                problems[i] = f"at least {spec.min_length} character(s)"
+                problems[i] = f"at least {spec.min_length} character(s){_cited(spec)}"
     if spec.path_segment:  # the more precise rule for an external_id: checked first
         for i in unsafe_path_segments(values):
             if problems[i] is None:
@@ -325,7 +331,8 @@ def _to_string(spec: FieldSpec, values: list[str], output: _Output) -> _Converte
 
 def _to_integer(spec: FieldSpec, values: list[str], output: _Output) -> _Converted:
     texts = [str(int(v)) if _INTEGER.fullmatch(v.strip()) else "" for v in values]
-    problems: list[str | None] = [None if t else "a whole number" for t in texts]
+    expected = "a whole number" + _cited(spec)
+    problems: list[str | None] = [None if t else expected for t in texts]
     prefix = output.prefix
     return _Converted(problems, texts, [prefix + t for t in texts])
 
@@ -338,7 +345,8 @@ def _to_number(spec: FieldSpec, values: list[str], output: _Output) -> _Converte
         except ValueError:
             number = math.nan
         texts.append(repr(number) if math.isfinite(number) else "")
-    problems: list[str | None] = [None if t else "a number" for t in texts]
+    expected = "a number" + _cited(spec)
+    problems: list[str | None] = [None if t else expected for t in texts]
     prefix = output.prefix
     return _Converted(problems, texts, [prefix + t for t in texts])
 

@@ -183,7 +183,9 @@ def test_v1_a_returning_patient_is_rejected_saying_why_and_a_known_one_in_doubt_
     rows = booking_rows(2)
     run(site, site.write_csv(rows[:1]))
     rebooked = [[rows[0][0], "B999999", *rows[0][2:]], [rows[1][0], "B888888", *rows[1][2:]]]
-    site.server.enter_by_hand({"external_id": rows[1][0], "fname": "X", "lname": "Y", "booking_number": "H1",
+    # v1 requires facility, dob and sex to add a patient, by hand as through CWS
+    site.server.enter_by_hand({"external_id": rows[1][0], "facility": "MAIN", "fname": "X", "lname": "Y",
+                               "dob": "1970-01-01", "sex": "Male", "booking_number": "H1",
                                "booking_date": "2020-01-01 00:00:00.000"})  # fmt: skip
     site.server.set_faults([Fault("drop_after_processing", first=1)])
     result = run(site, site.write_csv(rebooked, "night2.csv"))

@@ -106,3 +106,42 @@ def test_the_docs_version_table_holds_every_route() -> None:
                 assert re.search(rf"`GET`/`POST {re.escape(path.replace('/ws/v3/', '/ws/'))}`", cells), (api, action)
             else:
                 assert f"`{method} {path}`" in cells, (api, action)
+
+
+# The v1 field table's Add column (docs.coremr.com /ws/v1/patients/).
+V1_ADD_COLUMN = {"external_id", "facility", "fname", "lname", "dob", "sex", "booking_number", "booking_date"}
+
+
+def test_v1_requires_what_its_add_column_marks_and_every_limited_rule_cites_the_v1_docs() -> None:
+    v1 = API_PROFILES["v1"]
+    assert set(v1.required) == V1_ADD_COLUMN
+    for rule in v1.fields:
+        if rule.max_length or rule.choices or rule.kind != "text" or rule.required:
+            assert rule.source.startswith("CorEMR v1 docs: "), rule.name
+    assert v1.rule("race").choices == ("American Indian or Alaskan Native", "Asian",  # type: ignore[union-attr]
+                                       "Black or African American", "Native Hawaiian or Other Pacific Islander",
+                                       "White")  # fmt: skip
+    assert (v1.rule("height").kind, v1.rule("weight").kind) == ("integer", "number")  # type: ignore[union-attr]
+
+
+def test_a_v2_or_v3_rule_cites_its_own_docs_or_a_named_assumption_never_v1s_as_if_documented() -> None:
+    names = {a.name for a in ASSUMPTIONS}
+    for api in ("v2", "v3"):
+        for rule in API_PROFILES[api].fields:
+            if rule.source.startswith("assumption "):
+                assert rule.source.removeprefix("assumption ").split(":")[0] in names, (api, rule.name)
+            else:
+                assert rule.source == "" or rule.source.startswith(("CorEMR v2 docs: ", "CorEMR v3 docs: ")), (
+                    api, rule.name,
+                )  # fmt: skip
+        race = API_PROFILES[api].rule("race")
+        assert race is not None and race.choices == () and race.kind == "text"  # "v2-optional-fields": names only
+
+
+def test_every_guess_is_named_and_the_v1_table_is_no_longer_read_as_silent() -> None:
+    names = {a.name for a in ASSUMPTIONS}
+    named = {"url-path-safety", "update-keeps-external-id", "access-name-characters", "key-floor-2048",
+             "bookings-routes", "exists-status", "not-found-body"}  # fmt: skip
+    assert named <= names
+    assert "v1-unmarked-optional" not in names
+    assert all(a.assumed and a.why and a.versions for a in ASSUMPTIONS)
