@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline._errors import ConfigError
+from pipeline.cli.reference import ASSUMPTIONS_BEGIN, ASSUMPTIONS_END, assumption_table
 from pipeline.protocol._api import (
     API_PROFILES,
     ASSUMPTIONS,
@@ -89,11 +90,13 @@ def test_v1_accepts_sha1_only_and_says_what_to_set() -> None:
 
 
 def test_every_assumption_is_listed_in_the_docs_with_its_reason() -> None:
-    readme = (DOCS / "local-server.md").read_text(encoding="utf-8")
+    page = (DOCS / "local-server.md").read_text(encoding="utf-8")
     names = [a.name for a in ASSUMPTIONS]
     assert len(set(names)) == len(names)
+    section = page[page.index(ASSUMPTIONS_BEGIN) : page.index(ASSUMPTIONS_END) + len(ASSUMPTIONS_END) + 1]
+    assert section == assumption_table(), "run: python -m pipeline.cli.reference docs/local-server.md"
     for a in ASSUMPTIONS:
-        assert f"| `{a.name}` | {', '.join(a.versions)} | {a.assumed} | {a.why} |" in readme, a.name
+        assert f"| `{a.name}` | {', '.join(a.versions)} | {a.assumed} | {a.why} |" in page, a.name
 
 
 def test_the_docs_version_table_holds_every_route() -> None:
