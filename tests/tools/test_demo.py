@@ -6,6 +6,7 @@ import re
 import stat
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -87,7 +88,9 @@ def test_demo_runs_again_in_the_same_directory_and_refuses_a_foreign_one(tmp_pat
 def test_every_command_is_documented_in_the_readme() -> None:
     readme = README.read_text(encoding="utf-8")
     names = []
-    for name, command in cli.commands.items():
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):  # commands load on first use: ask the group, not what it has loaded
+        command = cli.get_command(ctx, name)
         sub = getattr(command, "commands", None)
         names += [f"{name} {s}" for s in sub] if sub else [name]
     missing = [n for n in names if not re.search(rf"cws-pipeline {re.escape(n)}\b", readme)]
