@@ -3,8 +3,8 @@
 The package reads as the data flows: source (CSV) → mapping → signing → delivery → ledger → review.
 The names exported here are the documented library interface (README, "Library use").
 
-They are loaded on first use (PEP 562): `import pipeline` costs almost nothing, so `cws-pipeline
---help` and `status` never pay for pandas, httpx or cryptography, which only some commands need.
+They are loaded on first use (PEP 562): `import pipeline` loads no stage, and so none of pandas, httpx
+or cryptography, until a name from one is used; `cws-pipeline --help` pays for none of them.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-# Type aliases and constants keep their own module; the errors are loaded already.
+# The errors are here already: show them as pipeline.X now (the stages' names are when first loaded).
 for _name in __all__:
     if _name not in _STAGE_OF:
         _as_pipeline_name(globals()[_name])

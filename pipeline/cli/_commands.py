@@ -1,8 +1,9 @@
 """Where each command lives and its one-line summary, so that `cws-pipeline --help` loads none of them.
 
-A command's module is imported when the command is run (or its own --help asked for): `status` never
-pays for pandas, `--help` for nothing but click. Measured on a busy 2-core machine: `--help` took 0.6 to
-0.9 s while every command module (and through them the whole library) was imported up front.
+A command's module is imported when the command is run (or its own --help asked for): `--help` loads
+click and nothing of the pipeline. With every command module (and through them the whole library)
+imported up front, `--help` took a median 3.24 s on a 2-core machine at load average 15; this way 0.26 s
+(the two taking turns; 0.6 to 0.9 s and about 0.2 s when the machine was quieter).
 """
 
 from __future__ import annotations
