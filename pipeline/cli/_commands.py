@@ -57,6 +57,15 @@ class LazyGroup(click.Group):
             importlib.import_module(f"{__package__}.{COMMANDS[cmd_name][0]}")
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click resolves it; a name that is no command loads them all, so that "Did you mean" knows each."""
+        if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+            for module in sorted({module for module, _ in COMMANDS.values()}):
+                importlib.import_module(f"{__package__}.{module}")
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The Commands section of --help, worded as click words it, from the summaries: loads no command."""
         limit = formatter.width - 6 - max(map(len, COMMANDS))

@@ -96,6 +96,13 @@ def test_the_help_listing_is_what_click_says_from_the_commands_themselves() -> N
     assert listed.getvalue() == own.getvalue()
 
 
+def test_a_mistyped_command_is_still_answered_with_the_near_one() -> None:
+    done, _ = fresh_command("stat")
+    assert done.returncode == 2 and "No such command 'stat'." in done.stderr
+    if hasattr(click, "NoSuchCommand"):  # click 8.4 and later suggest a near name
+        assert "Did you mean 'status'?" in done.stderr
+
+
 def test_every_command_module_registers_exactly_the_commands_the_table_names() -> None:
     ctx = click.Context(cli)
     for name, (module, _) in COMMANDS.items():
