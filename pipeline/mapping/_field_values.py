@@ -14,16 +14,18 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from ..protocol import PATH_SEGMENT_RULE, unsafe_path_segments
 from ._dates import ISO_FORMATS, format_datetimes, parse_dates
 from ._field_spec import FieldSpec, control_character
 from ._mapping_file import Mapping
+
+if TYPE_CHECKING:  # pandas is imported in the functions that use it: loading this stage (status does) costs none
+    import pandas as pd
 
 __all__ = ["FieldMapper", "FieldResult", "escape_key_part", "template_cells"]
 
@@ -36,6 +38,8 @@ _LISTED = 12  # lookup values a problem lists before it only counts them
 
 def template_cells(columns: list[npt.NDArray[Any]], literals: list[str]) -> pd.Series[str]:
     """A template field's cells: LITERALS[0] + COLUMNS[0] + LITERALS[1] + ...; "" where every column is blank."""
+    import pandas as pd
+
     n = len(columns[0])
     built = np.full(n, literals[0], dtype=object)
     blank = np.ones(n, dtype=bool)
@@ -93,6 +97,8 @@ class FieldMapper:
 
     def map(self, column: pd.Series[str] | None, n: int) -> FieldResult:
         """Map the field over one chunk's column of N rows (None for a constant)."""
+        import pandas as pd
+
         spec = self.spec
         if column is None:
             constant = str(spec.value)
@@ -140,16 +146,13 @@ class FieldMapper:
         return FieldResult(fragments, text, key_text, bad, problems)
 
 
-# pandas' own hash table of Python objects: C-speed lookups that can grow between chunks, which neither
-# pd.factorize nor a dict of fresh strings gives (measured: 0.8 s → 0.1 s for 1,000,000 birth dates).
-_ObjectHashTable: Any = importlib.import_module("pandas._libs.hashtable").PyObjectHashTable
-
-
 class _Memo:
     """A field's results for the distinct cell values seen so far, in growable numpy arrays."""
 
     def __init__(self) -> None:
-        self.index = _ObjectHashTable()
+        # pandas' own hash table of Python objects: C-speed lookups that can grow between chunks, which neither
+        # pd.factorize nor a dict of fresh strings gives (measured: 0.8 s → 0.1 s for 1,000,000 birth dates).
+        self.index: Any = importlib.import_module("pandas._libs.hashtable").PyObjectHashTable()
         self.size = 0
         self.fragments = np.empty(0, dtype=object)
         self.text = np.empty(0, dtype=object)
@@ -162,6 +165,8 @@ class _Memo:
 
     def find(self, cells: npt.NDArray[Any], map_new: Callable[[list[str]], _MappedValues]) -> npt.NDArray[np.intp]:
         """Where each of CELLS is in the arrays, mapping with MAP_NEW the values not seen before."""
+        import pandas as pd
+
         at: npt.NDArray[np.intp] = self.index.lookup(cells)
         missing = at < 0
         if missing.any():
