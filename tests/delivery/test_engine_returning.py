@@ -48,7 +48,9 @@ def test_a_create_refused_as_existing_adds_the_booking_through_the_bookings_rout
     make_engine: Callable[..., Engine],
 ) -> None:
     r = booked()
-    engine = make_engine(scripted({("POST", ENDPOINT): [(409, {"error": "exists"})], ("POST", BOOKINGS): [(201, ECHO)]}))
+    engine = make_engine(
+        scripted({("POST", ENDPOINT): [(409, {"error": "exists"})], ("POST", BOOKINGS): [(201, ECHO)]})
+    )
     outcome = deliver(engine, r)
     assert outcome.state == "delivered" and outcome.action == "booking added"
     assert sent(engine) == [("POST", ENDPOINT), ("POST", BOOKINGS)]
