@@ -5,17 +5,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.delivery._config import load_config
+from pipeline.delivery._records import final_records
 from pipeline.delivery._run import RunResult, run_bookings
+from pipeline.ledger import LedgerWrite, RunInfo, sha256_hex
 from pipeline.ledger._ledger import Ledger
+from pipeline.mapping import load_mapping, map_csv
 from pipeline.simulator._server import Fault
+from pipeline.source import take_snapshot
 
-from ..sites import SITE_MAPPING, KeyPair, Site, booking_rows
+from ..sites import CLIENT_ACCESS, SITE_MAPPING, KeyPair, Site, booking_rows
 
 ROWS = 6
 
@@ -150,3 +156,31 @@ def test_a_corrected_external_id_under_a_booking_number_key_makes_no_second_pati
     assert set(counters.create_attempts) == {"P000001", "P000002"}  # no X000001: no second patient
     assert not counters.updates
     assert set(site.server.patients()) == {"P000001", "P000002"}
+
+
+@pytest.mark.parametrize(
+    ("reason", "sent_again"),
+    [("HTTP 401: bad signature: it does not match the body bytes for Access=jail-a", True),
+     ("rejected earlier with the same body (run 1): HTTP 404: no such route: /cws/ws/patients/", True),
+     ("HTTP 302: moved", True),
+     ("HTTP 400: invalid patient (sex: must be one of M, F, U)", False)],
+)  # fmt: skip
+def test_rows_an_older_version_recorded_rejected_for_a_refusal_of_our_site_are_sent_by_the_next_run(
+    site: Site, reason: str, sent_again: bool
+) -> None:
+    csv = site.write_csv(booking_rows(ROWS))
+    rows = [r for chunk in map_csv(take_snapshot(csv), load_mapping(site.mapping)) for r in chunk]
+    with Ledger.open(site.ledger) as ledger:  # what an older version left after a bad night
+        info = RunInfo(str(csv), "0" * 64, str(site.mapping), "0" * 64, site.server.url, "/ws/patients/",
+                       CLIENT_ACCESS, "CWS-SHA256", "old")  # fmt: skip
+        run_id = ledger.begin_run(info, os.getpid())
+        write = LedgerWrite()
+        for r in rows:
+            write.add(final_records(run_id, r, "rejected", reason, sha256_hex(r.body or b""), None, 1))
+        ledger.append(write)
+        ledger.finish_run(run_id, {"rejected": ROWS}, "finished", 1)
+    if sent_again:
+        assert_fixed_night_delivers_every_row_once(site, csv)
+    else:  # a refusal of the row's data stays one: not sent again unchanged
+        again = run(site, csv)
+        assert again.counts["rejected"] == ROWS and not site.server.counters().create_attempts
