@@ -184,3 +184,28 @@ def test_rows_an_older_version_recorded_rejected_for_a_refusal_of_our_site_are_s
     else:  # a refusal of the row's data stays one: not sent again unchanged
         again = run(site, csv)
         assert again.counts["rejected"] == ROWS and not site.server.counters().create_attempts
+
+
+def test_an_unsigned_redirect_night_stops_naming_server_keys_and_base_url_and_loses_no_row(site: Site) -> None:
+    csv = site.write_csv(booking_rows(ROWS))
+    site.server.set_faults(
+        [Fault("redirect_302", methods=("GET", "POST")), Fault("signature_missing", methods=("GET", "POST"))]
+    )
+    bad = run(site, csv)  # a front end redirecting to https does not sign its 302
+    assert bad.exit_code == 3 and bad.security_stop is not None
+    assert "unverified answers in a row" in bad.security_stop and "check server_keys and base_url" in bad.security_stop
+    assert bad.counts["delivered"] == 0 and bad.counts["rejected"] == 0
+    assert_fixed_night_delivers_every_row_once(site, csv)
+
+
+def test_a_row_in_doubt_stays_in_doubt_through_a_wrong_base_url_night(site: Site) -> None:
+    csv = site.write_csv(booking_rows(ROWS))
+    site.write_config(concurrency=1, max_attempts=1)
+    site.server.set_faults([Fault("drop_after_processing", first=1)])  # line 2's create is stored, its answer lost
+    first = run(site, csv)
+    assert first.counts["ambiguous"] == 1 and first.counts["delivered"] == ROWS - 1
+    site.server.set_faults([])
+    site.write_config(base_url=site.server.url + "/cws")  # its lookup answers 404 "no such route", as does the create
+    bad = run(site, csv)
+    assert bad.exit_code == 3 and row_states(site, bad.run_id)["P000001/B000001"] == "ambiguous"
+    assert_fixed_night_delivers_every_row_once(site, csv)
