@@ -47,7 +47,7 @@ class CircuitBreaker:
         assert ex.status is not None  # a verified answer has a status
         if (setting := site_setting(step, ex.status)) is not None:
             self._trip(f"CorEMR answered a {step} with HTTP {ex.status}, a refusal of our site, not of the row:"
-                       f" check {setting}; the rows it touched are sent again by the next run")  # fmt: skip
+                       f" check {setting}")  # fmt: skip
             return
         busy = ex.status in RETRYABLE_STATUSES or ex.status >= 500
         with self._lock:
