@@ -209,3 +209,15 @@ def test_a_row_in_doubt_stays_in_doubt_through_a_wrong_base_url_night(site: Site
     bad = run(site, csv)
     assert bad.exit_code == 3 and row_states(site, bad.run_id)["P000001/B000001"] == "ambiguous"
     assert_fixed_night_delivers_every_row_once(site, csv)
+
+
+def test_a_night_of_429s_stops_the_run_and_the_fixed_night_delivers_every_row_once(site: Site) -> None:
+    csv = site.write_csv(booking_rows(ROWS))
+    site.write_config(circuit_breaker=2, max_attempts=3)  # 5 x 2 = 10 busy answers in a row stop the run
+    site.server.set_faults([Fault.parse("status_429:retry_after=none,methods=GET+POST")])
+    bad = run(site, csv)
+    assert bad.exit_code == 3 and bad.security_stop is not None
+    assert "answers in a row refusing to process (last: HTTP 429)" in bad.security_stop
+    assert bad.counts["failed"] == ROWS
+    assert site.server.counters().requests <= 10 + 4  # the stop, and what was already in flight
+    assert_fixed_night_delivers_every_row_once(site, csv)
