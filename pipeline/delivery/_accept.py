@@ -52,14 +52,26 @@ def accept_row(ledger_path: Path, key: str, *, by: str | None = None) -> Accepte
                 f" latest state is {', '.join(ACCEPTABLE_STATES[:-1])} or {ACCEPTABLE_STATES[-1]}"
             )
         run_id = ledger.latest_run_id() or found.run_id
+        # A row held because its external_id changed keeps the old one in row_status: the accepted body's counts now.
+        external_id = _external_id_of(ledger.body(found.body_sha256)) or found.external_id
         detail = {"by": who, "was": found.state, "delivered_sha256": found.delivered_sha256}
-        entry = Entry(run_id, "accepted", line=found.line, key=key, external_id=found.external_id,
+        entry = Entry(run_id, "accepted", line=found.line, key=key, external_id=external_id,
                       request_sha256=found.body_sha256, detail=json.dumps(detail, separators=(",", ":")))  # fmt: skip
         reason = f"accepted by {who} after run {found.run_id}: counted as delivered, not sent"
-        status = StatusUpdate(key, found.external_id, "skipped", found.body_sha256, run_id, found.line, reason,
+        status = StatusUpdate(key, external_id, "skipped", found.body_sha256, run_id, found.line, reason,
                               delivered=True, action="accepted")  # fmt: skip
         ledger.append(LedgerWrite([entry], [], [status]))
     return AcceptedRow(key, found.line, found.state, found.body_sha256, entry.seq)
+
+
+def _external_id_of(body: bytes | None) -> str | None:
+    """The external_id a stored body names, or None (pruned, or not a JSON object naming one)."""
+    try:
+        data = json.loads(body or b"")
+    except ValueError:
+        return None
+    value = data.get("external_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _login() -> str:

@@ -14,6 +14,8 @@ through `exchange`. The pieces: `exchange` (one signed request), `retrying` (the
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ from ._plan import Plan, Rebookings, plan, updated_reason
 from ._quiet import quiet_records
 from ._records import exchange_record, final_records, intent_record
 from ._retry import RunStop, TransientFailure, capped_retry_after, retrying
-from ._steps import Doubt, judge_answer
+from ._steps import Doubt, Verdict, judge_answer, site_setting
 from ._target import Booking, Target
 from ._transport import Answer, Transport
 
@@ -55,6 +57,7 @@ _OTHER_DETAILS = (
     " bookings routes whether this booking landed cannot be told: check it in CorEMR"
 )
 _MAX_STEPS = 6  # requests one attempt may chain (create, booking, lookup...): more means answers that contradict
+_REPLAY = "it is byte for byte (body and signature) an answer already received for another request: a replay"
 
 
 @dataclass
@@ -73,6 +76,7 @@ class _Progress:
     doubt_step: Step = "create"  # the request that may have landed
     attempts: int = 0
     last: Exchange | None = None
+    doubt_before: Doubt | None = None  # the doubt an earlier run left, kept if the run stops before it is settled
 
 
 class _Final(Exception):
@@ -115,6 +119,8 @@ class Delivery:
         self._breaker = breaker
         self._stop: RunStop = breaker.stop
         self._rebookings = Rebookings(prior)
+        self._answers: dict[bytes, bytes] = {}  # a 2xx answer's digest -> its request's: a second request is a replay
+        self._answers_lock = threading.Lock()
         self._limiter = limiter or ConcurrencyLimiter(FixedLimit(config.concurrency))
         self._retry_after_cap = config.retry_after_cap
         self._retrying = retrying(
@@ -162,6 +168,7 @@ class Delivery:
             r.doubt = "unverified" if prior.state == "unverified" else "ambiguous"
             r.doubt_sha = prior.body_sha256
             r.doubt_step = _step(prior.step)
+            r.doubt_before = r.doubt
             if why := self._cannot_settle(r):
                 return self._finish(r, r.doubt, why)
         try:
@@ -216,7 +223,7 @@ class Delivery:
             ex = self._send(r)
             # Only a refused create and an accepted update depend on the booking: read it for those alone.
             asks = ex.status == EXISTS_STATUS or r.step == "update"
-            verdict = judge_answer(r.step, ex, has_booking=asks and self._booking(r) is not None, api=self._target.api)
+            verdict = self._judge(r, ex, asks)
             if verdict.kind == "done":
                 assert verdict.state is not None
                 reason = updated_reason(self._prior.get(r.row.key)) if verdict.action == "updated" else verdict.reason
@@ -226,11 +233,31 @@ class Delivery:
                 r.step = verdict.step
             elif verdict.kind == "check":
                 return self._confirm_booking(r)
+            elif verdict.kind == "site":  # the breaker has stopped the run: the row stays sendable
+                r.doubt = r.doubt or r.doubt_before
+                raise _Stopped
             else:
                 if verdict.kind == "doubt":
                     r.doubt, r.doubt_sha, r.doubt_step = verdict.doubt, r.sha, r.step
-                raise TransientFailure(ex.describe(), ex.retry_after)
+                unbound = f" not bound to its request: {verdict.reason}" if verdict.reason else ""
+                raise TransientFailure(ex.describe() + unbound, ex.retry_after)
         raise _Final("rejected", f"CorEMR's answers contradict each other ({ex.describe()} to the {r.step})")
+
+    def _judge(self, r: _Progress, ex: Exchange, asks_booking: bool) -> Verdict:
+        """What an answer to the row's step means, a replayed answer being no answer at all."""
+        if self._replayed(ex):
+            return Verdict("doubt", reason=_REPLAY, doubt="ambiguous")
+        has_booking = asks_booking and self._booking(r) is not None
+        return judge_answer(r.step, ex, has_booking=has_booking, api=self._target.api, external_id=r.row.external_id)
+
+    def _replayed(self, ex: Exchange) -> bool:
+        """True when this verified 2xx is byte for byte one already received, in this run, for another request."""
+        if not ex.verified or ex.status is None or not 200 <= ex.status < 300:
+            return False
+        answer = _digest(ex.response_body or b"", (ex.response_authorization or "").encode())
+        request = _digest(ex.method.encode(), ex.url.encode(), ex.request_body)
+        with self._answers_lock:
+            return self._answers.setdefault(answer, request) != request
 
     def _settle(self, r: _Progress) -> RowOutcome | None:
         """Settle a doubt: an outcome when the request landed, None when not (send it), raise when neither is known."""
@@ -244,7 +271,7 @@ class Delivery:
         if booking_url is not None:
             assert r.booking is not None and self._target.booking_number is not None
             ex = self._look_up(r, booking_url)
-            finding = judge_lookup(ex, r.booking.number, self._target.booking_number)
+            finding = judge_lookup(ex, r.booking.number, self._target.booking_number, r.row.external_id)
         else:
             url = self._target.patient_url(r.row.external_id)
             assert url is not None  # _cannot_settle refused the rest
@@ -288,7 +315,7 @@ class Delivery:
         url = self._booking_url(r)
         assert url is not None and r.booking is not None and self._target.booking_number is not None
         ex = self._look_up(r, url)
-        finding = judge_lookup(ex, r.booking.number, self._target.booking_number)
+        finding = judge_lookup(ex, r.booking.number, self._target.booking_number, r.row.external_id)
         if finding == "found":
             return self._finish(r, "delivered", None, r.sha, action="found")
         if finding == "try_again":
@@ -325,9 +352,11 @@ class Delivery:
         if self._stop.stopped:
             raise _Stopped
         ex = self._request("GET", url)
-        self._breaker.observe(ex)
+        self._breaker.observe(ex, "lookup")
         self._writer.submit(exchange_record(self.run_id, r.row, "lookup", ex, r.attempts))
         r.last = ex
+        if ex.verified and ex.status is not None and site_setting("lookup", ex.status) is not None:
+            raise _Stopped  # a refusal of our site: the breaker stopped the run; the doubt stays
         return ex
 
     def _send(self, r: _Progress) -> Exchange:
@@ -341,7 +370,7 @@ class Delivery:
                                 durable=True)  # fmt: skip
         r.intent_pending = False
         ex = self._request(method, url, body)
-        self._breaker.observe(ex)
+        self._breaker.observe(ex, r.step)
         self._writer.submit(
             exchange_record(self.run_id, r.row, "attempt", ex, r.attempts, request_stored=True, step=r.step)
         )
@@ -420,3 +449,12 @@ class Delivery:
 def _step(recorded: str | None) -> Step:
     """A step as row_status recorded it; None (a ledger from before steps were recorded) was a create."""
     return next((s for s in STEPS if s == recorded), "create")
+
+
+def _digest(*parts: bytes) -> bytes:
+    """A short digest of PARTS, each length-prefixed (16 bytes: one per answer of a run is kept)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.digest()

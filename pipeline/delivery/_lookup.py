@@ -30,15 +30,32 @@ def answered_external_id(body: bytes | None, field: str = "external_id") -> str 
     return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
-def judge_lookup(ex: Exchange, expected: str, field: str = "external_id") -> LookupFinding:
-    """What a lookup's answer says: found only when it is verified, 200, and names EXPECTED in FIELD."""
-    if not ex.verified or ex.status is None or ex.status in RETRYABLE_STATUSES:
+def judge_lookup(
+    ex: Exchange, expected: str, field: str = "external_id", external_id: str | None = None
+) -> LookupFinding:
+    """What a lookup's answer says: found only when it is verified, 200, and names EXPECTED in FIELD; a booking's
+    answer that names an external_id too must name EXTERNAL_ID, the patient asked for."""
+    if not ex.verified or ex.status is None or ex.status in RETRYABLE_STATUSES or ex.status >= 500:
         return "try_again"
     if ex.status == 404:
         return "absent"
-    if ex.status == 200:
-        return "found" if answered_external_id(ex.response_body, field) == expected else "someone_else"
-    return "refused"
+    if ex.status != 200:
+        return "refused"
+    if answered_external_id(ex.response_body, field) != expected or _has_error(ex.response_body):
+        return "someone_else"
+    named = answered_external_id(ex.response_body)
+    if field != "external_id" and external_id is not None and named is not None and named != external_id:
+        return "someone_else"  # the asked booking number, of another patient
+    return "found"
+
+
+def _has_error(body: bytes | None) -> bool:
+    """True when an answer's JSON object carries an `error`: no answer about a patient, whatever its status."""
+    try:
+        data = json.loads(body or b"")
+    except ValueError:
+        return False
+    return isinstance(data, dict) and bool(data.get("error"))
 
 
 def holds_body(answer: bytes | None, body: bytes, api: ApiProfile) -> bool:

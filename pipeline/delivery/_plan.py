@@ -1,6 +1,9 @@
 """Planning: what a row needs this run, decided from its validity and what earlier runs left for its key.
 
-No I/O: the ledger hands out plain prior-row data (`PriorRows`), and the rules live here.
+No I/O: the ledger hands out plain prior-row data (`PriorRows`), and the rules live here. Two of them
+guard against what older versions did: a row recorded `rejected` by a refusal of our site (401/403, a
+3xx, a 404 to a create, a 5xx: `refused_by_site`) was never refused for its data and is sent again; and a
+delivered row whose external_id has changed is held (`renumbered`), never sent as anyone's update.
 """
 
 from __future__ import annotations
@@ -20,16 +23,20 @@ __all__ = [
     "changed_reason",
     "keeps_recorded_status",
     "plan",
+    "refused_by_site",
     "rejected_again_reason",
+    "renumbered_reason",
     "updated_reason",
 ]
 
 Plan = Literal[
-    "invalid", "excluded", "duplicate", "skipped", "changed", "rejected_again", "send", "settle", "stopped"
+    "invalid", "excluded", "duplicate", "skipped", "changed", "renumbered", "rejected_again", "send", "settle",
+    "stopped",
 ]  # fmt: skip
 # A request was recorded as leaving, or may have landed, and no verified answer settled it.
 DOUBTFUL = ("sending", "ambiguous", "unverified")
 _REJECTED_AGAIN = re.compile(r"rejected earlier with the same body \(run (\d+)\): ")
+_HTTP_STATUS = re.compile(r"HTTP (\d{3})\b")  # how a refusal's reason starts (judge_answer)
 
 
 def plan(row: MappedRow, prior: PriorRows, on_change: OnChange = "hold") -> tuple[Plan, str | None]:
@@ -43,21 +50,49 @@ def plan(row: MappedRow, prior: PriorRows, on_change: OnChange = "hold") -> tupl
     if row.duplicate_of is not None:  # an earlier line of this export is the same booking: that line is sent
         return "duplicate", sha
     delivered = prior.delivered_sha256(row.key)  # a re-run's common case, without a PriorRow each
+    if delivered and sha == delivered and not prior.in_doubt(row.key):
+        return "skipped", sha
+    p = prior.get(row.key)
+    if delivered and p is not None and p.external_id and row.external_id != p.external_id:
+        return "renumbered", sha  # another patient's number: never an update, whatever on_change says
     if delivered and not prior.in_doubt(row.key):
-        if sha == delivered:
-            return "skipped", sha
-        p = prior.get(row.key)
-        if p is not None and p.state == "rejected" and p.body_sha256 == sha:  # this correction was refused
+        if _refused_again(p, sha):  # this correction was refused
             return "rejected_again", sha
         return ("send" if on_change == "update" else "changed"), sha
-    p = prior.get(row.key)
     if p is None:
         return "send", sha
     if p.state in DOUBTFUL:
         return "settle", sha
-    if p.state == "rejected" and p.body_sha256 == sha:
+    if _refused_again(p, sha):
         return "rejected_again", sha
     return "send", sha
+
+
+def _refused_again(p: PriorRow | None, sha: str) -> bool:
+    """True when this very body was refused for its data before (a refusal of our site does not count)."""
+    return p is not None and p.state == "rejected" and p.body_sha256 == sha and not refused_by_site(p.reason)
+
+
+def refused_by_site(reason: str | None) -> bool:
+    """True when a recorded rejection was a refusal of our site (401/403, 3xx, a 404 to a create, 5xx), which
+    older versions recorded as `rejected`: no verdict on the row. A rejection is recorded as "HTTP NNN: ...",
+    and only a create's 404 ends a row (a 404 to any other step leads to a next one)."""
+    _, message = _first_refusal(reason or "")
+    match = _HTTP_STATUS.match(message)
+    if match is None:
+        return False
+    status = int(match.group(1))
+    return status in (401, 403, 404) or 300 <= status < 400 or status >= 500
+
+
+def renumbered_reason(p: PriorRow | None, row: MappedRow) -> str:
+    """Why a delivered row whose external_id changed is held: the jail system merged or renumbered a patient."""
+    was = p.external_id if p is not None else "another"
+    return (
+        f"the external_id changed from {was} to {row.external_id} since it was {_delivered_where(p)}: a patient"
+        " merged or renumbered in the jail system; held, not sent: fix it in CorEMR by hand, then"
+        " `cws-pipeline accept` the row"
+    )
 
 
 def changed_reason(p: PriorRow | None) -> str:
@@ -110,10 +145,15 @@ def rejected_again_reason(p: PriorRow | None) -> str:
     """
     if p is None:
         return "rejected earlier with the same body"
-    run_id, message = p.run_id, p.reason or ""
-    while match := _REJECTED_AGAIN.match(message):
-        run_id, message = int(match.group(1)), message[match.end() :]
+    run_id, message = _first_refusal(p.reason or "", p.run_id)
     return f"rejected earlier with the same body (run {run_id}): {message}"
+
+
+def _first_refusal(reason: str, run_id: int = 0) -> tuple[int, str]:
+    """The run and words of the first refusal a reason tells of, through any "rejected earlier" around it."""
+    while match := _REJECTED_AGAIN.match(reason):
+        run_id, reason = int(match.group(1)), reason[match.end() :]
+    return run_id, reason
 
 
 class Rebookings:

@@ -19,7 +19,7 @@ from ..ledger import (
 from ..mapping import MappedRow
 from ._messages import reason_text
 from ._outcome import RowOutcome, known_outcome
-from ._plan import Plan, changed_reason, keeps_recorded_status, rejected_again_reason
+from ._plan import Plan, changed_reason, keeps_recorded_status, rejected_again_reason, renumbered_reason
 from ._records import cells_json, final_records
 
 __all__ = ["quiet_records"]
@@ -78,12 +78,17 @@ def _quiet_outcome(
         state = "skipped"
     elif row_plan == "changed":
         state, reason = "changed", changed_reason(p)
+    elif row_plan == "renumbered":
+        state, reason = "changed", renumbered_reason(p, row)
     elif row_plan == "stopped":  # would have been sent, but the run had stopped
         reason = f"not sent: {stop_reason}"
     else:
         state = "rejected"
         reason = rejected_again_reason(p)  # the same words every night, naming the run that was refused
     reason = reason_text(reason, row.body) if reason else None
-    records = final_records(run_id, row, state, reason, sha, None, 0, duplicate_of=row.duplicate_of)
+    # A renumbered row keeps the delivered external_id in row_status: the next night compares with it again.
+    kept_id = p.external_id if row_plan == "renumbered" and p is not None else None
+    records = final_records(run_id, row, state, reason, sha, None, 0, duplicate_of=row.duplicate_of,
+                            external_id=kept_id)  # fmt: skip
     write.add(records)
     return RowOutcome(row.line, row.key, state, reason, known_outcome(p, records), body_sha256=sha)

@@ -68,12 +68,13 @@ def final_records(
     action: Action | None = None,
     step: Step | None = None,
     duplicate_of: int | None = None,
+    external_id: str | None = None,
 ) -> LedgerWrite:
     """The row's state entry, its input cells and its row_status change.
 
     keep=True: a 'changed' after a lookup keeps the delivered body recorded just before it. ACTION: how a
     delivered row got there; STEP: the request a doubt is about. A row repeating an earlier line's booking
-    (DUPLICATE_OF) leaves row_status to that line.
+    (DUPLICATE_OF) leaves row_status to that line. EXTERNAL_ID: the one row_status keeps, if not the row's.
     """
     cells = cells_json(row)
     cells_sha = sha256_hex(cells)
@@ -89,8 +90,8 @@ def final_records(
     if row.key and duplicate_of is None:
         delivered = state == "delivered" and not keep
         write.updates.append(
-            StatusUpdate(row.key, row.external_id, state, body_sha, run_id, row.line, reason, delivered=delivered,
-                         cells_sha256=cells_sha, action=action if delivered else None, step=step)
+            StatusUpdate(row.key, external_id or row.external_id, state, body_sha, run_id, row.line, reason,
+                         delivered=delivered, cells_sha256=cells_sha, action=action if delivered else None, step=step)
         )  # fmt: skip
     return write
 

@@ -2,6 +2,12 @@
 
 A fault spec on the command line reads `KIND[:key=value,...]`, for example `status_503:first=2`,
 `status_429:rate=0.1,retry_after=2` or `latency:latency_ms=100,methods=GET+POST`.
+
+Hostile answers, signed like any other, from a site that is not (or not only) CorEMR: `replay_2xx` answers
+a request with the last 2xx answer (bytes and signature) it gave another one; `created_other` a 201 naming
+another patient; `created_error` a 201 whose body is an error; `redirect_302` a 302 to a login page;
+`lookup_other` a 200 naming another patient (and the asked booking number, on a bookings route). None of
+them stores anything.
 """
 
 from __future__ import annotations
@@ -26,12 +32,18 @@ FaultKind = Literal[
     "signature_missing",
     "signature_sha1",
     "signature_unknown_signer",
+    "replay_2xx",
+    "created_other",
+    "created_error",
+    "redirect_302",
+    "lookup_other",
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 
 # A request gets at most one fault from each group (the first listed that fires), plus any latency.
 _STATUS_KINDS = frozenset({"status_500", "status_503", "status_429"})
 _SIGNATURE_KINDS = frozenset({"signature_corrupt", "signature_missing", "signature_sha1", "signature_unknown_signer"})
+_HOSTILE_KINDS = frozenset({"replay_2xx", "created_other", "created_error", "redirect_302", "lookup_other"})
 _PARAMS = ("rate", "first", "methods", "retry_after", "latency_ms")
 
 
@@ -97,13 +109,14 @@ def _retry_after(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class FaultsDrawn:
-    """The faults one request gets: added latency, at most one status, a drop, a signature fault."""
+    """The faults one request gets: added latency, at most one status, a drop, a signature fault, a hostile answer."""
 
     latency_s: float = 0.0
     status: Fault | None = None
     drop: bool = False
     signature: FaultKind | None = None
     kinds: tuple[FaultKind, ...] = field(default=())
+    hostile: FaultKind | None = None
 
 
 class FaultPlan:
@@ -128,6 +141,7 @@ class FaultPlan:
         status: Fault | None = None
         drop = False
         signature: FaultKind | None = None
+        hostile: FaultKind | None = None
         kinds: list[FaultKind] = []
         with self._lock:
             for i, fault in enumerate(self._faults):
@@ -153,8 +167,12 @@ class FaultPlan:
                     if signature is not None:
                         continue
                     signature = fault.kind
+                elif fault.kind in _HOSTILE_KINDS:
+                    if hostile is not None:
+                        continue
+                    hostile = fault.kind
                 kinds.append(fault.kind)
-        if status is not None and drop:  # a refused request was never processed, so there is nothing to drop
-            drop = False
-            kinds.remove("drop_after_processing")
-        return FaultsDrawn(latency_ms / 1000.0, status, drop, signature, tuple(kinds))
+        if status is not None:  # a refused request was never processed, so there is nothing to drop or replace
+            kinds = [k for k in kinds if k != "drop_after_processing" and k != hostile]
+            drop, hostile = False, None
+        return FaultsDrawn(latency_ms / 1000.0, status, drop, signature, tuple(kinds), hostile)

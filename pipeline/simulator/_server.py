@@ -40,7 +40,7 @@ from ._counters import COUNTERS_PATH, CounterBook, ServerCounters, fetch_counter
 from ._faults import Fault, FaultKind, FaultPlan, FaultsDrawn
 from ._http import Answer, HTTPServer, error_payload
 from ._patients import PatientStore
-from ._routes import PatientRoutes, ServerOptions
+from ._routes import PatientRoutes, ServerOptions, parse_json
 
 __all__ = [
     "ANSWER_ALGORITHMS",
@@ -139,6 +139,7 @@ class CWSServer:
         self._capacity = CapacityModel(capacity, self._stopping) if capacity is not None else None
         self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._last_2xx: Answer | None = None  # what fault replay_2xx answers: the last 2xx to a POST
 
     def __repr__(self) -> str:  # never show the key
         return f"CWSServer(api={self.api.version!r}, access={self.access!r}, url={self.url!r})"
@@ -253,6 +254,8 @@ class CWSServer:
             self._stopping.wait(delay)  # only this connection's thread waits; stop() wakes it
         if drawn.status is not None:
             return signed(_fault_answer(drawn.status))
+        if drawn.hostile is not None and (hostile := self._hostile(drawn.hostile, path, body)) is not None:
+            return hostile if drawn.hostile == "replay_2xx" else signed(hostile)
         # CorEMR's security page: "If GET verb, use empty string", whatever a GET carries.
         verification = verify_body(b"" if method == "GET" else body, authorization, self.client_keyring,
                                    self.api.algorithms)  # fmt: skip
@@ -260,10 +263,29 @@ class CWSServer:
             self._counters.rejected_signature()
             refusal = _refusal(verification, self.api.algorithms, method)
             return signed(Answer(401, error_payload(refusal)))
-        answer = self._routes.answer(method, path, body)
+        answer = signed(self._routes.answer(method, path, body))
+        if method == "POST" and 200 <= answer.status < 300:
+            self._last_2xx = answer
         if drawn.drop:
             return None  # processed, but the client never hears back
-        return signed(answer)
+        return answer
+
+    def _hostile(self, kind: FaultKind, path: str, body: bytes) -> Answer | None:
+        """A hostile answer (see _faults), stored nowhere; None: nothing to replay yet, so serve the request."""
+        if kind == "replay_2xx":
+            return self._last_2xx  # signed as before: the same bytes, the same signature
+        if kind == "redirect_302":
+            return Answer(302, error_payload("moved: sign in first"), (("Location", "/login"),))
+        if kind == "created_error":
+            return Answer(201, error_payload("the patient could not be stored (simulated)"))
+        sent, _ = parse_json(body)
+        other = {"external_id": "OTHER-" + str(sent.get("external_id") if isinstance(sent, dict) else "")}
+        if kind == "created_other":
+            return Answer(201, {**(sent if isinstance(sent, dict) else {}), **other})
+        target = self._routes.target(path) or ()
+        if len(target) == 3:  # a booking read: the asked number, of another patient
+            return Answer(200, {self.api.booking_number: target[2], "external_id": "OTHER-" + target[0]})
+        return Answer(200, {"external_id": "OTHER-" + (target[0] if target else "")})
 
     def _algorithm(self, authorization: str | None) -> Algorithm:
         """The algorithm an answer is signed with: the setting, or the request's (else the version's first)."""

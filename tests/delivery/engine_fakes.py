@@ -27,6 +27,7 @@ from pipeline.protocol import AuthorizationHeader, CWSAuth, Keyring
 
 from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair
 
+ECHO = object()  # as an answer's payload: the request's own body, as a CorEMR that stored it answers it
 BASE = "https://coremr.test"
 ENDPOINT = BASE + "/ws/patients/"
 Script = Callable[[str, str, bytes], "tuple[int, object] | NoAnswer"]
@@ -62,6 +63,8 @@ class FakeCorEMR:
         if isinstance(result, NoAnswer):
             raise result
         status, payload = result
+        if payload is ECHO:
+            payload = body
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         signature = AuthorizationHeader.for_body(raw, self.key, self.access)
         fields = [(b"Authorization", str(signature).encode()), *((k.encode(), v.encode()) for k, v in self.headers)]

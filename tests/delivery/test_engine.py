@@ -17,7 +17,7 @@ from pipeline.delivery._transport import NoAnswer
 from pipeline.ledger import sha256_hex
 
 from ..sites import KeyPair
-from .engine_fakes import ENDPOINT, Engine, deliver, in_doubt, row
+from .engine_fakes import ECHO, ENDPOINT, Engine, deliver, in_doubt, row
 
 
 def test_a_lookup_answered_with_a_verified_400_is_sent_once(make_engine: Callable[..., Engine]) -> None:
@@ -46,7 +46,7 @@ def test_transient_answers_are_retried_up_to_max_attempts(make_engine: Callable[
 
 
 def test_after_the_breaker_trips_a_row_sends_nothing_and_waits_for_nothing(make_engine: Callable[..., Engine]) -> None:
-    engine = make_engine(lambda m, u, b: (201, {}))
+    engine = make_engine(lambda m, u, b: (201, ECHO))
     engine.stop.stop("stopped after 5 refused or unverified answers in a row (last: HTTP 401)")
     outcome = deliver(engine, row("P1"))
     assert engine.fake.requests == [] and engine.sleeps == []
@@ -65,19 +65,19 @@ def test_the_breaker_wakes_a_row_waiting_to_retry_at_once(make_engine: Callable[
     worker = threading.Thread(target=lambda: outcomes.append(deliver(engine, waiting)))
     worker.start()
     assert engine.fake.seen.wait(10)  # P1's first POST was answered 503: it now waits to retry
-    assert deliver(engine, refused).state == "rejected"  # a verified 401: the breaker trips
+    assert deliver(engine, refused).state == "failed"  # a verified 401, about our site: the breaker trips
     worker.join(timeout=20)  # a hang bound, not a speed check: without the wake-up it sleeps 60 s
     assert not worker.is_alive()
     [outcome] = outcomes
     assert outcome.state == "failed" and outcome.reason is not None
-    assert outcome.reason.startswith("not sent again (HTTP 503): stopped after 1 refused")
+    assert outcome.reason.startswith("not sent again (HTTP 503): CorEMR answered a create with HTTP 401")
     assert [b for _, _, b in engine.fake.requests].count(waiting.body) == 1
 
 
 def test_a_post_that_may_have_landed_before_a_security_stop_is_not_reported_not_sent(
     make_engine: Callable[..., Engine], other_keys: KeyPair
 ) -> None:
-    engine = make_engine(lambda m, u, b: (201, {}), circuit_breaker=1)
+    engine = make_engine(lambda m, u, b: (201, ECHO), circuit_breaker=1)
     engine.fake.key = other_keys.key  # answers signed by a key we do not trust: unverified
     outcome = deliver(engine, row("P1"))
     assert len(engine.fake.requests) == 1  # the POST reached CorEMR; the stop came after its answer
@@ -126,7 +126,7 @@ def test_a_dot_segment_external_id_is_never_put_in_a_url(make_engine: Callable[.
 
 def test_a_lookup_url_percent_encodes_the_external_id(make_engine: Callable[..., Engine]) -> None:
     r = row("A/B ?#%1")
-    engine = make_engine(lambda m, u, b: (404, {"error": "no such patient"}) if m == "GET" else (201, {}),
+    engine = make_engine(lambda m, u, b: (404, {"error": "no such patient"}) if m == "GET" else (201, ECHO),
                          prior=in_doubt(r))  # fmt: skip
     assert deliver(engine, r).state == "delivered"
     assert [(m, u) for m, u, _ in engine.fake.requests] == [
@@ -166,7 +166,7 @@ def test_a_connection_lost_after_sending_is_settled_by_lookup_not_resent(make_en
 
 
 def test_a_refused_connection_is_sent_again_without_a_lookup(make_engine: Callable[..., Engine]) -> None:
-    answers: list[tuple[int, object] | NoAnswer] = [NoAnswer("ConnectError: refused", landed="no"), (201, {})]
+    answers: list[tuple[int, object] | NoAnswer] = [NoAnswer("ConnectError: refused", landed="no"), (201, ECHO)]
     engine = make_engine(lambda m, u, b: answers.pop(0))
     assert deliver(engine, row("P1")).state == "delivered"
     assert [m for m, _, _ in engine.fake.requests] == ["POST", "POST"]
@@ -175,10 +175,10 @@ def test_a_refused_connection_is_sent_again_without_a_lookup(make_engine: Callab
 def test_a_signer_name_chosen_by_the_server_cannot_put_control_characters_in_the_security_stop(
     make_engine: Callable[..., Engine],
 ) -> None:
-    engine = make_engine(lambda m, u, b: (201, {}), circuit_breaker=1)
+    engine = make_engine(lambda m, u, b: (201, ECHO), circuit_breaker=1)
     engine.fake.access = "coremr\x1b[2J\x07"  # no whitespace or comma: the header parser takes it as a name
     outcome = deliver(engine, row("P1"))
     breaker_reason = engine.stop.reason
-    assert breaker_reason.startswith("stopped after 1 refused or unverified answers in a row (last: unverified")
+    assert breaker_reason.startswith("stopped after 1 unverified answers in a row (last: HTTP 201 with unknown")
     for text in (breaker_reason, outcome.reason or ""):
         assert "unknown signer: coremr[2J" in text and "\x1b" not in text and "\x07" not in text

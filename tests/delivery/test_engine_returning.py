@@ -17,7 +17,7 @@ from pipeline.ledger import sha256_hex
 from pipeline.mapping import MappedRow
 from pipeline.protocol import API_PROFILES
 
-from .engine_fakes import ENDPOINT, Engine, deliver, row
+from .engine_fakes import ECHO, ENDPOINT, Engine, deliver, row
 
 BOOKINGS = ENDPOINT + "P1/bookings/"
 BOOKING = BOOKINGS + "B1"
@@ -48,7 +48,9 @@ def test_a_create_refused_as_existing_adds_the_booking_through_the_bookings_rout
     make_engine: Callable[..., Engine],
 ) -> None:
     r = booked()
-    engine = make_engine(scripted({("POST", ENDPOINT): [(409, {"error": "exists"})], ("POST", BOOKINGS): [(201, {})]}))
+    engine = make_engine(
+        scripted({("POST", ENDPOINT): [(409, {"error": "exists"})], ("POST", BOOKINGS): [(201, ECHO)]})
+    )
     outcome = deliver(engine, r)
     assert outcome.state == "delivered" and outcome.action == "booking added"
     assert sent(engine) == [("POST", ENDPOINT), ("POST", BOOKINGS)]
@@ -83,7 +85,7 @@ def test_a_booking_refused_as_existing_that_its_lookup_does_not_find_is_rejected
 
 def test_a_person_the_ledger_knows_gets_the_booking_without_a_doomed_create(make_engine: Callable[..., Engine]) -> None:
     r = booked()
-    engine = make_engine(scripted({("POST", BOOKINGS): [(201, {})]}), prior=delivered_before(r, key="P1/B0"))
+    engine = make_engine(scripted({("POST", BOOKINGS): [(201, ECHO)]}), prior=delivered_before(r, key="P1/B0"))
     outcome = deliver(engine, r)
     assert (outcome.state, outcome.action) == ("delivered", "booking added")
     assert sent(engine) == [("POST", BOOKINGS)]
@@ -94,7 +96,7 @@ def test_a_booking_for_a_patient_coremr_no_longer_holds_creates_the_patient(
 ) -> None:
     r = booked()
     answers: dict[tuple[str, str], list[Answered]] = {
-        ("POST", BOOKINGS): [(404, {"error": "no such patient"})], ("POST", ENDPOINT): [(201, {})],
+        ("POST", BOOKINGS): [(404, {"error": "no such patient"})], ("POST", ENDPOINT): [(201, ECHO)],
     }  # fmt: skip
     engine = make_engine(scripted(answers), prior=delivered_before(r, key="P1/B0"))
     assert deliver(engine, r).action == "created"
@@ -113,7 +115,7 @@ def test_answers_that_contradict_each_other_end_the_row_instead_of_looping(make_
 
 @pytest.mark.parametrize(
     ("lookup", "then", "action"),
-    [((200, {"booking_no": "B1"}), [], "found"), ((404, {"error": "no booking"}), [(201, {})], "booking added")],
+    [((200, {"booking_no": "B1"}), [], "found"), ((404, {"error": "no booking"}), [(201, ECHO)], "booking added")],
 )
 def test_a_booking_in_doubt_is_settled_by_its_lookup(
     make_engine: Callable[..., Engine], lookup: tuple[int, object], then: list[Answered], action: str
@@ -137,7 +139,7 @@ def test_a_booking_left_sending_by_a_killed_run_is_looked_up_by_booking_not_by_p
     assert r.body is not None
     sha = sha256_hex(r.body)
     prior = {r.key: (r.key, "P1", "sending", sha, None, 1, 2, None, None, None, None, "booking")}
-    engine = make_engine(scripted({("GET", BOOKING): [(404, {})], ("POST", BOOKINGS): [(201, {})]}), prior=prior)
+    engine = make_engine(scripted({("GET", BOOKING): [(404, {})], ("POST", BOOKINGS): [(201, ECHO)]}), prior=prior)
     assert deliver(engine, r).action == "booking added"
     assert sent(engine) == [("GET", BOOKING), ("POST", BOOKINGS)]  # no create: the patient was known to exist
 
@@ -183,7 +185,7 @@ def test_a_correction_is_sent_as_an_update_of_the_patient_and_of_its_booking(
 def test_a_v1_correction_is_one_put(make_engine: Callable[..., Engine]) -> None:
     r = row("P1", booking_number="B1", weight="151")
     v1 = Target(API_PROFILES["v1"].routes.at(ENDPOINT), on_change="update", api="v1")
-    engine = make_engine(scripted({("PUT", ENDPOINT + "P1"): [(200, {})]}), prior=delivered_before(r), target=v1)
+    engine = make_engine(scripted({("PUT", ENDPOINT + "P1"): [(200, ECHO)]}), prior=delivered_before(r), target=v1)
     plan, sha = engine.delivery.plan(r)
     assert sha is not None and engine.delivery.deliver(r, plan, sha).action == "updated"
     assert sent(engine) == [("PUT", ENDPOINT + "P1")]
@@ -195,7 +197,7 @@ def test_an_update_in_doubt_is_sent_again_without_a_lookup(make_engine: Callable
     prior = delivered_before(r)
     prior[r.key] = (*prior[r.key][:2], "ambiguous", sha256_hex(r.body), *prior[r.key][4:11], "update")
     answers: dict[tuple[str, str], list[Answered]] = {
-        ("POST", ENDPOINT + "P1"): [(200, {})], ("POST", BOOKING): [(200, {})],
+        ("POST", ENDPOINT + "P1"): [(200, ECHO)], ("POST", BOOKING): [(200, ECHO)],
     }  # fmt: skip
     engine = make_engine(scripted(answers), prior=prior)  # the policy is hold: the update began is finished
     assert engine.delivery.plan(r)[0] == "settle"
@@ -206,7 +208,7 @@ def test_an_update_in_doubt_is_sent_again_without_a_lookup(make_engine: Callable
 def test_an_update_of_a_patient_coremr_does_not_hold_creates_it(make_engine: Callable[..., Engine]) -> None:
     r = booked(weight="151")
     answers: dict[tuple[str, str], list[Answered]] = {
-        ("POST", ENDPOINT + "P1"): [(404, {})], ("POST", ENDPOINT): [(201, {})],
+        ("POST", ENDPOINT + "P1"): [(404, {})], ("POST", ENDPOINT): [(201, ECHO)],
     }  # fmt: skip
     engine = make_engine(scripted(answers), prior=delivered_before(r), target=Target.default(ENDPOINT, "update"))
     plan, sha = engine.delivery.plan(r)
@@ -236,8 +238,8 @@ def test_a_body_in_doubt_found_landed_is_then_corrected_under_the_update_policy(
     r = booked(weight="151")
     prior = {r.key: (r.key, "P1", "ambiguous", "a" * 64, None, 1, 2, None, None, None, None, "create")}
     answers: dict[tuple[str, str], list[Answered]] = {
-        ("GET", BOOKING): [(200, {"booking_no": "B1"})], ("POST", ENDPOINT + "P1"): [(200, {})],
-        ("POST", BOOKING): [(200, {})],
+        ("GET", BOOKING): [(200, {"booking_no": "B1"})], ("POST", ENDPOINT + "P1"): [(200, ECHO)],
+        ("POST", BOOKING): [(200, ECHO)],
     }  # fmt: skip
     engine = make_engine(scripted(answers), prior=prior, target=Target.default(ENDPOINT, "update"))
     assert deliver(engine, r).action == "updated"

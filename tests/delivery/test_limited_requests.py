@@ -18,13 +18,20 @@ from pipeline.delivery._retry import RunStop
 from pipeline.delivery._transport import Answer
 from pipeline.protocol import CWSAuth
 
-from .engine_fakes import ENDPOINT, Engine, FakeCorEMR, Script, in_doubt, row
+from .engine_fakes import ECHO, ENDPOINT, Engine, FakeCorEMR, Script, in_doubt, row
 from .test_concurrency import FakeClock
 
 
 def answering(status: int) -> Script:
-    """A CorEMR that answers STATUS to every request: a lookup's body names P1, any other says busy."""
-    return lambda method, url, body: (status, {"external_id": "P1"} if method == "GET" else {"error": "busy"})
+    """A CorEMR that answers STATUS to every request: a lookup's body names P1, a 2xx to a POST is the patient
+    sent, any other answer says busy."""
+
+    def answer(method: str, url: str, body: bytes) -> tuple[int, object]:
+        if method == "GET":
+            return status, {"external_id": "P1"}
+        return status, (ECHO if 200 <= status < 300 else {"error": "busy"})
+
+    return answer
 
 
 @dataclass

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.delivery._plan import changed_reason, keeps_recorded_status, plan, rejected_again_reason
+from pipeline.delivery._plan import (
+    changed_reason,
+    keeps_recorded_status,
+    plan,
+    rejected_again_reason,
+    renumbered_reason,
+)
 from pipeline.ledger import PriorRow, PriorRows, sha256_hex
 from pipeline.mapping import MappedRow, RowProblem
 
@@ -103,3 +109,42 @@ def test_a_held_change_names_the_run_that_delivered_its_body_not_the_last_that_r
     accepted = p._replace(action="accepted")
     assert changed_reason(accepted).startswith("accepted after run 3 with a different body")
     assert changed_reason(p._replace(delivered_run_id=None)).startswith("delivered in an earlier run")
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["HTTP 401: bad signature", "HTTP 403: forbidden", "HTTP 404: no such route: /cws/ws/patients/",
+     "HTTP 302: moved", "HTTP 501: not implemented",
+     "rejected earlier with the same body (run 3): rejected earlier with the same body (run 2): HTTP 401: bad"],
+)  # fmt: skip
+def test_a_row_an_older_version_recorded_rejected_for_a_refusal_of_our_site_is_sent_again(reason: str) -> None:
+    assert plan(row(), prior("rejected", SHA, reason=reason)) == ("send", SHA)
+    # a correction refused so after a delivery is sent again too
+    assert plan(row(), prior("rejected", SHA, OTHER, reason=reason), "update") == ("send", SHA)
+
+
+@pytest.mark.parametrize(
+    "reason", ["HTTP 400: invalid patient (dob: not a date)", "HTTP 422: bad", "HTTP 409: exists; the patient exists",
+               "rejected earlier with the same body (run 2): HTTP 400: invalid", None],
+)  # fmt: skip
+def test_a_row_refused_for_its_data_stays_rejected(reason: str | None) -> None:
+    assert plan(row(), prior("rejected", SHA, reason=reason)) == ("rejected_again", SHA)
+
+
+def renumbered(external_id: str) -> MappedRow:
+    body = BODY.replace(b'"P1"', f'"{external_id}"'.encode())
+    return MappedRow(2, KEY, external_id, body, (), ("ID",), (external_id,))
+
+
+@pytest.mark.parametrize("on_change", ["hold", "update"])
+@pytest.mark.parametrize("state", ["delivered", "changed", "ambiguous", "rejected"])
+def test_a_delivered_row_whose_external_id_changed_is_held_whatever_on_change_says(on_change: str, state: str) -> None:
+    moved = renumbered("X9")
+    assert plan(moved, prior(state, OTHER, OTHER), on_change) == ("renumbered", sha256_hex(moved.body or b""))  # type: ignore[arg-type]
+
+
+def test_the_reason_for_a_renumbered_row_names_both_external_ids_and_what_to_do() -> None:
+    p = prior("delivered", OTHER, OTHER).get(KEY)
+    reason = renumbered_reason(p, renumbered("X9"))
+    assert reason.startswith("the external_id changed from P1 to X9 since it was delivered in run 1:")
+    assert "merged or renumbered" in reason and "`cws-pipeline accept`" in reason
