@@ -28,8 +28,8 @@ def summary_lines(result: RunResult, *, everything: bool = True) -> list[str]:
     if result.peak_in_flight:  # requests were sent: say how many went at once
         how = "adaptive, settled at" if result.adaptive else "fixed at"
         lines.append(f"  concurrency: {how} {result.concurrency} ({result.peak_in_flight} in flight at most)")
-    if result.window_closed and result.exit_code == WINDOW_CLOSED_EXIT:
-        lines.append(f"Stopped sending: {result.window_closed}; the rows not sent go in the next run.")
+    if result.stopped_early and result.exit_code == WINDOW_CLOSED_EXIT:
+        lines.append(f"Stopped sending: {result.stopped_early}; the rows not sent go in the next run.")
     if result.security_stop:
         lines.append(f"SECURITY STOP: {result.security_stop}. Check private_key/access and server_keys/base_url.")
     shown = [o for o in result.attention if everything or not o.known]
