@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .._errors import OutsideWindow
+from .._private_files import check_output_path
 from ..delivery import RowOutcome, RunConfig, RunInterrupted, RunResult, load_config, print_summary, run_bookings
 from ..ledger import NOT_DELIVERED, Ledger
 from ..protocol import API_VERSIONS, DEFAULT_API, ApiVersion
@@ -47,6 +48,8 @@ def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, v
     Example: cws-pipeline run bookings.csv --mapping mappings/sample-jms.toml --config cws.toml
     """
     config = load_config(config_path)
+    if errors_path is not None:  # a path the error file cannot be written to stops the run before anything is sent
+        check_output_path(errors_path)
     interactive = sys.stdout.isatty()
     try:
         result = _run_with_progress(csv, mapping, config) if interactive else run_bookings(csv, mapping, config)
