@@ -46,7 +46,7 @@ def test_a_run_past_max_run_seconds_stops_sending_exits_5_naming_the_setting_and
     assert (record.status, record.exit_code) == ("stopped", 5)
     assert reasons == {f"not sent: {limit}"}
     sent = sum(site.server.counters().creates.values())
-    assert 0 < sent < 60
+    assert sent < 60  # (a busy machine may not even finish the first request in 0.3 s: then none was sent)
 
     site.write_config(concurrency=1, adaptive=False)  # the default limit, 4 hours
     second = run_bookings(csv, site.mapping, load_config(site.config))
