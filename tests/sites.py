@@ -88,6 +88,7 @@ V1_SITE_MAPPING = (
     .replace("[fields.booking_no]", "[fields.booking_number]")
     .replace("[target]\n", '[target]\napi = "v1"\n')
     .replace("value = 10000", 'value = "MAIN"')
+    .replace("[fields.agency]\nvalue = 2", '[fields.agency]\nvalue = "COUNTY"')  # v1 docs: agency is String(255)
     .replace('column = "Sex"', 'column = "Sex"\nlookup = { M = "Male", F = "Female" }')
 )
 

@@ -53,8 +53,8 @@ def test_sql_lives_in_the_ledger_package() -> None:
     assert holding_sql <= SQL_NOT_YET_MOVED, holding_sql - SQL_NOT_YET_MOVED
 
 
-def test_the_readmes_layout_table_names_every_stage_module() -> None:
-    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+def test_the_docs_layout_table_names_every_stage_module() -> None:
+    readme = (PACKAGE.parent / "docs" / "development.md").read_text(encoding="utf-8")
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `pipeline/(\w+)/` \|[^|]*\|(.*)\|$", readme, re.M)}
     stages = [p for p in sorted(PACKAGE.iterdir()) if (p / "__init__.py").is_file() and p.name not in ("cli", "tools")]
     unnamed = [
@@ -63,4 +63,4 @@ def test_the_readmes_layout_table_names_every_stage_module() -> None:
         for module in sorted(stage.glob("_*.py"))
         if module.name != "__init__.py" and f"`{module.name}`" not in rows.get(stage.name, "")
     ]
-    assert len(rows) >= len(stages) and unnamed == [], "name each module in the README's layout table"
+    assert len(rows) >= len(stages) and unnamed == [], "name each module in the layout table of docs/development.md"

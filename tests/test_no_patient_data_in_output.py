@@ -1,8 +1,10 @@
 """Every byte `run`, `validate`, `report` and `status` write to stdout and stderr, across the hostile review's
-attacks, is searched for the export's names and birth dates: none may appear (issue 11)."""
+attacks, is searched for the export's names and birth dates: none may appear (issue 11), nor, whatever a
+server writes in its refusals, this patient's values in another spelling or another patient's (issue 19)."""
 
 from __future__ import annotations
 
+import csv as csv_files
 import json
 import subprocess
 import sys
@@ -123,4 +125,77 @@ def test_corEMR_quoting_the_patient_in_a_refusal_is_masked_and_cannot_forge_a_li
     assert found == [], f"printed: {found}"
     forged = [line for line in printed.splitlines() if line.strip().startswith(b"line 99")]
     assert forged == []  # CR/LF in CorEMR's text cannot start an output line of its own
-    assert b"bad patient" in printed  # the refusal itself is still reported
+    assert b"HTTP 400: CorEMR's words are kept in the ledger, not printed" in printed  # the refusal is reported
+    assert b"bad patient" not in printed  # in our words: the server's own are never printed
+
+
+# Another patient, named in a refusal of this one: CorEMR's words about them must never be printed either.
+OTHER_PATIENT = ("Marcusqz", "Hollowayqz", "1979-03-14", "987-65-4321")
+
+
+def spellings_of_the_birth_date(dob: str) -> list[str]:
+    """A birth date YYYY-MM-DD as a server might print it instead."""
+    year, month, day = dob[:4], dob[5:7], dob[8:10]
+    return [f"{month}/{day}/{year}", f"{int(month)}/{int(day)}/{year}", f"{year}{month}{day}", f"{day}.{month}.{year}"]
+
+
+class HostileServer(CWSServer):
+    """A CorEMR whose refusals quote the patient escaped (JSON `\\u` escapes left in the text, as a server that
+    escapes twice does), their birth date in other formats, and another patient's name, birth date and SSN."""
+
+    def respond(self, method: str, path: str, body: bytes, authorization: str | None) -> Answer | None:
+        if method != "POST" or not body:
+            return super().respond(method, path, body, authorization)
+        sent = json.loads(body)
+        escaped = [json.dumps(sent[name]).strip('"') for name in ("fname", "lname")]  # "Zo\u00ebqz1"
+        name, surname, dob, ssn = OTHER_PATIENT
+        message = (
+            f"patient {' '.join(escaped)} born {' or '.join(spellings_of_the_birth_date(sent['dob']))} is already"
+            f" held as {name} {surname} (born {dob}, SSN {ssn}, {ssn.replace('-', '')})"
+        )
+        fields = {"fname": escaped[0], surname: ssn, ssn: dob, f"{sent['fname']}": "taken"}
+        return Answer(400, error_payload(message, fields))
+
+
+@pytest.fixture
+def hostile_site(site: Site, server_keys: KeyPair, client_keyring_dir: Path) -> Iterator[Site]:
+    """The site, talking to a CorEMR whose refusals quote patients in every spelling."""
+    site.server.stop()
+    site.server = HostileServer(server_keys.key, Keyring(client_keyring_dir)).start()
+    site.write_config()
+    yield site
+    site.server.stop()
+
+
+def must_never_print(rows: list[list[str]]) -> set[str]:
+    """This export's names in every spelling a refusal used, its birth dates in other formats, and the other
+    patient's name, birth date and SSN (with and without separators)."""
+    secrets = {*OTHER_PATIENT, OTHER_PATIENT[3].replace("-", ""), "\\u00eb"}
+    for row in rows:
+        for value in (row[2], row[3]):
+            secrets |= {value, value.casefold(), json.dumps(value).strip('"')}
+        secrets |= {row[4], *spellings_of_the_birth_date(row[4])}
+    return secrets
+
+
+def test_whatever_a_refusal_says_no_patients_values_are_printed_by_run_status_or_report(hostile_site: Site) -> None:
+    site = hostile_site
+    rows = people(3)
+    for i, row in enumerate(rows):
+        row[2], row[3], row[4] = f"Zoëqz{i}", f"Ñúñezqz{i}", f"2002-05-0{i + 2}"
+    export = site.write_csv(rows)
+    errors = site.dir / "errors.csv"
+    printed = cli(site, "run", export, "-m", site.mapping, "-c", site.config, "-v", "--errors", errors)
+    printed += cli(site, "run", export, "-m", site.mapping, "-c", site.config, "-v")  # rejected again
+    printed += cli(site, "status", "-c", site.config)
+    printed += cli(site, "report", "-c", site.config)
+    printed += cli(site, "report", "-c", site.config, "--all")
+    text = printed.decode("utf-8")
+
+    found = sorted(s for s in must_never_print(rows) if s in text or s.casefold() in text.casefold())
+    assert found == [], f"printed: {found}"
+    refusal = "HTTP 400: CorEMR named fields fname (and others); its words are kept in the ledger, not printed"
+    assert text.count(refusal) >= 3 * 4  # each row, in the run, status and both reports
+    with errors.open(encoding="utf-8", newline="") as fh:
+        reasons = [record["reason"] for record in csv_files.DictReader(fh)]
+    assert reasons == [refusal] * 3  # the clerk's file: the export's own cells, and our words for the refusal

@@ -12,11 +12,12 @@ import click
 
 from .._errors import CWSPipelineError
 from .._version import __version__
+from ._commands import LazyGroup
 
 __all__ = ["cli", "main"]
 
 
-class _Group(click.Group):
+class _Group(LazyGroup):
     """A click group that prints CWSPipelineError as one line and exits with its code."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -39,7 +40,3 @@ def cli() -> None:
 def main() -> None:
     """Console-script entry point."""
     cli()
-
-
-# Importing each stage's commands registers them on `cli`.
-from . import accept, audit, bench, keys, run, simulate, status, validate  # noqa: E402, F401

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..delivery import RunConfig, load_config
+if TYPE_CHECKING:
+    from ..delivery import RunConfig
 
 __all__ = ["LEDGER_PATH", "LedgerChoice", "ledger_options"]
 
@@ -31,6 +32,8 @@ class LedgerChoice:
         if self._config is None:
             if self.config_path is None:
                 raise click.UsageError("give --config CONFIG (the run config: our key and CorEMR's keyring)")
+            from ..delivery import load_config  # only the commands that need the config load delivery
+
             self._config = load_config(self.config_path)
         return self._config
 

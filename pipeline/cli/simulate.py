@@ -14,13 +14,14 @@ from .._errors import KeyFileError, UserInputError
 from ..protocol import (
     API_VERSIONS,
     DEFAULT_API,
+    EXISTS_STATUS,
     PASSPHRASE_ENV,
     Keyring,
     is_loopback,
     load_private_key,
     passphrase_from_environment,
 )
-from ..simulator import ANSWER_ALGORITHMS, Capacity, CWSServer, Fault
+from ..simulator import ANSWER_ALGORITHMS, Capacity, CWSServer, Fault, ServerOptions
 from . import cli
 
 __all__ = ["simulate"]
@@ -54,6 +55,18 @@ _OPTIONS = (
         default="request",
         show_default=True,
         help="Sign answers with the request's algorithm (an assumption: CorEMR does not say) or a fixed one.",
+    ),
+    click.option(
+        "--bookings-routes",
+        type=click.Choice(["yes", "no"]),
+        help="Serve the bookings routes or not, whatever the version [default: the version's: v2, v3 yes; v1 no].",
+    ),
+    click.option(
+        "--exists-status",
+        type=click.IntRange(400, 499),
+        default=EXISTS_STATUS,
+        show_default=True,
+        help="The status a second create of an external_id (or booking number) is refused with.",
     ),
     click.option("--access", default="coremr", show_default=True, help="Access name in the server's response headers."),
     click.option(
@@ -113,16 +126,21 @@ def simulate(
     capacity: int | None,
     service_ms: float | None,
     queue: int | None,
+    bookings_routes: str | None,
+    exists_status: int,
     **options: Any,  # api, answer_algorithm, access, seed, latency_ms, access_log: CWSServer's own keywords
 ) -> None:
     """Run a local CWS server that checks request signatures and signs its answers.
 
     It serves one CorEMR API version's routes from memory (--api): create, read, list and update
-    patients (v1 updates by PUT, v2 and v3 by POST) and, for v2 and v3, a patient's bookings. It checks
-    each body against the version's fields (400 naming each field), a GET's signature over the empty
-    string and any other request's over its body (401 naming the problem), and signs every answer.
-    Where CorEMR's documents are silent it follows named assumptions, each listed with its reason in
-    the README ("The local CWS server"). It prints one line, `CWS simulator listening on
+    patients (v1 updates by PUT, v2 and v3 by POST) and, for v2 and v3, a patient's bookings (which
+    CorEMR documents only on an older v2 page: --bookings-routes no plays a site without them, yes gives
+    them to any version). It checks each body against the version's fields (400 naming each field and
+    the documented rule), a GET's signature over the empty string and any other request's over its body
+    (401 naming the problem), and signs every answer. A 404 says which is missing: {"error": "no such
+    route"}, "no such patient" or "no such booking". Where CorEMR's documents are silent it follows named
+    assumptions, each listed with its reason in the README ("The local CWS server"); --exists-status and
+    --bookings-routes play a site that differs. It prints one line, `CWS simulator listening on
     http://HOST:PORT`, and serves until Ctrl-C. It is a test server, not CorEMR.
 
     \b
@@ -146,6 +164,8 @@ def simulate(
         raise UserInputError(f"--host {host}: not a loopback address; this is a test server, add --public to allow it")
     parsed_faults = [Fault.parse(spec) for spec in faults]
     options["capacity"] = _capacity(capacity, service_ms, queue)
+    routes = None if bookings_routes is None else bookings_routes == "yes"
+    options["options"] = ServerOptions(bookings_routes=routes, exists_status=exists_status)
     key = load_private_key(server_key, passphrase_from_environment(passphrase_env))
     keyring = Keyring(client_keys)
     if not keyring.usernames():

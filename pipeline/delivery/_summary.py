@@ -1,6 +1,6 @@
 """What `run` prints: silent for cron unless something new needs a person; everything on a terminal.
 
-Rows are named by line and key only, never by names or birth dates.
+Rows are named by line and key only, never by names or birth dates; reasons are in our words (see _messages).
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..ledger import ROW_STATES
+from ._messages import withhold_server_words
 from ._run import WINDOW_CLOSED_EXIT, RunResult
 
 __all__ = ["print_summary", "summary_lines"]
@@ -31,7 +32,8 @@ def summary_lines(result: RunResult, *, everything: bool = True) -> list[str]:
     if result.stopped_early and result.exit_code == WINDOW_CLOSED_EXIT:
         lines.append(f"Stopped sending: {result.stopped_early}; the rows not sent go in the next run.")
     if result.security_stop:
-        lines.append(f"SECURITY STOP: {result.security_stop}. Check private_key/access and server_keys/base_url.")
+        stop = withhold_server_words(result.security_stop)  # it may quote the signer name the server chose
+        lines.append(f"SECURITY STOP: {stop}. Check private_key/access and server_keys/base_url.")
     shown = [o for o in result.attention if everything or not o.known]
     for outcome in sorted(shown, key=lambda o: o.line)[:_SHOW_ROWS]:
         key = outcome.key or "(no key)"

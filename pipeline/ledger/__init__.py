@@ -40,6 +40,7 @@ from ._row_states import (
     Step,
 )
 from ._runs import RUN_STATUS_MEANING, RUN_STATUSES, RunRecord, RunStatus, UnfinishedRun
+from ._site_facts import SiteFact, created_patient, record_site_fact, site_facts
 from ._write import LedgerWrite
 from ._writer import LedgerWriter
 
@@ -70,6 +71,7 @@ __all__ = [
     "RunLock",
     "RunRecord",
     "RunStatus",
+    "SiteFact",
     "SkippedRow",
     "StateRow",
     "StateTally",
@@ -78,10 +80,13 @@ __all__ = [
     "StoredBody",
     "UnfinishedRun",
     "check_heads",
+    "created_patient",
     "now_iso",
     "read_head_log",
     "record_chain_head",
+    "record_site_fact",
     "sha256_hex",
+    "site_facts",
     "skipped_rows",
     "skipped_rows_entries",
     "verify_chain",

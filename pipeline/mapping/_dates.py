@@ -20,7 +20,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 __all__ = ["ISO_FORMATS", "date_format_problem", "format_datetimes", "iso_strings", "parse_dates"]
 
@@ -85,6 +84,8 @@ def _strict_shape(fmt: str) -> re.Pattern[str] | None:
 
 def _strptime_dates(cells: list[str], fmt: str) -> npt.NDArray[np.datetime64]:
     """Parse CELLS with pandas' strptime, after refusing (NaT) any whose numbers are not at strict widths."""
+    import pandas as pd  # here, not at the top: loading this stage (status does) loads no pandas
+
     result = np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[us]")
     shape = _strict_shape(fmt)
     keep = np.arange(len(cells)) if shape is None else np.flatnonzero([bool(shape.fullmatch(c)) for c in cells])

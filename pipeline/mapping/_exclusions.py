@@ -8,14 +8,17 @@ written in the export (before any field's transform).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from .._toml import TomlFile
 from ._field_spec import control_character
 from ._regex import UserRegex, regex_problem
+
+if TYPE_CHECKING:  # pandas is imported in the functions that use it: loading this stage (status does) costs none
+    import pandas as pd
 
 __all__ = ["ExcludeRule", "excluded_rows", "parse_exclusions"]
 
@@ -61,6 +64,8 @@ def excluded_rows(
     rules: tuple[ExcludeRule, ...], frame: pd.DataFrame, positions: dict[str, int]
 ) -> tuple[npt.NDArray[np.bool_], dict[int, str]]:
     """Which rows of FRAME the RULES exclude, and each excluded row's reason (that of the first rule matching)."""
+    import pandas as pd
+
     n = len(frame)
     excluded = np.zeros(n, dtype=bool)
     reasons: dict[int, str] = {}

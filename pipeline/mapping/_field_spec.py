@@ -79,6 +79,7 @@ class FieldSpec:
     template: tuple[tuple[str, str], ...] = ()  # (literal text, column) pairs, column "" after the last
     blank_values: frozenset[str] = frozenset()  # casefolded values that mean blank
     lookup_name: str | None = None  # the lookup file, for messages
+    rule_source: str | None = None  # set by a profile: the documented rule (or assumption) a problem cites
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from .._errors import SourceError
 from .._gc import cycle_collector_paused
@@ -24,6 +24,9 @@ from ._exclusions import excluded_rows
 from ._field_spec import FieldSpec
 from ._field_values import FieldMapper, escape_key_part, template_cells
 from ._mapping_file import Mapping
+
+if TYPE_CHECKING:  # annotations only: loading this stage (status does) loads no pandas
+    import pandas as pd
 
 __all__ = ["MappedChunk", "MappedRow", "RowProblem", "escape_key_part", "map_csv", "map_csv_chunks"]
 

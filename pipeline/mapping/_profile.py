@@ -1,10 +1,12 @@
 """CWS patient checks laid over a mapping (`[target] profile = "cws-patient"`, the default), per API version.
 
 The rules are the version's field table (protocol.API_PROFILES: required fields, text lengths,
-integers, dates, sex values): a mapping that cannot satisfy them is refused before any row is read,
-naming the field; the rest become per-row checks by tightening the fields' own options (length caps,
-a lookup of the allowed sex values, a birth date never in the future, an external_id and (v2, v3) a
-booking number that are safe in a URL path). `profile = "none"` turns them all off.
+integers, dates, value lists such as sex and v1's race): a mapping that cannot satisfy them is refused
+before any row is read, naming the field; the rest become per-row checks by tightening the fields' own
+options (length caps, a lookup of the allowed values, a birth date never in the future, an external_id
+and (v2, v3) a booking number that are safe in a URL path). Each message cites where its rule comes
+from: the version's docs ("CorEMR v1 docs: String(255)") or the named assumption. `profile = "none"`
+turns them all off.
 """
 
 from __future__ import annotations
@@ -63,12 +65,13 @@ def _check_required(api: ApiProfile, by_name: dict[str, FieldSpec], error: Error
         raise error(
             f"fields.{first}",
             f"missing; {_name(api)} requires {', '.join(api.required)} to create a patient"
-            f" (missing: {', '.join(missing)}){hint}; add [fields.{first}] {_OFF}",
+            f" ({api.required_source}; missing: {', '.join(missing)}){hint}; add [fields.{first}] {_OFF}",
         )
     for name in api.required:
         spec = by_name[name]
         if spec.column is not None and not spec.required and spec.default is None:
-            problem = f"{_name(api)} requires {name} in every body: remove required = false, {_OFF}"
+            problem = f"{_name(api)} requires {name} in every body ({api.required_source}):"
+            problem += f" remove required = false, {_OFF}"
             raise error(f"fields.{name}.required", problem)
 
 
@@ -87,17 +90,21 @@ def _check_datetime_format(api: ApiProfile, kind: FieldKind, datetime_format: st
 def _tightened(api: ApiProfile, rule: FieldRule, spec: FieldSpec, error: Error) -> FieldSpec:
     """SPEC held to RULE: the type checked at load, the value rules added as per-row checks."""
     base = f"fields.{spec.name}"
-    expects = f"{_name(api)} expects {spec.name} as {rule.describe()}"
+    expects = f"{_name(api)} expects {spec.name} as {rule.describe()}{rule.cited()}"
     if rule.kind in _TYPES:
         if spec.type not in _TYPES[rule.kind]:
             wanted = " or ".join(f'type = "{t}"' for t in _TYPES[rule.kind])
             raise error(f"{base}.type", f"{expects}: set {wanted}, {_OFF}")
+        if rule.kind in ("integer", "number"):
+            spec = replace(spec, rule_source=rule.source or None)
         return replace(spec, not_future=True) if rule.not_future else spec
     if spec.type != "string" and (rule.kind == "choice" or rule.max_length or rule.min_length):
         raise error(f"{base}.type", f'{expects}: set type = "string", {_OFF}')
     if rule.kind == "choice":
         return _one_of(api, rule, spec, error)
     if rule.max_length is not None:
+        if rule.max_length <= (spec.max_length or rule.max_length):  # the documented limit is the one held to
+            spec = replace(spec, rule_source=rule.source or None)
         spec = replace(spec, max_length=min(spec.max_length or rule.max_length, rule.max_length))
     if rule.min_length:
         spec = replace(spec, min_length=max(spec.min_length, rule.min_length))
@@ -111,7 +118,7 @@ def _tightened(api: ApiProfile, rule: FieldRule, spec: FieldSpec, error: Error) 
 def _one_of(api: ApiProfile, rule: FieldRule, spec: FieldSpec, error: Error) -> FieldSpec:
     """Hold a choice field (sex) to the version's values: checked constants, and a lookup that refuses the rest."""
     base, choices = f"fields.{spec.name}", rule.choices
-    allowed = f"is not a {_name(api)} {spec.name} value ({', '.join(choices)}); {_OFF}"
+    allowed = f"is not a {_name(api)} {spec.name} value ({', '.join(choices)}){rule.cited()}; {_OFF}"
     if spec.column is None:
         if spec.value not in choices:
             raise error(f"{base}.value", f"{spec.value!r} {allowed}")
@@ -123,7 +130,7 @@ def _one_of(api: ApiProfile, rule: FieldRule, spec: FieldSpec, error: Error) -> 
         if value not in choices:
             raise error(f"{base}.lookup.{key}", f"{value!r} {allowed}")
     if spec.lookup is not None and spec.lookup_fallback != "keep":
-        return spec
+        return replace(spec, rule_source=rule.source or None)  # its values are checked above: a cell must be a key
     # No lookup, or one that keeps unknown cells: a cell must then already be one of the values.
     lookup.update({c: c for c in choices if c not in lookup})
-    return replace(spec, lookup=lookup, lookup_fallback="error")
+    return replace(spec, lookup=lookup, lookup_fallback="error", rule_source=rule.source or None)

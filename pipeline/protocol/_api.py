@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import quote
 
 from .._errors import ConfigError
@@ -62,18 +62,19 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption("v2-required-dob-sex", ("v2", "v3"), "dob and sex are required to create a patient",
                "the walkthrough's example create body carries both; the v2/v3 field tables could only be read"
                " in part, and refusing early beats a patient CorEMR cannot use"),
-    Assumption("v1-unmarked-optional", ("v1",), "facility, dob and sex are optional in v1",
-               "the v1 field table marks external_id, fname, lname, booking_number and booking_date required"
-               " and says nothing of these"),
     Assumption("v2-sex-values", ("v2", "v3"), 'sex is "M", "F" or "U"',
                'the docs show only "M" (the walkthrough body, v3\'s ?sex=M filter); F and U mirror v1\'s'
                " Female and Unknown"),
+    Assumption("v2-external-id-length", ("v2", "v3"), "external_id is text of 1 to 17 characters, as in v1",
+               "v1 documents String(17), at least 1 character; the v2/v3 field tables could only be read in part"),
     Assumption("v2-optional-fields", ("v2", "v3"), "the optional fields of v1 (mname, ssn, race, height, ...)"
-               " keep their names and rules", "only the first part of the v2/v3 field tables could be read"),
+               " keep their names; of v1's limits only ssn's (at most 11 characters) is checked, not v1's other"
+               " lengths nor its race and ethnicity values", "only the first part of the v2/v3 field tables could"
+               " be read: a v1 limit applied to v2/v3 would refuse what CorEMR may take"),
     Assumption("booking-no-length", ("v2", "v3"), "booking_no is text of at most 32 characters",
                "v1 documents booking_number as String(32); v2 renamed it and its length could not be read"),
-    Assumption("height-weight-numbers", API_VERSIONS, "height (inches) and weight (pounds) are JSON numbers",
-               "the docs give their units, not their type"),
+    Assumption("height-weight-numbers", ("v2", "v3"), "height (inches) and weight (pounds) are JSON numbers",
+               "v1 documents height as Integer and weight as Float; the v2/v3 tables could not be read"),
     Assumption("fractional-digits", API_VERSIONS, "dates are read as YYYY-MM-DD HH:MM:SS with 0 to 3"
                " fractional digits, written with 3", "the walkthrough sends 2 (booking_date) and 3 (dob);"
                " v2 answers with 3; no grammar is published"),
@@ -81,6 +82,10 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
                "v1 types dob as Date; v2 answers it as YYYY-MM-DD 00:00:00.000"),
     Assumption("v3-algorithms", ("v3",), "v3 accepts CWS-SHA256 and CWS-SHA1, like v2",
                "the algorithm table lists v1 and v2 only"),
+    Assumption("bookings-routes", ("v2", "v3"), "a site's CorEMR has the bookings routes (…/{external_id}/bookings/"
+               " and …/bookings/{booking}); the local server plays them unless told --bookings-routes no",
+               "an older version of the v2 page lists them; the current v2 page and the v3 page list only the four"
+               " patient routes: whether a site has them is found out, not known"),
     Assumption("booking-body", ("v2", "v3"), "a booking body is booking_no, booking_date and facility;"
                " booking_no and booking_date are required", "the bookings field table could not be read"),
     Assumption("first-booking", API_VERSIONS, "a patient create also adds its booking (booking_no or"
@@ -88,10 +93,18 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
                "the create body carries them and v1 calls them required to add"),
     Assumption("update-ignores-bookings", ("v2", "v3"), "an update ignores booking fields, as in v1",
                "v1 documents it; v2/v3 move bookings to their own routes"),
+    Assumption("update-keeps-external-id", API_VERSIONS, "the local server refuses an update whose body's"
+               " external_id differs from the one in its path", "the docs do not say whether an update can"
+               " change a patient's external_id; refusing keeps one patient from becoming another"),
     Assumption("exists-status", API_VERSIONS, "a second create for an external_id (or a booking number) is"
-               " refused with 409", "the docs give 201 for a create and nothing for a duplicate"),
+               " refused with 409", "the docs give 201 for a create and nothing for a duplicate; the local"
+               " server answers another status with --exists-status"),
     Assumption("other-statuses", API_VERSIONS, "an update answers 200, a booking create 201, an unknown"
                " patient or booking 404", "201 is documented for creates only"),
+    Assumption("not-found-body", API_VERSIONS, 'the local server answers a route that is not there 404'
+               ' {"error": "no such route"}, an unknown patient 404 {"error": "no such patient"} and an'
+               ' unknown booking 404 {"error": "no such booking"}', "the docs do not show a 404; a missing route"
+               " and a missing patient may both answer 404, so only the body can tell them apart"),
     Assumption("unknown-fields", API_VERSIONS, "fields a version does not list are accepted and ignored",
                'the walkthrough: "there could be more optional fields"'),
     Assumption("answer-shape", API_VERSIONS, "an answer about a patient holds its documented patient fields"
@@ -110,6 +123,16 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption("booking-answer", ("v2", "v3"), "a booking read answers the booking with its booking number field",
                "the bookings field table could not be read; a lookup that does not name the booking asked for proves"
                " nothing"),
+    Assumption("url-path-safety", API_VERSIONS, "an external_id (and a booking number that goes into the bookings"
+               " routes) is refused unless it is safe in a URL path: not '.' or '..', no '/', '?', '#', '%',"
+               " whitespace or control characters", "the docs put them in the"
+               " route's path and say nothing of escaping; '.' and '..' are resolved away by proxies and servers"
+               " (GET /ws/patients/.. is the list), and the others change or mangle the route"),
+    Assumption("access-name-characters", API_VERSIONS, "an Access name that is empty or holds whitespace or a"
+               " comma is refused", "the docs say none of the Authorization header's pieces are escaped: such a"
+               " name could not be read back from the header"),
+    Assumption("key-floor-2048", API_VERSIONS, "private keys shorter than 2048 bits are refused",
+               "the docs give 2048 bits as the minimum recommended length; making it a floor is our choice"),
 )  # fmt: skip
 
 EXISTS_STATUS = 409  # assumption "exists-status"
@@ -175,6 +198,11 @@ class FieldRule:
     choices: tuple[str, ...] = ()
     not_future: bool = False
     booking: bool = False  # a booking's field: needed to add, ignored when updating
+    source: str = ""  # where the rule comes from, cited in messages: "CorEMR v1 docs: String(255)", an assumption
+
+    def cited(self) -> str:
+        """The rule's source in parentheses, to follow a message: " (CorEMR v1 docs: String(255))", or ""."""
+        return f" ({self.source})" if self.source else ""
 
     def describe(self) -> str:
         """What a value must be, in words: 'text of 1 to 17 characters', 'one of M, F, U', ..."""
@@ -238,6 +266,7 @@ class ApiProfile:
     fields: tuple[FieldRule, ...]
     algorithms: tuple[Algorithm, ...]
     renamed: dict[str, str] = field(default_factory=dict)  # another version's name -> this version's
+    required_source: str = ""  # where the required fields come from, cited in messages
 
     def rule(self, name: str) -> FieldRule | None:
         """The rule for a body field, or None for a field this version does not list."""
@@ -276,51 +305,85 @@ class ApiProfile:
             )
 
 
-def _optional_text(*names: str) -> tuple[FieldRule, ...]:
+def _v1(name: str, kind: FieldKind = "text", documented: str = "", **rule: Any) -> FieldRule:
+    """A field of v1's documented table, citing what the table says of it."""
+    return FieldRule(name, kind, source=f"CorEMR v1 docs: {documented}" if documented else "", **rule)
+
+
+def _texts(*names: str) -> tuple[FieldRule, ...]:
     return tuple(FieldRule(name) for name in names)
 
 
-_OPTIONAL = (
-    FieldRule("mname"),
-    FieldRule("ssn", max_length=11),
-    *_optional_text("race", "ethnicity"),
-    FieldRule("height", "number"),
-    FieldRule("weight", "number"),
-    *_optional_text("eye_color", "hair_color", "address1", "address2", "city", "state", "zipcode"),
-    *_optional_text("location_block", "location_pod", "location_cell", "location_bed"),
-    *_optional_text(*(f"custom{i}" for i in range(1, 10)), "allergies"),
-)
-_EXTERNAL_ID = FieldRule("external_id", required=True, min_length=1, max_length=17)
-_NAMES = (FieldRule("fname", required=True, min_length=1), FieldRule("lname", required=True, min_length=1))
-_V2_FIELDS = (
-    _EXTERNAL_ID,
-    FieldRule("facility", "integer", required=True),
-    FieldRule("agency", "integer", required=True),
-    FieldRule("billing_agency", "integer"),
-    *_NAMES,
-    FieldRule("dob", "date", required=True, not_future=True),
-    FieldRule("sex", "choice", required=True, choices=("M", "F", "U")),
-    FieldRule("booking_no", required=True, min_length=1, max_length=32, booking=True),
-    FieldRule("booking_date", "timestamp", required=True, booking=True),
-    *_OPTIONAL,
+# v1's field table (docs.coremr.com /ws/v1/patients/): every length, type and value list it gives.
+_RACES = ("American Indian or Alaskan Native", "Asian", "Black or African American",
+          "Native Hawaiian or Other Pacific Islander", "White")  # fmt: skip
+_UNLIMITED = (
+    *_texts("location_block", "location_pod", "location_cell", "location_bed"),
+    *_texts(*(f"custom{i}" for i in range(1, 10)), "allergies"),
 )
 _V1_FIELDS = (
-    _EXTERNAL_ID,
-    FieldRule("facility", max_length=32),
-    *_NAMES,
-    FieldRule("dob", "date", not_future=True),
-    FieldRule("sex", "choice", choices=("Male", "Female", "Unknown")),
-    FieldRule("booking_number", required=True, min_length=1, max_length=32, booking=True),
-    FieldRule("booking_date", "timestamp", required=True, booking=True),
-    *_OPTIONAL,
+    _v1("external_id", documented="String(17), at least 1 character", required=True, min_length=1, max_length=17),
+    _v1("facility", documented="String(32), required to add", required=True, max_length=32),
+    _v1("agency", documented="String(255)", max_length=255),
+    _v1("agency_id", documented="String(50)", max_length=50),
+    _v1("fname", documented="String(255)", required=True, min_length=1, max_length=255),
+    _v1("lname", documented="String(255)", required=True, min_length=1, max_length=255),
+    _v1("dob", "date", "Date, required to add", required=True, not_future=True),
+    _v1("sex", "choice", "String(7), required to add", required=True, choices=("Male", "Female", "Unknown")),
+    _v1("booking_number", documented="String(32)", required=True, min_length=1, max_length=32, booking=True),
+    _v1("booking_date", "timestamp", "Datetime", required=True, booking=True),
+    _v1("mname", documented="String(255)", max_length=255),
+    _v1("ssn", documented="String(11)", max_length=11),
+    _v1("race", "choice", "the five listed race values", choices=_RACES),
+    _v1("ethnicity", "choice", "Hispanic or Non-Hispanic", choices=("Hispanic", "Non-Hispanic")),
+    _v1("height", "integer", "Integer (inches)"),
+    _v1("weight", "number", "Float (pounds)"),
+    _v1("eye_color", documented="String(64)", max_length=64),
+    _v1("hair_color", documented="String(64)", max_length=64),
+    _v1("address1", documented="String(128)", max_length=128),
+    _v1("address2", documented="String(128)", max_length=128),
+    _v1("city", documented="String(32)", max_length=32),
+    _v1("state", documented="String(16)", max_length=16),
+    _v1("zipcode", documented="String(16)", max_length=16),
+    *_UNLIMITED,
 )
+# v2/v3: v1's optional fields by name, with only the rules the assumptions name (see "v2-optional-fields").
+_V2_OPTIONAL = (
+    FieldRule("mname"),
+    FieldRule("ssn", max_length=11, source="assumption v2-optional-fields: v1's String(11)"),
+    *_texts("race", "ethnicity"),
+    FieldRule("height", "number", source="assumption height-weight-numbers"),
+    FieldRule("weight", "number", source="assumption height-weight-numbers"),
+    *_texts("eye_color", "hair_color", "address1", "address2", "city", "state", "zipcode"),
+    *_UNLIMITED,
+)
+_V2_FIELDS = (
+    FieldRule("external_id", required=True, min_length=1, max_length=17, source="assumption v2-external-id-length"),
+    FieldRule("facility", "integer", required=True, source="CorEMR v2 docs: an integer ID, required"),
+    FieldRule("agency", "integer", required=True, source="CorEMR v2 docs: an integer, required"),
+    FieldRule("billing_agency", "integer"),
+    FieldRule("fname", required=True, min_length=1),
+    FieldRule("lname", required=True, min_length=1),
+    FieldRule("dob", "date", required=True, not_future=True),
+    FieldRule("sex", "choice", required=True, choices=("M", "F", "U"), source="assumption v2-sex-values"),
+    FieldRule("booking_no", required=True, min_length=1, max_length=32, booking=True,
+              source="assumption booking-no-length"),
+    FieldRule("booking_date", "timestamp", required=True, booking=True),
+    *_V2_OPTIONAL,
+)  # fmt: skip
+_V3_AGENCY = FieldRule("agency", "integer", source="CorEMR v3 docs: optional, the site's Default Jurisdiction")
 
 API_PROFILES: dict[ApiVersion, ApiProfile] = {
     "v1": ApiProfile("v1", "CorEMR 5.3+", Routes("/ws/patients/", "PUT", has_bookings=False), _V1_FIELDS,
-                     ("CWS-SHA1",), renamed={"booking_no": "booking_number"}),
+                     ("CWS-SHA1",), renamed={"booking_no": "booking_number"},
+                     required_source="CorEMR v1 docs: the field table's Add column"),
     "v2": ApiProfile("v2", "CorEMR 6.2.0+", Routes("/ws/patients/", "POST", has_bookings=True), _V2_FIELDS,
-                     ("CWS-SHA256", "CWS-SHA1"), renamed={"booking_number": "booking_no"}),
+                     ("CWS-SHA256", "CWS-SHA1"), renamed={"booking_number": "booking_no"},
+                     required_source="CorEMR v2 docs and the walkthrough's example; dob, sex: assumption"
+                                     " v2-required-dob-sex"),
     "v3": ApiProfile("v3", "CorEMR 6.4.0+", Routes("/ws/v3/patients/", "POST", has_bookings=True),
-                     tuple(replace(f, required=False) if f.name == "agency" else f for f in _V2_FIELDS),
-                     ("CWS-SHA256", "CWS-SHA1"), renamed={"booking_number": "booking_no"}),
+                     tuple(_V3_AGENCY if f.name == "agency" else f for f in _V2_FIELDS),
+                     ("CWS-SHA256", "CWS-SHA1"), renamed={"booking_number": "booking_no"},
+                     required_source="CorEMR v3 docs and the walkthrough's example; dob, sex: assumption"
+                                     " v2-required-dob-sex"),
 }  # fmt: skip

@@ -41,14 +41,14 @@ class KeyPairFiles:
 
 
 def check_key_size(bits: int, what: str) -> None:
-    """The one key-size rule, for keys made and keys used: from 2048 (CorEMR's minimum) to 16384 bits.
+    """The one key-size rule, for keys made and keys used: from 2048 to 16384 bits (assumption "key-floor-2048").
 
     WHAT names the key in the error: "--bits 1024", "keys/rsa.private: a 1024-bit key".
     """
     if bits < MIN_BITS:
         raise KeyFileError(
-            f"{what}: CorEMR accepts RSA keys of at least {MIN_BITS} bits (4096 recommended);"
-            " make a new pair with `cws-pipeline keygen`"
+            f"{what}: this pipeline takes RSA keys of at least {MIN_BITS} bits (our floor: CorEMR's docs recommend"
+            " 2048 as the minimum, and CorEMR uses 4096); make a new pair with `cws-pipeline keygen`"
         )
     if bits > MAX_BITS:
         raise KeyFileError(f"{what}: use RSA keys of at most {MAX_BITS} bits (4096 recommended)")

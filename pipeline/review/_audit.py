@@ -16,12 +16,11 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .._errors import LedgerDamaged, MalformedHeader
-from ..delivery import RunConfig
 from ..ledger import (
     ChainBreak,
     Entry,
@@ -42,6 +41,9 @@ from ..protocol import (
     signature_matches,
     verify_body,
 )
+
+if TYPE_CHECKING:
+    from ..delivery import RunConfig  # read for its keys and paths only: the audit loads no delivery code
 
 __all__ = ["AuditFailure", "AuditResult", "RunAudit", "audit_ledger", "our_public_key"]
 

@@ -1,7 +1,8 @@
 """The report as text (a terminal or a cron mail), JSON (a public interface: see the README) and CSV.
 
 Rows are named by line and key; names and birth dates appear only in the CSV's original cells, which
-are written only to a private (0600) file.
+are written only to a private (0600) file. A reason is printed in our words: where an earlier version
+recorded CorEMR's own, the text report and the error file replace them (the answer stays in the ledger).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, TextIO
 
 from .._errors import UserInputError
 from .._private_files import neutralise_cell, open_private, spreadsheet_csv
+from ..delivery import printable_reason
 from ..ledger import ACTIONS, NOT_DELIVERED, ROW_STATES, STATE_ADVICE
 from ._audit_output import audit_json, audit_verdict
 from ._report import RECORD_FIELDS, Report, RowHistory, RunSummary
@@ -107,8 +109,9 @@ def actions_text(actions: dict[str, int]) -> str:
     return ", ".join(f"{action} {actions[action]}" for action in known)
 
 
-def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())
+def _one_line(reason: str | None) -> str:
+    """A recorded reason as printed: one line, and CorEMR's own words never (an earlier version recorded them)."""
+    return " ".join(printable_reason(reason or "").split())
 
 
 def write_json(report: Report, out: TextIO) -> None:
@@ -161,7 +164,8 @@ def write_error_file(report: Report, out: TextIO) -> int:
     for record in sorted(rows, key=lambda r: (r.line if r.line is not None else -1, r.key or "")):
         cells = record.cells or {}
         values = [cells.get(name, "") for name in cell_names]
-        writer.writerow([_neutralise(v) for v in (*values, record.line, record.state, record.error)])
+        reason = None if record.error is None else printable_reason(record.error)
+        writer.writerow([_neutralise(v) for v in (*values, record.line, record.state, reason)])
     return len(rows)
 
 

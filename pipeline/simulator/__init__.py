@@ -4,7 +4,15 @@ A test double for the demo, the tests and the benchmarks. It uses only the proto
 """
 
 from ._capacity import Capacity, CapacityReport
-from ._server import ANSWER_ALGORITHMS, AnswerAlgorithm, CWSServer, Fault, ServerCounters, fetch_counters
+from ._server import (
+    ANSWER_ALGORITHMS,
+    AnswerAlgorithm,
+    CWSServer,
+    Fault,
+    ServerCounters,
+    ServerOptions,
+    fetch_counters,
+)
 
 __all__ = [
     "ANSWER_ALGORITHMS",
@@ -14,5 +22,6 @@ __all__ = [
     "CapacityReport",
     "Fault",
     "ServerCounters",
+    "ServerOptions",
     "fetch_counters",
 ]

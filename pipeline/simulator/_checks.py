@@ -1,8 +1,9 @@
 """What the local CWS server accepts in a request body, per API version (protocol.API_PROFILES).
 
-Required fields to create, types, lengths, sex values and dates as the version's field table says;
+Required fields to create, types, lengths, value lists and dates as the version's field table says;
 fields the version does not list are ignored (assumption "unknown-fields"). Problems name the field
-and the rule, never the value sent: values hold names and birth dates.
+and the rule with its source (a doc or an assumption), never the value sent: values hold names and
+birth dates.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ _NOT_AN_OBJECT = {"body": "must be a JSON object"}
 
 
 def value_problem(rule: FieldRule, value: object) -> str | None:
-    """Why VALUE does not fit RULE, or None."""
+    """Why VALUE does not fit RULE, citing the rule's source (a doc or an assumption), or None."""
+    problem = _problem(rule, value)
+    return None if problem is None else problem + rule.cited()
+
+
+def _problem(rule: FieldRule, value: object) -> str | None:
     if rule.kind in ("integer", "number"):
         ok = isinstance(value, int) or (rule.kind == "number" and isinstance(value, float))
         return None if ok and not isinstance(value, bool) else f"must be {rule.describe()}"
@@ -55,7 +61,9 @@ def patient_problems(api: ApiProfile, body: object, *, external_id: str | None =
     # Booking fields are ignored when updating (v1 docs; assumption "update-ignores-bookings").
     problems = _problems([r for r in api.fields if not r.booking], body, creating=False)
     if "external_id" in body and body["external_id"] != external_id:
-        problems["external_id"] = "must match the external_id in the path (it cannot be changed)"
+        problems["external_id"] = (
+            "must match the external_id in the path (it cannot be changed; assumption update-keeps-external-id)"
+        )
     return problems
 
 

@@ -2,7 +2,10 @@
 
 v1: `GET/POST /ws/patients/`, `GET/PUT /ws/patients/{external_id}`. v2: the same with updates by POST,
 plus `GET/POST /ws/patients/{external_id}/bookings/` and `GET/POST …/bookings/{booking}`. v3: v2's under
-`/ws/v3/patients/`. Statuses the docs do not give follow assumptions "exists-status" and "other-statuses".
+`/ws/v3/patients/`. Whether the bookings routes are there is a site's fact (assumption "bookings-routes"):
+ServerOptions can take them away from v2/v3 or give them to v1. Statuses the docs do not give follow
+assumptions "exists-status" (settable: ServerOptions.exists_status) and "other-statuses"; a 404 says in its
+body whether the route, the patient or the booking is missing (assumption "not-found-body").
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -20,9 +24,28 @@ from ._counters import CounterBook
 from ._http import Answer, error_payload
 from ._patients import PatientStore
 
-__all__ = ["PatientRoutes", "parse_json"]
+__all__ = ["PatientRoutes", "ServerOptions", "parse_json"]
 
 _EXISTS = {"external_id": "already exists"}
+NO_ROUTE, NO_PATIENT, NO_BOOKING = "no such route", "no such patient", "no such booking"  # "not-found-body"
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What the local server plays where a site's CorEMR may differ from our guesses (each a named assumption)."""
+
+    bookings_routes: bool | None = None  # None: the version's default today ("bookings-routes": v2, v3 have them)
+    exists_status: int = EXISTS_STATUS  # the status a second create of an external_id or booking answers
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.exists_status <= 499:
+            raise ValueError(f"exists_status {self.exists_status}: a refusal is a 4xx status (400 to 499)")
+
+    def served(self, api: ApiProfile) -> ApiProfile:
+        """API as this server plays it: with or without the bookings routes."""
+        if self.bookings_routes is None or self.bookings_routes == api.routes.has_bookings:
+            return api
+        return replace(api, routes=replace(api.routes, has_bookings=self.bookings_routes))
 
 
 def parse_json(body: bytes) -> tuple[object, str | None]:
@@ -40,19 +63,26 @@ def _not_allowed(*methods: str) -> Answer:
     return Answer(405, error_payload("method not allowed"), (("Allow", allow),))
 
 
-def _no_route(path: str) -> Answer:
-    return Answer(404, error_payload(f"no such route: {path}"))
+def _no_route() -> Answer:
+    return Answer(404, error_payload(NO_ROUTE))
 
 
-def _no_patient(external_id: str) -> Answer:
-    return Answer(404, error_payload(f"no patient with external_id {external_id!r}"))
+def _no_patient() -> Answer:
+    return Answer(404, error_payload(NO_PATIENT))
+
+
+def _no_booking() -> Answer:
+    return Answer(404, error_payload(NO_BOOKING))
 
 
 class PatientRoutes:
     """Answers one API version's patient and booking requests from a store, counting what it stores."""
 
-    def __init__(self, api: ApiProfile, store: PatientStore, counters: CounterBook) -> None:
-        self.api = api
+    def __init__(
+        self, api: ApiProfile, store: PatientStore, counters: CounterBook, options: ServerOptions | None = None
+    ) -> None:
+        self.options = options or ServerOptions()
+        self.api = self.options.served(api)
         self.store = store
         self.counters = counters
         # The exact bytes that stored each patient and booking: a refused create carrying them again is a
@@ -93,7 +123,7 @@ class PatientRoutes:
         """The answer to a request whose signature checked out."""
         target = self.target(path)
         if target is None:
-            return _no_route(path)
+            return _no_route()
         update = self.api.routes.update_method
         if target == ():
             if method == "GET":
@@ -138,7 +168,8 @@ class PatientRoutes:
         booking = None if number is None else (number, self._booking_fields(checked))
         if not self.store.create(external_id, patient, booking):
             self.counters.refused_create(external_id, resent=self._stored_with(external_id) == body)
-            return Answer(EXISTS_STATUS, error_payload("a patient with this external_id already exists", _EXISTS))
+            exists = error_payload("a patient with this external_id already exists", _EXISTS)
+            return Answer(self.options.exists_status, exists)
         with self._lock:
             self._stored_by[(external_id,)] = body
         self.counters.created(external_id)
@@ -153,7 +184,7 @@ class PatientRoutes:
 
     def _read(self, external_id: str) -> Answer:
         found = self.store.get(external_id)
-        return _no_patient(external_id) if found is None else Answer(200, patient_answer(self.api, found))
+        return _no_patient() if found is None else Answer(200, patient_answer(self.api, found))
 
     def _update(self, external_id: str, body: bytes) -> Answer:
         checked = self._checked(body, "patient", lambda b: patient_problems(self.api, b, external_id=external_id))
@@ -161,22 +192,22 @@ class PatientRoutes:
             return checked
         updated = self.store.update(external_id, self._patient_fields(checked))
         if updated is None:
-            return _no_patient(external_id)
+            return _no_patient()
         self.counters.updated(external_id)
         return Answer(200, patient_answer(self.api, updated))
 
     def _bookings(self, external_id: str) -> Answer:
         found = self.store.bookings(external_id)
         if found is None:
-            return _no_patient(external_id)
+            return _no_patient()
         return Answer(200, [booking_answer(self.api, b) for b in found.values()])
 
     def _booking(self, external_id: str, number: str) -> Answer:
         found = self.store.bookings(external_id)
         if found is None:
-            return _no_patient(external_id)
+            return _no_patient()
         if number not in found:
-            return Answer(404, error_payload(f"patient {external_id!r} has no booking {number!r}"))
+            return _no_booking()
         return Answer(200, booking_answer(self.api, found[number]))
 
     def _add_booking(self, external_id: str, body: bytes) -> Answer:
@@ -186,12 +217,13 @@ class PatientRoutes:
         number, booking = checked[self.api.booking_number], self._booking_fields(checked)
         outcome = self.store.add_booking(external_id, number, booking)
         if outcome == "no_patient":
-            return _no_patient(external_id)
+            return _no_patient()
         if outcome == "exists":
             resent = self._stored_with(external_id, number) == body
             self.counters.refused_booking_create(external_id, number, resent=resent)
             exists = {self.api.booking_number: "already exists"}
-            return Answer(EXISTS_STATUS, error_payload("this patient already has a booking with this number", exists))
+            refusal = error_payload("this patient already has a booking with this number", exists)
+            return Answer(self.options.exists_status, refusal)
         with self._lock:
             self._stored_by[(external_id, number)] = body
         self.counters.booking_created(external_id, number)
@@ -203,7 +235,7 @@ class PatientRoutes:
             return checked
         updated = self.store.update_booking(external_id, number, self._booking_fields(checked))
         if updated is None:
-            return Answer(404, error_payload(f"patient {external_id!r} has no booking {number!r}"))
+            return _no_booking()
         self.counters.booking_updated(external_id, number)
         return Answer(200, booking_answer(self.api, updated))
 

@@ -40,7 +40,7 @@ from ._counters import COUNTERS_PATH, CounterBook, ServerCounters, fetch_counter
 from ._faults import Fault, FaultKind, FaultPlan, FaultsDrawn
 from ._http import Answer, HTTPServer, error_payload
 from ._patients import PatientStore
-from ._routes import PatientRoutes
+from ._routes import PatientRoutes, ServerOptions
 
 __all__ = [
     "ANSWER_ALGORITHMS",
@@ -51,6 +51,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "ServerCounters",
+    "ServerOptions",
     "fetch_counters",
 ]
 
@@ -117,10 +118,10 @@ class CWSServer:
         access_log: bool = False,
         tls: ssl.SSLContext | None = None,
         capacity: Capacity | None = None,
+        options: ServerOptions | None = None,
     ) -> None:
         self._key = server_key
         self.client_keyring = client_keyring
-        self.api = API_PROFILES[api]
         self.answer_algorithm: AnswerAlgorithm = answer_algorithm
         self.access = access
         self.host = host
@@ -131,7 +132,9 @@ class CWSServer:
         self._plan = FaultPlan(faults, seed)
         self._store = PatientStore()
         self._counters = CounterBook()
-        self._routes = PatientRoutes(self.api, self._store, self._counters)
+        self._routes = PatientRoutes(API_PROFILES[api], self._store, self._counters, options)
+        self.api = self._routes.api  # the version as this server plays it (with or without bookings routes)
+        self.options = self._routes.options
         self._stopping = threading.Event()
         self._capacity = CapacityModel(capacity, self._stopping) if capacity is not None else None
         self._httpd: HTTPServer | None = None

@@ -20,16 +20,18 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from .._errors import SourceError
 from ._export import ExportBytes, open_export, reads_in_place, transcoded
 from ._footer import footer_start
 from ._scan import scan_records
+
+if TYPE_CHECKING:  # pandas is imported in the functions that use it: loading this stage (status does) costs none
+    import pandas as pd
 
 __all__ = ["CsvFormat", "RaggedRow", "SourceChunk", "SourceFile", "open_source"]
 
@@ -93,6 +95,8 @@ class SourceFile:
             yield from self._csv_chunks(chunk_rows)
 
     def _fast_chunks(self, lines: npt.NDArray[np.int64], chunk_rows: int) -> Iterator[SourceChunk]:
+        import pandas as pd
+
         if len(lines) == 0:
             return
         width = len(self.header)
@@ -152,6 +156,8 @@ class SourceFile:
 
 
 def _csv_chunk(rows: list[list[str]], lines: list[int], ragged: list[RaggedRow], width: int) -> SourceChunk:
+    import pandas as pd
+
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
     frame = pd.DataFrame({i: pd.Series(col, dtype="str") for i, col in enumerate(columns)}, index=range(len(rows)))
     return SourceChunk(frame, np.asarray(lines, dtype=np.int64), tuple(ragged))

@@ -30,6 +30,7 @@ from ..simulator import fetch_counters
 from ._bench_manual import manual_method
 from ._bench_rebookings import RebookingFigures, measure_rebookings
 from ._bench_site import CLIENT_ACCESS, BenchSite, SimulatorProcess, make_site
+from ._bench_startup import StartupFigures, measure_startup
 from ._bench_validate import bench_validate
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "RebookingFigures",
     "RerunFigures",
     "RunFigures",
+    "StartupFigures",
     "machine",
     "run_bench",
     "signature_cpu_seconds",
@@ -65,6 +67,7 @@ class BenchOptions:
     baseline: bool = False
     baseline_rows: int = 20
     signature_samples: int = 300
+    startup_runs: int = 10
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class BenchReport:
     cpu_scope: str
     total_seconds: float
     rebooking: RebookingFigures | None = None  # the first run's people booked again
+    startup: StartupFigures | None = None  # the command's start-up, measured before anything else runs
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
@@ -189,6 +193,8 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = lambda _: Non
     """Make a temp site, start the local CWS server in its own process, measure; the server is gone after."""
     started = time.perf_counter()
     where = machine()
+    echo(f"Timing `cws-pipeline --help` and `python -c pass`, {options.startup_runs} times each ...")
+    startup = measure_startup(options.startup_runs)
     with tempfile.TemporaryDirectory(prefix="cws-bench-") as tmp:
         directory = Path(tmp)
         echo(f"Making two {options.bits}-bit key pairs and a {options.rows}-row export ...")
@@ -218,21 +224,8 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = lambda _: Non
             baseline = None
             if options.baseline:
                 echo(f"The manual method (openssl + curl) on {options.baseline_rows} rows ...")
-                manual = manual_method(
-                    [_manual_body(b) for b in first_bodies[: options.baseline_rows]],
-                    server.url + "/ws/patients/",
-                    site.client_key,
-                    CLIENT_ACCESS,
-                    directory / "manual",
-                )
-                baseline = BaselineFigures(
-                    manual.rows,
-                    manual.accepted,
-                    round(manual.seconds, 3),
-                    round(manual.rows_per_second, 2),
-                    manual.sent_with,
-                    round(run.rows_per_second / manual.rows_per_second, 1) if manual.rows_per_second else 0.0,
-                )
+                sample = first_bodies[: options.baseline_rows]
+                baseline = _measure_baseline(site, server.url, sample, run, directory / "manual")
     return BenchReport(
         options=options,
         machine=where,
@@ -244,6 +237,7 @@ def run_bench(options: BenchOptions, echo: Callable[[str], None] = lambda _: Non
         cpu_scope=CPU_SCOPE,
         total_seconds=round(time.perf_counter() - started, 1),
         rebooking=rebooking,
+        startup=startup,
     )
 
 
@@ -253,6 +247,23 @@ def _measure_rebookings(
     rows = max(1, options.rows // 5)
     echo(f"Booking {rows} of the same people again (re-bookings: the ledger knows them) ...")
     return measure_rebookings(site.export, site.mapping, config, url, rows)
+
+
+def _measure_baseline(
+    site: BenchSite, url: str, bodies: list[bytes], run: RunFigures, workdir: Path
+) -> BaselineFigures:
+    """The manual method on BODIES (under external ids of its own), and how many times faster the run was."""
+    manual = manual_method(
+        [_manual_body(b) for b in bodies], url + "/ws/patients/", site.client_key, CLIENT_ACCESS, workdir
+    )
+    return BaselineFigures(
+        manual.rows,
+        manual.accepted,
+        round(manual.seconds, 3),
+        round(manual.rows_per_second, 2),
+        manual.sent_with,
+        round(run.rows_per_second / manual.rows_per_second, 1) if manual.rows_per_second else 0.0,
+    )
 
 
 def _sample_bodies(site: BenchSite, n: int) -> list[bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ._bench import BenchReport
+from ._bench import BenchReport, StartupFigures
 from ._bench_bulk import HEADROOM, TARGET_P95, TARGET_SHARE, TARGET_THROTTLED, BulkReport
 
 __all__ = ["bench_table", "bulk_table", "print_bench", "print_bulk"]
@@ -58,9 +58,20 @@ def bench_table(report: BenchReport) -> Table:
             f"{b.rows_per_second:,.1f} rows/s",
             f"run is {b.speedup:g} × faster",
         )
+    if report.startup is not None:
+        table.add_row(*_startup_row(report.startup))
     load = _load(m.load_average)
     table.caption = f"total {report.total_seconds:g} s; load average before {load}; client CPU = {report.cpu_scope}"
     return table
+
+
+def _startup_row(s: StartupFigures) -> tuple[str, str, str]:
+    """The command's start-up beside the interpreter's."""
+    return (
+        f"start-up: cws-pipeline --help (median of {s.runs})",
+        f"{s.help_seconds:.3f} s",
+        f"{s.ratio:g} × python -c pass ({s.python_seconds:.3f} s)",
+    )
 
 
 def print_bench(report: BenchReport, console: Console | None = None) -> None:

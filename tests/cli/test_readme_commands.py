@@ -1,6 +1,7 @@
-"""Docs check: every `cws-pipeline ...` command in the README's code blocks names a real command, real options,
-values its choices allow and the arguments it takes (the sections that can run on a real site also run them:
-tests/review/test_readme_examples.py, tests/delivery/test_cron_line.py, tests/tools/test_demo.py)."""
+"""Docs check: every `cws-pipeline ...` command in the code blocks of the README and docs/ names a real command,
+real options, values its choices allow and the arguments it takes (the sections that can run on a real site also
+run them: tests/review/test_readme_examples.py, tests/delivery/test_cron_line.py, tests/tools/test_demo.py,
+tests/cli/test_readme_rehearsal.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from pipeline.cli import cli
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def readme_commands(text: str) -> list[tuple[int, str]]:
@@ -34,7 +36,7 @@ def readme_commands(text: str) -> list[tuple[int, str]]:
         if code.endswith("\\"):
             held = code[:-1]
             continue
-        match = re.search(r"(?:^|&& |\$ )(cws-pipeline(?:\s.*)?)$", code.strip())
+        match = re.search(r"(?:^|&& |\$ )(?:\.venv/bin/)?(cws-pipeline(?:\s.*)?)$", code.strip())
         if match:
             found.append((start, match.group(1)))
     return found
@@ -81,17 +83,26 @@ def problems(command: str) -> list[str]:
     return found
 
 
-COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+COMMANDS = [
+    (f"{page.relative_to(ROOT)}:{line}", command)
+    for page in PAGES
+    for line, command in readme_commands(page.read_text(encoding="utf-8"))
+]
 
 
-def test_the_readme_shows_the_commands_a_user_types() -> None:
+def test_the_readme_runs_its_first_command_from_the_virtual_environment() -> None:
+    readme = [command for where, command in COMMANDS if where.startswith("README.md:")]
+    assert readme[0] == "cws-pipeline demo"  # `.venv/bin/cws-pipeline demo`, read as the CLI reads it
+
+
+def test_the_docs_show_the_commands_a_user_types() -> None:
     shown = {shlex.split(c.replace("[", " "))[1] for _, c in COMMANDS}
     assert {"demo", "run", "validate", "report", "audit", "status", "accept", "sign", "verify", "keygen"} <= shown
 
 
-@pytest.mark.parametrize(("line", "command"), COMMANDS, ids=[f"README.md:{n}" for n, _ in COMMANDS])
-def test_every_readme_command_is_one_the_cli_accepts(line: int, command: str) -> None:
-    assert problems(command) == [], f"README.md:{line}: {command}"
+@pytest.mark.parametrize(("where", "command"), COMMANDS, ids=[where for where, _ in COMMANDS])
+def test_every_docs_command_is_one_the_cli_accepts(where: str, command: str) -> None:
+    assert problems(command) == [], f"{where}: {command}"
 
 
 @pytest.mark.parametrize(

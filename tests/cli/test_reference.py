@@ -1,4 +1,4 @@
-"""The README's command reference is what the commands' --help says: generated, and checked not to drift."""
+"""The command reference (docs/reference.md) is what the commands' --help says: generated, and checked not to drift."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.cli.reference import BEGIN, END, command_reference, commands, replace_reference
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
 
 
-def test_the_readme_reference_is_the_generated_one() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_the_docs_reference_is_the_generated_one() -> None:
+    text = REFERENCE.read_text(encoding="utf-8")
     section = text[text.index(BEGIN) : text.index(END) + len(END) + 1]
-    assert section == command_reference(), "run: python -m pipeline.cli.reference README.md"
+    assert section == command_reference(), "run: python -m pipeline.cli.reference docs/reference.md"
 
 
 def test_every_command_and_option_is_in_the_reference() -> None:

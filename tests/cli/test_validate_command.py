@@ -42,7 +42,10 @@ def test_sample_export_counts_and_problems(tmp_path: Path) -> None:
     code, out, _ = invoke("validate", SAMPLE, "--mapping", MAPPING)
     assert code == 1
     assert out.startswith("rows read: 240\nvalid:     233\ninvalid:   7\nfirst 8 problem(s):\n")
-    assert "  line 32: sex (column 'Sex'): 'X' is not one of M, MALE, F, FEMALE, U, UNKNOWN\n" in out
+    assert (
+        "  line 32: sex (column 'Sex'): 'X' is not one of M, MALE, F, FEMALE, U, UNKNOWN (assumption v2-sex-values)\n"
+        in out
+    )
     assert (
         "  line 82: key 'J0000021/B25-000021' (external_id/booking_no) was already used on line 22, with a different"
         " body: a key names one booking; correct line 22 or line 82\n"

@@ -33,7 +33,9 @@ def test_a_verified_409_is_final_and_sent_once(make_engine: Callable[..., Engine
     engine = make_engine(lambda m, u, b: (409, {"error": "exists"}))
     outcome = deliver(engine, row("P1"))
     assert len(engine.fake.requests) == 1 and engine.sleeps == []
-    assert outcome.state == "rejected" and (outcome.reason or "").startswith("HTTP 409: exists; the patient exists")
+    assert outcome.state == "rejected" and (outcome.reason or "").startswith(
+        "HTTP 409: CorEMR's words are kept in the ledger, not printed; the patient exists"
+    )
 
 
 def test_transient_answers_are_retried_up_to_max_attempts(make_engine: Callable[..., Engine]) -> None:
@@ -133,14 +135,15 @@ def test_a_lookup_url_percent_encodes_the_external_id(make_engine: Callable[...,
     ]
 
 
-def test_a_server_message_is_one_line_short_and_has_the_rows_names_and_birth_date_masked(
+def test_a_server_message_is_not_recorded_in_the_reason_only_the_fields_it_names(
     make_engine: Callable[..., Engine],
 ) -> None:
     message = "Patient DAVIS, Aisha born 1986-11-08\r\n  line 99 key P9/B9: delivered\x1b[2J" + "x" * 2000
     engine = make_engine(lambda m, u, b: (400, {"error": message, "fields": {"lname": "Davis is taken"}}))
     outcome = deliver(engine, row("P1"))
     reason = outcome.reason or ""
-    assert outcome.state == "rejected" and reason.startswith("HTTP 400: Patient [withheld], [withheld] born [withheld]")
+    assert outcome.state == "rejected"
+    assert reason == "HTTP 400: CorEMR named fields lname; its words are kept in the ledger, not printed"
     assert not any(ch in reason for ch in "\r\n\x1b")
     assert "Davis" not in reason and "DAVIS" not in reason and "Aisha" not in reason and "1986" not in reason
     assert len(reason) <= 500

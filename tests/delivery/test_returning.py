@@ -22,7 +22,7 @@ from pipeline.simulator._server import CWSServer, Fault
 
 from ..sites import SITE_MAPPING, V1_SITE_MAPPING, Site, booking_rows
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+RETURNING_PAGE = Path(__file__).resolve().parents[2] / "docs" / "returning-patients.md"
 
 
 def run(site: Site, csv: Path, outcomes: list[RowOutcome] | None = None) -> RunResult:
@@ -183,7 +183,9 @@ def test_v1_a_returning_patient_is_rejected_saying_why_and_a_known_one_in_doubt_
     rows = booking_rows(2)
     run(site, site.write_csv(rows[:1]))
     rebooked = [[rows[0][0], "B999999", *rows[0][2:]], [rows[1][0], "B888888", *rows[1][2:]]]
-    site.server.enter_by_hand({"external_id": rows[1][0], "fname": "X", "lname": "Y", "booking_number": "H1",
+    # v1 requires facility, dob and sex to add a patient, by hand as through CWS
+    site.server.enter_by_hand({"external_id": rows[1][0], "facility": "MAIN", "fname": "X", "lname": "Y",
+                               "dob": "1970-01-01", "sex": "Male", "booking_number": "H1",
                                "booking_date": "2020-01-01 00:00:00.000"})  # fmt: skip
     site.server.set_faults([Fault("drop_after_processing", first=1)])
     result = run(site, site.write_csv(rebooked, "night2.csv"))
@@ -198,8 +200,8 @@ def test_v1_a_returning_patient_is_rejected_saying_why_and_a_known_one_in_doubt_
     assert again.counts["skipped"] == 1 and again.counts["rejected"] == 1
 
 
-def test_the_readme_returning_patients_commands_run_as_written(site: Site) -> None:
-    section = README.read_text(encoding="utf-8").split("\n## Returning patients\n", 1)[1].split("\n## ", 1)[0]
+def test_the_returning_patients_page_commands_run_as_written(site: Site) -> None:
+    section = RETURNING_PAGE.read_text(encoding="utf-8").split("# Returning patients\n", 1)[1].split("\n## ", 1)[0]
     commands = [line.split("  #", 1)[0].strip() for block in re.findall(r"```sh\n(.*?)```", section, re.S)
                 for line in block.splitlines() if line.startswith("cws-pipeline ")]  # fmt: skip
     assert [c.split()[1] for c in commands] == ["report", "accept"]

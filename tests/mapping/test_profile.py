@@ -37,9 +37,9 @@ FIELDS: dict[str, dict[str, str]] = {
     },
 }
 FIELDS["v3"] = FIELDS["v2"]
-# What CorEMR's documents (and the named assumptions for v2/v3 dob and sex) require to create a patient.
+# What CorEMR's documents (v1: the field table's Add column; v2/v3 dob and sex: a named assumption) require.
 REQUIRED = {
-    "v1": {"external_id", "fname", "lname", "booking_number", "booking_date"},
+    "v1": {"external_id", "facility", "fname", "lname", "dob", "sex", "booking_number", "booking_date"},
     "v2": {"external_id", "facility", "agency", "fname", "lname", "dob", "sex", "booking_no", "booking_date"},
     "v3": {"external_id", "facility", "fname", "lname", "dob", "sex", "booking_no", "booking_date"},
 }
@@ -95,7 +95,10 @@ def test_a_mapping_without_api_is_v2(tmp_path: Path) -> None:
 def test_mapping_without_a_required_field_is_refused_naming_it(tmp_path: Path, api: str, name: str) -> None:
     message = refused(tmp_path, mapping_text(api, changed(api, **{name: None})))
     assert f": fields.{name}: missing; CorEMR API {api} requires " in message
-    assert f"(missing: {name})" in message and 'profile = "none"' in message
+    assert f"; missing: {name})" in message and 'profile = "none"' in message
+    assert f"({API_PROFILES[api].required_source}; missing" in message  # type: ignore[index]
+    if api == "v1":
+        assert "(CorEMR v1 docs: the field table's Add column; missing" in message
 
 
 @pytest.mark.parametrize("api", ["v1", "v2", "v3"])
@@ -106,8 +109,8 @@ def test_the_required_fields_are_the_documented_ones(api: str) -> None:
 def test_fields_a_version_does_not_require_may_be_left_out(tmp_path: Path) -> None:
     v3 = load(tmp_path, mapping_text("v3", changed("v3", agency=None)))
     assert v3.api == "v3" and "agency" not in {f.name for f in v3.fields}
-    v1 = load(tmp_path, mapping_text("v1", changed("v1", facility=None, dob=None, sex=None)))
-    assert v1.api == "v1" and not {"facility", "dob", "sex"} & {f.name for f in v1.fields}
+    v1 = load(tmp_path, mapping_text("v1", changed("v1", agency='value = "County"', mname=None)))
+    assert v1.api == "v1" and "mname" not in {f.name for f in v1.fields}
 
 
 def test_another_versions_field_name_is_refused_with_a_hint(tmp_path: Path) -> None:
@@ -141,13 +144,20 @@ def test_optional_required_field_with_default_is_accepted(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("api", "name", "table", "says"),
     [
-        ("v2", "facility", 'value = "10000"', 'expects facility as an integer: set type = "integer"'),
-        ("v1", "facility", "value = 10000", 'expects facility as text of at most 32 characters: set type = "string"'),
-        ("v3", "agency", 'value = "2"', 'expects agency as an integer: set type = "integer"'),
+        ("v2", "facility", 'value = "10000"',
+         'expects facility as an integer (CorEMR v2 docs: an integer ID, required): set type = "integer"'),
+        ("v1", "facility", "value = 10000", "expects facility as text of at most 32 characters"
+         ' (CorEMR v1 docs: String(32), required to add): set type = "string"'),
+        ("v3", "agency", 'value = "2"',
+         "expects agency as an integer (CorEMR v3 docs: optional, the site's Default Jurisdiction): set type"),
         ("v2", "dob", 'column = "DOB"', 'expects dob as a date: set type = "datetime"'),
-        ("v2", "height", 'column = "Height"', 'expects height as a number: set type = "integer" or type = "number"'),
+        ("v2", "height", 'column = "Height"', "expects height as a number (assumption height-weight-numbers):"
+         ' set type = "integer" or type = "number"'),
+        ("v1", "height", 'column = "Height"\ntype = "number"',
+         'expects height as an integer (CorEMR v1 docs: Integer (inches)): set type = "integer"'),
+        ("v1", "agency", "value = 2", "expects agency as text of at most 255 characters (CorEMR v1 docs: String(255))"),
     ],
-)
+)  # fmt: skip
 def test_a_field_of_the_wrong_type_is_refused(tmp_path: Path, api: str, name: str, table: str, says: str) -> None:
     message = refused(tmp_path, mapping_text(api, changed(api, **{name: table})))
     assert f": fields.{name}.type: CorEMR API {api} {says}" in message
@@ -203,7 +213,8 @@ def test_external_id_longer_than_17_and_future_dob_are_row_problems(tmp_path: Pa
     found = rows(tmp_path, mapping, "ABCDEFGHIJKLMNOPQR,Ann,Lee,1990-01-02,B1,2025-01-01\n"
                  "E2,Bo,Ng,2999-01-01,B2,2025-01-01\nE3,Cy,Ox,1990-01-01,B3,2025-01-01\n")  # fmt: skip
     assert [str(p) for p in found[0].problems] == [
-        "line 2: external_id (column 'ID'): 'ABCDEFGHIJKLMNOPQR' is not at most 17 characters (found 18)"
+        "line 2: external_id (column 'ID'): 'ABCDEFGHIJKLMNOPQR' is not at most 17 characters"
+        " (assumption v2-external-id-length; found 18)"
     ]
     assert [p.expected for p in found[1].problems] == ["a past date (not after now)"]  # dob never in the future
     assert found[2].valid

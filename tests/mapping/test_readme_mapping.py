@@ -1,4 +1,4 @@
-"""The README's "Mapping files" examples load and map as the text says (a docs check)."""
+"""The examples of docs/mapping.md load and map as the text says (a docs check)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from pipeline.mapping._mapped_rows import MappedRow, map_csv
 from pipeline.mapping._mapping_file import load_mapping
 
-README = Path(__file__).parents[2] / "README.md"
-SECTION = README.read_text(encoding="utf-8").split("## Mapping files", 1)[1].split("\n## ", 1)[0]
+MAPPING_PAGE = Path(__file__).parents[2] / "docs" / "mapping.md"
+SECTION = MAPPING_PAGE.read_text(encoding="utf-8").split("# Mapping files\n", 1)[1].split("\n## ", 1)[0]
 EXAMPLES = re.findall(r"```toml\n(.*?)```", SECTION, re.S)
 MAIN, FRAGMENTS = EXAMPLES[0], EXAMPLES[1:]
 HEADER = "Inmate ID,First Name,Name,DOB,Sex,Middle Name,Booking Number,Booking Date"
@@ -62,7 +62,7 @@ def test_every_fragment_loads_in_the_main_example(tmp_path: Path) -> None:
         (3, HEADER + ",RecordType", ROW + ",Training", None),
     ],
 )
-def test_each_fragment_does_what_the_readme_says(
+def test_each_fragment_does_what_the_page_says(
     tmp_path: Path, fragment: int, header: str, row: str, expected: bytes | None
 ) -> None:
     (tmp_path / "facilities.csv").write_text("Code,Name,CorEMR ID\nMAIN,Main jail,10000\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""CorEMR's API versions as data: routes, date and path rules, algorithms, and the assumptions the README lists."""
+"""CorEMR's API versions as data: routes, date and path rules, algorithms, and the assumptions the docs list."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline._errors import ConfigError
+from pipeline.cli.reference import ASSUMPTIONS_BEGIN, ASSUMPTIONS_END, assumption_table
 from pipeline.protocol._api import (
     API_PROFILES,
     ASSUMPTIONS,
@@ -19,7 +20,7 @@ from pipeline.protocol._api import (
     unsafe_path_segments,
 )
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.mark.parametrize(
@@ -88,16 +89,19 @@ def test_v1_accepts_sha1_only_and_says_what_to_set() -> None:
     assert refused.value.exit_code == 2
 
 
-def test_every_assumption_is_listed_in_the_readme_with_its_reason() -> None:
-    readme = README.read_text(encoding="utf-8")
+def test_every_assumption_is_listed_in_the_docs_with_its_reason() -> None:
+    page = (DOCS / "local-server.md").read_text(encoding="utf-8")
     names = [a.name for a in ASSUMPTIONS]
     assert len(set(names)) == len(names)
+    section = page[page.index(ASSUMPTIONS_BEGIN) : page.index(ASSUMPTIONS_END) + len(ASSUMPTIONS_END) + 1]
+    assert section == assumption_table(), "run: python -m pipeline.cli.reference docs/local-server.md"
     for a in ASSUMPTIONS:
-        assert f"| `{a.name}` | {', '.join(a.versions)} | {a.assumed} | {a.why} |" in readme, a.name
+        assert f"| `{a.name}` | {', '.join(a.versions)} | {a.assumed} | {a.why} |" in page, a.name
 
 
-def test_the_readme_version_table_holds_every_route() -> None:
-    section = README.read_text(encoding="utf-8").split("### CorEMR API versions", 1)[1].split("\n## ", 1)[0]
+def test_the_docs_version_table_holds_every_route() -> None:
+    page = (DOCS / "mapping.md").read_text(encoding="utf-8")
+    section = page.split("## CorEMR API versions", 1)[1].split("\n## ", 1)[0]
     cells = section.replace("{id}", "{external_id}")
     for api, profile in API_PROFILES.items():
         for action, method, path in profile.routes.table():
@@ -105,3 +109,42 @@ def test_the_readme_version_table_holds_every_route() -> None:
                 assert re.search(rf"`GET`/`POST {re.escape(path.replace('/ws/v3/', '/ws/'))}`", cells), (api, action)
             else:
                 assert f"`{method} {path}`" in cells, (api, action)
+
+
+# The v1 field table's Add column (docs.coremr.com /ws/v1/patients/).
+V1_ADD_COLUMN = {"external_id", "facility", "fname", "lname", "dob", "sex", "booking_number", "booking_date"}
+
+
+def test_v1_requires_what_its_add_column_marks_and_every_limited_rule_cites_the_v1_docs() -> None:
+    v1 = API_PROFILES["v1"]
+    assert set(v1.required) == V1_ADD_COLUMN
+    for rule in v1.fields:
+        if rule.max_length or rule.choices or rule.kind != "text" or rule.required:
+            assert rule.source.startswith("CorEMR v1 docs: "), rule.name
+    assert v1.rule("race").choices == ("American Indian or Alaskan Native", "Asian",  # type: ignore[union-attr]
+                                       "Black or African American", "Native Hawaiian or Other Pacific Islander",
+                                       "White")  # fmt: skip
+    assert (v1.rule("height").kind, v1.rule("weight").kind) == ("integer", "number")  # type: ignore[union-attr]
+
+
+def test_a_v2_or_v3_rule_cites_its_own_docs_or_a_named_assumption_never_v1s_as_if_documented() -> None:
+    names = {a.name for a in ASSUMPTIONS}
+    for api in ("v2", "v3"):
+        for rule in API_PROFILES[api].fields:
+            if rule.source.startswith("assumption "):
+                assert rule.source.removeprefix("assumption ").split(":")[0] in names, (api, rule.name)
+            else:
+                assert rule.source == "" or rule.source.startswith(("CorEMR v2 docs: ", "CorEMR v3 docs: ")), (
+                    api, rule.name,
+                )  # fmt: skip
+        race = API_PROFILES[api].rule("race")
+        assert race is not None and race.choices == () and race.kind == "text"  # "v2-optional-fields": names only
+
+
+def test_every_guess_is_named_and_the_v1_table_is_no_longer_read_as_silent() -> None:
+    names = {a.name for a in ASSUMPTIONS}
+    named = {"url-path-safety", "update-keeps-external-id", "access-name-characters", "key-floor-2048",
+             "bookings-routes", "exists-status", "not-found-body"}  # fmt: skip
+    assert named <= names
+    assert "v1-unmarked-optional" not in names
+    assert all(a.assumed and a.why and a.versions for a in ASSUMPTIONS)

@@ -273,5 +273,6 @@ def test_sign_and_run_refuse_a_private_key_shorter_than_2048_bits(tmp_path: Path
     short = tmp_path / "rsa.private"
     subprocess.run(["openssl", "genrsa", "-out", str(short), str(bits)], check=True, capture_output=True)
     short.chmod(0o600)
-    with pytest.raises(KeyFileError, match=f"a {bits}-bit private key: CorEMR accepts RSA keys of at least 2048 bits"):
+    refusal = f"a {bits}-bit private key: this pipeline takes RSA keys of at least 2048 bits"
+    with pytest.raises(KeyFileError, match=refusal):
         load_private_key(short)  # what `sign` and `run` load their key with

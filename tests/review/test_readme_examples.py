@@ -1,4 +1,4 @@
-"""Every command the README's "Audit review" and "Status" sections show runs, as written, on a real site."""
+"""Every command the "Audit review" and "Status" sections of docs/audit.md show runs, as written, on a real site."""
 
 from __future__ import annotations
 
@@ -13,19 +13,19 @@ from pipeline.cli import cli
 
 from .mixed_ledger import MixedLedger
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+AUDIT_PAGE = Path(__file__).resolve().parents[2] / "docs" / "audit.md"
 
 
 def section_commands(title: str) -> list[str]:
-    """The `cws-pipeline ...` lines of the sh blocks in one README section, comments removed."""
-    section = README.read_text(encoding="utf-8").split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+    """The `cws-pipeline ...` lines of the sh blocks in one section of the page, comments removed."""
+    section = AUDIT_PAGE.read_text(encoding="utf-8").split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
     return [line.split("  #", 1)[0].strip() for block in blocks for line in block.splitlines()
             if line.startswith("cws-pipeline ")]  # fmt: skip
 
 
 @pytest.mark.parametrize("title", ["Audit review", "Status"])
-def test_readme_examples_run(mixed: MixedLedger, tmp_path: Path, title: str) -> None:
+def test_audit_page_examples_run(mixed: MixedLedger, tmp_path: Path, title: str) -> None:
     site = mixed.site
     commands = section_commands(title)
     assert len(commands) >= 2
@@ -33,7 +33,7 @@ def test_readme_examples_run(mixed: MixedLedger, tmp_path: Path, title: str) -> 
         args = shlex.split(command)[1:]
         args = [str(site.config) if a == "cws.toml" else str(site.ledger) if a.endswith("ledger.sqlite") else a
                 for a in args]  # fmt: skip
-        if "--run" in args:  # the README's run number, as the first run of this ledger
+        if "--run" in args:  # the page's run number, as the first run of this ledger
             args[args.index("--run") + 1] = str(mixed.first)
         if "--output" in args:
             i = args.index("--output") + 1

@@ -70,6 +70,9 @@ def test_bench_json_reports_every_figure_with_positive_rates(report: dict[str, A
     assert rebooking["requests_per_row"] == 1.0 and rebooking["duplicates"] == 0 and rebooking["rows_per_second"] > 0
     assert len(rerun["all_seconds"]) == rerun["repeats"] and sorted(rerun["all_seconds"])[1] == rerun["seconds"]
     assert report["cpu_scope"] and report["total_seconds"] > 0
+    startup = report["startup"]  # cws-pipeline --help beside python -c pass, each in a fresh interpreter
+    assert startup["runs"] > 0 and startup["help_seconds"] > 0 and startup["python_seconds"] > 0
+    assert startup["ratio"] == pytest.approx(startup["help_seconds"] / startup["python_seconds"], rel=0.05, abs=0.051)
 
 
 @pytest.mark.slow
@@ -97,7 +100,8 @@ def test_bench_table_names_the_floor_and_the_latency_target() -> None:
     )
     assert result.exit_code == 0, result.output
     for text in ("signature CPU", "the floor", "client CPU per delivered row", "re-run", "latency / concurrency",
-                 "re-book 1 of the same people", "1 requests per row; 1 bookings added, 0 twice"):  # fmt: skip
+                 "re-book 1 of the same people", "1 requests per row; 1 bookings added, 0 twice",
+                 "start-up: cws-pipeline --help (median of 10)", "× python -c pass"):  # fmt: skip
         assert text in result.output
     assert simulator_children() == []
 

@@ -6,13 +6,15 @@ import re
 import stat
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.tools._demo import SAMPLE_MAPPINGS, run_demo
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 
 
 def test_demo_delivers_the_sample_then_a_second_night_sending_nothing_twice(tmp_path: Path) -> None:
@@ -84,16 +86,28 @@ def test_demo_runs_again_in_the_same_directory_and_refuses_a_foreign_one(tmp_pat
     assert (foreign / "thesis.txt").read_text() == "mine"
 
 
-def test_every_command_is_documented_in_the_readme() -> None:
-    readme = README.read_text(encoding="utf-8")
+def test_every_command_is_documented_in_the_readme_or_a_topic_page() -> None:
+    topics = [page for page in sorted((ROOT / "docs").glob("*.md")) if page.name != "reference.md"]  # generated
+    readme = "\n".join(page.read_text(encoding="utf-8") for page in [README, *topics])
     names = []
-    for name, command in cli.commands.items():
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):  # commands load on first use: ask the group, not what it has loaded
+        command = cli.get_command(ctx, name)
         sub = getattr(command, "commands", None)
         names += [f"{name} {s}" for s in sub] if sub else [name]
     missing = [n for n in names if not re.search(rf"cws-pipeline {re.escape(n)}\b", readme)]
-    assert not missing, f"commands missing from README.md: {missing}"
+    assert not missing, f"commands missing from README.md and docs/: {missing}"
 
 
 def test_readme_starts_with_the_demo_and_test_commands() -> None:
-    commands = re.findall(r"^(pip install .*?)\s+#", README.read_text(encoding="utf-8"), re.M)
-    assert commands[:2] == ["pip install -e . && cws-pipeline demo", "pip install -e '.[test]' && pytest"]
+    commands = re.findall(r"^(python3 -m venv .*?)\s+#", README.read_text(encoding="utf-8"), re.M)
+    assert commands[:2] == [
+        "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/cws-pipeline demo",
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest",
+    ]
+
+
+def test_ci_runs_the_readme_test_command_as_written() -> None:
+    test_command = re.findall(r"^(python3 -m venv .*?)\s+#", README.read_text(encoding="utf-8"), re.M)[1]
+    ci_lines = [line.split("  #", 1)[0].strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines
