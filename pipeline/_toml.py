@@ -106,14 +106,32 @@ class TomlFile:
             raise self.error(key_path, f"must be at most {maximum}")
         return value
 
-    def number(self, key_path: str, value: object, *, positive: bool = False, unit: str = "") -> float:
-        """VALUE as a finite number (0 or more; above 0 when positive), with its unit named in errors."""
+    def number(
+        self,
+        key_path: str,
+        value: object,
+        *,
+        positive: bool = False,
+        unit: str = "",
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> float:
+        """VALUE as a finite number (0 or more; above 0 when positive) within [minimum, maximum], its unit named."""
         what = f"a {'positive' if positive else 'non-negative'} number" + (f" of {unit}" if unit else "")
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise self.error(key_path, f"expected {what}, got {kind_of(value)}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            number = math.inf
+        shown = f"{number:.6g}" if math.isfinite(number) or isinstance(value, float) else "an integer too large"
         if not math.isfinite(number) or number < 0 or (positive and number == 0):
-            raise self.error(key_path, f"expected {what}, got {value}")
+            raise self.error(key_path, f"expected {what}, got {shown}")
+        in_unit = f" {unit}" if unit else ""
+        if minimum is not None and number < minimum:
+            raise self.error(key_path, f"must be at least {minimum:g}{in_unit}, got {shown}")
+        if maximum is not None and number > maximum:
+            raise self.error(key_path, f"must be at most {maximum:g}{in_unit}, got {shown}")
         return number
 
     def strings(self, key_path: str, value: object, *, example: str) -> list[str]:

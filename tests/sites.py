@@ -136,6 +136,7 @@ class Site:
             "retry_initial_wait": 0.01,
             "retry_max_wait": 0.05,
             "timeout": 5,
+            "settle_seconds": 0.01,  # a real settle, short: a test of a file still being written sets more
         }
         values.update(overrides)
         lines = []

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .._errors import OutsideWindow
+from .._private_files import check_output_path
 from ..delivery import RowOutcome, RunConfig, RunInterrupted, RunResult, load_config, print_summary, run_bookings
 from ..ledger import NOT_DELIVERED, Ledger
 from ..protocol import API_VERSIONS, DEFAULT_API, ApiVersion
@@ -28,7 +29,8 @@ _PATH = click.Path(path_type=Path)
     "errors_path",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the rows needing a person here, for the records clerk: the export's cells, then line, state and"
-    " reason (CSV, mode 0600; formulas neutralised). Written every run: no rows when none needs a person.",
+    " reason (CSV, mode 0600; formulas neutralised). Written every run: no rows when none needs a person. Its"
+    " directory must exist and it must not be a symbolic link (checked before anything is sent).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Print the summary even when all went well and no terminal.")
 def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, verbose: bool) -> None:
@@ -39,14 +41,17 @@ def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, v
     reported before and unchanged. On a terminal, or with -v, it shows every row needing a person, and
     while it runs a progress bar shows rows/s, the requests in flight allowed now (adaptive
     concurrency) and the time left. Exit codes: 0 nothing new needs a person, 1 a row newly needs a
-    person, 2 usage/config/input error (nothing sent), 3 security stop, 4 another run holds the
-    ledger, 5 outside the delivery window (`window` in the config: nothing sent, one line says when it
-    opens) or the window closed before every row was sent (the next run goes on), 130 interrupted
-    (Ctrl-C; recorded as such in the ledger).
+    person, 2 usage/config/input error, or an export still being written (it must stay unchanged for
+    `settle_seconds`; nothing sent), 3 security stop, 4 another run holds the ledger, 5 outside the
+    delivery window (`window` in the config: nothing sent, one line says when it opens) or the window
+    closed, or the run reached `max_run_seconds`, before every row was sent (the next run goes on),
+    130 interrupted (Ctrl-C; recorded as such in the ledger).
 
     Example: cws-pipeline run bookings.csv --mapping mappings/sample-jms.toml --config cws.toml
     """
     config = load_config(config_path)
+    if errors_path is not None:  # a path the error file cannot be written to stops the run before anything is sent
+        check_output_path(errors_path)
     interactive = sys.stdout.isatty()
     try:
         result = _run_with_progress(csv, mapping, config) if interactive else run_bookings(csv, mapping, config)

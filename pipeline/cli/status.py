@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
-from datetime import timedelta
 
 import click
 
-from .._errors import UserInputError
 from ..ledger import Ledger
-from ..review import site_status, status_json, status_lines
+from ..review import parse_age, site_status, status_json, status_lines
 from . import cli
 from ._ledger_options import LedgerChoice, ledger_options
 
 __all__ = ["status"]
-
-_AGE = re.compile(r"(\d+)([hd])")
 
 
 @cli.command()
@@ -35,7 +30,7 @@ def status(choice: LedgerChoice, as_json: bool, max_age: str | None) -> None:
 
     Example: cws-pipeline status -c cws.toml --json --max-age 26h
     """
-    age = _max_age(max_age) if max_age else None
+    age = parse_age(max_age, "--max-age") if max_age else None
     with Ledger.open_read_only(choice.ledger) as ledger:
         found = site_status(ledger, max_age=age)
     if as_json:
@@ -44,11 +39,3 @@ def status(choice: LedgerChoice, as_json: bool, max_age: str | None) -> None:
         for line in status_lines(found):
             click.echo(line)
     sys.exit(found.exit_code)
-
-
-def _max_age(text: str) -> timedelta:
-    found = _AGE.fullmatch(text.strip())
-    if found is None:
-        raise UserInputError(f"--max-age {text!r}: give hours or days, like 26h or 2d")
-    number = int(found[1])
-    return timedelta(hours=number) if found[2] == "h" else timedelta(days=number)

@@ -20,6 +20,8 @@ __all__ = ["CONFIG_KEYS", "DEFAULT_CEILING", "DEFAULT_FIXED", "RunConfig", "load
 # once: the limit settles a little above the server's capacity), or the fixed number with adaptive = false.
 DEFAULT_CEILING = 128
 DEFAULT_FIXED = 8
+DEFAULT_SETTLE_SECONDS = 3.0  # an export job that pauses between lines pauses for less than this
+DEFAULT_MAX_RUN_SECONDS = 14400.0  # 4 hours: a nightly run takes minutes; one still going has met a stuck server
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class RunConfig:
     ca_bundle: Path | None = None
     allow_insecure_http: bool = False
     head_log: Path | None = None  # each run appends its final chain head here (see ledger._heads)
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS  # the export must not change for this long before it is read
+    max_run_seconds: float = DEFAULT_MAX_RUN_SECONDS  # a run stops sending after this long; the rest go next time
 
     def __post_init__(self) -> None:
         if self.concurrency <= 0:
@@ -63,11 +67,19 @@ _REQUIRED = ("base_url", "access", "private_key", "server_keys")
 _OPTIONAL = (
     "ledger", "algorithm", "accept_algorithms", "passphrase_env", "concurrency", "max_attempts", "timeout",
     "max_answer_bytes", "retry_initial_wait", "retry_max_wait", "retry_after_cap", "circuit_breaker", "ca_bundle",
-    "allow_insecure_http", "head_log", "adaptive", "max_rate", "window", "timezone",
+    "allow_insecure_http", "head_log", "adaptive", "max_rate", "window", "timezone", "settle_seconds",
+    "max_run_seconds",
 )  # fmt: skip
 CONFIG_KEYS = (*_REQUIRED, *_OPTIONAL)  # every key a run configuration may hold
-_COUNTS = ("concurrency", "max_attempts", "circuit_breaker", "max_answer_bytes")
-_SECONDS = ("retry_initial_wait", "retry_max_wait", "retry_after_cap")
+_HOUR, _WEEK = 3600.0, 7 * 86400.0
+# The range of each numeric setting: a value outside it is a typo or a unit slip, and some (timeout = 1e308,
+# max_attempts = 1e22) would never finish or fail deep inside a library.
+_COUNTS = {"concurrency": (1, 1024), "max_attempts": (1, 100), "circuit_breaker": (1, 1000),
+           "max_answer_bytes": (1024, 1 << 30)}  # fmt: skip
+# The most of each duration in seconds (none below 0).
+_SECONDS = {"retry_initial_wait": _HOUR, "retry_max_wait": _HOUR, "retry_after_cap": _HOUR, "settle_seconds": _HOUR,
+            "timeout": _HOUR, "max_run_seconds": _WEEK}  # fmt: skip
+_ABOVE_ZERO = ("timeout", "max_run_seconds")  # 0 would stop everything at once
 
 
 def load_config(path: Path | str) -> RunConfig:
@@ -82,15 +94,7 @@ def load_config(path: Path | str) -> RunConfig:
     def local(key: str, default: str | None = None) -> Path:
         return (base / Path(doc.string(key, raw.get(key, default))).expanduser()).resolve()
 
-    opts: dict[str, Any] = {}
-    for key in _COUNTS:
-        if key in raw:
-            opts[key] = doc.integer(key, raw[key], minimum=1)
-    for key in _SECONDS:
-        if key in raw:
-            opts[key] = doc.number(key, raw[key], unit="seconds")
-    if "timeout" in raw:
-        opts["timeout"] = doc.number("timeout", raw["timeout"], positive=True, unit="seconds")
+    opts = _numbers(doc, raw)
     opts.update(_bulk_load_options(doc, raw))
     if "passphrase_env" in raw:
         opts["passphrase_env"] = doc.string("passphrase_env", raw["passphrase_env"])
@@ -124,13 +128,26 @@ def load_config(path: Path | str) -> RunConfig:
     )
 
 
+def _numbers(doc: TomlFile, raw: dict[str, Any]) -> dict[str, Any]:
+    """The counts and durations the file sets, each checked against its range."""
+    opts: dict[str, Any] = {}
+    for key, (low, high) in _COUNTS.items():
+        if key in raw:
+            opts[key] = doc.integer(key, raw[key], minimum=low, maximum=high)
+    for key, most in _SECONDS.items():
+        if key in raw:
+            opts[key] = doc.number(key, raw[key], positive=key in _ABOVE_ZERO, unit="seconds", maximum=most)
+    return opts
+
+
 def _bulk_load_options(doc: TomlFile, raw: dict[str, Any]) -> dict[str, Any]:
     """adaptive, max_rate, and window in timezone (IANA name; default this machine's local time)."""
     opts: dict[str, Any] = {}
     if "adaptive" in raw:
         opts["adaptive"] = doc.boolean("adaptive", raw["adaptive"])
     if "max_rate" in raw:
-        opts["max_rate"] = doc.number("max_rate", raw["max_rate"], positive=True, unit="requests per second")
+        opts["max_rate"] = doc.number("max_rate", raw["max_rate"], positive=True, unit="requests per second",
+                                     minimum=0.01, maximum=1e6)  # fmt: skip
     zone = None
     if "timezone" in raw:
         if "window" not in raw:

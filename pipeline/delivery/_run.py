@@ -41,12 +41,12 @@ from ._engine import Delivery, RowOutcome
 from ._retry import RunStop
 from ._target import Target
 from ._transport import CWSTransport
-from ._window import WindowWatch
+from ._window import SendingWatch
 
 __all__ = ["RunInterrupted", "RunResult", "run_bookings"]
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
-WINDOW_CLOSED_EXIT = OutsideWindow.exit_code  # the window closed before every row was sent: the next run goes on
+WINDOW_CLOSED_EXIT = OutsideWindow.exit_code  # the window closed (or time was up) before every row was sent
 
 
 @dataclass
@@ -64,7 +64,7 @@ class RunResult:
     concurrency: int = 0  # requests in flight the limit settled at (the fixed number when not adaptive)
     adaptive: bool = False
     peak_in_flight: int = 0
-    window_closed: str | None = None  # why sending stopped early: the delivery window closed
+    stopped_early: str | None = None  # why sending stopped early: the delivery window closed, or time was up
 
     @property
     def rows(self) -> int:
@@ -73,15 +73,15 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """3 security stop; 5 the delivery window closed before every row was sent; 1 a row newly needs a
-        person (or changed since it was reported); else 0.
+        """3 security stop; 5 the delivery window closed (or max_run_seconds passed) before every row was sent;
+        1 a row newly needs a person (or changed since it was reported); else 0.
 
         Rows reported by an earlier run and unchanged since do not make it 1 on their own: cron mails
         once about a row, not every night (`status` lists every row still outstanding).
         """
         if self.security_stop:
             return 3
-        if self.window_closed and self.counts["failed"]:
+        if self.stopped_early and self.counts["failed"]:
             return WINDOW_CLOSED_EXIT
         return 1 if self.new_attention else 0
 
@@ -145,19 +145,20 @@ def run_bookings(
         writer = LedgerWriter(ledger)
         tally = Tally(on_row)
         failure: BaseException | None = None
-        watch = WindowWatch(config.window, stop.stop, now) if config.window is not None else None
+        watch = SendingWatch(stop.stop, now, window=config.window, max_seconds=config.max_run_seconds,
+                             limit_named=f"max_run_seconds = {config.max_run_seconds:g} in {config.path}")  # fmt: skip
         try:
             delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
                                 endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
                                 breaker=breaker, sleep=sleep, limiter=limiter,
                                 target=Target.of(setup.mapping, config.base_url))  # fmt: skip
-            with watch or contextlib.nullcontext():
+            with watch:
                 Dispatcher(delivery, stop, limiter, tally, on_total).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
             failure = exc
         result.concurrency, result.adaptive = settled_limit(limiter.limit), config.adaptive
         result.peak_in_flight = limiter.peak
-        result.window_closed = watch.closed if watch is not None else None
+        result.stopped_early = watch.stopped
         _end_run(ledger, writer, result, tally, breaker, failure, config.head_log)
     return result
 
@@ -205,7 +206,7 @@ def _set_up(csv_path: Path, mapping_path: Path | str, config: RunConfig) -> _Set
     for signer in signers:  # a broken .pem is a set-up error: say so before sending anything
         keyring.public_key(signer)
     auth = CWSAuth(key, config.access, keyring, config.algorithm, config.accept_algorithms)
-    snapshot = take_snapshot(csv_path)  # read once: the rows sent are exactly the bytes hashed
+    snapshot = take_snapshot(csv_path, settle_seconds=config.settle_seconds)  # read once: sent = hashed
     source_sha = snapshot.sha256
     rows = map_csv(snapshot, mapping)
     first_chunk: list[MappedRow] = next(rows, [])  # file-level problems surface here, before anything is locked or sent

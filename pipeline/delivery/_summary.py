@@ -29,8 +29,8 @@ def summary_lines(result: RunResult, *, everything: bool = True) -> list[str]:
     if result.peak_in_flight:  # requests were sent: say how many went at once
         how = "adaptive, settled at" if result.adaptive else "fixed at"
         lines.append(f"  concurrency: {how} {result.concurrency} ({result.peak_in_flight} in flight at most)")
-    if result.window_closed and result.exit_code == WINDOW_CLOSED_EXIT:
-        lines.append(f"Stopped sending: {result.window_closed}; the rows not sent go in the next run.")
+    if result.stopped_early and result.exit_code == WINDOW_CLOSED_EXIT:
+        lines.append(f"Stopped sending: {result.stopped_early}; the rows not sent go in the next run.")
     if result.security_stop:
         stop = withhold_server_words(result.security_stop)  # it may quote the signer name the server chose
         lines.append(f"SECURITY STOP: {stop}. Check private_key/access and server_keys/base_url.")

@@ -2,7 +2,8 @@
 
 CorEMR is busiest while nurses chart; a bulk load of a site's history can be kept to the night. A run
 started outside the window sends nothing and says when it opens; a run still going when it closes
-stops sending, and the rows it did not reach go next time.
+stops sending, and the rows it did not reach go next time. A run's time limit (`max_run_seconds`)
+stops it the same way, whether or not it has a window.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
-__all__ = ["DeliveryWindow", "WindowWatch"]
+__all__ = ["DeliveryWindow", "SendingWatch"]
 
 _WINDOW = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})")
 
@@ -85,28 +86,46 @@ class DeliveryWindow:
         return when.astimezone(self.zone) if when.tzinfo is not None else when
 
 
-class WindowWatch:
-    """Watches the clock while a run sends, and calls ON_CLOSE once with the reason when the window closes.
+class SendingWatch:
+    """Watches the clock while a run sends, and calls ON_STOP once with the reason when sending must end:
+    the delivery window closes, or the run has been going for MAX_SECONDS (its `max_run_seconds`).
 
-    The close is worked out once, when the watch starts, in the window's zone (a daylight-saving change
-    in between is counted right); the watch looks at the clock at least once a minute, so a clock that
-    is set forward (or an injected one, in tests) is noticed.
+    Both ends are worked out once, when the watch starts (the window's in its zone, so a daylight-saving
+    change in between is counted right); the watch looks at the clock at least once a minute, so a clock
+    that is set forward (or an injected one, in tests) is noticed.
     """
 
     def __init__(
-        self, window: DeliveryWindow, on_close: Callable[[str], None], now: Callable[[], datetime] | None = None
+        self,
+        on_stop: Callable[[str], None],
+        now: Callable[[], datetime] | None = None,
+        *,
+        window: DeliveryWindow | None = None,
+        max_seconds: float | None = None,
+        limit_named: str = "max_run_seconds",
     ) -> None:
         self.window = window
-        self._on_close = on_close
-        self._now = now or window.now
+        self._on_stop = on_stop
+        self._now = now or (window.now if window is not None else _utc_now)
+        self._max_seconds = max_seconds
+        self._limit_named = limit_named
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self.closed: str | None = None  # the reason given, once the window closed during the run
+        self.stopped: str | None = None  # the reason given, once sending had to end during the run
 
-    def __enter__(self) -> WindowWatch:
-        closes = self.window.closes_at(self._now())
-        self._thread = threading.Thread(target=self._watch, args=(closes,), name="delivery-window", daemon=True)
-        self._thread.start()
+    def __enter__(self) -> SendingWatch:
+        start = self._now()
+        ends: list[tuple[datetime, str]] = []
+        if self.window is not None:
+            closes = self.window.closes_at(start)
+            ends.append((closes, f"the delivery window {self.window} closed at {closes:%H:%M}"))
+        if self._max_seconds is not None:
+            limit = f"the run reached its time limit, {self._limit_named}"
+            ends.append((start + timedelta(seconds=self._max_seconds), limit))
+        if ends:
+            end = min(ends, key=lambda e: e[0])
+            self._thread = threading.Thread(target=self._watch, args=end, name="sending-watch", daemon=True)
+            self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -114,12 +133,16 @@ class WindowWatch:
         if self._thread is not None:
             self._thread.join()
 
-    def _watch(self, closes: datetime) -> None:
+    def _watch(self, end: datetime, reason: str) -> None:
         while True:
-            left = (closes - self._now()).total_seconds()
+            left = (end - self._now()).total_seconds()
             if left <= 0:
-                self.closed = f"the delivery window {self.window} closed at {closes:%H:%M}"
-                self._on_close(self.closed)
+                self.stopped = reason
+                self._on_stop(reason)
                 return
             if self._done.wait(min(left, 60.0)):
                 return
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from .._toml import TomlFile, kind_of
 __all__ = ["LookupFile", "read_lookup_file"]
 
 Scalar = str | int | float | bool
+MAX_LOOKUP_BYTES = 16 << 20  # a facility or agency table is a few kB; 16 MiB is far past any real one
 _CSV_KEYS = {"path", "key", "value"}
 _TOML_KEYS = {"path", "table"}
 
@@ -40,11 +43,7 @@ def read_lookup_file(where: TomlFile, key_path: str, value: object, directory: P
     if suffix not in (".csv", ".toml"):
         raise where.error(f"{key_path}.path", f"{name!r}: a lookup file is a .csv or .toml file")
     where.only(key_path, spec, _CSV_KEYS if suffix == ".csv" else _TOML_KEYS)
-    path = directory / name
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise where.error(f"{key_path}.path", f"cannot read {path} ({exc.strerror or exc})") from None
+    data = _read_table_file(where, f"{key_path}.path", directory / name)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -56,6 +55,28 @@ def read_lookup_file(where: TomlFile, key_path: str, value: object, directory: P
     if not entries:
         raise where.error(f"{key_path}.path", f"{name}: the table has no entries")
     return LookupFile(name, data, entries)
+
+
+def _read_table_file(where: TomlFile, key_path: str, path: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_LOOKUP_BYTES; a FIFO, a device or a larger file is refused unread."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # O_NONBLOCK: a FIFO does not wait for a writer
+    except OSError as exc:
+        raise where.error(key_path, f"cannot read {path} ({exc.strerror or exc})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise where.error(key_path, f"{path} is not a regular file (a FIFO, device or directory); give a table file")
+    with os.fdopen(fd, "rb") as file:
+        if info.st_size > MAX_LOOKUP_BYTES:
+            raise where.error(key_path, f"{path} is larger than a lookup table may be ({MAX_LOOKUP_BYTES >> 20} MiB)")
+        try:
+            data = file.read(MAX_LOOKUP_BYTES + 1)  # a file growing meanwhile is still read no further
+        except OSError as exc:
+            raise where.error(key_path, f"cannot read {path} ({exc.strerror or exc})") from None
+    if len(data) > MAX_LOOKUP_BYTES:
+        raise where.error(key_path, f"{path} is larger than a lookup table may be ({MAX_LOOKUP_BYTES >> 20} MiB)")
+    return data
 
 
 def _csv_entries(where: TomlFile, key_path: str, name: str, text: str, spec: dict[str, Any]) -> dict[str, Scalar]:

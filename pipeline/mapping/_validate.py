@@ -7,7 +7,6 @@ moved into place only when the whole file has been read: a file-level error leav
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._errors import UserInputError
-from .._private_files import neutralise_cell, open_private
+from .._private_files import check_output_path, neutralise_cell, open_private, spreadsheet_csv
 from ._mapped_rows import MappedRow, RowProblem, map_csv_chunks
 from ._mapping_file import Mapping
 
@@ -84,7 +83,7 @@ class _RejectsWriter:
 
     def _write(self, cells: list[str]) -> None:
         text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerow([neutralise_cell(c) for c in cells])
+        spreadsheet_csv(text).writerow([neutralise_cell(c) for c in cells])
         self._out.write(text.getvalue().encode("utf-8"))
 
     def write(self, header: tuple[str, ...], rows: list[MappedRow]) -> None:
@@ -108,6 +107,7 @@ def _private_output(path: Path | None) -> Iterator[BinaryIO | None]:
     if path is None:
         yield None
         return
+    check_output_path(path)  # the rename below would replace a link at PATH: refuse it, as every output does
     partial = path.with_name(path.name + ".partial")
     try:
         fd = open_private(partial)

@@ -40,10 +40,11 @@ _HEADER = re.compile(
 
 
 def check_access(access: str) -> str:
-    """Return the username if a header can carry it (no whitespace, no comma); raise UserInputError if not."""
-    if not re.fullmatch(r"[^\s,]+", access):
+    """Return the username if a header can carry it (no whitespace, comma or control character such as NUL);
+    raise UserInputError if not."""
+    if not re.fullmatch(r"[^\s,\x00-\x1f\x7f-\x9f]+", access):
         raise UserInputError(
-            f"access {access!r}: a CWS username cannot be empty or contain spaces or commas;"
+            f"access {access!r}: a CWS username cannot be empty or contain spaces or commas, nor control characters;"
             " use the username shown in CorEMR under Administration → Public Keys"
         )
     return access

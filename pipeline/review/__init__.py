@@ -7,7 +7,7 @@ from ._report_html import write_html
 from ._report_text import open_private_text, write_csv, write_error_file, write_json, write_text
 from ._retention import parse_before, prune_bodies
 from ._status import STATUS_EXIT_CODES, SiteStatus, StatusVerdict, site_status, status_json, status_lines
-from ._times import parse_when
+from ._times import parse_age, parse_when
 
 __all__ = [
     "REPORT_FORMATS",
@@ -23,6 +23,7 @@ __all__ = [
     "gather_report",
     "open_private_text",
     "our_public_key",
+    "parse_age",
     "parse_before",
     "parse_when",
     "prune_bodies",

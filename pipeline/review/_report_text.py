@@ -7,13 +7,12 @@ recorded CorEMR's own, the text report and the error file replace them (the answ
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any, TextIO
 
 from .._errors import UserInputError
-from .._private_files import neutralise_cell, open_private
+from .._private_files import neutralise_cell, open_private, spreadsheet_csv
 from ..delivery import printable_reason
 from ..ledger import ACTIONS, NOT_DELIVERED, ROW_STATES, STATE_ADVICE
 from ._audit_output import audit_json, audit_verdict
@@ -140,7 +139,7 @@ def write_csv(report: Report, out: TextIO) -> None:
         if record.cells:
             cell_names.update(dict.fromkeys(record.cells))
     headers = [name if name not in RECORD_FIELDS else f"source:{name}" for name in cell_names]
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = spreadsheet_csv(out)
     writer.writerow([*RECORD_FIELDS, *headers])
     for record in report.records:
         values: list[Any] = [getattr(record, name) for name in RECORD_FIELDS]
@@ -160,7 +159,7 @@ def write_error_file(report: Report, out: TextIO) -> int:
     for record in rows:
         cell_names.update(dict.fromkeys(record.cells or {}))
     extra = [name if name not in cell_names else f"cws:{name}" for name in ("line", "state", "reason")]
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = spreadsheet_csv(out)
     writer.writerow([_neutralise(name) for name in (*cell_names, *extra)])
     for record in sorted(rows, key=lambda r: (r.line if r.line is not None else -1, r.key or "")):
         cells = record.cells or {}

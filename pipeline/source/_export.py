@@ -8,6 +8,11 @@ being copied is refused. `validate` reads the file in place, never past the size
 
 Exports in encodings whose bytes are not ASCII-transparent (UTF-16, UTF-32, EBCDIC, Shift-JIS...) are
 re-encoded to UTF-8 once, into another unnamed copy, so the CSV readers only ever meet ASCII delimiters.
+
+The copy's own check misses a writer that pauses between lines: the copy would hold a half-written file
+(a name cut short, or only the rows written so far). So a run first requires the file to stay unchanged,
+in size and modification time, over a settle interval (`settle_seconds` in the run configuration), from
+a first look until the file is opened for the copy.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import hashlib
 import io
 import os
 import tempfile
+import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -127,9 +134,44 @@ def _write(path: Path, copy: BinaryIO, data: bytes, where: Path | str) -> None:
         ) from None
 
 
-def take_snapshot(path: Path | str, *, directory: Path | None = None) -> Snapshot:
-    """Copy the export once into a private unnamed file while hashing it; SourceError if it changes meanwhile."""
+def _wait_until_settled(
+    path: Path, seconds: float, sleep: Callable[[float], None] = time.sleep
+) -> os.stat_result | None:
+    """Look at PATH, wait SECONDS and return what was seen then (None when SECONDS is 0: no settling).
+
+    The caller compares it with the file it then opens (`_unchanged_since`), so a change in between is seen too.
+    """
+    if seconds <= 0:
+        return None
+    try:
+        seen = os.stat(path)
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read the bookings file ({exc.strerror or exc})") from None
+    sleep(seconds)
+    return seen
+
+
+def _unchanged_since(seen: os.stat_result | None, now: os.stat_result) -> bool:
+    """True when the file's size and modification time are still what they were (or nothing was seen)."""
+    return seen is None or (seen.st_size, seen.st_mtime_ns) == (now.st_size, now.st_mtime_ns)
+
+
+def _still_changing(path: Path, seconds: float) -> SourceError:
+    return SourceError(
+        f"{path}: the file changed within the {seconds:g} s it must stay unchanged (settle_seconds): the export"
+        " is still being written; nothing was sent: run again once the export is complete"
+    )
+
+
+def take_snapshot(path: Path | str, *, directory: Path | None = None, settle_seconds: float = 0.0) -> Snapshot:
+    """Copy the export once into a private unnamed file while hashing it; SourceError if it changes meanwhile.
+
+    With SETTLE_SECONDS, the file must also be unchanged over that long before the copy starts.
+    """
     path = Path(path)
+    seen = _wait_until_settled(path, settle_seconds)
     copy = _private_copy(path, directory)
     where = directory or tempfile.gettempdir()
     digest = hashlib.sha256()
@@ -137,6 +179,8 @@ def take_snapshot(path: Path | str, *, directory: Path | None = None) -> Snapsho
     try:
         with path.open("rb") as source:
             before = os.fstat(source.fileno())
+            if not _unchanged_since(seen, before):
+                raise _still_changing(path, settle_seconds)
             while block := source.read(_COPY_BLOCK):
                 digest.update(block)
                 _write(path, copy, block, where)

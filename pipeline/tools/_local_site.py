@@ -37,6 +37,7 @@ class LocalSite:
     ) -> Path:
         """Write a run config for this site (EXTRA: more TOML lines); paths in the site directory are relative."""
         path = self.directory / name
+        # settle_seconds = 0: the samples are written before the run starts, there is no export job to wait for.
         path.write_text(
             f'base_url = "{base_url}"\n'
             f'access = "{self.access}"\n'
@@ -44,7 +45,8 @@ class LocalSite:
             f'server_keys = "{self._relative(self.server_keyring)}"\n'
             f'ledger = "{self._relative(ledger)}"\n'
             f'algorithm = "{algorithm}"\n'
-            f"concurrency = {concurrency}\n" + extra,
+            f"concurrency = {concurrency}\n"
+            "settle_seconds = 0\n" + extra,
             encoding="utf-8",
         )
         return path

@@ -91,17 +91,17 @@ def test_the_window_closing_stops_sending_and_the_next_run_sends_the_rest_once(s
 
     first = run(site, csv, now=lambda: datetime.now(UTC) + offset)
     not_sent = f"not sent: the delivery window {window} closed at {closes:%H:%M}"
-    assert first.window_closed == f"the delivery window {window} closed at {closes:%H:%M}"
+    assert first.stopped_early == f"the delivery window {window} closed at {closes:%H:%M}"
     assert first.exit_code == 5 and first.counts["failed"] > 0
     assert first.counts["delivered"] + first.counts["failed"] == 60
     assert {o.reason for o in first.attention} == {not_sent}
-    assert f"Stopped sending: {first.window_closed}; the rows not sent go in the next run." in summary_lines(first)
+    assert f"Stopped sending: {first.stopped_early}; the rows not sent go in the next run." in summary_lines(first)
     with Ledger.open(site.ledger, create=False) as ledger:
         [record] = ledger.runs([first.run_id])
     assert (record.status, record.exit_code) == ("stopped", 5)
 
     second = run(site, csv, now=lambda: datetime.now(UTC) + offset - timedelta(minutes=30))  # inside again
-    assert second.exit_code == 0 and second.window_closed is None
+    assert second.exit_code == 0 and second.stopped_early is None
     assert second.counts["delivered"] == first.counts["failed"]
     assert second.counts["skipped"] == first.counts["delivered"]
     counters = site.server.counters()

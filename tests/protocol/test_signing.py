@@ -166,7 +166,9 @@ def test_any_body_verifies_and_the_same_body_plus_newline_does_not(
     assert verify_body(body + b"\n", header, keyring).status == "bad_signature"
 
 
-@pytest.mark.parametrize("access", ["", "county jms", "county,jms", "county\tjms", "county-jms\n"])
+@pytest.mark.parametrize(
+    "access", ["", "county jms", "county,jms", "county\tjms", "county-jms\n", "county\x00jms", "county\x7f"]
+)
 def test_check_access_refuses_usernames_a_header_cannot_carry(access: str) -> None:
     with pytest.raises(UserInputError, match="cannot be empty or contain spaces or commas"):
         check_access(access)
