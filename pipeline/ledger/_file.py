@@ -1,4 +1,4 @@
-"""The ledger as a file: who may read it, opening it for writing or read-only, and noticing a damaged one.
+"""The ledger as a file: who may read it, opening it for writing or read-only, and turning SQLite's errors into ours.
 
 The ledger holds patient data. Like a private key, a ledger (or its -wal/-shm) that group or others can
 read is refused with the `chmod 600` to run; the one exception is a write-protected copy (no write
@@ -7,6 +7,9 @@ ledger before SQLite touches it, so it never leaves a -shm that later runs canno
 
 Read-only opens use SQLite's mode=ro, and immutable=1 when the file or its directory cannot be written
 (SQLite could not create the -shm) and no -wal holds entries not yet in the file (immutable ignores a WAL).
+
+Every sqlite3 error met while using the ledger leaves this package as a LedgerError (LedgerDamaged for corrupt
+pages), as httpx's map_httpcore_exceptions does for httpcore: nothing above the ledger imports sqlite3.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import os
 import sqlite3
 import stat
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
-from .._errors import LedgerDamaged, UserInputError
+from .._errors import LedgerDamaged, LedgerError, UserInputError
 
 __all__ = [
     "IntegrityCheck",
@@ -26,7 +32,9 @@ __all__ = [
     "connect_read_only",
     "damage",
     "is_damage",
+    "ledger_error",
     "side_files",
+    "sqlite_errors",
 ]
 
 # SQLITE_NOTADB (no database header) is not counted: more often another kind of file than a damaged ledger.
@@ -73,7 +81,7 @@ def check_private(path: Path, *, writing: bool) -> None:
 def connect_read_only(path: Path) -> sqlite3.Connection:
     """Open the ledger read-only (mode=ro; immutable=1 when nothing can be written beside it and no WAL is pending)."""
     wal, _ = side_files(path)
-    pending = wal.exists() and wal.stat().st_size > 0
+    pending = _size(wal) > 0  # one look: SQLite may remove the -wal at any moment (the last writer closing)
     immutable = not pending and not (_writable(path) and _writable(path.parent))
     uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
     try:
@@ -91,6 +99,30 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
             ) from None
         raise UserInputError(f"{path}: cannot be read ({exc})") from None
     return db
+
+
+def _size(file: Path) -> int:
+    """The file's size, 0 when it is not there."""
+    try:
+        return file.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def ledger_error(path: Path, exc: sqlite3.Error, doing: Literal["read", "write"]) -> LedgerError:
+    """The one-line LedgerError for an sqlite3 error met reading or writing the ledger (LedgerDamaged for damage)."""
+    if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
+        return damage(path, exc)
+    return LedgerError(f"{path}: cannot {doing} the ledger ({exc})")
+
+
+@contextmanager
+def sqlite_errors(path: Path, doing: Literal["read", "write"]) -> Iterator[None]:
+    """Turn any sqlite3 error raised inside into the ledger's own LedgerError."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise ledger_error(path, exc, doing) from None
 
 
 def is_damage(exc: sqlite3.DatabaseError) -> bool:
