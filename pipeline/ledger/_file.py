@@ -33,6 +33,7 @@ __all__ = [
     "damage",
     "is_damage",
     "ledger_error",
+    "not_a_ledger",
     "side_files",
     "sqlite_errors",
 ]
@@ -86,19 +87,28 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
     uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
     try:
         db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise UserInputError(f"{path}: cannot open the ledger ({exc})") from None
+    try:
         db.execute("PRAGMA busy_timeout=10000")
         db.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")  # checks and reports read whole tables: less CPU per page
         db.execute("SELECT COUNT(*) FROM sqlite_schema").fetchone()
-    except sqlite3.DatabaseError as exc:
-        if is_damage(exc):
-            raise damage(path, exc) from None
-        if pending:
+    except sqlite3.Error as exc:
+        db.close()
+        if not_a_ledger(exc):
+            raise UserInputError(f"{path}: not a cws-pipeline ledger ({exc})") from None
+        if pending and not is_damage(exc):
             raise UserInputError(
                 f"{path}: cannot be read read-only ({exc}): {wal.name} holds entries not yet in the file and"
                 f" {path.parent} cannot be written; copy both files to a directory you can write"
             ) from None
-        raise UserInputError(f"{path}: cannot be read ({exc})") from None
+        raise ledger_error(path, exc, "read") from None
     return db
+
+
+def not_a_ledger(exc: sqlite3.Error) -> bool:
+    """True when SQLite finds no database at all in the file (another kind of file given as the ledger)."""
+    return getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB"
 
 
 def _size(file: Path) -> int:
@@ -111,7 +121,7 @@ def _size(file: Path) -> int:
 
 def ledger_error(path: Path, exc: sqlite3.Error, doing: Literal["read", "write"]) -> LedgerError:
     """The one-line LedgerError for an sqlite3 error met reading or writing the ledger (LedgerDamaged for damage)."""
-    if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
+    if is_damage(exc):
         return damage(path, exc)
     return LedgerError(f"{path}: cannot {doing} the ledger ({exc})")
 
@@ -125,7 +135,7 @@ def sqlite_errors(path: Path, doing: Literal["read", "write"]) -> Iterator[None]
         raise ledger_error(path, exc, doing) from None
 
 
-def is_damage(exc: sqlite3.DatabaseError) -> bool:
+def is_damage(exc: sqlite3.Error) -> bool:
     """True when SQLite reports the file damaged (corrupt pages) rather than busy, missing or not a database."""
     return getattr(exc, "sqlite_errorname", "") in _DAMAGE
 

@@ -24,9 +24,8 @@ from ._file import (
     check_integrity,
     check_private,
     connect_read_only,
-    damage,
-    is_damage,
     ledger_error,
+    not_a_ledger,
     sqlite_errors,
 )
 from ._prune import prune_bodies
@@ -120,7 +119,7 @@ class Ledger(LedgerReads):
             upgrade(db)
         except sqlite3.Error as exc:
             db.close()
-            if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            if not_a_ledger(exc):
                 raise UserInputError(f"{path}: not a cws-pipeline ledger ({exc})") from None
             raise ledger_error(path, exc, "write") from None
         try:
@@ -148,9 +147,9 @@ class Ledger(LedgerReads):
         db = connect_read_only(path)
         try:
             found = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             db.close()
-            raise damage(path, exc) if is_damage(exc) else UserInputError(f"{path}: cannot be read ({exc})") from None
+            raise ledger_error(path, exc, "read") from None
         missing = [t for t in TABLES if t not in found]
         if missing:
             db.close()

@@ -76,3 +76,13 @@ def test_the_wal_vanishing_while_a_reader_opens_the_ledger_is_no_error(
         finally:
             db.close()
     assert len(looks) == 1
+
+
+def test_a_file_that_is_no_database_is_a_usage_error_not_a_ledger_error(tmp_path: Path) -> None:
+    path = tmp_path / "bookings.csv"
+    path.write_bytes(b"external_id,booking_no\n" * 200)  # the export given where the ledger belongs
+    path.chmod(0o600)
+    for opening in (Ledger.open, Ledger.open_read_only):
+        with pytest.raises(UserInputError, match="not a cws-pipeline ledger") as refused:
+            opening(path)
+        assert not isinstance(refused.value, LedgerError) and refused.value.exit_code == 2
