@@ -26,6 +26,10 @@ RUN_STATUS_MEANING: dict[RunStatus, str] = {
     "killed": "its process died without recording its end (SIGKILL, power loss); a later run found and recorded it",
 }
 
+# Ends a run records itself, with its time and exit code (a killed run's is recorded by the next run, with no
+# code; versions before 0.2 marked a run found dead `interrupted`, with neither).
+_ENDED_WITH_CODE: frozenset[str] = frozenset({"finished", "stopped", "crashed"})
+
 # The runs table's columns, in order (pid and counts as stored: counts is JSON text).
 RUN_COLUMNS = (
     "run_id", "started_at", "finished_at", "status", "source", "source_sha256", "mapping", "mapping_sha256",
@@ -66,6 +70,10 @@ class RunRecord:
             found.append(f"started_at is {_shown(self.started_at)}, not a time")
         if self.finished_at is not None and _time(self.finished_at) is None:
             found.append(f"finished_at is {_shown(self.finished_at)}, not a time")
+        elif self.finished_at is None and self.status in _ENDED_WITH_CODE:
+            found.append(f"finished_at is NULL, but the run is {self.status}")
+        if self.exit_code is None and self.status in _ENDED_WITH_CODE:
+            found.append(f"exit_code is NULL, but the run is {self.status}")
         if self.status not in RUN_STATUSES:
             found.append(f"status is {_shown(self.status)}, not one of {', '.join(RUN_STATUSES)}")
         if self.exit_code is not None and not isinstance(self.exit_code, int):

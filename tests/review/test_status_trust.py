@@ -69,6 +69,8 @@ def test_a_run_a_moment_ahead_of_this_clock_is_within_the_clocks_slack(site: Sit
         ("status", "done", "status is 'done', not one of running, finished,"),
         ("exit_code", "abc", "exit_code is 'abc', not a number"),
         ("exit_code", 1.5, "exit_code is '1.5', not a number"),
+        ("exit_code", None, "exit_code is NULL, but the run is finished"),
+        ("finished_at", None, "finished_at is NULL, but the run is finished"),
     ],
 )
 def test_an_edited_runs_table_is_one_line_with_the_damaged_ledger_exit_code(
