@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .._errors import ConfigError, CWSPipelineError, HeadLogError, LedgerDamaged, LedgerError, OutsideWindow
 from .._version import __version__
@@ -103,23 +104,32 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM arrived (systemd stopping, `kill`, a cron timeout): the run ends as Ctrl-C ends it."""
 
 
-@contextlib.contextmanager
-def _sigterm_ends_like_ctrl_c() -> Iterator[None]:
-    """While the run sends, SIGTERM raises in the main thread as Ctrl-C does; once only, then it is ignored
-    so that recording the run's end is not cut short. Outside the main thread signals cannot be handled."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _SigtermEndsLikeCtrlC:
+    """From `arm()` (the run is recorded) to the block's end, SIGTERM raises in the main thread as Ctrl-C does;
+    once only, then it is ignored so that recording the run's end is not cut short. Before `arm()` SIGTERM
+    keeps its default: the process ends with nothing of a run recorded. Other threads cannot handle signals."""
 
-    def terminate(signum: int, _: object) -> None:
+    def __init__(self) -> None:
+        self._armed = False
+        self._before: Any = None  # the handler to restore (None: one not set from Python, so the default)
+
+    def arm(self) -> None:
+        """Handle SIGTERM from now on (the main thread only)."""
+        if threading.current_thread() is threading.main_thread():
+            self._before = signal.signal(signal.SIGTERM, self._terminate)
+            self._armed = True
+
+    @staticmethod
+    def _terminate(signum: int, _: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise _Terminated
 
-    before = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    def __enter__(self) -> _SigtermEndsLikeCtrlC:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._armed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self._before is None else self._before)
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,7 @@ def run_bookings(
     if on_expected is not None:
         on_expected(_lines_after_header(setup.snapshot))
     with (
-        _sigterm_ends_like_ctrl_c(),
+        _SigtermEndsLikeCtrlC() as sigterm,
         _open_transport(config) as transport,
         RunLock(config.ledger, create=True),
         Ledger.open(config.ledger) as ledger,
@@ -178,6 +188,7 @@ def run_bookings(
         tally = Tally(on_row)
         failure: BaseException | None = None
         watch = WindowWatch(config.window, stop.stop, now) if config.window is not None else None
+        sigterm.arm()  # the run is recorded and its end will be: a SIGTERM from now on ends it as interrupted, 143
         try:
             delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
                                 endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,

@@ -105,3 +105,22 @@ def test_two_runs_on_two_hard_links_of_one_ledger_the_second_exits_4(site: Site,
                            text=True, timeout=120, check=False)  # fmt: skip
     assert audit.returncode == 0, audit.stdout + audit.stderr
     assert "Audit passed" in audit.stdout
+
+
+def test_sigterm_is_handled_only_while_a_recorded_run_sends_and_the_old_handler_comes_back() -> None:
+    from pipeline.delivery._run import _SigtermEndsLikeCtrlC
+
+    seen: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, _: seen.append(signum))
+    try:
+        with _SigtermEndsLikeCtrlC() as sigterm:
+            os.kill(os.getpid(), signal.SIGTERM)  # not armed: the handler in place gets it
+            assert seen == [signal.SIGTERM]
+            sigterm.arm()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)  # a second one while the end is recorded: ignored
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM, signal.SIGTERM]  # restored once the run is over
+    finally:
+        signal.signal(signal.SIGTERM, before)
