@@ -6,15 +6,21 @@
     │   ├── MalformedHeader     an Authorization value that is not `ALG Access=NAME, Signature=B64`
     │   ├── MappingError        a mapping file that cannot be used (names the file and TOML key path)
     │   ├── SourceError         a bookings CSV that cannot be read at all
-    │   ├── ConfigError         a run configuration that cannot be used
-    │   └── LedgerDamaged       a ledger file SQLite finds damaged (corrupt pages): nothing read from it is trusted
+    │   └── ConfigError         a run configuration that cannot be used
     ├── LedgerLocked            exit 4: another run holds the ledger's lock
     ├── OutsideWindow           exit 5: started outside the delivery window; nothing sent (says when it opens)
+    ├── LedgerError             exit 6: SQLite could not read or write the ledger (disk full, I/O error, busy);
+    │   │                       what was committed before is kept; mid-run, requests may have been sent
+    │   └── LedgerDamaged       the ledger file is damaged (corrupt pages, or a runs table holding what no run
+    │                           wrote): nothing read from it is trusted
     ├── HeadLogError            exit 1: the chain head could not be appended to the site's head log
     └── BenchFailed             exit 1: a step of `bench` failed (names the step and why)
 
 A security stop (exit 3) and a delivery window that closes mid-run (exit 5) are not exceptions: the
 run records every row and returns a RunResult whose exit_code says so.
+
+Every `sqlite3` error is turned into a LedgerError inside the ledger package, as httpx turns httpcore's
+errors into its own: nothing above the ledger imports sqlite3.
 
 Messages never contain key material, patient names or birth dates: rows are named by line and key.
 """
@@ -28,6 +34,7 @@ __all__ = [
     "HeadLogError",
     "KeyFileError",
     "LedgerDamaged",
+    "LedgerError",
     "LedgerLocked",
     "MalformedHeader",
     "MappingError",
@@ -69,8 +76,14 @@ class ConfigError(UserInputError):
     """A run configuration file that is refused before anything is sent."""
 
 
-class LedgerDamaged(UserInputError):
-    """A ledger file whose pages SQLite finds damaged; restoring a backup helps, retrying does not."""
+class LedgerError(CWSPipelineError):
+    """SQLite could not read or write the ledger (disk full, I/O error); what was committed before is kept."""
+
+    exit_code = 6
+
+
+class LedgerDamaged(LedgerError):
+    """A damaged ledger file (corrupt pages, an edited runs table): restoring a backup helps, retrying does not."""
 
 
 class LedgerLocked(CWSPipelineError):

@@ -96,13 +96,11 @@ def _write(data: Report, fmt: str, output: Path | None) -> None:
 
 
 def _audit(ledger: Ledger, choice: LedgerChoice, heads: Path | None) -> AuditResult:
-    """Audit with the config's keys, checking the head log given, else the config's when it exists."""
+    """Audit with the config's keys, checking the head log given, else the config's (a missing one fails)."""
     if choice.config_path is None:
         raise click.UsageError("--audit needs --config CONFIG (our public key and CorEMR's keyring)")
     config = choice.config
-    if heads is None and config.head_log is not None and config.head_log.exists():
-        heads = config.head_log
-    return audit_ledger(ledger, config, our_public_key(config), head_log=heads)
+    return audit_ledger(ledger, config, our_public_key(config), head_log=heads or config.head_log)
 
 
 @cli.command()
@@ -111,27 +109,29 @@ def _audit(ledger: Ledger, choice: LedgerChoice, heads: Path | None) -> AuditRes
     "--public-key", type=LEDGER_PATH, help="Our public key (default: rsa.public beside private_key, or derived)."
 )
 @click.option("--heads", type=LEDGER_PATH, help="A head log: every head it recorded must still be in the chain"
-              " (default: the config's head_log, when it exists).")  # fmt: skip
-def audit(choice: LedgerChoice, public_key: Path | None, heads: Path | None) -> None:
+              " (default: the config's head_log; a missing one fails the audit).")  # fmt: skip
+@click.option("--no-head-log", is_flag=True, help="This site keeps no head log: check none, and do not fail for"
+              " the config's head_log being missing.")  # fmt: skip
+def audit(choice: LedgerChoice, public_key: Path | None, heads: Path | None, no_head_log: bool) -> None:
     """Prove offline that the ledger is unaltered and every stored signature still verifies.
 
     Runs SQLite's integrity check (a damaged file fails in one line), walks the hash chain and names the
     first broken entry; checks the runs table against the chain and every stored body against its
     SHA-256; re-verifies every request signature with our public key and every answer recorded as
     verified with CorEMR's key from the keyring; and checks that every chain head a head log recorded
-    is still in the chain (which catches a rewrite of the whole file). Entries whose bodies were pruned
-    are counted as not checkable. The ledger is opened read-only. Exit 0 only when everything checkable
+    is still in the chain (which catches a rewrite of the whole file; a head log that is missing fails
+    the audit, unless --no-head-log says the site keeps none). Entries whose bodies were pruned are
+    counted as not checkable. The ledger is opened read-only. Exit 0 only when everything checkable
     holds, 1 when anything fails, 2 for usage errors.
 
     Example: cws-pipeline audit -c cws.toml --heads /mnt/worm/cws-heads.log
     """
+    if heads is not None and no_head_log:
+        raise click.UsageError("give --heads FILE or --no-head-log, not both")
     config = choice.config
     key = our_public_key(config, public_key)
-    if heads is None and config.head_log is not None:
-        if config.head_log.exists():
-            heads = config.head_log
-        else:
-            click.echo(f"(head log {config.head_log} not found: no recorded heads checked)")
+    if heads is None and not no_head_log:
+        heads = config.head_log
     try:
         with Ledger.open_read_only(choice.ledger, check=False) as ledger:
             result = audit_ledger(ledger, config, key, head_log=heads)

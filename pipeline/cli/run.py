@@ -45,7 +45,8 @@ def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, v
     `settle_seconds`; nothing sent), 3 security stop, 4 another run holds the ledger, 5 outside the
     delivery window (`window` in the config: nothing sent, one line says when it opens) or the window
     closed, or the run reached `max_run_seconds`, before every row was sent (the next run goes on),
-    130 interrupted (Ctrl-C; recorded as such in the ledger).
+    6 the ledger cannot be read or written (disk full, damaged), 130 interrupted by Ctrl-C, 143 by
+    SIGTERM (both recorded as interrupted in the ledger).
 
     Example: cws-pipeline run bookings.csv --mapping mappings/sample-jms.toml --config cws.toml
     """
@@ -60,7 +61,7 @@ def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, v
         sys.exit(outside.exit_code)
     except RunInterrupted as stopped:
         click.echo(f"Interrupted: {stopped}; the next run settles rows left in flight", err=True)
-        sys.exit(130)
+        sys.exit(stopped.exit_code)
     for notice in result.notices:  # an earlier run that did not finish: worth a line even from cron
         click.echo(notice, err=True)
     if errors_path is not None:

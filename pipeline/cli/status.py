@@ -24,9 +24,10 @@ def status(choice: LedgerChoice, as_json: bool, max_age: str | None) -> None:
 
     Each row that needs a person is listed once, with the run since which it has. The ledger is opened
     read-only. Exit codes, for a monitoring check (as Nagios plugins use them): 0 ok (the last run
-    delivered or skipped every row, nothing outstanding); 1 attention (rows need a person); 2 problem
-    (the last run did not finish, or is older than --max-age; or the ledger cannot be read, or a usage
-    error); 3 unknown (no run recorded yet).
+    delivered or skipped every row, nothing outstanding); 1 attention (rows need a person, or the last
+    run is dated in the future: a clock was wrong); 2 problem (the last run did not finish, or is older
+    than --max-age; or the ledger cannot be read, or a usage error); 3 unknown (no run recorded yet);
+    6 the ledger is damaged (corrupt pages, or an edited runs table) or cannot be read.
 
     Example: cws-pipeline status -c cws.toml --json --max-age 26h
     """

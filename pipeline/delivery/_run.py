@@ -1,24 +1,27 @@
 """A delivery run: check the set-up, lock the ledger, deliver every row, and record the run's true ending.
 
 The run record says what happened: `finished`, or `stopped` (a security stop, or the delivery window
-closed) with the exit code the counts earn, `interrupted` (Ctrl-C, exit 130), or `crashed` with the
-exit code the error gets. A run killed outright cannot record its end: the next run finds it still
-`running`, records it as `interrupted`, and says so in one line, as it does for an earlier crashed or
-interrupted run. Every request waits for a place from the run's one ConcurrencyLimiter (adaptive by
-default, `concurrency` its ceiling); a run started outside its delivery window sends nothing.
+closed) with the exit code the counts earn, `interrupted` (Ctrl-C, exit 130; SIGTERM, exit 143), or
+`crashed` with the exit code the error gets. A run killed outright (SIGKILL, power loss) cannot record
+its end: the next run finds it still `running`, records it as `killed`, and says so in one line, as it
+does for an earlier crashed or interrupted run. Every request waits for a place from the run's one
+ConcurrencyLimiter (adaptive by default, `concurrency` its ceiling); a run started outside its delivery
+window sends nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from .._errors import ConfigError, CWSPipelineError, HeadLogError, OutsideWindow, UserInputError
+from .._errors import ConfigError, CWSPipelineError, HeadLogError, LedgerDamaged, LedgerError, OutsideWindow
 from .._version import __version__
 from ..ledger import (
     ROW_STATES,
@@ -46,6 +49,7 @@ from ._window import SendingWatch
 __all__ = ["RunInterrupted", "RunResult", "run_bookings"]
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+TERMINATED_EXIT = 128 + signal.SIGTERM  # 143: what a shell reports for a process ended by SIGTERM
 WINDOW_CLOSED_EXIT = OutsideWindow.exit_code  # the window closed (or time was up) before every row was sent
 
 
@@ -87,12 +91,45 @@ class RunResult:
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run; the ledger records it as interrupted with exit code 130."""
+    """Ctrl-C (exit 130) or SIGTERM (exit 143) stopped a run; the ledger records it as interrupted."""
 
-    def __init__(self, run_id: int, ledger: Path) -> None:
+    def __init__(self, run_id: int, ledger: Path, exit_code: int = INTERRUPTED_EXIT) -> None:
         super().__init__(f"run {run_id} was interrupted and is recorded so in {ledger}")
         self.run_id = run_id
         self.ledger = ledger
+        self.exit_code = exit_code
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (systemd stopping, `kill`, a cron timeout): the run ends as Ctrl-C ends it."""
+
+
+class _SigtermEndsLikeCtrlC:
+    """From `arm()` (the run is recorded) to the block's end, SIGTERM raises in the main thread as Ctrl-C does;
+    once only, then it is ignored so that recording the run's end is not cut short. Before `arm()` SIGTERM
+    keeps its default: the process ends with nothing of a run recorded. Other threads cannot handle signals."""
+
+    def __init__(self) -> None:
+        self._armed = False
+        self._before: Any = None  # the handler to restore (None: one not set from Python, so the default)
+
+    def arm(self) -> None:
+        """Handle SIGTERM from now on (the main thread only)."""
+        if threading.current_thread() is threading.main_thread():
+            self._before = signal.signal(signal.SIGTERM, self._terminate)
+            self._armed = True
+
+    @staticmethod
+    def _terminate(signum: int, _: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Terminated
+
+    def __enter__(self) -> _SigtermEndsLikeCtrlC:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._armed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self._before is None else self._before)
 
 
 @dataclass(frozen=True)
@@ -124,7 +161,7 @@ def run_bookings(
     for an ETA) and ON_CONCURRENCY the limit whenever it changes. SLEEP replaces the waits between
     retries (tests record them); by default a wait ends early when the run stops. NOW replaces the
     clock the delivery window is read by. Outside the window raises OutsideWindow, nothing sent.
-    Ctrl-C raises RunInterrupted once the run is recorded as interrupted.
+    Ctrl-C or SIGTERM raises RunInterrupted once the run is recorded as interrupted.
     """
     if config.window is not None and (closed := config.window.not_open((now or config.window.now)())):
         raise OutsideWindow(closed)
@@ -132,8 +169,13 @@ def run_bookings(
     setup = _set_up(csv_path, mapping_path, config)
     if on_expected is not None:
         on_expected(_lines_after_header(setup.snapshot))
-    with _open_transport(config) as transport, RunLock(config.ledger), Ledger.open(config.ledger) as ledger:
-        with _ledger_errors(config.ledger):
+    with (
+        _SigtermEndsLikeCtrlC() as sigterm,
+        _open_transport(config) as transport,
+        RunLock(config.ledger, create=True),
+        Ledger.open(config.ledger) as ledger,
+    ):
+        with _ledger_errors():
             prior = ledger.prior_rows()  # read while SQLite checks the file beside it; the first write waits for that
             notices = _earlier_runs_not_finished(ledger)
             run_id = ledger.begin_run(_run_info(csv_path, setup, config), os.getpid())
@@ -147,6 +189,7 @@ def run_bookings(
         failure: BaseException | None = None
         watch = SendingWatch(stop.stop, now, window=config.window, max_seconds=config.max_run_seconds,
                              limit_named=f"max_run_seconds = {config.max_run_seconds:g} in {config.path}")  # fmt: skip
+        sigterm.arm()  # the run is recorded and its end will be: a SIGTERM from now on ends it as interrupted, 143
         try:
             delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
                                 endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
@@ -270,31 +313,32 @@ def _end_run(
         ledger.finish_run(result.run_id, {str(k): v for k, v in result.counts.items()}, status, exit_code, settled)
         if head_log is not None:
             record_chain_head(head_log, ledger, result.run_id)  # a copy of the head kept elsewhere
-    except (sqlite3.Error, HeadLogError) as exc:  # the end cannot be recorded; the next run finds it and says so
+    except (LedgerError, HeadLogError) as exc:  # the end cannot be recorded; the next run finds it and says so
         failure = failure or exc
     if failure is None:
         return
     if isinstance(failure, KeyboardInterrupt):
-        raise RunInterrupted(result.run_id, result.ledger) from None
-    if isinstance(failure, sqlite3.Error):
-        raise _cannot_write(result.ledger, failure, f"run {result.run_id} stopped sending and everything recorded"
-                            " before is kept") from None  # fmt: skip
+        raise RunInterrupted(result.run_id, result.ledger, _ending(result, failure)[1]) from None
+    if _cannot_write(failure):
+        raise LedgerError(f"{failure}; run {result.run_id} stopped sending and everything recorded before is kept:"
+                          " free space (or fix the file) and run again") from None  # fmt: skip
     raise failure
 
 
 @contextlib.contextmanager
-def _ledger_errors(path: Path) -> Iterator[None]:
-    """Turn a ledger that cannot be written (disk full, read-only) into one line, before anything is sent."""
+def _ledger_errors() -> Iterator[None]:
+    """Say that nothing was sent when the ledger cannot be written (disk full, read-only) before the first row."""
     try:
         yield
-    except sqlite3.Error as exc:
-        raise _cannot_write(path, exc, "nothing was sent") from None
+    except LedgerError as exc:
+        if not _cannot_write(exc):
+            raise
+        raise LedgerError(f"{exc}; nothing was sent: free space (or fix the file) and run again") from None
 
 
-def _cannot_write(path: Path, exc: sqlite3.Error, what: str) -> UserInputError:
-    return UserInputError(
-        f"{path}: cannot write the ledger ({exc}); {what}: free space (or fix the file) and run again"
-    )
+def _cannot_write(failure: BaseException) -> bool:
+    """A ledger that could not be written (disk full, I/O error), as opposed to a damaged one."""
+    return isinstance(failure, LedgerError) and not isinstance(failure, LedgerDamaged)
 
 
 def _ending(result: RunResult, failure: BaseException | None) -> tuple[RunStatus, int]:
@@ -303,9 +347,7 @@ def _ending(result: RunResult, failure: BaseException | None) -> tuple[RunStatus
         stopped = result.security_stop or result.exit_code == WINDOW_CLOSED_EXIT
         return ("stopped" if stopped else "finished"), result.exit_code
     if isinstance(failure, KeyboardInterrupt):
-        return "interrupted", INTERRUPTED_EXIT
-    if isinstance(failure, sqlite3.Error):
-        return "crashed", UserInputError.exit_code
+        return "interrupted", TERMINATED_EXIT if isinstance(failure, _Terminated) else INTERRUPTED_EXIT
     return "crashed", failure.exit_code if isinstance(failure, CWSPipelineError) else 1
 
 

@@ -1,4 +1,4 @@
-"""The ledger as a file: who may read it, opening it for writing or read-only, and noticing a damaged one.
+"""The ledger as a file: who may read it, opening it for writing or read-only, and turning SQLite's errors into ours.
 
 The ledger holds patient data. Like a private key, a ledger (or its -wal/-shm) that group or others can
 read is refused with the `chmod 600` to run; the one exception is a write-protected copy (no write
@@ -7,6 +7,9 @@ ledger before SQLite touches it, so it never leaves a -shm that later runs canno
 
 Read-only opens use SQLite's mode=ro, and immutable=1 when the file or its directory cannot be written
 (SQLite could not create the -shm) and no -wal holds entries not yet in the file (immutable ignores a WAL).
+
+Every sqlite3 error met while using the ledger leaves this package as a LedgerError (LedgerDamaged for corrupt
+pages), as httpx's map_httpcore_exceptions does for httpcore: nothing above the ledger imports sqlite3.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import os
 import sqlite3
 import stat
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
-from .._errors import LedgerDamaged, UserInputError
+from .._errors import LedgerDamaged, LedgerError, UserInputError
 
 __all__ = [
     "IntegrityCheck",
@@ -26,7 +32,10 @@ __all__ = [
     "connect_read_only",
     "damage",
     "is_damage",
+    "ledger_error",
+    "not_a_ledger",
     "side_files",
+    "sqlite_errors",
 ]
 
 # SQLITE_NOTADB (no database header) is not counted: more often another kind of file than a damaged ledger.
@@ -73,27 +82,60 @@ def check_private(path: Path, *, writing: bool) -> None:
 def connect_read_only(path: Path) -> sqlite3.Connection:
     """Open the ledger read-only (mode=ro; immutable=1 when nothing can be written beside it and no WAL is pending)."""
     wal, _ = side_files(path)
-    pending = wal.exists() and wal.stat().st_size > 0
+    pending = _size(wal) > 0  # one look: SQLite may remove the -wal at any moment (the last writer closing)
     immutable = not pending and not (_writable(path) and _writable(path.parent))
     uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
     try:
         db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise UserInputError(f"{path}: cannot open the ledger ({exc})") from None
+    try:
         db.execute("PRAGMA busy_timeout=10000")
         db.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")  # checks and reports read whole tables: less CPU per page
         db.execute("SELECT COUNT(*) FROM sqlite_schema").fetchone()
-    except sqlite3.DatabaseError as exc:
-        if is_damage(exc):
-            raise damage(path, exc) from None
-        if pending:
+    except sqlite3.Error as exc:
+        db.close()
+        if not_a_ledger(exc):
+            raise UserInputError(f"{path}: not a cws-pipeline ledger ({exc})") from None
+        if pending and not is_damage(exc):
             raise UserInputError(
                 f"{path}: cannot be read read-only ({exc}): {wal.name} holds entries not yet in the file and"
                 f" {path.parent} cannot be written; copy both files to a directory you can write"
             ) from None
-        raise UserInputError(f"{path}: cannot be read ({exc})") from None
+        raise ledger_error(path, exc, "read") from None
     return db
 
 
-def is_damage(exc: sqlite3.DatabaseError) -> bool:
+def not_a_ledger(exc: sqlite3.Error) -> bool:
+    """True when SQLite finds no database at all in the file (another kind of file given as the ledger)."""
+    return getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB"
+
+
+def _size(file: Path) -> int:
+    """The file's size, 0 when it is not there."""
+    try:
+        return file.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def ledger_error(path: Path, exc: sqlite3.Error, doing: Literal["read", "write"]) -> LedgerError:
+    """The one-line LedgerError for an sqlite3 error met reading or writing the ledger (LedgerDamaged for damage)."""
+    if is_damage(exc):
+        return damage(path, exc)
+    return LedgerError(f"{path}: cannot {doing} the ledger ({exc})")
+
+
+@contextmanager
+def sqlite_errors(path: Path, doing: Literal["read", "write"]) -> Iterator[None]:
+    """Turn any sqlite3 error raised inside into the ledger's own LedgerError."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise ledger_error(path, exc, doing) from None
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
     """True when SQLite reports the file damaged (corrupt pages) rather than busy, missing or not a database."""
     return getattr(exc, "sqlite_errorname", "") in _DAMAGE
 

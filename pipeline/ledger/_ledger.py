@@ -19,7 +19,15 @@ from pathlib import Path
 from .._errors import UserInputError
 from .._gc import cycle_collector_paused
 from ._entries import ENTRY_FIELDS, GENESIS_HASH, Entry, entry_hash, entry_values, now_iso
-from ._file import IntegrityCheck, check_integrity, check_private, connect_read_only, damage, is_damage
+from ._file import (
+    IntegrityCheck,
+    check_integrity,
+    check_private,
+    connect_read_only,
+    ledger_error,
+    not_a_ledger,
+    sqlite_errors,
+)
 from ._prune import prune_bodies
 from ._reads import SETTLED_SQL, LedgerReads
 from ._row_states import PriorRows, StatusUpdate
@@ -101,16 +109,19 @@ class Ledger(LedgerReads):
         check_private(path, writing=True)
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise UserInputError(f"{path}: cannot open the ledger ({exc})") from None
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             # FULL: an entry saying a request is about to leave must survive power loss, not only a crash.
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=10000")
             upgrade(db)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             db.close()
-            if is_damage(exc):
-                raise damage(path, exc) from None
-            raise UserInputError(f"{path}: not a cws-pipeline ledger ({exc})") from None
+            if not_a_ledger(exc):
+                raise UserInputError(f"{path}: not a cws-pipeline ledger ({exc})") from None
+            raise ledger_error(path, exc, "write") from None
         try:
             ledger = cls(path, db)
         except BaseException:
@@ -136,9 +147,9 @@ class Ledger(LedgerReads):
         db = connect_read_only(path)
         try:
             found = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             db.close()
-            raise damage(path, exc) if is_damage(exc) else UserInputError(f"{path}: cannot be read ({exc})") from None
+            raise ledger_error(path, exc, "read") from None
         missing = [t for t in TABLES if t not in found]
         if missing:
             db.close()
@@ -154,7 +165,8 @@ class Ledger(LedgerReads):
 
     def close(self) -> None:
         """Close the connection; raise LedgerDamaged if the check of the file failed (and nothing was written)."""
-        self._db.close()
+        with sqlite_errors(self.path, "write"):
+            self._db.close()
         check, self._check = self._check, None
         if check is not None:
             check.wait()
@@ -249,12 +261,14 @@ class Ledger(LedgerReads):
         named_later = {sha for _, rows in self.skipped_rows(since=cutoff) for r in rows
                        for sha in (r.request_sha256, r.cells_sha256)}  # fmt: skip
         self._sound()
-        return prune_bodies(self._db, cutoff, named_later, dry_run=dry_run, vacuum=vacuum)
+        with sqlite_errors(self.path, "write"):
+            return prune_bodies(self._db, cutoff, named_later, dry_run=dry_run, vacuum=vacuum)
 
     def _synchronous(self, full: bool) -> None:
         """FULL: a commit is on disk when COMMIT returns (WAL fsync'd); NORMAL: it is in the OS's hands."""
         if full != self._full:
-            self._db.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
+            with sqlite_errors(self.path, "write"):
+                self._db.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
             self._full = full
 
     def _append_locked(self, entries: Sequence[Entry]) -> None:
@@ -303,7 +317,8 @@ class Ledger(LedgerReads):
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolling back (and rewinding the chain head) on error."""
+    """BEGIN IMMEDIATE ... COMMIT, rolling back (and rewinding the chain head) on error; SQLite's errors leave
+    as LedgerError (a full disk, an I/O error: nothing of the transaction was committed)."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
@@ -311,20 +326,27 @@ class _Transaction:
     def __enter__(self) -> None:
         self._ledger._sound()  # never add to a damaged file
         self._seq, self._head = self._ledger._seq, self._ledger._head
-        self._ledger._db.execute("BEGIN IMMEDIATE")
+        with sqlite_errors(self._ledger.path, "write"):
+            self._ledger._db.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, _: object) -> None:
         if exc_type is None:
             try:
                 self._ledger._db.execute("COMMIT")
-            except BaseException:  # a full disk fails the COMMIT itself: nothing of it was committed
+            except sqlite3.Error as failed:  # a full disk fails the COMMIT itself: nothing of it was committed
+                self._undo()
+                raise ledger_error(self._ledger.path, failed, "write") from None
+            except BaseException:
                 self._undo()
                 raise
-        else:
-            self._undo()
+            return
+        self._undo()
+        if isinstance(exc, sqlite3.Error):
+            raise ledger_error(self._ledger.path, exc, "write") from None
 
     def _undo(self) -> None:
         """Rewind the chain head to the last committed entry, then roll back unless SQLite already has."""
         self._ledger._seq, self._ledger._head = self._seq, self._head
-        if self._ledger._db.in_transaction:
-            self._ledger._db.execute("ROLLBACK")
+        with suppress(sqlite3.Error):  # the error on its way says more; SQLite rolls back on close regardless
+            if self._ledger._db.in_transaction:
+                self._ledger._db.execute("ROLLBACK")

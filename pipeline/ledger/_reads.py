@@ -1,7 +1,8 @@
 """Reading the ledger: runs, row states, entries, bodies, outstanding rows and sizes, for runs, reports and audits.
 
 Every query is here, so that report, audit, retention and status never write SQL against the schema.
-A read that meets a damaged page is one LedgerDamaged line, never an SQLite traceback.
+A read that meets a damaged page is one LedgerDamaged line, any other SQLite failure one LedgerError line,
+never an SQLite traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, NamedTuple
 
 from .._errors import UserInputError
 from ._entries import ENTRY_FIELDS, Entry, SkippedRow, row_states, skipped_rows
-from ._file import damage, is_damage
+from ._file import sqlite_errors
 from ._row_states import NOT_DELIVERED, ROW_STATES, PriorRow
 from ._runs import RUN_COLUMNS, RunRecord, UnfinishedRun
 
@@ -110,12 +111,8 @@ class LedgerReads:
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
-        try:
+        with sqlite_errors(self.path, "read"):
             yield
-        except sqlite3.DatabaseError as exc:
-            if is_damage(exc):
-                raise damage(self.path, exc) from None
-            raise
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -125,7 +122,8 @@ class LedgerReads:
         try:
             yield
         finally:
-            self._db.execute("ROLLBACK")
+            with self._reading():
+                self._db.execute("ROLLBACK")
 
     # -- runs ----------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, NamedTuple, get_args
 
 __all__ = ["RUN_COLUMNS", "RUN_STATUSES", "RUN_STATUS_MEANING", "RunRecord", "RunStatus", "UnfinishedRun"]
@@ -24,6 +25,10 @@ RUN_STATUS_MEANING: dict[RunStatus, str] = {
     "crashed": "an error ended it early, with the exit code stored; the rows not reached go next run",
     "killed": "its process died without recording its end (SIGKILL, power loss); a later run found and recorded it",
 }
+
+# Ends a run records itself, with its time and exit code (a killed run's is recorded by the next run, with no
+# code; versions before 0.2 marked a run found dead `interrupted`, with neither).
+_ENDED_WITH_CODE: frozenset[str] = frozenset({"finished", "stopped", "crashed"})
 
 # The runs table's columns, in order (pid and counts as stored: counts is JSON text).
 RUN_COLUMNS = (
@@ -54,6 +59,29 @@ class RunRecord:
     exit_code: int | None
     concurrency: int | None = None  # the requests in flight it settled at (None: it sent nothing, or before 0.3)
 
+    def damage(self) -> str | None:
+        """What in this row no run could have written (NULL or garbage where a time, status or code belongs), or None.
+
+        A reader that does arithmetic on the row (status: ages, verdicts) asks first; audit reads edited rows
+        as they are and compares them with the chain.
+        """
+        found = []
+        if _time(self.started_at) is None:
+            found.append(f"started_at is {_shown(self.started_at)}, not a time")
+        if self.finished_at is not None and _time(self.finished_at) is None:
+            found.append(f"finished_at is {_shown(self.finished_at)}, not a time")
+        elif self.finished_at is None and self.status in _ENDED_WITH_CODE:
+            found.append(f"finished_at is NULL, but the run is {self.status}")
+        if self.exit_code is None and self.status in _ENDED_WITH_CODE:
+            found.append(f"exit_code is NULL, but the run is {self.status}")
+        if self.status not in RUN_STATUSES:
+            found.append(f"status is {_shown(self.status)}, not one of {', '.join(RUN_STATUSES)}")
+        if self.exit_code is not None and not isinstance(self.exit_code, int):
+            found.append(f"exit_code is {_shown(self.exit_code)}, not a number")
+        if not isinstance(self.pid, int):
+            found.append(f"pid is {_shown(self.pid)}, not a number")
+        return "; ".join(found) or None
+
     @property
     def counts(self) -> dict[str, int]:
         """Rows per state as the run recorded them at its end ({} while running, or when unreadable)."""
@@ -62,6 +90,20 @@ class RunRecord:
         except ValueError:
             return {}
         return {str(k): v for k, v in value.items() if isinstance(v, int)} if isinstance(value, dict) else {}
+
+
+def _time(value: object) -> datetime | None:
+    """An ISO time with its UTC offset (as runs record them), or None."""
+    try:
+        found = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return found if found is not None and found.tzinfo is not None else None
+
+
+def _shown(value: object) -> str:
+    """A stored value as a person reads it in one line: NULL, or its first characters quoted."""
+    return "NULL" if value is None else repr(str(value)[:40])
 
 
 class UnfinishedRun(NamedTuple):

@@ -107,6 +107,7 @@ class AuditResult:
     damaged: str | None = None  # SQLite found the file damaged: nothing else was checked
     head_log: Path | None = None
     heads_checked: int = 0
+    head_log_missing: bool = False  # the head log given (or the config's) is not there: the audit fails
 
     @property
     def ok(self) -> bool:
@@ -133,8 +134,13 @@ def audit_ledger(
     ledger: Ledger, config: RunConfig, public_key: rsa.RSAPublicKey | None = None, *, head_log: Path | None = None
 ) -> AuditResult:
     """Check the file, the chain, the runs table, every body and stored signature, and (given a head log) that
-    every head it recorded is still in the chain; never writes to the ledger."""
-    heads = read_head_log(head_log) if head_log is not None else []
+    every head it recorded is still in the chain; never writes to the ledger.
+
+    A head log that is not there fails the audit once the ledger has entries: deleting it is exactly what
+    someone who rewrote the whole ledger would do. A site that keeps none passes head_log=None.
+    """
+    missing = head_log is not None and not head_log.exists()
+    heads = read_head_log(head_log) if head_log is not None and not missing else []
     checker = _Checker(ledger, config, public_key or our_public_key(config))
     checker.result.head_log = head_log
     try:
@@ -143,6 +149,12 @@ def audit_ledger(
         with ledger.snapshot():
             checker.run()
             checker.check_heads(heads)
+            if missing and ledger.head() is not None:
+                checker.result.head_log_missing = True
+                checker.result.failures.append(AuditFailure(
+                    f"the head log {head_log} is missing, so a rewrite of the whole ledger would go unnoticed:"
+                    " restore it from where it is kept (or, if this site keeps none, audit with --no-head-log)"
+                ))  # fmt: skip
     except LedgerDamaged as exc:
         checker.result.damaged = str(exc)
     return checker.result

@@ -20,7 +20,7 @@ def audit_lines(result: AuditResult) -> list[str]:
         f"Ledger {result.ledger}: {result.entries} entries, chain {chain}",
         f"  head: entry {result.head_seq} hash {result.head_hash or '-'} (keep a copy elsewhere to detect a rewrite)",
     ]
-    if result.head_log is not None:
+    if result.head_log is not None and not result.head_log_missing:  # a missing one is a FAILED line below
         held = sum(1 for f in result.failures if f.problem.startswith(f"head log {result.head_log},"))
         lines.append(
             f"  head log {result.head_log}: {result.heads_checked} recorded heads checked, {held} not in the chain"

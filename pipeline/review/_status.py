@@ -3,10 +3,14 @@
 For a person (text) and for monitoring (JSON, and an exit code a check can use, as Nagios plugins do):
     0 ok         the last run finished with every row delivered or skipped, and no row is outstanding
     1 attention  rows need a person (each listed once, with the run since which it has needed one)
+    1 attention  also: the last run is dated in the future (a clock was ahead when it ran, or is behind
+                 now), so no age can be judged
     2 problem    the last run did not finish (security stop, crash, interrupt, killed, or left running by a
                  process that died), or started longer ago than the allowed age; also, as for every
                  command, a ledger that cannot be read
     3 unknown    no run is recorded yet
+    6 damaged    (LedgerDamaged, as for every command) the file is damaged, or its runs table holds what no
+                 run wrote (NULL or garbage where a time, status or exit code belongs): one line, no verdict
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from .._errors import LedgerDamaged
 from ..ledger import NOT_DELIVERED, ChainHead, Ledger, LedgerSize, OutstandingRow, RunLock, RunRecord
 
 __all__ = ["STATUS_EXIT_CODES", "SiteStatus", "StatusVerdict", "site_status", "status_json", "status_lines"]
@@ -24,6 +29,9 @@ StatusVerdict = Literal["ok", "attention", "problem", "unknown"]
 STATUS_EXIT_CODES: dict[StatusVerdict, int] = {"ok": 0, "attention": 1, "problem": 2, "unknown": 3}
 _COMPLETE = ("finished",)
 _SHOW_ROWS = 50  # the text lists this many outstanding rows (the longest outstanding first); JSON lists all
+# A run dated ahead of this clock by more than this was recorded by a clock that was wrong (or this one is):
+# two hosts' clocks under NTP agree to well within it.
+_CLOCK_SLACK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -72,10 +80,22 @@ def site_status(ledger: Ledger, *, now: datetime | None = None, max_age: timedel
                 if not key:
                     outstanding.append(OutstandingRow(None, line, None, state, error, latest, latest))
         size, head = ledger.size(), ledger.head()
+    _check_runs(ledger.path, runs)
     status = SiteStatus(ledger.path.resolve(), now or datetime.now(UTC), size, runs, outstanding, head,
                         RunLock.holder(ledger.path))  # fmt: skip
     verdict, reasons = _judge(status, max_age)
     return SiteStatus(**{**status.__dict__, "verdict": verdict, "reasons": reasons})
+
+
+def _check_runs(path: Path, runs: list[RunRecord]) -> None:
+    """LedgerDamaged, in one line, for the first run whose row no run could have written (an edited table)."""
+    for run in runs:
+        problem = run.damage()
+        if problem is not None:
+            raise LedgerDamaged(
+                f"{path}: the runs table is damaged: run {run.run_id}: {problem}; nothing was changed: run"
+                " `cws-pipeline audit` on this ledger, and restore it from a backup"
+            )
 
 
 def _judge(status: SiteStatus, max_age: timedelta | None) -> tuple[StatusVerdict, list[str]]:
@@ -91,24 +111,38 @@ def _judge(status: SiteStatus, max_age: timedelta | None) -> tuple[StatusVerdict
     elif last.status not in _COMPLETE:
         code = "" if last.exit_code is None else f", exit {last.exit_code}"
         problems.append(f"the last run, {last.run_id}, did not finish: {last.status}{code}")
-    age = status.checked_at - datetime.fromisoformat(status.runs[-1].started_at)
+    newest = status.runs[-1]
+    age = status.checked_at - datetime.fromisoformat(newest.started_at)
     if max_age is not None and age > max_age:
         problems.append(f"the last run started {_ago(age)}, longer ago than --max-age allows")
     if problems:
         return "problem", problems
+    attention = []
+    if -age > _CLOCK_SLACK:
+        attention.append(f"the last run, {newest.run_id}, is dated {newest.started_at}, {_ago(age)} of this clock:"
+                         " a clock was wrong when it ran (or is now), so its age cannot be judged")  # fmt: skip
     if status.outstanding or last.exit_code not in (0, None):
         n = len(status.outstanding)
-        return "attention", [f"{n} row{'s' if n != 1 else ''} need{'s' if n == 1 else ''} a person"]
+        attention.append(f"{n} row{'s' if n != 1 else ''} need{'s' if n == 1 else ''} a person")
+    if attention:
+        return "attention", attention
     return "ok", ["every row is delivered or skipped"]
 
 
 def _ago(age: timedelta) -> str:
-    seconds = max(int(age.total_seconds()), 0)
+    """How long ago, or how far ahead for a time in the future beyond the clocks' slack."""
+    if -age > _CLOCK_SLACK:
+        return _span(-age) + " ahead"
+    return _span(max(age, timedelta(0))) + " ago"
+
+
+def _span(age: timedelta) -> str:
+    seconds = int(age.total_seconds())
     if seconds < 2 * 3600:
-        return f"{seconds // 60} min ago"
+        return f"{seconds // 60} min"
     if seconds < 2 * 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
 
 
 def _run_line(status: SiteStatus, run: RunRecord | None) -> str:

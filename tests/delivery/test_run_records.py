@@ -130,12 +130,12 @@ def _small_files() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
 
-def test_a_full_disk_mid_run_is_one_line_exit_2_and_loses_nothing_recorded(site: Site) -> None:
+def test_a_full_disk_mid_run_is_one_line_exit_6_and_loses_nothing_recorded(site: Site) -> None:
     csv = site.write_csv(booking_rows(300))
     proc = run_process(site, csv, preexec_fn=_small_files)
     _, err = proc.communicate(timeout=120)
     lines = err.decode().splitlines()
-    assert proc.returncode == 2, err.decode()
+    assert proc.returncode == 6, err.decode()  # a ledger error, not "usage error, nothing sent"
     assert len(lines) == 1 and lines[0].startswith(f"Error: {site.ledger}: cannot write the ledger ("), lines
     assert "stopped sending and everything recorded before is kept" in lines[0]
     sent = len(site.server.counters().creates)
@@ -144,8 +144,8 @@ def test_a_full_disk_mid_run_is_one_line_exit_2_and_loses_nothing_recorded(site:
     again = run_process(site, csv)  # space again: the next run finishes the job
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err.decode()
-    assert "Note: earlier run 1 crashed (exit code 2)" in err.decode()
-    assert endings(site) == [(1, "crashed", 2), (2, "finished", 0)]
+    assert "Note: earlier run 1 crashed (exit code 6)" in err.decode()
+    assert endings(site) == [(1, "crashed", 6), (2, "finished", 0)]
     with Ledger.open(site.ledger, create=False) as ledger:
         assert verify_chain(ledger.entries()) is None
         finals = {e.key: e.state for e in ledger.row_states(ledger.latest_run_id())}

@@ -118,3 +118,34 @@ def test_a_head_log_line_that_is_not_a_head_is_named(site: Site, tmp_path: Path)
     head_log.write_text(head_log.read_text() + "not json\n")
     result = invoke("audit", "-c", str(site.config))
     assert result.exit_code == 2 and f"{head_log}: line 4: not a chain head line written by a run" in result.output
+
+
+def test_a_missing_head_log_fails_the_audit_unless_the_site_keeps_none(site: Site, tmp_path: Path) -> None:
+    head_log = tmp_path / "cws-heads.log"
+    three_runs(site, head_log)
+    head_log.unlink()  # what someone who rewrote the whole ledger would do next
+    for args in (["audit", "-c", str(site.config)], ["audit", "-c", str(site.config), "--heads", str(head_log)]):
+        result = invoke(*args)
+        assert result.exit_code == 1, result.output
+        failed = [line for line in result.output.splitlines() if line.startswith("FAILED")]
+        assert failed == [
+            f"FAILED ledger: the head log {head_log} is missing, so a rewrite of the whole ledger would go unnoticed:"
+            " restore it from where it is kept (or, if this site keeps none, audit with --no-head-log)"
+        ]
+        assert result.output.splitlines()[-1].startswith("Audit FAILED: 1 problem(s)")
+        assert "recorded heads checked" not in result.output
+    report = invoke("report", "-c", str(site.config), "--audit")
+    assert "Audit FAILED: 1 problem(s)" in report.output  # the report's verdict says the same
+    told = invoke("audit", "-c", str(site.config), "--no-head-log")
+    assert told.exit_code == 0, told.output
+    assert told.output.splitlines()[-1].startswith("Audit passed")
+    both = invoke("audit", "-c", str(site.config), "--no-head-log", "--heads", str(head_log))
+    assert both.exit_code == 2 and "give --heads FILE or --no-head-log, not both" in both.output
+
+
+def test_a_head_log_not_yet_written_is_no_failure_while_the_ledger_is_empty(site: Site, tmp_path: Path) -> None:
+    site.write_config(head_log=str(tmp_path / "cws-heads.log"))  # no run has ended yet: nothing to record
+    Ledger.open(site.ledger).close()
+    result = invoke("audit", "-c", str(site.config))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].startswith("Audit passed")

@@ -152,7 +152,8 @@ def test_a_failed_commit_reaches_every_waiter_and_nothing_later_is_written(tmp_p
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert len(found["errors"]) == 4 and all(found["errors"]), found  # every durable waiter learned it
-    assert set(found["errors"]) == {"OperationalError: disk I/O error"}, found  # the kernel's EFBIG, as SQLite says it
+    # the kernel's EFBIG, as SQLite says it, turned into the ledger's own error at its boundary
+    assert set(found["errors"]) == {f"LedgerError: {path}: cannot write the ledger (disk I/O error)"}, found
     assert found["later"] is not None and found["closed"] is not None  # and so does every later caller
     with Ledger.open_read_only(path) as ledger:
         entries = list(ledger.entries())

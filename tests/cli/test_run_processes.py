@@ -1,0 +1,126 @@
+"""Real `cws-pipeline run` processes against a slow local CWS server: SIGTERM, and one lock per ledger file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.ledger import Ledger, verify_chain
+
+from ..sites import Site, booking_rows
+
+pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'not slow' while editing
+
+
+def start_run(csv: Path, site: Site, config: Path) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "pipeline", "run", str(csv), "--mapping", str(site.mapping), "--config", str(config)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_until_sending(site: Site, proc: subprocess.Popen[bytes], creates: int = 5) -> None:
+    deadline = time.monotonic() + 60
+    while len(site.server.counters().creates) < creates and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be caught mid-way"
+
+
+def endings(ledger_path: Path) -> list[tuple[int, str, int | None]]:
+    with Ledger.open_read_only(ledger_path) as ledger:
+        assert verify_chain(ledger.entries()) is None
+        return [(run.run_id, run.status, run.exit_code) for run in ledger.runs()]
+
+
+def assert_every_patient_created_once(site: Site, n: int) -> None:
+    creates = site.server.counters().creates
+    assert sorted(creates) == [f"P{i:06d}" for i in range(1, n + 1)]
+    assert set(creates.values()) == {1}
+
+
+def test_sigterm_ends_a_run_like_ctrl_c_recorded_interrupted_exit_143(site: Site) -> None:
+    site.server.latency_s = 0.02
+    site.write_config(concurrency=2)
+    csv = site.write_csv(booking_rows(300))
+    proc = start_run(csv, site, site.config)
+    wait_until_sending(site, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err.decode()
+    assert err.decode().splitlines() == [
+        f"Interrupted: run 1 was interrupted and is recorded so in {site.ledger}; the next run settles rows left"
+        " in flight"
+    ]
+    assert out == b""
+    assert endings(site.ledger) == [(1, "interrupted", 143)]
+    assert len(site.server.counters().creates) < 300  # it stopped sending
+
+    site.server.latency_s = 0
+    again = start_run(csv, site, site.config)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err.decode()
+    assert err.decode().splitlines() == [
+        "Note: earlier run 1 was interrupted (exit code 143); rows it left in doubt are settled by lookup in this run"
+    ]
+    assert endings(site.ledger)[1] == (2, "finished", 0)
+    assert_every_patient_created_once(site, 300)
+
+
+def test_two_runs_on_two_hard_links_of_one_ledger_the_second_exits_4(site: Site, tmp_path: Path) -> None:
+    first_csv = site.write_csv(booking_rows(1))
+    made = start_run(first_csv, site, site.config)  # the ledger exists once a run has made it
+    _, err = made.communicate(timeout=120)
+    assert made.returncode == 0, err.decode()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = elsewhere / "same-ledger.sqlite"
+    os.link(site.ledger, link)
+    second_config = elsewhere / "cws.toml"
+    second_config.write_text(site.config.read_text().replace(str(site.ledger), str(link)), encoding="utf-8")
+
+    site.server.latency_s = 0.1  # 30 s at this pace: the second run starts long before the first ends
+    site.write_config(concurrency=1)
+    csv = site.write_csv(booking_rows(300))
+    first = start_run(csv, site, site.config)
+    try:
+        wait_until_sending(site, first, creates=3)
+        second = start_run(csv, site, second_config)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 4, err.decode()
+        assert err.decode().splitlines() == [
+            f"Error: {link}: another run holds the ledger, through another name for the same file (a hard link or"
+            " another path); wait for it to finish"
+        ]
+    finally:
+        site.server.latency_s = 0
+        _, first_err = first.communicate(timeout=120)
+    assert first.returncode == 0, first_err.decode()
+    assert_every_patient_created_once(site, 300)
+    assert endings(link) == [(1, "finished", 0), (2, "finished", 0)]  # the refused run recorded nothing
+    audit = subprocess.run([sys.executable, "-m", "pipeline", "audit", "-c", str(second_config)], capture_output=True,
+                           text=True, timeout=120, check=False)  # fmt: skip
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "Audit passed" in audit.stdout
+
+
+def test_sigterm_is_handled_only_while_a_recorded_run_sends_and_the_old_handler_comes_back() -> None:
+    from pipeline.delivery._run import _SigtermEndsLikeCtrlC
+
+    seen: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, _: seen.append(signum))
+    try:
+        with _SigtermEndsLikeCtrlC() as sigterm:
+            os.kill(os.getpid(), signal.SIGTERM)  # not armed: the handler in place gets it
+            assert seen == [signal.SIGTERM]
+            sigterm.arm()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)  # a second one while the end is recorded: ignored
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM, signal.SIGTERM]  # restored once the run is over
+    finally:
+        signal.signal(signal.SIGTERM, before)
