@@ -163,8 +163,7 @@ def run_bookings(
     clock the delivery window is read by. Outside the window raises OutsideWindow, nothing sent.
     Ctrl-C or SIGTERM raises RunInterrupted once the run is recorded as interrupted.
     """
-    if config.window is not None and (closed := config.window.not_open((now or config.window.now)())):
-        raise OutsideWindow(closed)
+    started = _started_inside_window(config, now)
     csv_path = Path(csv_path)
     setup = _set_up(csv_path, mapping_path, config)
     if on_expected is not None:
@@ -184,10 +183,9 @@ def run_bookings(
         limiter = _limiter(config, on_concurrency)
         stop.also_wake(limiter.wake)  # a stop ends every wait for a place at once
         breaker = CircuitBreaker(config.circuit_breaker, stop)
-        writer = LedgerWriter(ledger)
-        tally = Tally(on_row)
+        writer, tally = LedgerWriter(ledger), Tally(on_row)
         failure: BaseException | None = None
-        watch = SendingWatch(stop.stop, now, window=config.window, max_seconds=config.max_run_seconds,
+        watch = SendingWatch(stop.stop, now, window=config.window, max_seconds=config.max_run_seconds, started=started,
                              limit_named=f"max_run_seconds = {config.max_run_seconds:g} in {config.path}")  # fmt: skip
         sigterm.arm()  # the run is recorded and its end will be: a SIGTERM from now on ends it as interrupted, 143
         try:
@@ -204,6 +202,20 @@ def run_bookings(
         result.stopped_early = watch.stopped
         _end_run(ledger, writer, result, tally, breaker, failure, config.head_log)
     return result
+
+
+def _started_inside_window(config: RunConfig, now: Callable[[], datetime] | None) -> datetime | None:
+    """When the run started, by the window's clock (None without a window); raise OutsideWindow outside it.
+
+    The window's close is worked out from this moment, not from when sending begins: a set-up that
+    outlasts the window's end must not make the watch look for the next day's close and send all night.
+    """
+    if config.window is None:
+        return None
+    started = (now or config.window.now)()
+    if closed := config.window.not_open(started):
+        raise OutsideWindow(closed)
+    return started
 
 
 def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:

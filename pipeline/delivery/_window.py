@@ -103,8 +103,10 @@ class SendingWatch:
         window: DeliveryWindow | None = None,
         max_seconds: float | None = None,
         limit_named: str = "max_run_seconds",
+        started: datetime | None = None,
     ) -> None:
         self.window = window
+        self._started = started  # when the run began (the window's close is reckoned from it); None: on entering
         self._on_stop = on_stop
         self._now = now or (window.now if window is not None else _utc_now)
         self._max_seconds = max_seconds
@@ -114,7 +116,7 @@ class SendingWatch:
         self.stopped: str | None = None  # the reason given, once sending had to end during the run
 
     def __enter__(self) -> SendingWatch:
-        start = self._now()
+        start = self._started if self._started is not None else self._now()
         ends: list[tuple[datetime, str]] = []
         if self.window is not None:
             closes = self.window.closes_at(start)

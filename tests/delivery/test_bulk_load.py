@@ -81,6 +81,18 @@ def test_outside_the_window_a_run_sends_nothing_and_exits_5_saying_when_it_opens
     assert site.server.counters().requests == 0 and not site.ledger.exists()
 
 
+def test_a_set_up_that_outlasts_the_window_sends_nothing_past_its_close(site: Site) -> None:
+    closes = (datetime.now(UTC) + timedelta(hours=3)).replace(second=0, microsecond=0)
+    window = window_ending(closes)
+    site.write_config(window=window, timezone="UTC")
+    times = iter([closes - timedelta(seconds=1)])  # open when the run starts; closed by the time it would send
+
+    first = run(site, site.write_csv(booking_rows(5)), now=lambda: next(times, closes + timedelta(seconds=1)))
+    assert first.stopped_early == f"the delivery window {window} closed at {closes:%H:%M}"
+    assert first.exit_code == 5 and first.counts["failed"] == 5
+    assert site.server.counters().requests == 0  # the watch reckoned the close from the start: not tomorrow's
+
+
 def test_the_window_closing_stops_sending_and_the_next_run_sends_the_rest_once(slow_site: Site) -> None:
     site = slow_site
     closes = (datetime.now(UTC) + timedelta(hours=3)).replace(second=0, microsecond=0)
