@@ -43,7 +43,7 @@ def assert_every_patient_created_once(site: Site, n: int) -> None:
 
 
 def test_sigterm_ends_a_run_like_ctrl_c_recorded_interrupted_exit_143(site: Site) -> None:
-    site.server.latency_s = 0.02
+    site.server.latency_s = 0.1  # 10 s or more to send them all: a signal sent on a busy machine still lands mid-run
     site.write_config(concurrency=2)
     csv = site.write_csv(booking_rows(300))
     proc = start_run(csv, site, site.config)

@@ -79,7 +79,7 @@ def test_a_crash_mid_run_is_recorded_as_crashed_with_its_counts_and_the_next_run
 
 
 def test_ctrl_c_exits_130_records_the_run_interrupted_and_the_next_run_says_so(site: Site) -> None:
-    site.server.latency_s = 0.02
+    site.server.latency_s = 0.1  # 10 s or more to send them all: a signal sent on a busy machine still lands mid-run
     site.write_config(concurrency=2)
     csv = site.write_csv(booking_rows(300))
     proc = run_process(site, csv)
@@ -106,7 +106,7 @@ def test_ctrl_c_exits_130_records_the_run_interrupted_and_the_next_run_says_so(s
 
 
 def test_a_killed_run_is_found_by_the_next_run_and_named_in_one_line(site: Site) -> None:
-    site.server.latency_s = 0.02
+    site.server.latency_s = 0.1  # 10 s or more to send them all: a signal sent on a busy machine still lands mid-run
     site.write_config(concurrency=2)
     csv = site.write_csv(booking_rows(200))
     proc = run_process(site, csv)
