@@ -70,6 +70,8 @@ class RunInfo:
     access: str
     algorithm: str
     program_version: str
+    user: str | None = None  # the operating-system user who runs it
+    host: str | None = None  # the host it runs on
 
 
 class Ledger(LedgerReads):
@@ -200,9 +202,10 @@ class Ledger(LedgerReads):
         with self._transaction():
             cur = self._db.execute(
                 "INSERT INTO runs (started_at, status, source, source_sha256, mapping, mapping_sha256, base_url,"
-                " endpoint, access, algorithm, program_version, pid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " endpoint, access, algorithm, program_version, pid, user, host) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (started, "running", info.source, info.source_sha256, info.mapping, info.mapping_sha256,
-                 info.base_url, info.endpoint, info.access, info.algorithm, info.program_version, pid),
+                 info.base_url, info.endpoint, info.access, info.algorithm, info.program_version, pid,
+                 info.user, info.host),
             )  # fmt: skip
             run_id = int(cur.lastrowid or 0)
             detail = json.dumps(asdict(info), ensure_ascii=False, separators=(",", ":"), sort_keys=True)

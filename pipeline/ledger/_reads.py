@@ -191,6 +191,16 @@ class LedgerReads:
             ).fetchone()
         return None if found is None else PriorRow(*found)
 
+    def rows_in_state(self, state: str) -> list[PriorRow]:
+        """Every row key whose latest state (row_status) is STATE, in line order."""
+        with self._reading():
+            found = self._db.execute(
+                "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason, cells_sha256,"
+                " delivered_run_id, action, step FROM row_status WHERE state=? ORDER BY line, key",
+                (state,),
+            ).fetchall()
+        return [PriorRow(*row) for row in found]
+
     def state_counts(self, run_id: int) -> dict[str, int]:
         """Rows per state as one run's entries record them (state entries and skipped_rows lists)."""
         counts: dict[str, int] = dict.fromkeys(ROW_STATES, 0)

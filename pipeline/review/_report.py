@@ -69,6 +69,8 @@ class RunSummary:
     responses_verified: int = 0
     responses_unverified: int = 0
     actions: dict[str, int] = field(default_factory=dict)  # delivered rows per action (created, booking added...)
+    user: str | None = None  # the operating-system user who ran it (None: recorded before runs kept it)
+    host: str | None = None  # the host it ran on
 
     @property
     def rows(self) -> int:
@@ -87,6 +89,7 @@ class RunSummary:
         data["responses_verified"] = self.responses_verified
         data["responses_unverified"] = self.responses_unverified
         data["actions"] = dict(self.actions)
+        data["user"], data["host"] = self.user, self.host
         return data
 
 
@@ -257,7 +260,8 @@ def _runs(ledger: Ledger, run_ids: Sequence[int], skipped: _Skipped) -> list[Run
 def _summary(run: RunRecord, counts: dict[str, int], verified: list[int], actions: dict[str, int]) -> RunSummary:
     values = {name: getattr(run, name) for name in _RUN_COLUMNS}
     good, bad = verified
-    return RunSummary(**values, counts=counts, responses_verified=good, responses_unverified=bad, actions=actions)
+    return RunSummary(**values, counts=counts, responses_verified=good, responses_unverified=bad, actions=actions,
+                      user=run.user, host=run.host)  # fmt: skip
 
 
 def _records(

@@ -97,6 +97,7 @@ def _run_header(run: RunSummary) -> list[str]:
         f"            sha256 {run.mapping_sha256}",
         f"  endpoint  {run.base_url}{run.endpoint}",
         f"  access    {run.access} ({run.algorithm}), cws-pipeline {run.program_version}",
+        *([f"  run by    {run.user or 'unknown'}@{run.host or 'unknown'}"] if run.user or run.host else []),
         f"  rows      {run.rows}: " + ", ".join(f"{state} {run.counts.get(state, 0)}" for state in ROW_STATES),
         *([f"  delivered {actions_text(run.actions)}"] if run.actions else []),
         f"  answers   {run.responses_verified} signed by CorEMR and verified, {run.responses_unverified} not verified",
