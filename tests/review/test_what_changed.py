@@ -32,7 +32,7 @@ def held_correction(site: Site) -> Path:
     """Night 1 delivers Jon; night 2 corrects his first name to John and his booking date: held (on_change hold)."""
     assert night(site, [JON, OTHER], "night1.csv").exit_code == 0
     errors = site.dir / "errors.csv"
-    corrected = [JON[:2] + ["John"] + JON[3:6] + ["2026-11-29 01:05"], OTHER]
+    corrected = [[*JON[:2], "John", *JON[3:6], "2026-11-29 01:05"], OTHER]
     second = night(site, corrected, "night2.csv", "--errors", str(errors))
     assert second.exit_code == 1, second.output
     return errors
@@ -40,7 +40,7 @@ def held_correction(site: Site) -> Path:
 
 def test_the_cron_mail_names_the_changed_fields_and_where_they_live_without_their_values(site: Site) -> None:
     assert night(site, [JON, OTHER], "night1.csv").exit_code == 0
-    mail = night(site, [JON[:2] + ["John"] + JON[3:], OTHER], "night2.csv")
+    mail = night(site, [[*JON[:2], "John", *JON[3:]], OTHER], "night2.csv")
     assert mail.exit_code == 1
     [line] = [x for x in mail.output.splitlines() if x.startswith("  line 2 ")]
     assert line.endswith("; what changed: fname (patient)")
