@@ -86,6 +86,7 @@ class Ledger(LedgerReads):
             row = self._db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
             self._full = self._db.execute("PRAGMA synchronous").fetchone()[0] >= 2
             self._has_since = "since_run_id" in columns(self._db, "row_status")
+            self._has_run_user = "user" in columns(self._db, "runs")  # read-only, a ledger from before it has none
         self._seq: int = row[0] if row else 0
         self._head: str = row[1] if row else GENESIS_HASH
 

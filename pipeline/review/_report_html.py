@@ -375,6 +375,8 @@ def _run_meta(run: RunSummary) -> str:
     ]
     if run.actions:
         items.append(("Delivered by", actions_text(run.actions)))
+    if run.user or run.host:
+        items.append(("Run by", f"{run.user or 'unknown'}@{run.host or 'unknown'}"))
     body = "".join(
         f"<dt>{escape(k)}</dt><dd{' class=mono' if k in ('Source', 'Mapping') else ''}>"
         f"{escape(v).replace(chr(10), '<br>')}</dd>"

@@ -90,6 +90,9 @@ def test_every_run_records_the_user_and_host_that_ran_it_and_the_report_shows_th
     assert (run.user, run.host) == (getpass.getuser(), socket.gethostname())
     report = cws("report", "-c", str(site.config))
     assert f"  run by    {getpass.getuser()}@{socket.gethostname()}" in report.output.splitlines()
+    page = site.dir / "report.html"
+    assert cws("report", "-c", str(site.config), "--format", "html", "--output", str(page)).exit_code == 0
+    assert f"<dt>Run by</dt><dd>{getpass.getuser()}@{socket.gethostname()}</dd>" in page.read_text(encoding="utf-8")
     as_json = json.loads(cws("report", "-c", str(site.config), "--format", "json").output)
     assert (as_json["runs"][0]["user"], as_json["runs"][0]["host"]) == (getpass.getuser(), socket.gethostname())
 
