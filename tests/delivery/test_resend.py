@@ -11,7 +11,11 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
+from pipeline.delivery import RESEND_STATE
+from pipeline.delivery._plan import plan
+from pipeline.ledger import PriorRows, sha256_hex
 from pipeline.ledger._ledger import Ledger
+from pipeline.mapping import MappedRow
 
 from ..sites import Site, booking_rows
 
@@ -119,3 +123,20 @@ def test_a_delivered_row_cannot_be_marked_for_resending(site: Site) -> None:
     night(site, site.write_csv(booking_rows(1)))
     refused = cws("resend", "-c", str(site.config), "--key", "P000001/B000001")
     assert refused.exit_code == 2 and "is delivered (run 1); resend takes a row CorEMR rejected" in refused.output
+
+
+def test_the_plan_sends_a_row_marked_for_resending_even_with_the_body_refused_before() -> None:
+    body = b'{"external_id":"P1","facility":20000}'
+    sha, delivered = sha256_hex(body), sha256_hex(b'{"external_id":"P1","facility":10000}')
+    row = MappedRow(2, "P1/B1", "P1", body, (), ("ID",), ("P1",))
+    reason = "HTTP 400: CorEMR named fields facility"
+
+    def prior(state: str, delivered_sha: str | None = None) -> PriorRows:
+        return PriorRows({"P1/B1": ("P1/B1", "P1", state, sha, delivered_sha, 1, 2, reason, None, None, None, None)})
+
+    assert plan(row, prior("rejected")) == ("rejected_again", sha)
+    assert plan(row, prior(RESEND_STATE)) == ("send", sha)
+    # A refused correction of a delivered row, marked: sent as an update, or held again, as on_change says.
+    assert plan(row, prior("rejected", delivered), "update") == ("rejected_again", sha)
+    assert plan(row, prior(RESEND_STATE, delivered), "update") == ("send", sha)
+    assert plan(row, prior(RESEND_STATE, delivered), "hold") == ("changed", sha)
