@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "ledger": ("audit", "Look after the ledger file: retention of patient data."),
     "report": ("audit", "Show what runs did: counts per state and every row needing attention, from the ledger."),
+    "resend": (
+        "resend",
+        "Mark rows CorEMR rejected to be sent again by the next run, once the cause is fixed in CorEMR.",
+    ),
     "run": ("run", "Deliver every booking in CSV to CorEMR: map, sign, send, verify, record."),
     "sign": ("keys", "Sign a request body exactly as CorEMR will check it; prints the base64 signature."),
     "simulate": ("simulate", "Run a local CWS server that checks request signatures and signs its answers."),

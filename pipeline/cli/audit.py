@@ -52,9 +52,12 @@ _WRITERS = {"text": write_text, "json": write_json, "csv": write_csv, "html": wr
 )  # fmt: skip
 @click.option("-o", "--output", type=LEDGER_PATH, help="Write to this file (created mode 0600) instead of stdout.")
 @click.option("--audit", "with_audit", is_flag=True, help="Audit the ledger too and show the verdict and chain head.")
+@click.option(
+    "--show-values", is_flag=True, help="Show a held change's old and new values (names, birth dates) on stdout too."
+)
 def report(
     choice: LedgerChoice, run_id: int | None, all_runs: bool, since: str | None, until: str | None,
-    states: tuple[str, ...], fmt: str, output: Path | None, with_audit: bool,
+    states: tuple[str, ...], fmt: str, output: Path | None, with_audit: bool, show_values: bool,
 ) -> None:  # fmt: skip
     """Show what runs did: counts per state and every row needing attention, from the ledger.
 
@@ -63,8 +66,10 @@ def report(
     has been outstanding in, and add a line per run. Formats: text (for a terminal or a cron mail), json
     ({"runs": [...], "rows": [...], "records": [...]}), csv (one row per record; with --output it adds the
     original CSV cells, so it holds patient data) and html (one self-contained file with charts that opens
-    from a mail attachment and prints well). Rows are named by line and key. The ledger is opened
-    read-only, so a write-protected copy can be reported on.
+    from a mail attachment and prints well). Rows are named by line and key. A held change (state changed)
+    names the fields that changed and whether each lives on the patient or the booking in CorEMR; their old
+    and new values are shown in csv and html written with --output (a private file), or with --show-values.
+    The ledger is opened read-only, so a write-protected copy can be reported on.
 
     Example: cws-pipeline report -c cws.toml --all --format html --audit --output report.html
     """
@@ -77,7 +82,9 @@ def report(
     with Ledger.open_read_only(choice.ledger) as ledger:
         run_ids = select_runs(ledger, run_id, all_runs, since=since_at, until=until_at)
         # Original cells (names, birth dates) only ever go to a private file, never to stdout.
-        data = gather_report(ledger, run_ids, states, with_cells=fmt == "csv" and output is not None)
+        private = output is not None and fmt in ("csv", "html")
+        data = gather_report(ledger, run_ids, states, with_cells=fmt == "csv" and output is not None,
+                             with_values=show_values or private)  # fmt: skip
         if with_audit:
             data.audit = _audit(ledger, choice, None)
     _write(data, fmt, output)

@@ -12,7 +12,7 @@ from .._private_files import check_output_path
 from ..delivery import RowOutcome, RunConfig, RunInterrupted, RunResult, load_config, print_summary, run_bookings
 from ..ledger import NOT_DELIVERED, Ledger
 from ..protocol import API_VERSIONS, DEFAULT_API, ApiVersion
-from ..review import gather_report, open_private_text, write_error_file
+from ..review import gather_report, name_held_fields, open_private_text, write_error_file
 from ..tools import run_demo
 from . import cli
 
@@ -68,6 +68,7 @@ def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, v
         listed = _write_error_file(result, errors_path)
         if verbose or interactive:
             click.echo(f"Wrote {errors_path.resolve()} ({listed} row(s) needing a person; mode 0600).", err=True)
+    result = name_held_fields(result)  # a held change names its fields (not their values: it may be mailed)
     if verbose or interactive:
         print_summary(result, click.echo)
     elif result.exit_code != 0:  # cron: only what is new; rows reported before are one line
@@ -78,7 +79,7 @@ def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, v
 def _write_error_file(result: RunResult, path: Path) -> int:
     """The clerk's error file for this run, from the ledger (where the rows' original cells are kept)."""
     with Ledger.open_read_only(result.ledger) as ledger:
-        report = gather_report(ledger, [result.run_id], NOT_DELIVERED, with_cells=True)
+        report = gather_report(ledger, [result.run_id], NOT_DELIVERED, with_cells=True, with_values=True)
     with open_private_text(path) as out:
         return write_error_file(report, out)
 

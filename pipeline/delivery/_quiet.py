@@ -88,7 +88,9 @@ def _quiet_outcome(
     reason = reason_text(reason, row.body) if reason else None
     # A renumbered row keeps the delivered external_id in row_status: the next night compares with it again.
     kept_id = p.external_id if row_plan == "renumbered" and p is not None else None
+    # A held change names the body it differs from: a report says field by field what changed.
+    differs_from = p.delivered_sha256 if row_plan in ("changed", "renumbered") and p is not None else None
     records = final_records(run_id, row, state, reason, sha, None, 0, duplicate_of=row.duplicate_of,
-                            external_id=kept_id)  # fmt: skip
+                            external_id=kept_id, differs_from=differs_from)  # fmt: skip
     write.add(records)
     return RowOutcome(row.line, row.key, state, reason, known_outcome(p, records), body_sha256=sha)

@@ -69,12 +69,15 @@ def final_records(
     step: Step | None = None,
     duplicate_of: int | None = None,
     external_id: str | None = None,
+    differs_from: str | None = None,
 ) -> LedgerWrite:
     """The row's state entry, its input cells and its row_status change.
 
     keep=True: a 'changed' after a lookup keeps the delivered body recorded just before it. ACTION: how a
     delivered row got there; STEP: the request a doubt is about. A row repeating an earlier line's booking
     (DUPLICATE_OF) leaves row_status to that line. EXTERNAL_ID: the one row_status keeps, if not the row's.
+    DIFFERS_FROM: for a held change, the delivered body's SHA-256; the held body is stored beside it, so that a
+    report can say field by field what changed (both prunable, like any body).
     """
     cells = cells_json(row)
     cells_sha = sha256_hex(cells)
@@ -83,10 +86,12 @@ def final_records(
     entry.state = state
     entry.error = reason
     entry.cells_sha256 = cells_sha
-    entry.detail = _detail(action=action, duplicate_of=duplicate_of)
+    entry.detail = _detail(action=action, duplicate_of=duplicate_of, differs_from=differs_from)
     if last is None:
         entry.request_sha256 = body_sha
     write = LedgerWrite([entry], [(cells_sha, cells)])
+    if differs_from is not None and body_sha is not None and row.body is not None:
+        write.bodies.append((body_sha, row.body))
     if row.key and duplicate_of is None:
         delivered = state == "delivered" and not keep
         write.updates.append(

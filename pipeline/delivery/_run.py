@@ -44,6 +44,7 @@ from ._engine import Delivery, RowOutcome
 from ._retry import RunStop
 from ._target import Target
 from ._transport import CWSTransport
+from ._who import operator
 from ._window import SendingWatch
 
 __all__ = ["RunInterrupted", "RunResult", "run_bookings"]
@@ -219,7 +220,8 @@ def _started_inside_window(config: RunConfig, now: Callable[[], datetime] | None
 
 
 def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
-    """What the runs table records of this run's set-up."""
+    """What the runs table records of this run's set-up, and who runs it where."""
+    user, host = operator()
     return RunInfo(
         source=str(csv_path.resolve()),
         source_sha256=setup.source_sha256,
@@ -230,6 +232,8 @@ def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
         access=config.access,
         algorithm=config.algorithm,
         program_version=__version__,
+        user=user,
+        host=host,
     )
 
 

@@ -6,7 +6,8 @@ entry, except rows skipped as already delivered: a re-run of a cumulative export
 row, so those are listed, [line, key, external_id, request_sha256, cells_sha256] each, in the `detail`
 of a `skipped_rows` entry (up to SKIPPED_ROWS_PER_ENTRY rows), chained like any other. `row_states`
 reads both kinds back as one state entry per row. A person accepting a held change (`accept`) is an
-`accepted` entry, chained like the rest.
+`accepted` entry, and a person marking a refused row to be sent again (`resend`) a `resend` entry, chained
+like the rest.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 EntryEvent = Literal[
-    "run_started", "run_finished", "sending", "attempt", "lookup", "state", "skipped_rows", "accepted"
+    "run_started", "run_finished", "sending", "attempt", "lookup", "state", "skipped_rows", "accepted", "resend"
 ]  # fmt: skip
 GENESIS_HASH = "0" * 64
 SKIPPED_ROWS_PER_ENTRY = 5000  # keeps one entry's detail under about a megabyte

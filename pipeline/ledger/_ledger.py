@@ -70,6 +70,8 @@ class RunInfo:
     access: str
     algorithm: str
     program_version: str
+    user: str | None = None  # the operating-system user who runs it
+    host: str | None = None  # the host it runs on
 
 
 class Ledger(LedgerReads):
@@ -84,6 +86,7 @@ class Ledger(LedgerReads):
             row = self._db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
             self._full = self._db.execute("PRAGMA synchronous").fetchone()[0] >= 2
             self._has_since = "since_run_id" in columns(self._db, "row_status")
+            self._has_run_user = "user" in columns(self._db, "runs")  # read-only, a ledger from before it has none
         self._seq: int = row[0] if row else 0
         self._head: str = row[1] if row else GENESIS_HASH
 
@@ -200,9 +203,10 @@ class Ledger(LedgerReads):
         with self._transaction():
             cur = self._db.execute(
                 "INSERT INTO runs (started_at, status, source, source_sha256, mapping, mapping_sha256, base_url,"
-                " endpoint, access, algorithm, program_version, pid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " endpoint, access, algorithm, program_version, pid, user, host) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (started, "running", info.source, info.source_sha256, info.mapping, info.mapping_sha256,
-                 info.base_url, info.endpoint, info.access, info.algorithm, info.program_version, pid),
+                 info.base_url, info.endpoint, info.access, info.algorithm, info.program_version, pid,
+                 info.user, info.host),
             )  # fmt: skip
             run_id = int(cur.lastrowid or 0)
             detail = json.dumps(asdict(info), ensure_ascii=False, separators=(",", ":"), sort_keys=True)

@@ -39,6 +39,8 @@ SETTLED_SQL = ",".join(f"'{s}'" for s in SETTLED_STATES)  # our own constants, n
 # Column names come from the Entry dataclass, never from input.
 SELECT_ENTRIES = f"SELECT {','.join(ENTRY_FIELDS)} FROM entries"  # noqa: S608
 _SELECT_RUNS = f"SELECT {','.join(RUN_COLUMNS)} FROM runs"  # noqa: S608
+# A ledger from before runs kept the user and host (opened read-only, so not upgraded): NULL for both.
+_SELECT_OLD_RUNS = f"SELECT {','.join('NULL' if c in ('user', 'host') else c for c in RUN_COLUMNS)} FROM runs"  # noqa: S608
 
 
 class StateTally(NamedTuple):
@@ -108,6 +110,7 @@ class LedgerReads:
     path: Path
     _db: sqlite3.Connection
     _has_since: bool
+    _has_run_user: bool
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -139,7 +142,7 @@ class LedgerReads:
 
     def runs(self, run_ids: Sequence[int] | None = None) -> list[RunRecord]:
         """The runs table's rows (of these runs), oldest first."""
-        sql = _SELECT_RUNS
+        sql = _SELECT_RUNS if self._has_run_user else _SELECT_OLD_RUNS
         if run_ids is not None:
             sql += f" WHERE run_id IN ({','.join(str(int(i)) for i in run_ids)})"  # integers only
         with self._reading():
@@ -190,6 +193,16 @@ class LedgerReads:
                 (key,),
             ).fetchone()
         return None if found is None else PriorRow(*found)
+
+    def rows_in_state(self, state: str) -> list[PriorRow]:
+        """Every row key whose latest state (row_status) is STATE, in line order."""
+        with self._reading():
+            found = self._db.execute(
+                "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason, cells_sha256,"
+                " delivered_run_id, action, step FROM row_status WHERE state=? ORDER BY line, key",
+                (state,),
+            ).fetchall()
+        return [PriorRow(*row) for row in found]
 
     def state_counts(self, run_id: int) -> dict[str, int]:
         """Rows per state as one run's entries record them (state entries and skipped_rows lists)."""

@@ -43,13 +43,13 @@ STEPS: tuple[Step, ...] = get_args(Step)
 STATE_ADVICE: dict[RowState, str] = {
     "delivered": "CorEMR accepted the row and signed its answer; nothing to do.",
     "skipped": "The identical body was delivered in an earlier run; nothing to do.",
-    "changed": 'Delivered earlier with a different body and held (the mapping\'s on_change = "hold"): update the '
-    "patient in CorEMR by hand and run `cws-pipeline accept --key KEY`, correct the export, or set "
-    'on_change = "update" to send corrections.',
+    "changed": 'Delivered earlier with a different body and held (the mapping\'s on_change = "hold"): make the '
+    "changes shown in CorEMR by hand (on the patient, or on the booking for a booking field) and run "
+    '`cws-pipeline accept --key KEY`, correct the export, or set on_change = "update" to send corrections.',
     "invalid": "The row failed the mapping or the CWS checks and was never sent: fix the export or the mapping; "
     "the next run sends it once it is valid.",
-    "rejected": "CorEMR refused the row (4xx) with the message shown: fix the data; a changed row is sent again "
-    "next run, an unchanged one is not.",
+    "rejected": "CorEMR refused the row (4xx) with the message shown: fix the data (a changed row is sent again "
+    "next run), or the cause in CorEMR and then `cws-pipeline resend` the row.",
     "failed": "Transient errors (timeouts, 5xx, 429) outlasted the retries; nothing landed. The next run "
     "sends it again.",
     "unverified": "An answer's signature was missing, bad or from an unknown signer. Check keys/coremr and the "

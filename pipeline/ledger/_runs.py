@@ -34,6 +34,7 @@ _ENDED_WITH_CODE: frozenset[str] = frozenset({"finished", "stopped", "crashed"})
 RUN_COLUMNS = (
     "run_id", "started_at", "finished_at", "status", "source", "source_sha256", "mapping", "mapping_sha256",
     "base_url", "endpoint", "access", "algorithm", "program_version", "pid", "counts", "exit_code", "concurrency",
+    "user", "host",
 )  # fmt: skip
 
 
@@ -58,6 +59,8 @@ class RunRecord:
     counts_json: str | None
     exit_code: int | None
     concurrency: int | None = None  # the requests in flight it settled at (None: it sent nothing, or before 0.3)
+    user: str | None = None  # the operating-system user who ran it (None: recorded before runs kept it)
+    host: str | None = None  # the host it ran on (None: recorded before runs kept it)
 
     def damage(self) -> str | None:
         """What in this row no run could have written (NULL or garbage where a time, status or code belongs), or None.

@@ -3,9 +3,9 @@
 Tables:
     meta        schema_version
     runs        one row per run: source, mapping, endpoint, access, algorithm, version, pid, status, counts,
-                concurrency
+                concurrency, and the operating-system user and host that ran it
     entries     append-only, hash-chained events (run_started, sending, attempt, lookup, state, skipped_rows,
-                run_finished): see _entries
+                run_finished, accepted, resend): see _entries
     bodies      request/response/cell bytes keyed by SHA-256, outside the chain so they can be pruned
     row_status  derived: the latest known state of each row key (with its body's and input cells' SHA-256),
                 for deciding what a re-run sends, the run since which the row has needed a person, the run
@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER NOT NULL,
     counts TEXT,
     exit_code INTEGER,
-    concurrency INTEGER
+    concurrency INTEGER,
+    user TEXT,
+    host TEXT
 );
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY,
@@ -96,6 +98,8 @@ _ADDED = (
     ("row_status", "delivered_run_id", "INTEGER"),  # filled from the chain's delivered state entries (below)
     ("row_status", "action", "TEXT"),  # NULL for rows delivered before it: they were created or found
     ("row_status", "step", "TEXT"),  # NULL for requests recorded before it: every one was a create
+    ("runs", "user", "TEXT"),  # the operating-system user who ran it; NULL for runs recorded before it
+    ("runs", "host", "TEXT"),  # the host it ran on; NULL for runs recorded before it
 )
 # The run that delivered each key's body, for a ledger from before delivered_run_id: its latest `delivered`
 # state entry (one pass over the entries; the chain itself is not touched).

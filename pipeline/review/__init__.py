@@ -2,6 +2,7 @@
 
 from ._audit import AuditResult, audit_ledger, our_public_key
 from ._audit_output import audit_json, audit_lines, audit_verdict
+from ._changes import name_held_fields
 from ._report import REPORT_FORMATS, Report, gather_report, select_runs
 from ._report_html import write_html
 from ._report_text import open_private_text, write_csv, write_error_file, write_json, write_text
@@ -21,6 +22,7 @@ __all__ = [
     "audit_lines",
     "audit_verdict",
     "gather_report",
+    "name_held_fields",
     "open_private_text",
     "our_public_key",
     "parse_age",

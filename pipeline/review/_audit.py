@@ -53,7 +53,7 @@ BodyCheck = Literal["ok", "pruned", "missing", "replaced"]
 _SIGNATURE_CACHE = 20_000
 _RUN_FIELDS = (
     "source", "source_sha256", "mapping", "mapping_sha256", "base_url", "endpoint", "access", "algorithm",
-    "program_version",
+    "program_version", "user", "host",
 )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 from .._errors import UserInputError
 from ..ledger import NOT_DELIVERED, ROW_STATES, Entry, Ledger, RunRecord, SkippedRow
 from ._audit import AuditResult
+from ._changes import FieldChange, held_changes
 from ._times import ledger_time
 
 __all__ = [
@@ -69,6 +70,8 @@ class RunSummary:
     responses_verified: int = 0
     responses_unverified: int = 0
     actions: dict[str, int] = field(default_factory=dict)  # delivered rows per action (created, booking added...)
+    user: str | None = None  # the operating-system user who ran it (None: recorded before runs kept it)
+    host: str | None = None  # the host it ran on
 
     @property
     def rows(self) -> int:
@@ -87,6 +90,7 @@ class RunSummary:
         data["responses_verified"] = self.responses_verified
         data["responses_unverified"] = self.responses_unverified
         data["actions"] = dict(self.actions)
+        data["user"], data["host"] = self.user, self.host
         return data
 
 
@@ -110,6 +114,8 @@ class RowRecord:
     action: str | None = None  # how a delivered row got there: created, booking added, found, updated
     cells: dict[str, str] | None = None
     cells_sha256: str | None = None  # tells keyless rows apart across runs; not shown
+    differs_from: str | None = None  # a held change: the delivered body's SHA-256
+    changes: tuple[FieldChange, ...] = ()  # a held change: its fields (with values only where they may be shown)
 
     def as_json(self) -> dict[str, Any]:
         """The record as the JSON report shows it (never the original cells)."""
@@ -154,6 +160,7 @@ class Report:
     """The runs a report covers and their row records, oldest run first, rows in file order.
 
     Across several runs, `rows` holds each distinct row once with its latest state (in `states` when given).
+    values_shown: the held changes carry their values (for a private file, or when a person asked).
     """
 
     ledger: Path
@@ -162,6 +169,7 @@ class Report:
     states: tuple[str, ...] = ()
     rows: list[RowHistory] = field(default_factory=list)
     audit: AuditResult | None = None
+    values_shown: bool = False
 
     @property
     def across_runs(self) -> bool:
@@ -218,9 +226,11 @@ def select_runs(
 
 
 def gather_report(
-    ledger: Ledger, run_ids: Sequence[int], states: Iterable[str] = (), *, with_cells: bool = False
-) -> Report:
-    """Read the chosen runs and their rows (only rows in `states` when given) from the ledger."""
+    ledger: Ledger, run_ids: Sequence[int], states: Iterable[str] = (), *, with_cells: bool = False,
+    with_values: bool = False,
+) -> Report:  # fmt: skip
+    """Read the chosen runs and their rows (only rows in `states` when given) from the ledger; each held change
+    with the fields it changed (and their old and new values, with_values)."""
     chosen = tuple(states)
     unknown = [s for s in chosen if s not in ROW_STATES]
     if unknown:
@@ -230,7 +240,10 @@ def gather_report(
         runs = _runs(ledger, run_ids, skipped)
         # Across runs a row's latest state needs all its records, whatever states are asked for.
         records = _records(ledger, run_ids, () if len(run_ids) > 1 else chosen, with_cells, skipped)
-    report = Report(ledger.path.resolve(), runs, records, chosen)
+        changes = held_changes(ledger, records, values=with_values)
+    if changes:
+        records = [replace(r, changes=changes[i]) if i in changes else r for i, r in enumerate(records)]
+    report = Report(ledger.path.resolve(), runs, records, chosen, values_shown=with_values)
     if report.across_runs:
         report.rows = [r for r in _histories(records) if not chosen or r.latest.state in chosen]
         if chosen:
@@ -257,7 +270,8 @@ def _runs(ledger: Ledger, run_ids: Sequence[int], skipped: _Skipped) -> list[Run
 def _summary(run: RunRecord, counts: dict[str, int], verified: list[int], actions: dict[str, int]) -> RunSummary:
     values = {name: getattr(run, name) for name in _RUN_COLUMNS}
     good, bad = verified
-    return RunSummary(**values, counts=counts, responses_verified=good, responses_unverified=bad, actions=actions)
+    return RunSummary(**values, counts=counts, responses_verified=good, responses_unverified=bad, actions=actions,
+                      user=run.user, host=run.host)  # fmt: skip
 
 
 def _records(
@@ -266,8 +280,8 @@ def _records(
     ordered: list[tuple[int, int, int, RowRecord]] = [
         (run_id, line if line is not None else -1, seq,
          RowRecord(run_id, line, key, state, status, attempts or 0, request_sha, req_auth, resp_auth, signer,
-                   None if verification is None else verification == "ok", error, at, _action(detail), _cells(cells),
-                   cells_sha))
+                   None if verification is None else verification == "ok", error, at, (d := _detail(detail))[0],
+                   _cells(cells), cells_sha, d[1]))
         for (run_id, line, seq, key, state, status, attempts, request_sha, req_auth, resp_auth, signer, verification,
              error, at, cells_sha, cells, detail) in ledger.state_rows(run_ids, chosen, with_cells=with_cells)
     ]  # fmt: skip
@@ -301,14 +315,19 @@ def _histories(records: list[RowRecord]) -> list[RowHistory]:
     )
 
 
-def _action(detail: str | None) -> str | None:
-    """The action a state entry's detail names (how a delivered row got there), if any."""
+def _detail(detail: str | None) -> tuple[str | None, str | None]:
+    """What a state entry's detail names: the action (how a delivered row got there) and, for a held change,
+    the delivered body it differs from (differs_from)."""
+    if not detail:
+        return None, None
     try:
-        value = json.loads(detail or "")
+        value = json.loads(detail)
     except ValueError:
-        return None
-    action = value.get("action") if isinstance(value, dict) else None
-    return action if isinstance(action, str) else None
+        return None, None
+    if not isinstance(value, dict):
+        return None, None
+    action, differs_from = value.get("action"), value.get("differs_from")
+    return (action if isinstance(action, str) else None), (differs_from if isinstance(differs_from, str) else None)
 
 
 def _cells(raw: bytes | None) -> dict[str, str] | None:

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from ..ledger import NOT_DELIVERED, ROW_STATES, STATE_ADVICE
 from ._audit_output import audit_verdict
+from ._changes import changes_text, where_text
 from ._report import Report, RowRecord, RunSummary
 from ._report_text import actions_text
 
@@ -278,7 +279,7 @@ def _attention(report: Report, out: TextIO) -> None:
             f'<td>{r.line if r.line is not None else ""}</td><td class="mono">{escape(r.key or "(no key)")}</td>'
             f"<td>{_badge(r.state)}</td>"
             f"<td>{r.http_status or ''}</td><td>{r.attempts}</td><td>{_signature_cell(r)}</td>"
-            f"<td>{escape(r.error or '')}</td></tr>\n"
+            f"<td>{_reason_cell(r, report.values_shown)}</td></tr>\n"
         )
     out.write("</tbody>\n</table>\n")
     _more_and_advice(rows, out)
@@ -301,10 +302,18 @@ def _outstanding(report: Report, out: TextIO) -> None:
             f'<tr class="row" data-state="{escape(r.state)}" data-key="{escape(r.key or "")}">'
             f'<td>{r.line if r.line is not None else ""}</td><td class="mono">{escape(r.key or "(no key)")}</td>'
             f"<td>{_badge(r.state)}</td><td>{h.since_run}</td><td>{r.run_id}</td>"
-            f"<td>{r.http_status or ''}</td><td>{escape(r.error or '')}</td></tr>\n"
+            f"<td>{r.http_status or ''}</td><td>{_reason_cell(r, report.values_shown)}</td></tr>\n"
         )
     out.write("</tbody>\n</table>\n")
     _more_and_advice([h.latest for h in rows], out)
+
+
+def _reason_cell(r: RowRecord, values: bool) -> str:
+    """The reason, and under a held change what changed (old → new when values may be shown)."""
+    reason = escape(r.error or "")
+    if not r.changes:
+        return reason
+    return f'{reason}<br><span class="changes">What changed: {escape(changes_text(r.changes, values))}</span>'
 
 
 def _nothing_needed(report: Report) -> str:
@@ -321,6 +330,9 @@ def _more_and_advice(rows: list[RowRecord], out: TextIO) -> None:
     for state in _present(rows):
         if state in STATE_ADVICE:
             out.write(f"<li>{_badge(state)} {escape(STATE_ADVICE[state])}</li>\n")
+        where = where_text(c for r in rows for c in r.changes) if state == "changed" else None
+        if where:
+            out.write(f"<li>Where in CorEMR: {escape(where)}</li>\n")
     out.write("</ul>\n")
 
 
@@ -363,6 +375,8 @@ def _run_meta(run: RunSummary) -> str:
     ]
     if run.actions:
         items.append(("Delivered by", actions_text(run.actions)))
+    if run.user or run.host:
+        items.append(("Run by", f"{run.user or 'unknown'}@{run.host or 'unknown'}"))
     body = "".join(
         f"<dt>{escape(k)}</dt><dd{' class=mono' if k in ('Source', 'Mapping') else ''}>"
         f"{escape(v).replace(chr(10), '<br>')}</dd>"

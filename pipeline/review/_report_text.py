@@ -8,6 +8,7 @@ recorded CorEMR's own, the text report and the error file replace them (the answ
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -16,6 +17,7 @@ from .._private_files import neutralise_cell, open_private, spreadsheet_csv
 from ..delivery import printable_reason
 from ..ledger import ACTIONS, NOT_DELIVERED, ROW_STATES, STATE_ADVICE
 from ._audit_output import audit_json, audit_verdict
+from ._changes import FieldChange, changes_text, where_text
 from ._report import RECORD_FIELDS, Report, RowHistory, RunSummary
 
 __all__ = ["actions_text", "open_private_text", "write_csv", "write_error_file", "write_json", "write_text"]
@@ -44,7 +46,8 @@ def _one_run(report: Report, out: TextIO) -> None:
         for r in rows:
             line = f"  line {r.line if r.line is not None else '?':>6}  {r.key or '(no key)':<{key_width}}"
             out.write(f"{line}  {r.state:<{state_width}}  {_one_line(r.error)}".rstrip() + "\n")
-    _advice({r.state for r in rows}, out)
+            _changed(r.changes, report.values_shown, out)
+    _advice({r.state for r in rows}, out, [c for r in rows for c in r.changes])
 
 
 def _across_runs(report: Report, out: TextIO) -> None:
@@ -69,7 +72,8 @@ def _across_runs(report: Report, out: TextIO) -> None:
             r = h.latest
             line = f"  line {r.line if r.line is not None else '?':>6}  {r.key or '(no key)':<{key_width}}"
             out.write(f"{line}  {r.state:<{state_width}}  {_seen(h)}  {_one_line(r.error)}".rstrip() + "\n")
-    _advice({h.latest.state for h in rows}, out)
+            _changed(r.changes, report.values_shown, out)
+    _advice({h.latest.state for h in rows}, out, [c for h in rows for c in h.latest.changes])
 
 
 def _seen(history: RowHistory) -> str:
@@ -77,10 +81,19 @@ def _seen(history: RowHistory) -> str:
     return f"run {last}" if history.since_run == last else f"runs {history.since_run} to {last}"
 
 
-def _advice(shown: set[str], out: TextIO) -> None:
+def _changed(changes: tuple[FieldChange, ...], values: bool, out: TextIO) -> None:
+    """A held change's fields under its row: names only, unless values may be shown (--show-values)."""
+    if changes:
+        out.write(f"               what changed: {changes_text(changes, values)}\n")
+
+
+def _advice(shown: set[str], out: TextIO, changes: Sequence[FieldChange] = ()) -> None:
     for state in ROW_STATES:
         if state in shown and state in NOT_DELIVERED and state in STATE_ADVICE:
             out.write(f"  {state}: {STATE_ADVICE[state]}\n")
+            where = where_text(changes) if state == "changed" else None
+            if where:
+                out.write(f"    where in CorEMR: {where}\n")
 
 
 def _run_header(run: RunSummary) -> list[str]:
@@ -97,6 +110,7 @@ def _run_header(run: RunSummary) -> list[str]:
         f"            sha256 {run.mapping_sha256}",
         f"  endpoint  {run.base_url}{run.endpoint}",
         f"  access    {run.access} ({run.algorithm}), cws-pipeline {run.program_version}",
+        *([f"  run by    {run.user or 'unknown'}@{run.host or 'unknown'}"] if run.user or run.host else []),
         f"  rows      {run.rows}: " + ", ".join(f"{state} {run.counts.get(state, 0)}" for state in ROW_STATES),
         *([f"  delivered {actions_text(run.actions)}"] if run.actions else []),
         f"  answers   {run.responses_verified} signed by CorEMR and verified, {run.responses_unverified} not verified",
@@ -139,10 +153,14 @@ def write_csv(report: Report, out: TextIO) -> None:
         if record.cells:
             cell_names.update(dict.fromkeys(record.cells))
     headers = [name if name not in RECORD_FIELDS else f"source:{name}" for name in cell_names]
+    # A held change's fields (with their values when gathered with them) get a column when there are any.
+    changes = ["changes"] if any(r.changes for r in report.records) else []
     writer = spreadsheet_csv(out)
-    writer.writerow([*RECORD_FIELDS, *headers])
+    writer.writerow([*RECORD_FIELDS, *changes, *headers])
     for record in report.records:
         values: list[Any] = [getattr(record, name) for name in RECORD_FIELDS]
+        if changes:
+            values.append(changes_text(record.changes, report.values_shown))
         cells = record.cells or {}
         values.extend(cells.get(name, "") for name in cell_names)
         writer.writerow([_neutralise(v) for v in values])
@@ -158,14 +176,17 @@ def write_error_file(report: Report, out: TextIO) -> int:
     cell_names: dict[str, None] = {}
     for record in rows:
         cell_names.update(dict.fromkeys(record.cells or {}))
-    extra = [name if name not in cell_names else f"cws:{name}" for name in ("line", "state", "reason")]
+    # A held change's fields, old → new, get a column when there are any (the file is the clerk's, mode 0600).
+    ours = ("line", "state", "reason", "changes") if any(r.changes for r in rows) else ("line", "state", "reason")
+    extra = [name if name not in cell_names else f"cws:{name}" for name in ours]
     writer = spreadsheet_csv(out)
     writer.writerow([_neutralise(name) for name in (*cell_names, *extra)])
     for record in sorted(rows, key=lambda r: (r.line if r.line is not None else -1, r.key or "")):
         cells = record.cells or {}
         values = [cells.get(name, "") for name in cell_names]
         reason = None if record.error is None else printable_reason(record.error)
-        writer.writerow([_neutralise(v) for v in (*values, record.line, record.state, reason)])
+        changes = [changes_text(record.changes, report.values_shown)] if len(ours) == 4 else []
+        writer.writerow([_neutralise(v) for v in (*values, record.line, record.state, reason, *changes)])
     return len(rows)
 
 

@@ -36,6 +36,9 @@ class ServerOptions:
 
     bookings_routes: bool | None = None  # None: the version's default today ("bookings-routes": v2, v3 have them)
     exists_status: int = EXISTS_STATUS  # the status a second create of an external_id or booking answers
+    # The facilities a site's CorEMR has (None: any): a create naming another is refused with a 400, as a site
+    # whose facility is not added in CorEMR yet would refuse it.
+    facilities: tuple[object, ...] | None = None
 
     def __post_init__(self) -> None:
         if not 400 <= self.exists_status <= 499:
@@ -163,6 +166,8 @@ class PatientRoutes:
         checked = self._checked(body, "patient", lambda b: patient_problems(self.api, b))
         if isinstance(checked, Answer):
             return checked
+        if self.options.facilities is not None and checked.get("facility") not in self.options.facilities:
+            return Answer(400, error_payload("invalid patient", {"facility": "unknown facility"}))
         external_id, patient = checked["external_id"], self._patient_fields(checked)
         number = checked.get(self.api.booking_number)  # required in every version (assumption "first-booking")
         booking = None if number is None else (number, self._booking_fields(checked))

@@ -202,6 +202,11 @@ class CWSServer:
         """Replace the faults at runtime; each fault's `first` count starts again."""
         self._plan.replace(faults)
 
+    def set_facilities(self, facilities: tuple[object, ...] | None) -> None:
+        """Replace at runtime the facilities this CorEMR has (None: any), as a site adding one in CorEMR would."""
+        self._routes.options = replace(self._routes.options, facilities=facilities)
+        self.options = self._routes.options
+
     def enter_by_hand(self, body: dict[str, Any]) -> None:
         """Store a patient with its first booking directly, as if entered in CorEMR by hand (not through CWS).
 

@@ -52,3 +52,26 @@ def test_an_older_ledger_gets_the_new_columns_and_still_passes_audit(site: Site)
     assert third.attention[0].reason.startswith(f"delivered in run {first.run_id} with a different body")
     audit = CliRunner().invoke(cli, ["audit", "-c", str(site.config)])
     assert audit.exit_code == 0, audit.output
+
+
+def test_a_ledger_from_before_runs_kept_the_user_and_host_is_read_as_is_and_upgraded_by_the_next_run(
+    site: Site,
+) -> None:
+    first = run_bookings(site.write_csv(booking_rows(2)), site.mapping, load_config(site.config))
+    with sqlite3.connect(site.ledger) as db:
+        for column in ("user", "host"):
+            db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    report = CliRunner().invoke(cli, ["report", "-c", str(site.config)])  # read-only: the old shape is read as is
+    assert report.exit_code == 0, report.output
+    assert "run by" not in report.output
+    second = run_bookings(site.write_csv(booking_rows(3)), site.mapping, load_config(site.config))
+    with Ledger.open_read_only(site.ledger) as ledger:
+        users = {run.run_id: (run.user is None, run.host is None) for run in ledger.runs()}
+    assert users == {first.run_id: (True, True), second.run_id: (False, False)}
+    # This version's run_started entries name the user and host: audit sees the dropped values as an edit.
+    audit = CliRunner().invoke(cli, ["audit", "-c", str(site.config)])
+    assert audit.exit_code == 1
+    assert f"entry 1 of run {first.run_id}: the runs table differs from this run_started entry in user, host" in (
+        audit.output
+    )
+    assert f"of run {second.run_id}:" not in audit.output
