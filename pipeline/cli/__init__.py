@@ -1,8 +1,8 @@
 """The `cws-pipeline` command: a thin layer of options over the library.
 
 Each command lives in the module for its stage and registers itself on `cli`; this module turns
-the library's one-line errors into messages and exit codes (2 input, 3 security stop, 4 locked,
-5 outside the delivery window, 6 the ledger cannot be read or written, or is damaged).
+the library's one-line errors into messages and exit codes (`ExitCode`: 2 input, 4 locked, 5 outside the
+delivery window, 6 the ledger cannot be read or written, or is damaged; 1 any other).
 """
 
 from __future__ import annotations

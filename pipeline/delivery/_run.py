@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigError, CWSPipelineError, HeadLogError, LedgerDamaged, LedgerError, OutsideWindow
+from .._errors import ConfigError, CWSPipelineError, ExitCode, HeadLogError, LedgerDamaged, LedgerError, OutsideWindow
 from .._version import __version__
 from ..ledger import (
     ROW_STATES,
@@ -48,9 +48,7 @@ from ._window import SendingWatch
 
 __all__ = ["RunInterrupted", "RunResult", "run_bookings"]
 
-INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
-TERMINATED_EXIT = 128 + signal.SIGTERM  # 143: what a shell reports for a process ended by SIGTERM
-WINDOW_CLOSED_EXIT = OutsideWindow.exit_code  # the window closed (or time was up) before every row was sent
+WINDOW_CLOSED_EXIT = ExitCode.OUTSIDE_WINDOW  # the window closed (or time was up) before every row was sent
 
 
 @dataclass
@@ -76,7 +74,7 @@ class RunResult:
         return sum(self.counts.values())
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         """3 security stop; 5 the delivery window closed (or max_run_seconds passed) before every row was sent;
         1 a row newly needs a person (or changed since it was reported); else 0.
 
@@ -84,16 +82,16 @@ class RunResult:
         once about a row, not every night (`status` lists every row still outstanding).
         """
         if self.security_stop:
-            return 3
+            return ExitCode.SECURITY_STOP
         if self.stopped_early and self.counts["failed"]:
             return WINDOW_CLOSED_EXIT
-        return 1 if self.new_attention else 0
+        return ExitCode.ATTENTION if self.new_attention else ExitCode.OK
 
 
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (exit 130) or SIGTERM (exit 143) stopped a run; the ledger records it as interrupted."""
 
-    def __init__(self, run_id: int, ledger: Path, exit_code: int = INTERRUPTED_EXIT) -> None:
+    def __init__(self, run_id: int, ledger: Path, exit_code: ExitCode = ExitCode.INTERRUPTED) -> None:
         super().__init__(f"run {run_id} was interrupted and is recorded so in {ledger}")
         self.run_id = run_id
         self.ledger = ledger
@@ -341,14 +339,14 @@ def _cannot_write(failure: BaseException) -> bool:
     return isinstance(failure, LedgerError) and not isinstance(failure, LedgerDamaged)
 
 
-def _ending(result: RunResult, failure: BaseException | None) -> tuple[RunStatus, int]:
+def _ending(result: RunResult, failure: BaseException | None) -> tuple[RunStatus, ExitCode]:
     """The run's status and exit code, as the ledger records them."""
     if failure is None:
         stopped = result.security_stop or result.exit_code == WINDOW_CLOSED_EXIT
         return ("stopped" if stopped else "finished"), result.exit_code
     if isinstance(failure, KeyboardInterrupt):
-        return "interrupted", TERMINATED_EXIT if isinstance(failure, _Terminated) else INTERRUPTED_EXIT
-    return "crashed", failure.exit_code if isinstance(failure, CWSPipelineError) else 1
+        return "interrupted", ExitCode.TERMINATED if isinstance(failure, _Terminated) else ExitCode.INTERRUPTED
+    return "crashed", failure.exit_code if isinstance(failure, CWSPipelineError) else ExitCode.ATTENTION
 
 
 def _chain(first: list[MappedRow], rest: Iterator[list[MappedRow]]) -> Iterator[list[MappedRow]]:
