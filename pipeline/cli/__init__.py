@@ -2,20 +2,26 @@
 
 Each command lives in the module for its stage and registers itself on `cli`; this module turns
 the library's one-line errors into messages and exit codes (`ExitCode`: 2 input, 4 locked, 5 outside the
-delivery window, 6 the ledger cannot be read or written, or is damaged; 1 any other).
+delivery window, 6 the ledger cannot be read or written, or is damaged; 1 any other), and shows the
+library's log on stderr when asked (`-v`, `--log-format json`): silent otherwise, so cron stays quiet.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 import click
 
 from .._errors import CWSPipelineError
+from .._logging import LOG_FORMATS, LogFormat, configure_logging, stop_logging
 from .._version import __version__
 from ._commands import LazyGroup
 
 __all__ = ["cli", "main"]
+
+_log = logging.getLogger(__name__)
 
 
 class _Group(LazyGroup):
@@ -25,17 +31,31 @@ class _Group(LazyGroup):
         try:
             return super().invoke(ctx)
         except CWSPipelineError as exc:
+            _log.error("%s (exit %d)", exc, exc.exit_code, extra={"exit_code": int(exc.exit_code)})
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="cws-pipeline")
-def cli() -> None:
+@click.option(
+    "-v", "--verbose", "verbosity", count=True,
+    help="Log to stderr what the pipeline does: -v a run's start and end, retries and stops; -vv every request"
+    " too (method, path, status, time). Never a body, a name or a birth date.",
+)  # fmt: skip
+@click.option(
+    "--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
+    help="With -v: text for people, or json (one object per line) for journald, syslog and other collectors.",
+)  # fmt: skip
+@click.pass_context
+def cli(ctx: click.Context, verbosity: int, log_format: LogFormat) -> None:
     """Send county-jail bookings to CorEMR Web Services: map, sign, deliver, verify, audit.
 
     Start with `cws-pipeline demo`, then see the README for setting up a site.
     """
+    handler = configure_logging(verbosity, log_format, sys.stderr)
+    if handler is not None:
+        ctx.call_on_close(lambda: stop_logging(handler))
 
 
 def main() -> None:

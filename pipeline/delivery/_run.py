@@ -12,6 +12,7 @@ window sends nothing.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -27,6 +28,7 @@ from ..ledger import (
     ROW_STATES,
     Ledger,
     LedgerWriter,
+    PriorRows,
     RowState,
     RunInfo,
     RunLock,
@@ -49,6 +51,8 @@ from ._window import SendingWatch
 __all__ = ["RunInterrupted", "RunResult", "run_bookings"]
 
 WINDOW_CLOSED_EXIT = ExitCode.OUTSIDE_WINDOW  # the window closed (or time was up) before every row was sent
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -173,11 +177,7 @@ def run_bookings(
         RunLock(config.ledger, create=True),
         Ledger.open(config.ledger) as ledger,
     ):
-        with _ledger_errors():
-            prior = ledger.prior_rows()  # read while SQLite checks the file beside it; the first write waits for that
-            notices = _earlier_runs_not_finished(ledger)
-            run_id = ledger.begin_run(_run_info(csv_path, setup, config), os.getpid())
-        result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
+        prior, result = _begin(ledger, csv_path, setup, config)
         stop = RunStop()
         limiter = _limiter(config, on_concurrency)
         stop.also_wake(limiter.wake)  # a stop ends every wait for a place at once
@@ -189,8 +189,8 @@ def run_bookings(
                              limit_named=f"max_run_seconds = {config.max_run_seconds:g} in {config.path}")  # fmt: skip
         sigterm.arm()  # the run is recorded and its end will be: a SIGTERM from now on ends it as interrupted, 143
         try:
-            delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
-                                endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
+            delivery = Delivery(run_id=result.run_id, transport=transport, auth=setup.auth, writer=writer,
+                                config=config, endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
                                 breaker=breaker, sleep=sleep, limiter=limiter,
                                 target=Target.of(setup.mapping, config.base_url))  # fmt: skip
             with watch:
@@ -202,6 +202,16 @@ def run_bookings(
         result.stopped_early = watch.stopped
         _end_run(ledger, writer, result, tally, breaker, failure, config.head_log)
     return result
+
+
+def _begin(ledger: Ledger, csv_path: Path, setup: _SetUp, config: RunConfig) -> tuple[PriorRows, RunResult]:
+    """Read what earlier runs left, note those that did not finish, and record this run's start."""
+    with _ledger_errors():
+        prior = ledger.prior_rows()  # read while SQLite checks the file beside it; the first write waits for that
+        notices = _earlier_runs_not_finished(ledger)
+        run_id = ledger.begin_run(_run_info(csv_path, setup, config), os.getpid())
+    _log.info("run %d started: %s to %s", run_id, csv_path.name, config.base_url, extra={"run_id": run_id})
+    return prior, RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
 
 
 def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
@@ -284,6 +294,8 @@ def _earlier_runs_not_finished(ledger: Ledger) -> list[str]:
         found.append(f"run {last} {what} (exit code {ending.exit_code})")
     if not found:
         return []
+    for line in found:
+        _log.warning("earlier %s", line)
     return [f"Note: earlier {'; '.join(found)}; rows it left in doubt are settled by lookup in this run"]
 
 
@@ -313,6 +325,7 @@ def _end_run(
             record_chain_head(head_log, ledger, result.run_id)  # a copy of the head kept elsewhere
     except (LedgerError, HeadLogError) as exc:  # the end cannot be recorded; the next run finds it and says so
         failure = failure or exc
+    _log_end(result, status, exit_code)
     if failure is None:
         return
     if isinstance(failure, KeyboardInterrupt):
@@ -321,6 +334,15 @@ def _end_run(
         raise LedgerError(f"{failure}; run {result.run_id} stopped sending and everything recorded before is kept:"
                           " free space (or fix the file) and run again") from None  # fmt: skip
     raise failure
+
+
+def _log_end(result: RunResult, status: RunStatus, exit_code: ExitCode) -> None:
+    """Log the run's end: INFO when it finished with exit 0, WARNING otherwise (counts by state, never a row)."""
+    counts = {str(state): n for state, n in result.counts.items() if n}
+    level = logging.INFO if status == "finished" and exit_code == ExitCode.OK else logging.WARNING
+    shown = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no rows"
+    fields = {"run_id": result.run_id, "status": status, "exit_code": int(exit_code), "counts": counts}
+    _log.log(level, "run %d %s, exit %d: %s", result.run_id, status, exit_code, shown, extra=fields)
 
 
 @contextlib.contextmanager

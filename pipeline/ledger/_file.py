@@ -14,6 +14,7 @@ pages), as httpx's map_httpcore_exceptions does for httpcore: nothing above the 
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
@@ -37,6 +38,8 @@ __all__ = [
     "side_files",
     "sqlite_errors",
 ]
+
+_log = logging.getLogger(__name__)
 
 # SQLITE_NOTADB (no database header) is not counted: more often another kind of file than a damaged ledger.
 _DAMAGE = frozenset({"SQLITE_CORRUPT"})
@@ -121,9 +124,9 @@ def _size(file: Path) -> int:
 
 def ledger_error(path: Path, exc: sqlite3.Error, doing: Literal["read", "write"]) -> LedgerError:
     """The one-line LedgerError for an sqlite3 error met reading or writing the ledger (LedgerDamaged for damage)."""
-    if is_damage(exc):
-        return damage(path, exc)
-    return LedgerError(f"{path}: cannot {doing} the ledger ({exc})")
+    error = damage(path, exc) if is_damage(exc) else LedgerError(f"{path}: cannot {doing} the ledger ({exc})")
+    _log.error("%s", error)
+    return error
 
 
 @contextmanager
