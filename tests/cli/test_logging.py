@@ -10,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline import Fault
+import pytest
+
+from pipeline import Fault, Ledger
+from pipeline._errors import LedgerError
 from pipeline._logging import JsonLines, configure_logging, stop_logging
+from pipeline.ledger import RunInfo
 
 from ..sites import Site, booking_rows
 
@@ -108,3 +112,16 @@ def test_json_lines_carry_the_extras_and_stopping_restores_silence() -> None:
     (line,) = json_lines(stream.getvalue())
     assert (line["level"], line["message"], line["status"]) == ("DEBUG", "GET /ws/patients/P1", 200)
     assert configure_logging(0, "json", stream) is None
+
+
+def test_a_ledger_error_is_logged_at_error_in_its_own_words(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "ledger.sqlite"
+    Ledger.open(path).close()
+    with (
+        caplog.at_level(logging.ERROR, logger="pipeline"),
+        Ledger.open_read_only(path) as ledger,
+        pytest.raises(LedgerError, match="cannot write the ledger") as failed,
+    ):
+        ledger.begin_run(RunInfo(*"abcdefghi"), 1)  # a read-only connection: SQLite refuses the write
+    (record,) = caplog.records
+    assert (record.levelname, record.name, record.getMessage()) == ("ERROR", "pipeline.ledger._file", str(failed.value))
