@@ -10,7 +10,6 @@ or cryptography, until a name from one is used; `cws-pipeline --help` pays for n
 from __future__ import annotations
 
 import importlib
-import logging
 from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +26,6 @@ from ._errors import (
     UserInputError,
 )
 from ._version import __version__
-
-# A library logs; the application decides what is shown (pipeline._logging): nothing, not even a warning, until then.
-logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from .delivery import CWSTransport, NoAnswer, RowOutcome, RunConfig, RunResult, load_config, run_bookings

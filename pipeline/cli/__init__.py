@@ -8,20 +8,19 @@ library's log on stderr when asked (`-v`, `--log-format json`): silent otherwise
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
 import click
 
 from .._errors import CWSPipelineError
-from .._logging import LOG_FORMATS, LogFormat, configure_logging, stop_logging
 from .._version import __version__
 from ._commands import LazyGroup
 
 __all__ = ["cli", "main"]
 
-_log = logging.getLogger(__name__)
+# pipeline._logging.LOG_FORMATS, not imported from there: `--help` loads no `logging` (a test keeps them equal).
+LOG_FORMATS = ("text", "json")
 
 
 class _Group(LazyGroup):
@@ -31,7 +30,9 @@ class _Group(LazyGroup):
         try:
             return super().invoke(ctx)
         except CWSPipelineError as exc:
-            _log.error("%s (exit %d)", exc, exc.exit_code, extra={"exit_code": int(exc.exit_code)})
+            from .._logging import logger  # only now: --help and a quiet command load no `logging`
+
+            logger(__name__).error("%s (exit %d)", exc, exc.exit_code, extra={"exit_code": int(exc.exit_code)})
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
@@ -48,14 +49,17 @@ class _Group(LazyGroup):
     help="With -v: text for people, or json (one object per line) for journald, syslog and other collectors.",
 )  # fmt: skip
 @click.pass_context
-def cli(ctx: click.Context, verbosity: int, log_format: LogFormat) -> None:
+def cli(ctx: click.Context, verbosity: int, log_format: str) -> None:
     """Send county-jail bookings to CorEMR Web Services: map, sign, deliver, verify, audit.
 
     Start with `cws-pipeline demo`, then see the README for setting up a site.
     """
-    handler = configure_logging(verbosity, log_format, sys.stderr)
-    if handler is not None:
-        ctx.call_on_close(lambda: stop_logging(handler))
+    if verbosity:
+        from .._logging import configure_logging, stop_logging
+
+        handler = configure_logging(verbosity, "json" if log_format == "json" else "text", sys.stderr)
+        if handler is not None:
+            ctx.call_on_close(lambda: stop_logging(handler))
 
 
 def main() -> None:

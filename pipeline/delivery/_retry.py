@@ -8,7 +8,6 @@ stop (`RunStop`): a tripped circuit breaker or an interrupted run stops every wa
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 
@@ -22,6 +21,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from .._logging import logger
 from ._messages import reason_text
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
 # 429 and the gateway/server errors that mean "not processed, try later"; any other 4xx is final.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-_log = logging.getLogger(__name__)
+_log = logger(__name__)
 
 
 class TransientFailure(Exception):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError, CWSPipelineError, ExitCode, HeadLogError, LedgerDamaged, LedgerError, OutsideWindow
+from .._logging import logger
 from .._version import __version__
 from ..ledger import (
     ROW_STATES,
@@ -52,7 +53,7 @@ __all__ = ["RunInterrupted", "RunResult", "run_bookings"]
 
 WINDOW_CLOSED_EXIT = ExitCode.OUTSIDE_WINDOW  # the window closed (or time was up) before every row was sent
 
-_log = logging.getLogger(__name__)
+_log = logger(__name__)
 
 
 @dataclass

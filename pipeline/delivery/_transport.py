@@ -42,6 +42,7 @@ import httpcore
 import httpx
 
 from .._errors import ConfigError
+from .._logging import logger
 from .._version import __version__
 from ..protocol import RAW_BODY
 from ._messages import reason_text
@@ -60,7 +61,7 @@ __all__ = [
 
 Landed = Literal["no", "maybe"]
 
-_log = logging.getLogger(__name__)
+_log = logger(__name__)
 
 DEFAULT_MAX_ANSWER_BYTES = 1 << 20  # a patient or an error is a few kB; a 100 MB answer is not CorEMR's
 _KEEPALIVE_SECONDS = 5.0  # httpx's default: close idle connections before a server's idle timeout does

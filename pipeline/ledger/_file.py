@@ -14,7 +14,6 @@ pages), as httpx's map_httpcore_exceptions does for httpcore: nothing above the 
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import stat
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from .._errors import LedgerDamaged, LedgerError, UserInputError
+from .._logging import logger
 
 __all__ = [
     "IntegrityCheck",
@@ -39,7 +39,7 @@ __all__ = [
     "sqlite_errors",
 ]
 
-_log = logging.getLogger(__name__)
+_log = logger(__name__)
 
 # SQLITE_NOTADB (no database header) is not counted: more often another kind of file than a damaged ledger.
 _DAMAGE = frozenset({"SQLITE_CORRUPT"})

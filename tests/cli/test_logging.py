@@ -14,7 +14,8 @@ import pytest
 
 from pipeline import Fault, Ledger
 from pipeline._errors import LedgerError
-from pipeline._logging import JsonLines, configure_logging, stop_logging
+from pipeline._logging import LOG_FORMATS, JsonLines, configure_logging, stop_logging
+from pipeline.cli import LOG_FORMATS as cli_formats
 from pipeline.ledger import RunInfo
 
 from ..sites import Site, booking_rows
@@ -94,12 +95,23 @@ def test_a_refused_command_logs_its_error_with_its_exit_code(site: Site) -> None
 
 
 def test_the_library_is_silent_until_the_application_shows_its_log() -> None:
-    """No handler: not even a warning reaches stderr (Python's last-resort handler would print it)."""
-    code = "import logging, pipeline; logging.getLogger('pipeline.delivery').warning('run stopped')"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    """No handler: not even a stop's warning reaches stderr (Python's last-resort handler would print it)."""
+    stop = "from pipeline.delivery._retry import RunStop; RunStop().stop('the circuit breaker tripped')"
+    done = subprocess.run([sys.executable, "-c", stop], capture_output=True, text=True, check=True)
     assert done.stderr == ""
-    bare = subprocess.run([sys.executable, "-c", code.replace("pipeline;", "sys;")], capture_output=True, text=True)
-    assert "run stopped" in bare.stderr  # what the NullHandler keeps quiet
+    bare = f"import logging, pipeline._logging; logging.getLogger('pipeline').handlers.clear(); {stop}"
+    shown = subprocess.run([sys.executable, "-c", bare], capture_output=True, text=True, check=True)
+    assert shown.stderr == "run stopped: the circuit breaker tripped\n"  # what the NullHandler keeps quiet
+
+
+def test_the_cli_and_the_package_load_no_logging_until_asked() -> None:
+    for module in ("pipeline", "pipeline.cli"):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=True
+        )
+        loaded = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import")}
+        assert module in loaded and "logging" not in loaded, module
+    assert cli_formats == LOG_FORMATS  # the CLI's copy, kept so that --help need not import pipeline._logging
 
 
 def test_json_lines_carry_the_extras_and_stopping_restores_silence() -> None:
