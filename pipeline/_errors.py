@@ -76,11 +76,10 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     " needing a person as reported before and unchanged since); `status`: the last run finished with every row"
     " delivered or skipped, nothing outstanding; `check`: ready (warnings allowed); `audit`: everything"
     " checkable holds",
-    ExitCode.ATTENTION: "`run`: a row newly needs a person, or changed since it was reported; `status`: rows need"
-    " a person, or the last run is dated in the future (a clock was wrong); `check`: a check failed;"
-    " `audit`: something does not hold; `validate`: rows are invalid; `keys verify`: the signature does not"
-    " verify; any command: the chain head could not be"
-    " appended to the head log, or a `bench` step failed",
+    ExitCode.ATTENTION: "`run`: a row newly needs a person, or changed since it was reported, or the chain head"
+    " could not be appended to the head log; `status`: rows need a person, or the last run is dated in the"
+    " future (a clock was wrong); `check`: a check failed; `audit`: something does not hold; `validate`: rows"
+    " are invalid; `verify`: the signature does not verify; `bench`: a step failed",
     ExitCode.USAGE: "usage, configuration or input error, or an export still being written (nothing sent);"
     " `status` (PROBLEM): the last run did not finish (security stop, crash, interrupt, killed), or is older"
     " than `--max-age`",
