@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import (
     ConfigError,
     CWSPipelineError,
+    ExitCode,
     KeyFileError,
     LedgerLocked,
     MalformedHeader,
@@ -63,6 +64,7 @@ __all__ = [
     "Capacity",
     "ChainBreak",
     "ConfigError",
+    "ExitCode",
     "Fault",
     "KeyFileError",
     "Keyring",

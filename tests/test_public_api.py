@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from enum import Enum
 from pathlib import Path
 
 import pipeline
@@ -36,4 +37,5 @@ def test_documented_classes_and_functions_show_as_pipeline_names() -> None:
         value = getattr(pipeline, name)
         if isinstance(value, type) or inspect.isfunction(value):
             assert value.__module__ == "pipeline", name
-            assert f"pipeline.{name}" in repr(value) or inspect.isfunction(value)
+            enum = isinstance(value, type) and issubclass(value, Enum)  # an enum class's repr is "<enum 'Name'>"
+            assert f"pipeline.{name}" in repr(value) or inspect.isfunction(value) or enum

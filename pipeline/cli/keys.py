@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .._errors import MalformedHeader, UserInputError
+from .._errors import ExitCode, MalformedHeader, UserInputError
 from ..delivery import load_config
 from ..protocol import (
     ALGORITHMS,
@@ -173,4 +173,4 @@ def verify(
     if fails_only_by_trailing_newline(body, header, keyring, accepted):
         hint = f"; {file} ends with a newline that was not signed (remove it: editors and `echo` add one)"
     click.echo(f"Verification failure: {found.reason}{hint}", err=True)
-    ctx.exit(1)
+    ctx.exit(ExitCode.ATTENTION)

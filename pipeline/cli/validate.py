@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .._errors import ExitCode
 from ..mapping import load_mapping, validate_csv
 from . import cli
 
@@ -59,4 +60,4 @@ def validate(
     if rejects is not None:
         click.echo(f"rejects:   {rejects} ({report.invalid} row(s))")
     if not report.all_valid:
-        ctx.exit(1)
+        ctx.exit(ExitCode.ATTENTION)

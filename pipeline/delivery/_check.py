@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from .._errors import CWSPipelineError, UserInputError
+from .._errors import CWSPipelineError, ExitCode, UserInputError
 from ..ledger import Ledger, created_patient, record_site_fact
 from ..mapping import load_mapping
 from ..protocol import API_PROFILES, DEFAULT_API, ApiVersion, CWSAuth, Keyring, Routes, is_loopback, load_private_key
@@ -39,7 +39,7 @@ from ._transport import Answer, CWSTransport, NoAnswer
 __all__ = ["CHECK_EXIT", "CheckLine", "CheckStatus", "SiteCheck", "check_site"]
 
 CheckStatus = Literal["ok", "warn", "fail", "skip"]
-CHECK_EXIT = 1  # a check failed: the site is not ready (2: the configuration or mapping cannot be read)
+CHECK_EXIT = ExitCode.ATTENTION  # a check failed: the site is not ready (2: the config or mapping cannot be read)
 CLOCK_TOLERANCE_SECONDS = 300.0
 _PROBE_PREFIX = "cwscheck-"  # 9 characters + 8 hex digits = 17, external_id's documented String(17)
 
@@ -83,11 +83,11 @@ class SiteCheck:
         return next((line for line in self.lines if not line.ok), None)
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         """0 all good (warnings allowed); 2 the configuration or mapping cannot be read; else 1."""
         if self.unreadable:
             return UserInputError.exit_code
-        return CHECK_EXIT if self.first_failure is not None else 0
+        return CHECK_EXIT if self.first_failure is not None else ExitCode.OK
 
     @property
     def verdict(self) -> str:

@@ -21,6 +21,9 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from .._logging import logger
+from ._messages import reason_text
+
 __all__ = [
     "RETRYABLE_STATUSES",
     "RunStop",
@@ -32,6 +35,8 @@ __all__ = [
 
 # 429 and the gateway/server errors that mean "not processed, try later"; any other 4xx is final.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+_log = logger(__name__)
 
 
 class TransientFailure(Exception):
@@ -62,6 +67,7 @@ class RunStop:
                 return
             self.reason = reason
             self.event.set()
+        _log.warning("run stopped: %s", reason_text(reason))
         for wake in self._wakers:
             wake()
 
@@ -113,5 +119,16 @@ def retrying(
         stop=stop_after_attempt(max_attempts) | stop_when_event_set(stop.event),
         wait=wait_retry_after_or_backoff(initial_wait, max_wait, retry_after_cap),
         sleep=sleep or stop.sleep,
+        before_sleep=_log_retry,
         reraise=True,
     )
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    """Log a retry at INFO: which attempt failed, why (masked as a printed reason is) and how long it waits."""
+    outcome = retry_state.outcome
+    failure = outcome.exception() if outcome is not None else None
+    wait = retry_state.next_action.sleep if retry_state.next_action is not None else 0.0
+    why = reason_text(str(failure)) if failure is not None else "?"
+    _log.info("attempt %d failed (%s); retrying in %.1f s", retry_state.attempt_number, why, wait,
+              extra={"attempt": retry_state.attempt_number, "wait": round(wait, 3)})  # fmt: skip

@@ -12,6 +12,7 @@ window sends nothing.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -21,12 +22,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigError, CWSPipelineError, HeadLogError, LedgerDamaged, LedgerError, OutsideWindow
+from .._errors import ConfigError, CWSPipelineError, ExitCode, HeadLogError, LedgerDamaged, LedgerError, OutsideWindow
+from .._logging import logger
 from .._version import __version__
 from ..ledger import (
     ROW_STATES,
     Ledger,
     LedgerWriter,
+    PriorRows,
     RowState,
     RunInfo,
     RunLock,
@@ -49,9 +52,9 @@ from ._window import SendingWatch
 
 __all__ = ["RunInterrupted", "RunResult", "run_bookings"]
 
-INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
-TERMINATED_EXIT = 128 + signal.SIGTERM  # 143: what a shell reports for a process ended by SIGTERM
-WINDOW_CLOSED_EXIT = OutsideWindow.exit_code  # the window closed (or time was up) before every row was sent
+WINDOW_CLOSED_EXIT = ExitCode.OUTSIDE_WINDOW  # the window closed (or time was up) before every row was sent
+
+_log = logger(__name__)
 
 
 @dataclass
@@ -77,7 +80,7 @@ class RunResult:
         return sum(self.counts.values())
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         """3 security stop; 5 the delivery window closed (or max_run_seconds passed) before every row was sent;
         1 a row newly needs a person (or changed since it was reported); else 0.
 
@@ -85,16 +88,16 @@ class RunResult:
         once about a row, not every night (`status` lists every row still outstanding).
         """
         if self.security_stop:
-            return 3
+            return ExitCode.SECURITY_STOP
         if self.stopped_early and self.counts["failed"]:
             return WINDOW_CLOSED_EXIT
-        return 1 if self.new_attention else 0
+        return ExitCode.ATTENTION if self.new_attention else ExitCode.OK
 
 
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (exit 130) or SIGTERM (exit 143) stopped a run; the ledger records it as interrupted."""
 
-    def __init__(self, run_id: int, ledger: Path, exit_code: int = INTERRUPTED_EXIT) -> None:
+    def __init__(self, run_id: int, ledger: Path, exit_code: ExitCode = ExitCode.INTERRUPTED) -> None:
         super().__init__(f"run {run_id} was interrupted and is recorded so in {ledger}")
         self.run_id = run_id
         self.ledger = ledger
@@ -175,11 +178,7 @@ def run_bookings(
         RunLock(config.ledger, create=True),
         Ledger.open(config.ledger) as ledger,
     ):
-        with _ledger_errors():
-            prior = ledger.prior_rows()  # read while SQLite checks the file beside it; the first write waits for that
-            notices = _earlier_runs_not_finished(ledger)
-            run_id = ledger.begin_run(_run_info(csv_path, setup, config), os.getpid())
-        result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
+        prior, result = _begin(ledger, csv_path, setup, config)
         stop = RunStop()
         limiter = _limiter(config, on_concurrency)
         stop.also_wake(limiter.wake)  # a stop ends every wait for a place at once
@@ -190,8 +189,8 @@ def run_bookings(
                              limit_named=f"max_run_seconds = {config.max_run_seconds:g} in {config.path}")  # fmt: skip
         sigterm.arm()  # the run is recorded and its end will be: a SIGTERM from now on ends it as interrupted, 143
         try:
-            delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
-                                endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
+            delivery = Delivery(run_id=result.run_id, transport=transport, auth=setup.auth, writer=writer,
+                                config=config, endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
                                 breaker=breaker, sleep=sleep, limiter=limiter,
                                 target=Target.of(setup.mapping, config.base_url))  # fmt: skip
             with watch:
@@ -217,6 +216,16 @@ def _started_inside_window(config: RunConfig, now: Callable[[], datetime] | None
     if closed := config.window.not_open(started):
         raise OutsideWindow(closed)
     return started
+
+
+def _begin(ledger: Ledger, csv_path: Path, setup: _SetUp, config: RunConfig) -> tuple[PriorRows, RunResult]:
+    """Read what earlier runs left, note those that did not finish, and record this run's start."""
+    with _ledger_errors():
+        prior = ledger.prior_rows()  # read while SQLite checks the file beside it; the first write waits for that
+        notices = _earlier_runs_not_finished(ledger)
+        run_id = ledger.begin_run(_run_info(csv_path, setup, config), os.getpid())
+    _log.info("run %d started: %s to %s", run_id, csv_path.name, config.base_url, extra={"run_id": run_id})
+    return prior, RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
 
 
 def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
@@ -302,6 +311,8 @@ def _earlier_runs_not_finished(ledger: Ledger) -> list[str]:
         found.append(f"run {last} {what} (exit code {ending.exit_code})")
     if not found:
         return []
+    for line in found:
+        _log.warning("earlier %s", line)
     return [f"Note: earlier {'; '.join(found)}; rows it left in doubt are settled by lookup in this run"]
 
 
@@ -331,6 +342,7 @@ def _end_run(
             record_chain_head(head_log, ledger, result.run_id)  # a copy of the head kept elsewhere
     except (LedgerError, HeadLogError) as exc:  # the end cannot be recorded; the next run finds it and says so
         failure = failure or exc
+    _log_end(result, status, exit_code)
     if failure is None:
         return
     if isinstance(failure, KeyboardInterrupt):
@@ -339,6 +351,15 @@ def _end_run(
         raise LedgerError(f"{failure}; run {result.run_id} stopped sending and everything recorded before is kept:"
                           " free space (or fix the file) and run again") from None  # fmt: skip
     raise failure
+
+
+def _log_end(result: RunResult, status: RunStatus, exit_code: ExitCode) -> None:
+    """Log the run's end: INFO when it finished with exit 0, WARNING otherwise (counts by state, never a row)."""
+    counts = {str(state): n for state, n in result.counts.items() if n}
+    level = logging.INFO if status == "finished" and exit_code == ExitCode.OK else logging.WARNING
+    shown = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no rows"
+    fields = {"run_id": result.run_id, "status": status, "exit_code": int(exit_code), "counts": counts}
+    _log.log(level, "run %d %s, exit %d: %s", result.run_id, status, exit_code, shown, extra=fields)
 
 
 @contextlib.contextmanager
@@ -357,14 +378,14 @@ def _cannot_write(failure: BaseException) -> bool:
     return isinstance(failure, LedgerError) and not isinstance(failure, LedgerDamaged)
 
 
-def _ending(result: RunResult, failure: BaseException | None) -> tuple[RunStatus, int]:
+def _ending(result: RunResult, failure: BaseException | None) -> tuple[RunStatus, ExitCode]:
     """The run's status and exit code, as the ledger records them."""
     if failure is None:
         stopped = result.security_stop or result.exit_code == WINDOW_CLOSED_EXIT
         return ("stopped" if stopped else "finished"), result.exit_code
     if isinstance(failure, KeyboardInterrupt):
-        return "interrupted", TERMINATED_EXIT if isinstance(failure, _Terminated) else INTERRUPTED_EXIT
-    return "crashed", failure.exit_code if isinstance(failure, CWSPipelineError) else 1
+        return "interrupted", ExitCode.TERMINATED if isinstance(failure, _Terminated) else ExitCode.INTERRUPTED
+    return "crashed", failure.exit_code if isinstance(failure, CWSPipelineError) else ExitCode.ATTENTION
 
 
 def _chain(first: list[MappedRow], rest: Iterator[list[MappedRow]]) -> Iterator[list[MappedRow]]:

@@ -22,10 +22,12 @@ CPU per request; every row pays it, so the engine calls `send` and library users
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import re
 import ssl
 import threading
+import time
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,8 +42,10 @@ import httpcore
 import httpx
 
 from .._errors import ConfigError
+from .._logging import logger
 from .._version import __version__
 from ..protocol import RAW_BODY
+from ._messages import reason_text
 from ._network import CWSNetworkBackend, within
 
 __all__ = [
@@ -56,6 +60,8 @@ __all__ = [
 ]
 
 Landed = Literal["no", "maybe"]
+
+_log = logger(__name__)
 
 DEFAULT_MAX_ANSWER_BYTES = 1 << 20  # a patient or an error is a few kB; a 100 MB answer is not CorEMR's
 _KEEPALIVE_SECONDS = 5.0  # httpx's default: close idle connections before a server's idle timeout does
@@ -249,6 +255,16 @@ class CWSTransport(httpx.BaseTransport):
         self.close()
 
     def _exchange(self, pool: _Pool, request: httpcore.Request) -> Answer:
+        started = time.perf_counter()
+        try:
+            answer = self._answer(pool, request)
+        except NoAnswer as exc:
+            _logged(request, started, None, str(exc))
+            raise
+        _logged(request, started, answer.status)
+        return answer
+
+    def _answer(self, pool: _Pool, request: httpcore.Request) -> Answer:
         request.extensions = {"timeout": self._timeouts}
         try:
             with within(self.timeout):
@@ -379,6 +395,17 @@ def _refuse_unsafe(fields: list[tuple[bytes, bytes]]) -> None:
     for name, value in fields:
         if _UNSAFE.search(value.decode("latin-1")) or _UNSAFE.search(name.decode("latin-1")):
             raise ValueError(f"header {name.decode('latin-1')!r} holds a control character")  # header injection
+
+
+def _logged(request: httpcore.Request, started: float, status: int | None, error: str | None = None) -> None:
+    """Log a request at DEBUG: method, path (no query, never a body), status or why none came, and its time."""
+    if not _log.isEnabledFor(logging.DEBUG):
+        return
+    ms = round((time.perf_counter() - started) * 1000, 1)
+    method, path = request.method.decode("ascii"), request.url.target.split(b"?", 1)[0].decode("ascii", "replace")
+    what = f"HTTP {status}" if status is not None else f"no answer ({reason_text(error or '')})"
+    _log.debug("%s %s: %s in %.1f ms", method, path, what, ms,
+               extra={"method": method, "path": path, "status": status, "ms": ms})  # fmt: skip
 
 
 def _describe(exc: Exception) -> str:

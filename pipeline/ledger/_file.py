@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from .._errors import LedgerDamaged, LedgerError, UserInputError
+from .._logging import logger
 
 __all__ = [
     "IntegrityCheck",
@@ -37,6 +38,8 @@ __all__ = [
     "side_files",
     "sqlite_errors",
 ]
+
+_log = logger(__name__)
 
 # SQLITE_NOTADB (no database header) is not counted: more often another kind of file than a damaged ledger.
 _DAMAGE = frozenset({"SQLITE_CORRUPT"})
@@ -121,9 +124,9 @@ def _size(file: Path) -> int:
 
 def ledger_error(path: Path, exc: sqlite3.Error, doing: Literal["read", "write"]) -> LedgerError:
     """The one-line LedgerError for an sqlite3 error met reading or writing the ledger (LedgerDamaged for damage)."""
-    if is_damage(exc):
-        return damage(path, exc)
-    return LedgerError(f"{path}: cannot {doing} the ledger ({exc})")
+    error = damage(path, exc) if is_damage(exc) else LedgerError(f"{path}: cannot {doing} the ledger ({exc})")
+    _log.error("%s", error)
+    return error
 
 
 @contextmanager

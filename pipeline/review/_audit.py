@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .._errors import LedgerDamaged, MalformedHeader
+from .._errors import ExitCode, LedgerDamaged, MalformedHeader
 from ..ledger import (
     ChainBreak,
     Entry,
@@ -115,9 +115,9 @@ class AuditResult:
         return self.damaged is None and self.chain_break is None and not self.failures
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         """0 when everything checkable holds, 1 otherwise."""
-        return 0 if self.ok else 1
+        return ExitCode.OK if self.ok else ExitCode.ATTENTION
 
 
 def our_public_key(config: RunConfig, public_key: Path | None = None) -> rsa.RSAPublicKey:

@@ -20,13 +20,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from .._errors import LedgerDamaged
+from .._errors import ExitCode, LedgerDamaged
 from ..ledger import NOT_DELIVERED, ChainHead, Ledger, LedgerSize, OutstandingRow, RunLock, RunRecord
 
 __all__ = ["STATUS_EXIT_CODES", "SiteStatus", "StatusVerdict", "site_status", "status_json", "status_lines"]
 
 StatusVerdict = Literal["ok", "attention", "problem", "unknown"]
-STATUS_EXIT_CODES: dict[StatusVerdict, int] = {"ok": 0, "attention": 1, "problem": 2, "unknown": 3}
+STATUS_EXIT_CODES: dict[StatusVerdict, ExitCode] = {
+    "ok": ExitCode.OK,
+    "attention": ExitCode.ATTENTION,
+    "problem": ExitCode.PROBLEM,
+    "unknown": ExitCode.UNKNOWN,
+}
 _COMPLETE = ("finished",)
 _SHOW_ROWS = 50  # the text lists this many outstanding rows (the longest outstanding first); JSON lists all
 # A run dated ahead of this clock by more than this was recorded by a clock that was wrong (or this one is):
@@ -49,8 +54,8 @@ class SiteStatus:
     reasons: list[str] = field(default_factory=list)
 
     @property
-    def exit_code(self) -> int:
-        """0 ok, 1 attention, 2 problem, 3 unknown (no run yet)."""
+    def exit_code(self) -> ExitCode:
+        """0 ok, 1 attention, 2 problem, 3 unknown (no run yet): the Nagios plugin convention."""
         return STATUS_EXIT_CODES[self.verdict]
 
     @property
