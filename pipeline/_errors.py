@@ -83,8 +83,9 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.USAGE: "usage, configuration or input error, or an export still being written (nothing sent);"
     " `status` (PROBLEM): the last run did not finish (security stop, crash, interrupt, killed), or is older"
     " than `--max-age`",
-    ExitCode.SECURITY_STOP: "`run`: site-level stop (our key or `base_url` refused, a redirect, unverified answers, a long"
-    " run of 429/5xx: the rows touched are `failed`, sent by the next run once the setting is fixed);"
+    ExitCode.SECURITY_STOP: "`run`: site-level stop (our key or `base_url` refused, a redirect, unverified"
+    " answers, a long run of 429/5xx: the rows touched are `failed`, sent by the next run once the setting is"
+    " fixed);"
     " `status` (UNKNOWN): no run recorded yet",
     ExitCode.LOCKED: "another run holds the ledger (the line names its pid and start time)",
     ExitCode.OUTSIDE_WINDOW: "outside the delivery window (`window`): nothing sent, one line says when it opens;"
