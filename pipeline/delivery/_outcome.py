@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ledger import Action, LedgerWrite, PriorRow, RowState
+from ..ledger import Action, LedgerWrite, PriorRow, RowState, booking_identity
 from ._plan import already_reported
 
 __all__ = ["RowOutcome", "known_outcome"]
@@ -23,6 +23,12 @@ class RowOutcome:
     known: bool = False
     action: Action | None = None  # delivered: created, booking added, found or updated
     body_sha256: str | None = None
+    cells_sha256: str | None = None  # the input cells: name a line without a key as a booking (see `booking`)
+
+    @property
+    def booking(self) -> str:
+        """The booking this row is a line of: its key, or for a line without one, its input cells."""
+        return booking_identity(self.key, self.cells_sha256)
 
 
 def known_outcome(p: PriorRow | None, write: LedgerWrite) -> bool:

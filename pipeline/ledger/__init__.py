@@ -25,6 +25,7 @@ from ._reads import (
     StateRow,
     StateTally,
     StoredBody,
+    booking_identity,
 )
 from ._row_states import (
     ACTIONS,
@@ -78,6 +79,7 @@ __all__ = [
     "StatusUpdate",
     "Step",
     "StoredBody",
+    "booking_identity",
     "UnfinishedRun",
     "check_heads",
     "created_patient",
