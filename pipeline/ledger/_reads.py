@@ -279,31 +279,30 @@ class LedgerReads:
         """The bookings (booking_identity) that need a person now: each key whose latest state needs one, and
         each booking the latest run left needing one on any of its lines (a key's line whose sibling line
         was written after it, and the lines without a key, which only the latest run can speak for)."""
-        needing = NOT_DELIVERED_SQL
+        outstanding = f"SELECT key FROM row_status WHERE state NOT IN ({SETTLED_SQL})"  # noqa: S608
         with self._reading():
-            found = {str(r[0]) for r in self._db.execute(
-                f"SELECT key FROM row_status WHERE state NOT IN ({SETTLED_SQL})")}  # noqa: S608  # fmt: skip
+            found = {str(r[0]) for r in self._db.execute(outstanding)}
             latest = self._db.execute("SELECT MAX(run_id) FROM runs").fetchone()[0]
             if latest is not None:
-                sql = f"SELECT key, cells_sha256 FROM entries WHERE event='state' AND run_id=? AND state IN ({needing})"  # noqa: S608
-                found.update(booking_identity(key, cells) for key, cells in self._db.execute(sql, (latest,)))
+                found.update(booking_identity(key, cells) for key, _, cells in self._needing_rows(latest))
         return found
 
     def reported_before(self) -> frozenset[tuple[str, str, str | None]]:
         """(booking_identity, state, cells_sha256) of every line the latest finished (or stopped) run left needing
         a person: a line found again in the same state with the same cells was reported then."""
+        last_sql = "SELECT MAX(run_id) FROM runs WHERE status IN ('finished', 'stopped')"
         with self._reading():
-            last = self._db.execute(
-                "SELECT MAX(run_id) FROM runs WHERE status IN ('finished', 'stopped')"
-            ).fetchone()[0]
-            if last is None:
-                return frozenset()
-            sql = (
-                "SELECT key, state, cells_sha256 FROM entries"  # noqa: S608
-                f" WHERE event='state' AND run_id=? AND state IN ({NOT_DELIVERED_SQL})"
-            )
-            rows = self._db.execute(sql, (last,)).fetchall()
-        return frozenset((booking_identity(key, cells), str(state), cells) for key, state, cells in rows)
+            last = self._db.execute(last_sql).fetchone()[0]
+            rows = [] if last is None else self._needing_rows(last)
+        return frozenset((booking_identity(key, cells), state, cells) for key, state, cells in rows)
+
+    def _needing_rows(self, run_id: int) -> list[tuple[str | None, str, str | None]]:
+        """(key, state, cells_sha256) of each line a run left needing a person."""
+        sql = (
+            "SELECT key, state, cells_sha256 FROM entries"  # noqa: S608
+            f" WHERE event='state' AND run_id=? AND state IN ({NOT_DELIVERED_SQL})"
+        )
+        return [(key, str(state), cells) for key, state, cells in self._db.execute(sql, (run_id,))]
 
     # -- entries and bodies --------------------------------------------------------------------
 
