@@ -3,7 +3,7 @@ earlier run already left it so (then cron need not hear of it again)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..ledger import Action, LedgerWrite, PriorRow, RowState, booking_identity
 from ._plan import already_reported
@@ -23,7 +23,8 @@ class RowOutcome:
     known: bool = False
     action: Action | None = None  # delivered: created, booking added, found or updated
     body_sha256: str | None = None
-    cells_sha256: str | None = None  # the input cells: name a line without a key as a booking (see `booking`)
+    # The input cells: name a line without a key as a booking (see `booking`); how, not what, so not compared.
+    cells_sha256: str | None = field(default=None, compare=False)
 
     @property
     def booking(self) -> str:
