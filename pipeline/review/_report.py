@@ -230,23 +230,23 @@ def gather_report(
         runs = _runs(ledger, run_ids, skipped)
         # Across runs a row's latest state needs all its records, whatever states are asked for.
         records = _records(ledger, run_ids, () if len(run_ids) > 1 else chosen, with_cells, skipped)
-        latest = run_ids[-1] == ledger.latest_run_id()
-        needing = ledger.bookings_needing_a_person() if latest and len(run_ids) == 1 else None
+        # Up to the latest run: what needs a person now, counted as the run summary and `status` count it.
+        needing = ledger.bookings_needing_a_person() if run_ids[-1] == ledger.latest_run_id() else None
     report = Report(ledger.path.resolve(), runs, records, chosen)
     if report.across_runs:
         histories = _histories(records)
-        report.needs_person = _needing(histories, run_ids[-1])
+        report.needs_person = len(needing) if needing is not None else _needing(histories, run_ids[-1])
         report.rows = [r for r in histories if not chosen or r.latest.state in chosen]
         if chosen:
             report.records = [r for r in records if r.state in chosen]
-    else:  # the latest run: what needs a person now, as status says; an earlier run: the bookings it left so
+    else:  # an earlier run: the bookings it left needing a person
         report.needs_person = len(needing if needing is not None else {r.identity for r in report.attention})
     return report
 
 
 def _needing(histories: list[RowHistory], last_run: int) -> int:
-    """Bookings needing a person as of LAST_RUN: keys by their latest state, lines without a key only from it
-    (a malformed line corrected is another line: the old one is not waiting for anyone)."""
+    """Bookings needing a person as of LAST_RUN (a report of runs before the latest): keys by their latest state,
+    lines without a key only from it (a malformed line corrected is another line: the old one waits for no one)."""
     return sum(1 for h in histories if h.outstanding and (h.latest.key or h.latest.run_id == last_run))
 
 
