@@ -51,6 +51,10 @@ def validate(
         click.echo(f"excluded:  {report.excluded} (by the mapping's [[exclude]] rules; never sent)")
     if report.duplicates:
         click.echo(f"duplicate: {report.duplicates} (the same key and body as an earlier line: one booking, sent once)")
+    if report.extra_cells:
+        click.echo(f'{report.extra_cells} lines had extra cells (ignored: extra_cells = "ignore")')
+    if report.missing_cells:
+        click.echo(f'{report.missing_cells} lines had missing cells (padded with blanks: missing_cells = "blank")')
     if report.problems:
         click.echo(f"first {len(report.problems)} problem(s):")
         for problem in report.problems:

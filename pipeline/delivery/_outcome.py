@@ -3,9 +3,9 @@ earlier run already left it so (then cron need not hear of it again)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..ledger import Action, LedgerWrite, PriorRow, RowState
+from ..ledger import Action, LedgerWrite, PriorRow, RowState, booking_identity
 from ._plan import already_reported
 
 __all__ = ["RowOutcome", "known_outcome"]
@@ -23,6 +23,13 @@ class RowOutcome:
     known: bool = False
     action: Action | None = None  # delivered: created, booking added, found or updated
     body_sha256: str | None = None
+    # The input cells: name a line without a key as a booking (see `booking`); how, not what, so not compared.
+    cells_sha256: str | None = field(default=None, compare=False)
+
+    @property
+    def booking(self) -> str:
+        """The booking this row is a line of: its key, or for a line without one, its input cells."""
+        return booking_identity(self.key, self.cells_sha256)
 
 
 def known_outcome(p: PriorRow | None, write: LedgerWrite) -> bool:

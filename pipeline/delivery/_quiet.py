@@ -13,6 +13,7 @@ from ..ledger import (
     RowState,
     SkippedRow,
     StatusUpdate,
+    booking_identity,
     sha256_hex,
     skipped_rows_entries,
 )
@@ -93,4 +94,8 @@ def _quiet_outcome(
     records = final_records(run_id, row, state, reason, sha, None, 0, duplicate_of=row.duplicate_of,
                             external_id=kept_id, differs_from=differs_from)  # fmt: skip
     write.add(records)
-    return RowOutcome(row.line, row.key, state, reason, known_outcome(p, records), body_sha256=sha)
+    cells_sha = records.entries[-1].cells_sha256
+    # Reported before: this key's recorded status is this very line's (same state, body and cells), or the last
+    # run left this line so (a line without a key, a per-charge sibling line of a key: known by their cells).
+    known = known_outcome(p, records) or prior.reported(booking_identity(row.key, cells_sha), state, cells_sha)
+    return RowOutcome(row.line, row.key, state, reason, known, body_sha256=sha, cells_sha256=cells_sha)

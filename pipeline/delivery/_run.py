@@ -69,6 +69,9 @@ class RunResult:
     notices: list[str] = field(default_factory=list)  # one line each: an earlier run that did not finish
     new_attention: int = 0  # rows that newly need a person, or changed since they were reported
     known_attention: int = 0  # rows that need a person as reported before, unchanged since
+    # Bookings needing a person once the run ended (each key or line without one once, whatever its lines; rows
+    # of earlier runs still outstanding included): the count `status` and `report --all` give too.
+    needs_person: int = 0
     concurrency: int = 0  # requests in flight the limit settled at (the fixed number when not adaptive)
     adaptive: bool = False
     peak_in_flight: int = 0
@@ -338,6 +341,7 @@ def _end_run(
     try:
         settled = result.concurrency if result.peak_in_flight else None  # no request, nothing to settle at
         ledger.finish_run(result.run_id, {str(k): v for k, v in result.counts.items()}, status, exit_code, settled)
+        result.needs_person = len(ledger.bookings_needing_a_person())
         if head_log is not None:
             record_chain_head(head_log, ledger, result.run_id)  # a copy of the head kept elsewhere
     except (LedgerError, HeadLogError) as exc:  # the end cannot be recorded; the next run finds it and says so

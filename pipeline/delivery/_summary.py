@@ -26,6 +26,10 @@ def summary_lines(result: RunResult, *, everything: bool = True) -> list[str]:
     for state in ROW_STATES:
         if result.counts[state]:
             lines.append(f"  {state:<11}{result.counts[state]:>8}")
+    if result.needs_person:
+        n = result.needs_person
+        lines.append(f"  {n} booking{'s' if n != 1 else ''} need{'s' if n == 1 else ''} a person (each once, whatever"
+                     " its lines; `status` gives the same count)")  # fmt: skip
     if result.peak_in_flight:  # requests were sent: say how many went at once
         how = "adaptive, settled at" if result.adaptive else "fixed at"
         lines.append(f"  concurrency: {how} {result.concurrency} ({result.peak_in_flight} in flight at most)")

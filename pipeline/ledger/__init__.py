@@ -25,6 +25,7 @@ from ._reads import (
     StateRow,
     StateTally,
     StoredBody,
+    booking_identity,
 )
 from ._row_states import (
     ACTIONS,
@@ -79,6 +80,7 @@ __all__ = [
     "Step",
     "StoredBody",
     "UnfinishedRun",
+    "booking_identity",
     "check_heads",
     "created_patient",
     "now_iso",

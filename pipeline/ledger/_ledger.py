@@ -317,7 +317,8 @@ class Ledger(LedgerReads):
                 "SELECT key, external_id, state, body_sha256, delivered_sha256, run_id, line, reason, cells_sha256,"
                 " delivered_run_id, action, step FROM row_status"
             )
-            return PriorRows({r[0]: r for r in cur})
+            rows = {r[0]: r for r in cur}
+        return PriorRows(rows, self.reported_before())
 
 
 class _Transaction:

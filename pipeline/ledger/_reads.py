@@ -30,17 +30,25 @@ __all__ = [
     "StateRow",
     "StateTally",
     "StoredBody",
+    "booking_identity",
 ]
 
 # Row states that need no person; every other state (and "sending") is outstanding until one of these follows.
 SETTLED_STATES = tuple(s for s in ROW_STATES if s not in NOT_DELIVERED)
 SETTLED_SQL = ",".join(f"'{s}'" for s in SETTLED_STATES)  # our own constants, never input
+NOT_DELIVERED_SQL = ",".join(f"'{s}'" for s in sorted(NOT_DELIVERED))  # our own constants, never input
 
 # Column names come from the Entry dataclass, never from input.
 SELECT_ENTRIES = f"SELECT {','.join(ENTRY_FIELDS)} FROM entries"  # noqa: S608
 _SELECT_RUNS = f"SELECT {','.join(RUN_COLUMNS)} FROM runs"  # noqa: S608
 # A ledger from before runs kept the user and host (opened read-only, so not upgraded): NULL for both.
 _SELECT_OLD_RUNS = f"SELECT {','.join('NULL' if c in ('user', 'host') else c for c in RUN_COLUMNS)} FROM runs"  # noqa: S608
+
+
+def booking_identity(key: str | None, cells_sha256: str | None) -> str:
+    """One booking across its lines and runs: its key, or for a line that has none (a malformed line), the
+    SHA-256 of its input cells, so that the same line is the same booking every night."""
+    return key if key else f"cells:{cells_sha256}"
 
 
 class StateTally(NamedTuple):
@@ -279,6 +287,35 @@ class LedgerReads:
         )
         with self._reading():
             return [OutstandingRow(*row) for row in self._db.execute(sql)]
+
+    def bookings_needing_a_person(self) -> set[str]:
+        """The bookings (booking_identity) that need a person now: each key whose latest state needs one, and
+        each booking the latest run left needing one on any of its lines (a key's line whose sibling line
+        was written after it, and the lines without a key, which only the latest run can speak for)."""
+        outstanding = f"SELECT key FROM row_status WHERE state NOT IN ({SETTLED_SQL})"  # noqa: S608
+        with self._reading():
+            found = {str(r[0]) for r in self._db.execute(outstanding)}
+            latest = self._db.execute("SELECT MAX(run_id) FROM runs").fetchone()[0]
+            if latest is not None:
+                found.update(booking_identity(key, cells) for key, _, cells in self._needing_rows(latest))
+        return found
+
+    def reported_before(self) -> frozenset[tuple[str, str, str | None]]:
+        """(booking_identity, state, cells_sha256) of every line the latest finished (or stopped) run left needing
+        a person: a line found again in the same state with the same cells was reported then."""
+        last_sql = "SELECT MAX(run_id) FROM runs WHERE status IN ('finished', 'stopped')"
+        with self._reading():
+            last = self._db.execute(last_sql).fetchone()[0]
+            rows = [] if last is None else self._needing_rows(last)
+        return frozenset((booking_identity(key, cells), state, cells) for key, state, cells in rows)
+
+    def _needing_rows(self, run_id: int) -> list[tuple[str | None, str, str | None]]:
+        """(key, state, cells_sha256) of each line a run left needing a person."""
+        sql = (
+            "SELECT key, state, cells_sha256 FROM entries"  # noqa: S608
+            f" WHERE event='state' AND run_id=? AND state IN ({NOT_DELIVERED_SQL})"
+        )
+        return [(key, str(state), cells) for key, state, cells in self._db.execute(sql, (run_id,))]
 
     # -- entries and bodies --------------------------------------------------------------------
 

@@ -94,10 +94,18 @@ class PriorRows:
     plain tuples of strings are left alone by the cycle collector, which namedtuples are not.
     """
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_reported", "_rows")
 
-    def __init__(self, rows: dict[str, _PriorTuple]) -> None:
+    def __init__(
+        self, rows: dict[str, _PriorTuple], reported: frozenset[tuple[str, str, str | None]] = frozenset()
+    ) -> None:
         self._rows = rows
+        self._reported = reported  # (booking, state, cells SHA-256) of the lines the last run left needing a person
+
+    def reported(self, booking: str, state: str, cells_sha256: str | None) -> bool:
+        """True when the last finished run left this booking's line with these input cells in this state: it was
+        reported then (a line without a key, or a sibling line of a key, is known by its cells)."""
+        return (booking, state, cells_sha256) in self._reported
 
     def get(self, key: str) -> PriorRow | None:
         """What earlier runs left for this key, or None."""

@@ -188,6 +188,8 @@ class MappedChunk:
     excluded: npt.NDArray[np.bool_]  # rows an [[exclude]] rule leaves out (never bad)
     exclusions: dict[int, str]  # by frame row, the reason each excluded row is left out
     duplicates: dict[int, int] = field(default_factory=dict)  # by frame row: the earlier line of the same booking
+    extra_cells: int = 0  # lines whose cells beyond the header's were ignored ([source] extra_cells = "ignore")
+    missing_cells: int = 0  # lines padded with blank cells ([source] missing_cells = "blank")
 
     @property
     def size(self) -> int:
@@ -309,7 +311,7 @@ def _map_chunk(
         problems[i] = (*found, extra[i]) if i in extra else tuple(found)
     return MappedChunk(
         header, frame, lines, key_parts, incomplete, ext_text, body_lines, bad, problems, chunk.ragged,
-        excluded, exclusions, duplicates,
+        excluded, exclusions, duplicates, chunk.extra_cells, chunk.missing_cells,
     )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 from .._errors import MappingError
 from .._toml import TomlFile
 from ..protocol import API_PROFILES, API_VERSIONS, DEFAULT_API, ApiVersion, Routes
-from ..source import CsvFormat
+from ..source import EXTRA_CELLS_CHOICES, MISSING_CELLS_CHOICES, CsvFormat
 from ._dates import date_format_problem
 from ._exclusions import ExcludeRule, parse_exclusions
 from ._field_spec import (
@@ -52,7 +52,7 @@ DEFAULT_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 PROFILES = ("cws-patient", "none")
 
 _SECTIONS = {"source", "target", "fields", "exclude"}
-_SOURCE_KEYS = {"encoding", "delimiter", "header_line", "footer_lines", "footer_match"}
+_SOURCE_KEYS = {"encoding", "delimiter", "header_line", "footer_lines", "footer_match", "extra_cells", "missing_cells"}
 # Text codecs that are not character sets: a CSV in them is not a CSV.
 _NOT_CHARACTER_SETS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"}
 _TARGET_KEYS = {"api", "endpoint", "key", "datetime_format", "profile", "on_change", "booking_fields"}
@@ -228,12 +228,30 @@ def _source(where: TomlFile, table: dict[str, Any]) -> CsvFormat:
         if problem := regex_problem(pattern):
             raise where.error("source.footer_match", problem)
         footer_match = UserRegex(pattern)
+    extra = where.string("source.extra_cells", table.get("extra_cells", "error"))
+    extra_cells = next((c for c in EXTRA_CELLS_CHOICES if c == extra), None)
+    if extra_cells is None:
+        raise where.error(
+            "source.extra_cells",
+            f"{extra!r} is not one of {', '.join(EXTRA_CELLS_CHOICES)} (what a line with more cells than the"
+            " header is: a row problem, or the header's cells with the rest ignored)",
+        )
+    missing = where.string("source.missing_cells", table.get("missing_cells", "error"))
+    missing_cells = next((c for c in MISSING_CELLS_CHOICES if c == missing), None)
+    if missing_cells is None:
+        raise where.error(
+            "source.missing_cells",
+            f"{missing!r} is not one of {', '.join(MISSING_CELLS_CHOICES)} (what a line with fewer cells than"
+            " the header is: a row problem, or its cells padded with blanks)",
+        )
     return CsvFormat(
         encoding=encoding,
         delimiter=delimiter,
         header_line=header_line,
         footer_lines=footer_lines,
         footer_match=None if footer_match is None else footer_match.search,
+        extra_cells=extra_cells,
+        missing_cells=missing_cells,
     )
 
 

@@ -33,6 +33,8 @@ class ValidationReport:
     problems: tuple[RowProblem, ...]
     excluded: int = 0  # rows an [[exclude]] rule leaves out: neither valid nor invalid, never sent
     duplicates: int = 0  # rows repeating an earlier line's booking (same key, byte-identical body): sent once
+    extra_cells: int = 0  # lines whose cells beyond the header's were ignored ([source] extra_cells = "ignore")
+    missing_cells: int = 0  # lines padded with blank cells ([source] missing_cells = "blank")
 
     @property
     def all_valid(self) -> bool:
@@ -51,7 +53,7 @@ def validate_csv(
 ) -> ValidationReport:
     """Map every row of CSV_PATH; write valid bodies (one per line) and invalid rows if asked."""
     chunks = map_csv_chunks(csv_path, mapping, chunk_rows=chunk_rows)
-    rows = valid = excluded = duplicates = 0
+    rows = valid = excluded = duplicates = extra = missing = 0
     problems: list[RowProblem] = []
     with _private_output(bodies) as body_out, _private_output(rejects) as reject_out:
         rejects_writer = _RejectsWriter(reject_out) if reject_out is not None else None
@@ -60,6 +62,7 @@ def validate_csv(
             bad = chunk.invalid_rows() if chunk.problems or chunk.ragged else []
             excluded += chunk.excluded_count
             duplicates += chunk.duplicate_count
+            extra, missing = extra + chunk.extra_cells, missing + chunk.missing_cells
             valid += chunk.size - len(bad) - chunk.excluded_count - chunk.duplicate_count
             if body_out is not None:
                 body_out.write(chunk.valid_body_lines())
@@ -71,7 +74,7 @@ def validate_csv(
         if rejects_writer is not None:
             rejects_writer.close()
     invalid = rows - valid - excluded - duplicates
-    return ValidationReport(rows, valid, invalid, tuple(problems), excluded, duplicates)
+    return ValidationReport(rows, valid, invalid, tuple(problems), excluded, duplicates, extra, missing)
 
 
 class _RejectsWriter:

@@ -1,9 +1,10 @@
 """Reports from the ledger: runs and row records gathered into typed data (the renderers are beside this).
 
-A report covers one run or several. Across several runs (`--all`, `--since`/`--until`) a row counts
-once: its latest state, the run since which it has been in it (needing a person or not), and how many
-of the runs saw it. Rows are named by line and key; names and birth dates appear only in the CSV's
-original cells, which are written only to a private (0600) file.
+A report covers one run or several. Across several runs (`--all`, `--since`/`--until`) a booking counts
+once (a key, whatever its number of lines; a line without a key by its cells): its latest state (of the
+latest run that saw it: a line needing a person, if any, stands for it), the run since which it has been
+in it (needing a person or not), and how many of the runs saw it. Rows are named by line and key; names
+and birth dates appear only in the CSV's original cells, which are written only to a private (0600) file.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .._errors import UserInputError
-from ..ledger import NOT_DELIVERED, ROW_STATES, Entry, Ledger, RunRecord, SkippedRow
+from ..ledger import NOT_DELIVERED, ROW_STATES, Entry, Ledger, RunRecord, SkippedRow, booking_identity
 from ._audit import AuditResult
 from ._changes import FieldChange, held_changes
 from ._times import ledger_time
@@ -123,13 +124,11 @@ class RowRecord:
 
     @property
     def identity(self) -> str:
-        """The same row in every run: its key, or for a row without one, its input cells (a line repeating an
-        earlier line's booking is a row of its own, by key and line: the key alone names the booking's first line)."""
-        if self.key and self.state == "duplicate":
-            return f"{self.key} (line {self.line})"
-        if self.key:
-            return self.key
-        return f"cells:{self.cells_sha256}" if self.cells_sha256 else f"run {self.run_id} line {self.line}"
+        """The booking this record is a line of, the same in every run: its key (whatever its number of lines),
+        or for a line without one, its input cells."""
+        if self.key or self.cells_sha256:
+            return booking_identity(self.key, self.cells_sha256)
+        return f"run {self.run_id} line {self.line}"
 
 
 @dataclass(frozen=True)
@@ -170,6 +169,7 @@ class Report:
     rows: list[RowHistory] = field(default_factory=list)
     audit: AuditResult | None = None
     values_shown: bool = False
+    needs_person: int = 0  # bookings needing a person as of the last run covered (the run summary's and status's)
 
     @property
     def across_runs(self) -> bool:
@@ -241,14 +241,26 @@ def gather_report(
         # Across runs a row's latest state needs all its records, whatever states are asked for.
         records = _records(ledger, run_ids, () if len(run_ids) > 1 else chosen, with_cells, skipped)
         changes = held_changes(ledger, records, values=with_values)
+        # Up to the latest run: what needs a person now, counted as the run summary and `status` count it.
+        needing = ledger.bookings_needing_a_person() if run_ids[-1] == ledger.latest_run_id() else None
     if changes:
         records = [replace(r, changes=changes[i]) if i in changes else r for i, r in enumerate(records)]
     report = Report(ledger.path.resolve(), runs, records, chosen, values_shown=with_values)
     if report.across_runs:
-        report.rows = [r for r in _histories(records) if not chosen or r.latest.state in chosen]
+        histories = _histories(records)
+        report.needs_person = len(needing) if needing is not None else _needing(histories, run_ids[-1])
+        report.rows = [r for r in histories if not chosen or r.latest.state in chosen]
         if chosen:
             report.records = [r for r in records if r.state in chosen]
+    else:  # an earlier run: the bookings it left needing a person
+        report.needs_person = len(needing if needing is not None else {r.identity for r in report.attention})
     return report
+
+
+def _needing(histories: list[RowHistory], last_run: int) -> int:
+    """Bookings needing a person as of LAST_RUN (a report of runs before the latest): keys by their latest state,
+    lines without a key only from it (a malformed line corrected is another line: the old one waits for no one)."""
+    return sum(1 for h in histories if h.outstanding and (h.latest.key or h.latest.run_id == last_run))
 
 
 def _runs(ledger: Ledger, run_ids: Sequence[int], skipped: _Skipped) -> list[RunSummary]:
@@ -299,20 +311,31 @@ def _records(
 
 
 def _histories(records: list[RowRecord]) -> list[RowHistory]:
-    """Each distinct row once, in the order of its latest record, from records in run order."""
+    """Each booking once, from records in run order: in each run its first line needing a person stands for it
+    (else its first line), and its latest run's stands for the booking."""
     found: dict[str, RowHistory] = {}
+    earlier: dict[str, RowHistory | None] = {}  # each booking's history up to the run before its latest
     for record in records:
-        before = found.pop(record.identity, None)
-        if before is None:
-            found[record.identity] = RowHistory(record, record.run_id, record.run_id, 1)
-            continue
-        same_side = (record.state in NOT_DELIVERED) == (before.latest.state in NOT_DELIVERED)
-        since = before.since_run if same_side else record.run_id
-        runs = before.runs + (record.run_id != before.latest.run_id)
-        found[record.identity] = RowHistory(record, since, before.first_run, runs)
+        booking = record.identity
+        now = found.get(booking)
+        if now is not None and now.latest.run_id == record.run_id:  # another line of it in the same run
+            if now.outstanding or record.state not in NOT_DELIVERED:
+                continue
+            found[booking] = _extended(earlier[booking], record)
+        else:
+            earlier[booking] = now
+            found[booking] = _extended(now, record)
     return sorted(
         found.values(), key=lambda h: (h.latest.line if h.latest.line is not None else -1, h.latest.key or "")
     )
+
+
+def _extended(before: RowHistory | None, record: RowRecord) -> RowHistory:
+    """A booking's history with the record of a later run."""
+    if before is None:
+        return RowHistory(record, record.run_id, record.run_id, 1)
+    same_side = (record.state in NOT_DELIVERED) == before.outstanding
+    return RowHistory(record, before.since_run if same_side else record.run_id, before.first_run, before.runs + 1)
 
 
 def _detail(detail: str | None) -> tuple[str | None, str | None]:

@@ -51,6 +51,8 @@ h1 { font-size: 1.5rem; margin: 0 0 .25rem; } h2 { font-size: 1.15rem; margin: 1
 .muted { color: #555; } code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .85em;
        overflow-wrap: anywhere; }
 td.mono { white-space: nowrap; }
+#runs-table { font-size: .8em; } #runs-table th, #runs-table td { padding: .2rem .3rem; }
+#runs-table td.mono { white-space: normal; } /* a long source name wraps: the table fits 1,200 px */
 table { border-collapse: collapse; width: 100%; } th, td { text-align: left; vertical-align: top;
        padding: .25rem .5rem; border-bottom: 1px solid #e2e2e2; } th { background: #f3f3f3; }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: .5rem 0; }
@@ -134,7 +136,7 @@ def _outcome(report: Report) -> str:
     counts = report.latest_counts()
     total = sum(counts.values())
     attention = sum(n for s, n in counts.items() if s in NOT_DELIVERED)
-    what = f"{total} distinct rows over {len(report.runs)} runs, each counted once by its latest state" if (
+    what = f"{total} distinct bookings over {len(report.runs)} runs, each counted once by its latest state" if (
         report.across_runs) else f"{total} rows"  # fmt: skip
     if total == 0:
         verdict = (
@@ -142,9 +144,13 @@ def _outcome(report: Report) -> str:
         )
         verdict += "</span></p>\n"
     else:
-        status = "ok" if attention == 0 else "bad"
-        verdict = (f'<p id="outcome-status"><span class="{status}">{total - attention} of {what} delivered or already'
-                   f" delivered</span>; {attention} need attention.</p>\n")  # fmt: skip
+        # The colour is the last run's exit status: green when it exited 0, rows reported before and held or not.
+        status = "ok" if report.runs[-1].exit_code == 0 else "bad"
+        n = report.needs_person
+        verdict = (f'<p id="outcome-status" data-exit="{report.runs[-1].exit_code}"><span class="{status}">'
+                   f"{total - attention} of {what} delivered or already delivered</span>; {attention} need attention;"
+                   f' <span id="needs-person">{n} booking{"s" if n != 1 else ""} need{"s" if n == 1 else ""} a'
+                   " person</span>.</p>\n")  # fmt: skip
     return f'<section id="outcome">\n<h2>Outcome</h2>\n{verdict}{_outcome_chart(counts)}</section>\n'
 
 

@@ -40,6 +40,7 @@ def _one_run(report: Report, out: TextIO) -> None:
         out.write(line + "\n")
     what = f"Rows in state {', '.join(report.states)}" if report.states else "Rows needing attention"
     out.write(f"{what}: {len(rows)}\n")
+    out.write(_needs_person(report))
     if rows:
         key_width = min(max(len(r.key or "(no key)") for r in rows), 40)
         state_width = max(len(r.state) for r in rows)
@@ -60,11 +61,13 @@ def _across_runs(report: Report, out: TextIO) -> None:
         out.write(f"  {run.run_id:>5}  {run.started_at:<29}  {run.status:<11}  {code:>4}  {run.rows:>6}"
                   f"  {run.attention:>9}  {Path(run.source).name}\n")  # fmt: skip
     counts = report.latest_counts()
-    out.write(f"Rows: {len(report.rows)} distinct, each counted once by its latest state: "
+    out.write(f"Bookings: {len(report.rows)} distinct (a key once, whatever its lines), each counted once by its"
+              " latest state: "
               + ", ".join(f"{state} {counts.get(state, 0)}" for state in ROW_STATES) + "\n")  # fmt: skip
     rows = report.outstanding
     what = f"Rows whose latest state is {', '.join(report.states)}" if report.states else "Rows needing attention"
     out.write(f"{what}: {len(rows)}\n")
+    out.write(_needs_person(report))
     if rows:
         key_width = min(max(len(h.latest.key or "(no key)") for h in rows), 40)
         state_width = max(len(h.latest.state) for h in rows)
@@ -74,6 +77,11 @@ def _across_runs(report: Report, out: TextIO) -> None:
             out.write(f"{line}  {r.state:<{state_width}}  {_seen(h)}  {_one_line(r.error)}".rstrip() + "\n")
             _changed(r.changes, report.values_shown, out)
     _advice({h.latest.state for h in rows}, out, [c for h in rows for c in h.latest.changes])
+
+
+def _needs_person(report: Report) -> str:
+    n = report.needs_person
+    return f"Needs a person: {n} booking{'s' if n != 1 else ''} (each once, whatever its lines; as `status` counts)\n"
 
 
 def _seen(history: RowHistory) -> str:
@@ -133,6 +141,7 @@ def write_json(report: Report, out: TextIO) -> None:
     also "rows" (each row once, latest state), and "audit" when asked for."""
     out.write('{"runs": ')
     out.write(json.dumps([run.as_json() for run in report.runs], ensure_ascii=False))
+    out.write(f',\n "needs_person": {report.needs_person}')
     if report.across_runs:
         out.write(',\n "rows": [')
         out.write(",".join("\n  " + json.dumps(h.as_json(), ensure_ascii=False) for h in report.rows))

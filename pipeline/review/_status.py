@@ -52,6 +52,7 @@ class SiteStatus:
     running: dict[str, object] | None  # the lock holder while a run is in progress
     verdict: StatusVerdict = "unknown"
     reasons: list[str] = field(default_factory=list)
+    needs_person: int = 0  # bookings needing a person (each once, whatever its lines): the run summary's count
 
     @property
     def exit_code(self) -> ExitCode:
@@ -85,9 +86,10 @@ def site_status(ledger: Ledger, *, now: datetime | None = None, max_age: timedel
                 if not key:
                     outstanding.append(OutstandingRow(None, line, None, state, error, latest, latest))
         size, head = ledger.size(), ledger.head()
+        needing = len(ledger.bookings_needing_a_person())
     _check_runs(ledger.path, runs)
     status = SiteStatus(ledger.path.resolve(), now or datetime.now(UTC), size, runs, outstanding, head,
-                        RunLock.holder(ledger.path))  # fmt: skip
+                        RunLock.holder(ledger.path), needs_person=needing)  # fmt: skip
     verdict, reasons = _judge(status, max_age)
     return SiteStatus(**{**status.__dict__, "verdict": verdict, "reasons": reasons})
 
@@ -126,9 +128,9 @@ def _judge(status: SiteStatus, max_age: timedelta | None) -> tuple[StatusVerdict
     if -age > _CLOCK_SLACK:
         attention.append(f"the last run, {newest.run_id}, is dated {newest.started_at}, {_ago(age)} of this clock:"
                          " a clock was wrong when it ran (or is now), so its age cannot be judged")  # fmt: skip
-    if status.outstanding or last.exit_code not in (0, None):
-        n = len(status.outstanding)
-        attention.append(f"{n} row{'s' if n != 1 else ''} need{'s' if n == 1 else ''} a person")
+    if status.needs_person or status.outstanding or last.exit_code not in (0, None):
+        n = status.needs_person
+        attention.append(f"{n} booking{'s' if n != 1 else ''} need{'s' if n == 1 else ''} a person")
     if attention:
         return "attention", attention
     return "ok", ["every row is delivered or skipped"]
@@ -174,7 +176,7 @@ def status_lines(status: SiteStatus) -> list[str]:
         )
     head = status.head
     lines.append(f"Chain head:     entry {head.seq} hash {head.hash}" if head else "Chain head:     none (no entries)")
-    lines.append(f"Outstanding:    {len(status.outstanding)} row(s) need a person")
+    lines.append(f"Outstanding:    {status.needs_person} booking(s) need a person ({len(status.outstanding)} row(s))")
     for row in status.outstanding[:_SHOW_ROWS]:
         since = status.started(row.since_run_id) or "?"
         where = f"  line {row.line if row.line is not None else '?':>6}  {row.key or '(no key)'}  {row.state}"
@@ -208,6 +210,7 @@ def status_json(status: SiteStatus) -> dict[str, Any]:
         "last_run": run(status.last_run),
         "last_good_run": run(status.last_good_run),
         "running": status.running,
+        "needs_person": status.needs_person,
         "outstanding": [
             {
                 "key": r.key,

@@ -1,7 +1,10 @@
 """Read a bookings CSV as text, in chunks, keeping the physical line where every row starts.
 
 Every cell is read as a string with no NA guessing (a surname "NA" is a surname). Rows whose cell count
-differs from the header are kept as `RaggedRow`s for the mapper to report, never a crash. Lines holding
+differs from the header are kept as `RaggedRow`s for the mapper to report, never a crash, unless the
+mapping says otherwise: `extra_cells = "ignore"` keeps the header's cells of a longer line (another
+layout of the same export, its columns at the same places), `missing_cells = "blank"` pads a shorter
+one with blank cells; both are counted per chunk. Lines holding
 only whitespace, and rows whose cells are all empty, are skipped but still counted.
 
 Two readers give the same rows: a fast one (a numpy scan of the raw bytes for record boundaries, then
@@ -20,7 +23,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +36,24 @@ from ._scan import scan_records
 if TYPE_CHECKING:  # pandas is imported in the functions that use it: loading this stage (status does) costs none
     import pandas as pd
 
-__all__ = ["CsvFormat", "RaggedRow", "SourceChunk", "SourceFile", "open_source"]
+__all__ = [
+    "EXTRA_CELLS_CHOICES",
+    "MISSING_CELLS_CHOICES",
+    "CsvFormat",
+    "ExtraCells",
+    "MissingCells",
+    "RaggedRow",
+    "SourceChunk",
+    "SourceFile",
+    "open_source",
+]
+
+# What a line with more cells than the header is: a row problem, or the header's cells (the rest ignored).
+ExtraCells = Literal["error", "ignore"]
+EXTRA_CELLS_CHOICES: tuple[ExtraCells, ...] = get_args(ExtraCells)
+# What a line with fewer cells than the header is: a row problem, or its cells padded with blanks.
+MissingCells = Literal["error", "blank"]
+MISSING_CELLS_CHOICES: tuple[MissingCells, ...] = get_args(MissingCells)
 
 # Ends the csv module's input: a row ending in it means the file ended inside a quoted cell.
 _END = "\ue000cws-pipeline: end of data\ue000"
@@ -50,6 +70,8 @@ class CsvFormat:
     header_line: int = 1
     footer_lines: int = 0  # non-blank lines at the end that are not rows (a trailer)
     footer_match: Callable[[str], bool] | None = None  # what a footer line looks like
+    extra_cells: ExtraCells = "error"
+    missing_cells: MissingCells = "error"
 
 
 @dataclass(frozen=True)
@@ -62,11 +84,14 @@ class RaggedRow:
 
 @dataclass(frozen=True)
 class SourceChunk:
-    """Consecutive rows: a frame with integer column labels (header positions), their start lines, ragged rows."""
+    """Consecutive rows: a frame with integer column labels (header positions), their start lines, ragged rows,
+    and how many lines had extra cells ignored or missing cells padded (as the mapping allows)."""
 
     frame: pd.DataFrame
     lines: npt.NDArray[np.int64]
     ragged: tuple[RaggedRow, ...]
+    extra_cells: int = 0
+    missing_cells: int = 0
 
 
 @dataclass(frozen=True)
@@ -132,35 +157,62 @@ class SourceFile:
         width = len(self.header)
         with self.data_reader() as raw:
             reader = _csv_reader(io.TextIOWrapper(raw, encoding=self.encoding, newline=""), self.csv_format)
-            rows: list[list[str]] = []
-            lines: list[int] = []
-            ragged: list[RaggedRow] = []
+            part = _Part(width, self.csv_format)
             ended = self.data_line - 1
             try:
                 for row in reader:
                     start, ended = ended + 1, self.data_line - 1 + reader.line_num
                     if not any(cell.strip() for cell in row):
                         continue
-                    if len(row) != width:
-                        ragged.append(RaggedRow(start, tuple(row)))
-                    else:
-                        rows.append(row)
-                        lines.append(start)
-                    if len(rows) + len(ragged) >= chunk_rows:
-                        yield _csv_chunk(rows, lines, ragged, width)
-                        rows, lines, ragged = [], [], []
+                    part.add(start, row)
+                    if part.size >= chunk_rows:
+                        yield part.chunk()
+                        part = _Part(width, self.csv_format)
             except csv.Error as exc:
                 raise SourceError(f"{self.path}, line {ended + 1}: {exc}") from exc
-            if rows or ragged:
-                yield _csv_chunk(rows, lines, ragged, width)
+            if part.size:
+                yield part.chunk()
 
 
-def _csv_chunk(rows: list[list[str]], lines: list[int], ragged: list[RaggedRow], width: int) -> SourceChunk:
-    import pandas as pd
+class _Part:
+    """The rows of a chunk being read by the csv module: lines of the header's width (after any trimming or
+    padding the mapping allows), and ragged ones."""
 
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
-    frame = pd.DataFrame({i: pd.Series(col, dtype="str") for i, col in enumerate(columns)}, index=range(len(rows)))
-    return SourceChunk(frame, np.asarray(lines, dtype=np.int64), tuple(ragged))
+    def __init__(self, width: int, fmt: CsvFormat) -> None:
+        self.width = width
+        self.fmt = fmt
+        self.rows: list[list[str]] = []
+        self.lines: list[int] = []
+        self.ragged: list[RaggedRow] = []
+        self.extra = self.missing = 0
+
+    @property
+    def size(self) -> int:
+        """How many rows, ragged ones included."""
+        return len(self.rows) + len(self.ragged)
+
+    def add(self, line: int, row: list[str]) -> None:
+        """Take one non-blank row, starting on LINE."""
+        width = self.width
+        if len(row) > width and self.fmt.extra_cells == "ignore":
+            row, self.extra = row[:width], self.extra + 1
+        elif len(row) < width and self.fmt.missing_cells == "blank":
+            row, self.missing = row + [""] * (width - len(row)), self.missing + 1
+        if len(row) != width:
+            self.ragged.append(RaggedRow(line, tuple(row)))
+        else:
+            self.rows.append(row)
+            self.lines.append(line)
+
+    def chunk(self) -> SourceChunk:
+        """The rows taken, as a SourceChunk."""
+        import pandas as pd
+
+        rows, width = self.rows, self.width
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
+        frame = pd.DataFrame({i: pd.Series(col, dtype="str") for i, col in enumerate(columns)}, index=range(len(rows)))
+        lines = np.asarray(self.lines, dtype=np.int64)
+        return SourceChunk(frame, lines, tuple(self.ragged), self.extra, self.missing)
 
 
 def _drop_empty(chunk: SourceChunk) -> SourceChunk:
@@ -172,7 +224,8 @@ def _drop_empty(chunk: SourceChunk) -> SourceChunk:
         if not empty.any():
             return chunk
     keep = ~empty
-    return SourceChunk(frame[keep].reset_index(drop=True), chunk.lines[keep], chunk.ragged)
+    return SourceChunk(frame[keep].reset_index(drop=True), chunk.lines[keep], chunk.ragged, chunk.extra_cells,
+                       chunk.missing_cells)  # fmt: skip
 
 
 def _csv_reader(lines: Iterator[str], fmt: CsvFormat) -> _csv.Reader:

@@ -89,7 +89,7 @@ def test_report_audit_and_status_read_a_write_protected_copy_in_a_read_only_dire
 
     report = as_someone_else(["report", "-l", str(ledger), "--all"])
     assert report.returncode == 0, report.stderr
-    assert "Rows: 150 distinct" in report.stdout
+    assert "Bookings: 150 distinct" in report.stdout
     audit = as_someone_else(
         ["audit", "-c", str(config), "-l", str(ledger), "--public-key", str(archive_dir / "rsa.public")]
     )

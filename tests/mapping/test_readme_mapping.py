@@ -47,7 +47,7 @@ def test_the_main_example_maps_a_row(tmp_path: Path) -> None:
 def test_every_fragment_loads_in_the_main_example(tmp_path: Path) -> None:
     (tmp_path / "facilities.csv").write_text("Code,Name,CorEMR ID\nMAIN,Main jail,10000\n", encoding="utf-8")
     (tmp_path / "codes.toml").write_text('[gender]\n1 = "M"\n2 = "F"\n9 = "U"\n', encoding="utf-8")
-    assert len(FRAGMENTS) == 4
+    assert len(FRAGMENTS) == 5
     for fragment in FRAGMENTS:
         (tmp_path / "m.toml").write_text(with_fragment(fragment), encoding="utf-8")
         assert load_mapping(tmp_path / "m.toml").fields
@@ -57,9 +57,11 @@ def test_every_fragment_loads_in_the_main_example(tmp_path: Path) -> None:
     ("fragment", "header", "row", "expected"),
     [
         (0, HEADER, ROW, b'"booking_no":"B1"'),  # preamble, header on line 3, trailer skipped
-        (1, HEADER.replace("Booking Date", "Book Date,Book Time"), ROW.replace(" 22:15", ",2215"), b"22:15:00.000"),
-        (2, HEADER + ",Facility,Gender", ROW.replace(",f,", ",,") + ",MAIN,2", b'"facility":10000'),
-        (3, HEADER + ",RecordType", ROW + ",Training", None),
+        (1, HEADER, ROW + ",X1,X2,,X4,X5", b'"booking_date":"2026-11-29 22:15:00.000"'),  # 5 cells ignored
+        (1, HEADER + ",Cell,Bed", ROW, b'"booking_no":"B1"'),  # 2 blank cells added
+        (2, HEADER.replace("Booking Date", "Book Date,Book Time"), ROW.replace(" 22:15", ",2215"), b"22:15:00.000"),
+        (3, HEADER + ",Facility,Gender", ROW.replace(",f,", ",,") + ",MAIN,2", b'"facility":10000'),
+        (4, HEADER + ",RecordType", ROW + ",Training", None),
     ],
 )
 def test_each_fragment_does_what_the_page_says(
@@ -76,5 +78,5 @@ def test_each_fragment_does_what_the_page_says(
         assert (result.excluded, result.body) == ("training record", None)
     else:
         assert result.body is not None and expected in result.body, result.problems
-    if fragment == 2:
+    if fragment == 3:
         assert result.body is not None and b'"sex":"F"' in result.body

@@ -62,7 +62,7 @@ def test_json_report_has_the_documented_shape(mixed: MixedLedger) -> None:
     result = report(mixed.site.ledger, "--all", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert list(data) == ["runs", "rows", "records"]
+    assert list(data) == ["runs", "needs_person", "rows", "records"]
     assert [r["run_id"] for r in data["runs"]] == [mixed.first, mixed.second]
     for run in data["runs"]:
         assert {"run_id", "started_at", "finished_at", "status", "exit_code", "source", "source_sha256", "mapping",

@@ -52,10 +52,11 @@ def test_all_runs_count_each_row_once_by_its_latest_state(nights: Nights) -> Non
     assert table[0].split()[2:6] == ["finished", "1", "4", "1"] and table[0].endswith("bookings-01.csv")
     # 15 distinct rows (the per-run sum is 4 + 5 + ... + 15 = 114): the last new one delivered, row 2 invalid
     assert (
-        "Rows: 15 distinct, each counted once by its latest state: delivered 1, skipped 13, changed 0, invalid 1,"
-        in out
+        "Bookings: 15 distinct (a key once, whatever its lines), each counted once by its latest state: delivered 1,"
+        " skipped 13, changed 0, invalid 1," in out
     )
-    assert "Rows needing attention: 1\n" in out
+    needs = "Needs a person: 1 booking (each once, whatever its lines; as `status` counts)\n"
+    assert "Rows needing attention: 1\n" + needs in out
     attention = [line for line in lines if "P000002/B000002" in line]
     assert len(attention) == 1 and f"invalid  runs 1 to {NIGHTS}  line 3: dob (column 'DOB')" in attention[0]
     assert "invalid: The row failed the mapping" in out
@@ -63,7 +64,7 @@ def test_all_runs_count_each_row_once_by_its_latest_state(nights: Nights) -> Non
 
 def test_json_across_runs_has_each_row_once_and_every_record(nights: Nights) -> None:
     data = json.loads(report(nights, "--all", "--format", "json").output)
-    assert list(data) == ["runs", "rows", "records"]
+    assert list(data) == ["runs", "needs_person", "rows", "records"]
     keys = [row["key"] for row in data["rows"]]
     assert len(keys) == len(set(keys)) == 15
     bad = next(row for row in data["rows"] if row["key"] == "P000002/B000002")

@@ -143,6 +143,11 @@ for (const svg of document.querySelectorAll("svg")) {
     return [t.textContent, r.left, r.top, r.right, r.bottom, parseFloat(getComputedStyle(t).fontSize)];
   });
 }
+// Each table's right edge, and the right edge of what the window shows (nothing may be cut there).
+found.tables = Array.from(document.querySelectorAll("table")).map((t) => {
+  const r = t.getBoundingClientRect();
+  return [t.id, r.left, r.top, r.right, r.bottom, document.documentElement.clientWidth];
+});
 document.getElementById("measured").textContent = JSON.stringify(found);
 </script>"""
 
@@ -192,11 +197,17 @@ def test_thirty_nightly_runs_have_a_readable_axis_distinct_rows_and_the_audit(
     assert overlapping(axis) == [], overlapping(axis)
     assert overlapping(boxes["outcome-chart"]) == []
     assert min(b[5] for b in axis) >= 11  # px: readable, not shrunk to fit
+    tables = boxes["tables"]
+    assert {t[0] for t in tables} >= {"runs-table", "attention-table"}
+    assert [t[0] for t in tables if t[3] > t[5]] == [], tables  # no table runs past the 1,200 px window
 
     dom = browse(chromium, tmp_path, "--dump-dom", out.as_uri()).stdout
     bars = {state: int(n) for state, n in re.findall(r'<rect class="bar" data-state="(\w+)" data-count="(\d+)"', dom)}
     assert sum(bars.values()) == 32 and bars["invalid"] == 1 and bars["delivered"] == 1 and bars["skipped"] == 30
-    assert "31 of 32 distinct rows over 30 runs" in dom
+    assert "31 of 32 distinct bookings over 30 runs" in dom
+    # Row 2 was reported on night 1 and is unchanged since: the last night exited 0, so the headline is green.
+    assert '<p id="outcome-status" data-exit="0"><span class="ok">31 of 32' in dom
+    assert '<span id="needs-person">1 booking needs a person</span>' in dom
     assert len(re.findall(r'<tr class="run" data-run="\d+">', dom)) == 30
     assert re.findall(r'<tr class="row" data-state="(\w+)" data-key="([^"]*)">', dom) == [
         ("invalid", "P000002/B000002")

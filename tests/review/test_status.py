@@ -71,9 +71,9 @@ def test_ten_nightly_runs_list_the_three_persistent_and_the_one_new_bad_row_once
     assert lines[0].startswith(f"Ledger {site.ledger}: ") and ", 10 runs, " in lines[0]
     assert lines[1].startswith("Last run:       run 10, finished, exit 0, started ")
     assert lines[2] == "Last good run:  none"
-    assert "Outstanding:    4 row(s) need a person" in lines
+    assert "Outstanding:    4 booking(s) need a person (4 row(s))" in lines
     assert sum("P000015/B000015  invalid  since run 7" in line for line in lines) == 1
-    assert lines[-1] == "Status: attention (exit 1): 4 rows need a person"
+    assert lines[-1] == "Status: attention (exit 1): 4 bookings need a person"
     for i in range(1, 21):  # rows are named by line and key, never by name or birth date
         assert f"First{i}" not in text.output and f"Last{i}" not in text.output
 
