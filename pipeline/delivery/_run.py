@@ -32,6 +32,7 @@ from ..ledger import (
     RunLock,
     RunStatus,
     record_chain_head,
+    site_facts,
 )
 from ..mapping import MappedRow, Mapping, load_mapping, map_csv
 from ..protocol import API_PROFILES, CWSAuth, Keyring, load_private_key
@@ -174,11 +175,13 @@ def run_bookings(
         _open_transport(config) as transport,
         RunLock(config.ledger, create=True),
         Ledger.open(config.ledger) as ledger,
+        contextlib.closing(_DeliveredBodies(config.ledger)) as delivered_body,
     ):
         with _ledger_errors():
             prior = ledger.prior_rows()  # read while SQLite checks the file beside it; the first write waits for that
             notices = _earlier_runs_not_finished(ledger)
             run_id = ledger.begin_run(_run_info(csv_path, setup, config), os.getpid())
+            has_bookings, routes_known = _bookings_routes(config, ledger)
         result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
         stop = RunStop()
         limiter = _limiter(config, on_concurrency)
@@ -193,8 +196,10 @@ def run_bookings(
         try:
             delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
                                 endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
-                                breaker=breaker, sleep=sleep, limiter=limiter,
-                                target=Target.of(setup.mapping, config.base_url))  # fmt: skip
+                                breaker=breaker, sleep=sleep, limiter=limiter, delivered_body=delivered_body,
+                                routes_known=routes_known,
+                                target=Target.of(setup.mapping, config.base_url, bookings_routes=has_bookings,
+                                                 update_adds_booking=config.update_adds_booking))  # fmt: skip
             with watch:
                 Dispatcher(delivery, stop, limiter, tally, on_total).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
@@ -204,6 +209,42 @@ def run_bookings(
         result.stopped_early = watch.stopped
         _end_run(ledger, writer, result, tally, breaker, failure, config.head_log)
     return result
+
+
+def _bookings_routes(config: RunConfig, ledger: Ledger) -> tuple[bool, str]:
+    """Whether the site has the bookings routes, and where that is known from: the run configuration's
+    `bookings_routes`, else what `check` found and recorded, else they are not assumed (no)."""
+    if config.bookings_routes is not None:
+        return config.bookings_routes == "yes", f'bookings_routes = "{config.bookings_routes}" in {config.path.name}'
+    fact = site_facts(ledger).get("bookings_routes")
+    if fact is not None:
+        return fact.value == "yes", f"`cws-pipeline check` found {'them' if fact.value == 'yes' else 'none'}"
+    return False, "bookings_routes is not set and `cws-pipeline check` has not found them"
+
+
+class _DeliveredBodies:
+    """The ledger's stored bodies by SHA-256 (a correction's delivered body), read through a read-only
+    connection of its own, opened on first need: worker threads never share the writer's connection."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._ledger: Ledger | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, sha256: str) -> bytes | None:
+        with self._lock:
+            try:
+                if self._ledger is None:
+                    self._ledger = Ledger.open_read_only(self._path, check=False)
+                return self._ledger.body(sha256)
+            except CWSPipelineError:  # unreadable: the caller sends the booking update, as if it changed
+                return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
 
 
 def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
