@@ -137,6 +137,7 @@ class Site:
             "retry_max_wait": 0.05,
             "timeout": 5,
             "settle_seconds": 0.01,  # a real settle, short: a test of a file still being written sets more
+            "bookings_routes": "yes",  # the local v2 server plays them (an older v2 page lists them)
         }
         values.update(overrides)
         lines = []

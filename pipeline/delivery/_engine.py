@@ -45,7 +45,7 @@ from ._outcome import RowOutcome, known_outcome
 from ._plan import Plan, Rebookings, plan, updated_reason
 from ._quiet import quiet_records
 from ._records import exchange_record, final_records, intent_record
-from ._retry import RETRYABLE_STATUSES, RunStop, TransientFailure, capped_retry_after, retrying
+from ._retry import RunStop, TransientFailure, capped_retry_after, retrying
 from ._steps import (
     Doubt,
     Verdict,
@@ -285,6 +285,8 @@ class Delivery:
             # Only a refused create and an accepted update depend on the booking: read it for those alone.
             asks = ex.status in self._exists or (r.step == "update" and self._booking_changed(r))
             verdict = self._judge(r, ex, asks)
+            if r.step == "create" and verdict.kind not in ("doubt", "retry"):
+                r.create_answered = True  # CorEMR decided on this row's create: a second one is never sent this run
             if verdict.kind == "done":
                 return self._done(r, verdict)
             if verdict.kind == "next":
@@ -355,7 +357,7 @@ class Delivery:
             return Verdict("doubt", reason=_REPLAY, doubt="ambiguous")
         has_booking = asks_booking and self._booking(r) is not None
         return judge_answer(r.step, ex, has_booking=has_booking, api=self._target.api, external_id=r.row.external_id,
-                            exists=self._exists)  # fmt: skip
+                            exists=self._exists, bookings_routes=self._target.routes.has_bookings)  # fmt: skip
 
     def _replayed(self, ex: Exchange) -> bool:
         """True when this verified 2xx is byte for byte one already received, in this run, for another request."""
@@ -479,8 +481,6 @@ class Delivery:
                                 durable=True)  # fmt: skip
         r.intent_pending = False
         ex = self._request(method, url, body)
-        if r.step == "create" and ex.reached == "yes" and ex.verified and not _refused_to_process(ex.status):
-            r.create_answered = True  # CorEMR decided on this row's create: a second one is never sent this run
         self._breaker.observe(ex, r.step)
         self._writer.submit(
             exchange_record(self.run_id, r.row, "attempt", ex, r.attempts, request_stored=True, step=r.step)
@@ -555,11 +555,6 @@ class Delivery:
         self._writer.submit(write if record else LedgerWrite(updates=write.updates))
         known = known_outcome(self._prior.get(r.row.key), write)
         return RowOutcome(r.row.line, r.row.key, state, reason, known, action if state == "delivered" else None, sha)
-
-
-def _refused_to_process(status: int | None) -> bool:
-    """True for an answer that decided nothing (429, 5xx): a create sent again after it is the same request."""
-    return status is None or status in RETRYABLE_STATUSES or status >= 500
 
 
 def _step(recorded: str | None) -> Step:

@@ -87,10 +87,12 @@ def judge_answer(
     api: str,
     external_id: str | None = None,
     exists: tuple[int, ...] = (EXISTS_STATUS,),
+    bookings_routes: bool = True,
 ) -> Verdict:
     """What the answer EX to STEP means; HAS_BOOKING: the row's booking can go through the bookings routes;
     EXTERNAL_ID: the patient the request is about, which a 2xx must answer for (`unbound_answer`); EXISTS:
-    the statuses meaning "this external_id or booking exists" (the site's `exists_status`)."""
+    the statuses meaning "this external_id or booking exists" (the site's `exists_status`); BOOKINGS_ROUTES:
+    the site has them (a v2/v3 patient that exists is then refused only when the row names no booking)."""
     if not ex.verified or ex.status is None:
         if ex.reached == "yes":
             return Verdict("doubt", doubt="unverified")
@@ -109,7 +111,7 @@ def judge_answer(
     if status in exists and step == "create":
         if has_booking:
             return Verdict("next", step="booking")
-        if api == "v1":
+        if api == "v1" or bookings_routes:
             return Verdict("done", "rejected", reason=_exists(ex, api))
         return Verdict("exists", reason=f"HTTP {status}: {server_message(ex.response_body)}")
     if status in exists and step == "booking":

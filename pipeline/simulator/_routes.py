@@ -4,9 +4,10 @@ v1: `GET/POST /ws/patients/`, `GET/PUT /ws/patients/{external_id}`. v2: the same
 plus `GET/POST /ws/patients/{external_id}/bookings/` and `GET/POST …/bookings/{booking}` (an older version
 of the v2 page lists them; the current one does not). v3: v2's patient routes under `/ws/v3/patients/`, and
 no bookings routes, as its page lists none. Whether the bookings routes are there is a site's fact
-(assumption "bookings-routes"): ServerOptions can take them away from v2 or give them to v1 and v3. Statuses the docs do not give follow
-assumptions "exists-status" (settable: ServerOptions.exists_status) and "other-statuses"; a 404 says in its
-body whether the route, the patient or the booking is missing (assumption "not-found-body").
+(assumption "bookings-routes"): ServerOptions can take them away from v2 or give them to v1 and v3.
+Statuses the docs do not give follow assumptions "exists-status" (settable: ServerOptions.exists_status)
+and "other-statuses"; a 404 says in its body whether the route, the patient or the booking is missing
+(assumption "not-found-body").
 """
 
 from __future__ import annotations
