@@ -142,6 +142,8 @@ class Site:
         values.update(overrides)
         lines = []
         for k, v in values.items():
+            if v is None:  # an override of None leaves the key out
+                continue
             if isinstance(v, bool):
                 lines.append(f"{k} = {'true' if v else 'false'}")
             elif isinstance(v, int | float):
