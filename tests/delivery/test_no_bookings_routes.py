@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from pipeline.cli import cli
 from pipeline.delivery._config import load_config
 from pipeline.delivery._engine import RowOutcome
 from pipeline.delivery._run import RunResult, run_bookings
-from pipeline.ledger import Ledger, record_site_fact
 from pipeline.protocol._keyring import Keyring
 from pipeline.simulator._routes import ServerOptions
 from pipeline.simulator._server import CWSServer
@@ -181,12 +182,23 @@ def test_what_check_recorded_is_the_sites_bookings_routes_when_the_config_says_n
     run(site, site.write_csv(rows))
     first = run(site, site.write_csv([[rows[0][0], "R1", *rows[0][2:]]], "n2.csv"))
     assert first.counts["changed"] == 1 and "bookings_routes is not set" in (first.attention[0].reason or "")
-    with Ledger.open(site.ledger, create=False) as ledger:
-        record_site_fact(ledger, "bookings_routes", "yes", "GET ... answered 200")
+    checked = CliRunner().invoke(cli, ["check", "-c", str(site.config)])
+    assert checked.exit_code == 0 and "CorEMR has bookings routes (API v2)" in checked.output, checked.output
     found: list[RowOutcome] = []
     second = run(site, site.write_csv([[rows[1][0], "R2", *rows[1][2:]]], "n3.csv"), found)
     assert second.counts["delivered"] == 1 and found[0].action == "booking added"
     assert site.server.counters().booking_creates[rows[1][0]] == {rows[1][1]: 1, "R2": 1}
+
+
+def test_what_check_found_against_v3_names_it_in_the_held_rows_message(v3_site: Site) -> None:
+    site = v3_site
+    rows = booking_rows(1)
+    run(site, site.write_csv(rows))
+    checked = CliRunner().invoke(cli, ["check", "-c", str(site.config), "--mapping", str(site.mapping)])
+    assert checked.exit_code == 0 and "CorEMR has no bookings routes (API v3)" in checked.output, checked.output
+    held = run(site, site.write_csv([[rows[0][0], "R1", *rows[0][2:]]], "n2.csv"))
+    assert held.counts["changed"] == 1
+    assert "has no bookings routes (`cws-pipeline check` found none)" in (held.attention[0].reason or "")
 
 
 def test_a_correction_sends_a_booking_update_only_when_a_booking_field_changed(site: Site) -> None:
