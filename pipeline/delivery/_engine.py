@@ -131,7 +131,6 @@ class Delivery:
         target: Target | None = None,
         limiter: ConcurrencyLimiter | None = None,
         delivered_body: Callable[[str], bytes | None] | None = None,
-        routes_known: str = "",
     ) -> None:
         self.run_id = run_id
         self._transport = transport
@@ -144,7 +143,6 @@ class Delivery:
         self._rebookings = Rebookings(prior)
         self._exists = config.exists_status
         self._delivered_body = delivered_body  # the ledger's stored body by SHA-256 (None: unknown, send both)
-        self._routes_known = routes_known  # where the site's (lack of) bookings routes is known from, in words
         self._answers: dict[bytes, bytes] = {}  # a 2xx answer's digest -> its request's: a second request is a replay
         self._answers_lock = threading.Lock()
         self._limiter = limiter or ConcurrencyLimiter(FixedLimit(config.concurrency))
@@ -188,7 +186,7 @@ class Delivery:
         for row, sha in held:
             assert row.body is not None and sha is not None
             number = self._target.booking_number_of(row.body)
-            reason = reason_text(rebooking_held_reason(row.external_id, number, self._routes_known), row.body)
+            reason = reason_text(rebooking_held_reason(row.external_id, number, self._target.routes_known), row.body)
             records = final_records(self.run_id, row, "changed", reason, sha, None, 0)
             records.bodies.append((sha, row.body))  # kept for `accept` and a person reading the ledger
             write.add(records)
@@ -323,8 +321,9 @@ class Delivery:
 
     def _hold_rebooking(self, r: _Progress) -> RowOutcome:
         """CorEMR holds the patient and the site has no bookings routes: held for a person, saying what to do."""
-        number = self._target.booking_number_of(r.body)
-        return self._finish(r, "changed", rebooking_held_reason(r.row.external_id, number, self._routes_known), r.sha)
+        t = self._target
+        return self._finish(r, "changed", rebooking_held_reason(r.row.external_id, t.booking_number_of(r.body),
+                                                                t.routes_known), r.sha)  # fmt: skip
 
     def _booking_changed(self, r: _Progress) -> bool:
         """True unless the body CorEMR was sent before (the ledger's, by SHA-256) holds this row's booking as is."""

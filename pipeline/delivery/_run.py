@@ -181,14 +181,11 @@ def run_bookings(
             prior = ledger.prior_rows()  # read while SQLite checks the file beside it; the first write waits for that
             notices = _earlier_runs_not_finished(ledger)
             run_id = ledger.begin_run(_run_info(csv_path, setup, config), os.getpid())
-            has_bookings, routes_known = _bookings_routes(config, ledger)
         result = RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
         stop = RunStop()
-        limiter = _limiter(config, on_concurrency)
-        stop.also_wake(limiter.wake)  # a stop ends every wait for a place at once
+        limiter = _limiter(config, on_concurrency, stop)
         breaker = CircuitBreaker(config.circuit_breaker, stop)
-        writer = LedgerWriter(ledger)
-        tally = Tally(on_row)
+        writer, tally = LedgerWriter(ledger), Tally(on_row)
         failure: BaseException | None = None
         watch = SendingWatch(stop.stop, now, window=config.window, max_seconds=config.max_run_seconds,
                              limit_named=f"max_run_seconds = {config.max_run_seconds:g} in {config.path}")  # fmt: skip
@@ -197,9 +194,7 @@ def run_bookings(
             delivery = Delivery(run_id=run_id, transport=transport, auth=setup.auth, writer=writer, config=config,
                                 endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
                                 breaker=breaker, sleep=sleep, limiter=limiter, delivered_body=delivered_body,
-                                routes_known=routes_known,
-                                target=Target.of(setup.mapping, config.base_url, bookings_routes=has_bookings,
-                                                 update_adds_booking=config.update_adds_booking))  # fmt: skip
+                                target=_site_target(config, ledger, setup.mapping))  # fmt: skip
             with watch:
                 Dispatcher(delivery, stop, limiter, tally, on_total).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
@@ -209,6 +204,13 @@ def run_bookings(
         result.stopped_early = watch.stopped
         _end_run(ledger, writer, result, tally, breaker, failure, config.head_log)
     return result
+
+
+def _site_target(config: RunConfig, ledger: Ledger, mapping: Mapping) -> Target:
+    """The mapping's target at this site, with the bookings routes only where the site is known to have them."""
+    has, known = _bookings_routes(config, ledger)
+    return Target.of(mapping, config.base_url, bookings_routes=has, update_adds_booking=config.update_adds_booking,
+                     routes_known=known)  # fmt: skip
 
 
 def _bookings_routes(config: RunConfig, ledger: Ledger) -> tuple[bool, str]:
@@ -262,12 +264,18 @@ def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
     )
 
 
-def _limiter(config: RunConfig, on_change: Callable[[int], None] | None) -> ConcurrencyLimiter:
-    """The run's one limiter: adaptive up to `concurrency` (TCP Vegas), or fixed at it; `max_rate` a second."""
+def _limiter(
+    config: RunConfig, on_change: Callable[[int], None] | None, stop: RunStop | None = None
+) -> ConcurrencyLimiter:
+    """The run's one limiter: adaptive up to `concurrency` (TCP Vegas), or fixed at it; `max_rate` a second.
+    A STOP ends every wait for a place at once."""
     limit = AdaptiveLimit(config.concurrency) if config.adaptive else FixedLimit(config.concurrency)
     if on_change is not None:
         on_change(limit.allowed)
-    return ConcurrencyLimiter(limit, max_rate=config.max_rate, on_change=on_change)
+    limiter = ConcurrencyLimiter(limit, max_rate=config.max_rate, on_change=on_change)
+    if stop is not None:
+        stop.also_wake(limiter.wake)
+    return limiter
 
 
 def _lines_after_header(snapshot: Snapshot) -> int:

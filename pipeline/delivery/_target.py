@@ -39,17 +39,26 @@ class Target:
     on_change: OnChange = "hold"
     api: ApiVersion = DEFAULT_API
     update_adds_booking: bool = False  # without bookings routes, a re-booking goes as a patient update
+    routes_known: str = ""  # where the site's having (or not) the bookings routes is known from, in words
 
     @classmethod
     def of(
-        cls, mapping: Mapping, base_url: str, *, bookings_routes: bool = False, update_adds_booking: bool = False
+        cls,
+        mapping: Mapping,
+        base_url: str,
+        *,
+        bookings_routes: bool = False,
+        update_adds_booking: bool = False,
+        routes_known: str = "",
     ) -> Target:
         """The target of a mapping at a site's base_url; BOOKINGS_ROUTES: the site is known to have them."""
         profile = API_PROFILES[mapping.api]
         routes = profile.routes.at(base_url.rstrip("/") + mapping.endpoint)
         routes = replace(routes, has_bookings=routes.has_bookings and bookings_routes)
         number = profile.booking_number if routes.has_bookings and mapping.booking_fields else None
-        return cls(routes, number, mapping.booking_fields, mapping.on_change, mapping.api, update_adds_booking)
+        return cls(
+            routes, number, mapping.booking_fields, mapping.on_change, mapping.api, update_adds_booking, routes_known
+        )
 
     @classmethod
     def default(cls, endpoint_url: str, on_change: OnChange = "hold") -> Target:

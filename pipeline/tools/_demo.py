@@ -82,8 +82,9 @@ def run_demo(
     server = CWSServer(load_private_key(site.server_key), Keyring(site.client_keyring), access=SERVER_ACCESS, api=api)
     with server:
         algorithm = API_PROFILES[api].algorithms[0]  # v1 takes CWS-SHA1 only
-        routes = "" if api == "v1" else f'bookings_routes = "{"yes" if server.api.routes.has_bookings else "no"}"\n'
-        config_path = site.write_config(server.url, 8, directory / "ledger.sqlite", algorithm=algorithm, extra=routes)
+        routes = None if api == "v1" else server.api.routes.has_bookings  # as the local server plays them
+        config_path = site.write_config(server.url, 8, directory / "ledger.sqlite", algorithm=algorithm,
+                                        bookings_routes=routes)  # fmt: skip
         config = load_config(config_path)
         echo(f"Local CWS server (CorEMR API {api}, {server.api.coremr}) listening on {server.url}")
         echo(f"Night 1: delivering {csv.name} through {mapping.name} ...")
