@@ -137,10 +137,13 @@ class Site:
             "retry_max_wait": 0.05,
             "timeout": 5,
             "settle_seconds": 0.01,  # a real settle, short: a test of a file still being written sets more
+            "bookings_routes": "yes",  # the local v2 server plays them (an older v2 page lists them)
         }
         values.update(overrides)
         lines = []
         for k, v in values.items():
+            if v is None:  # an override of None leaves the key out
+                continue
             if isinstance(v, bool):
                 lines.append(f"{k} = {'true' if v else 'false'}")
             elif isinstance(v, int | float):

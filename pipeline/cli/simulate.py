@@ -59,7 +59,8 @@ _OPTIONS = (
     click.option(
         "--bookings-routes",
         type=click.Choice(["yes", "no"]),
-        help="Serve the bookings routes or not, whatever the version [default: the version's: v2, v3 yes; v1 no].",
+        help="Serve the bookings routes or not, whatever the version [default: v2 yes (an older v2 page lists them);"
+        " v1, v3 no].",
     ),
     click.option(
         "--exists-status",
@@ -133,9 +134,9 @@ def simulate(
     """Run a local CWS server that checks request signatures and signs its answers.
 
     It serves one CorEMR API version's routes from memory (--api): create, read, list and update
-    patients (v1 updates by PUT, v2 and v3 by POST) and, for v2 and v3, a patient's bookings (which
-    CorEMR documents only on an older v2 page: --bookings-routes no plays a site without them, yes gives
-    them to any version). It checks each body against the version's fields (400 naming each field and
+    patients (v1 updates by PUT, v2 and v3 by POST) and, for v2, a patient's bookings (which CorEMR
+    documents only on an older v2 page; v3's lists none: --bookings-routes no plays a site without them,
+    yes gives them to any version). It checks each body against the version's fields (400 naming each field and
     the documented rule), a GET's signature over the empty string and any other request's over its body
     (401 naming the problem), and signs every answer. A 404 says which is missing: {"error": "no such
     route"}, "no such patient" or "no such booking". Where CorEMR's documents are silent it follows named

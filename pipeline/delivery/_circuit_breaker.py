@@ -59,6 +59,10 @@ class CircuitBreaker:
             self._trip(f"stopped after {count} answers in a row refusing to process (last: HTTP {ex.status}):"
                        " CorEMR is down or overloaded; check base_url, or run again later")  # fmt: skip
 
+    def site_refused(self, reason: str) -> None:
+        """Stop the run for a refusal of our site the engine found out itself (e.g. no bookings routes)."""
+        self._trip(reason)
+
     def _count_unverified(self, ex: Exchange) -> None:
         with self._lock:
             self._count += 1

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .._errors import ConfigError, UserInputError
 from .._toml import TomlFile
-from ..protocol import ALGORITHMS, Algorithm, check_access, is_loopback, passphrase_from_environment
+from ..protocol import (
+    ALGORITHMS,
+    EXISTS_STATUS,
+    Algorithm,
+    check_access,
+    is_loopback,
+    passphrase_from_environment,
+)
 from ._transport import DEFAULT_MAX_ANSWER_BYTES, tls_context
 from ._window import DeliveryWindow
 
-__all__ = ["CONFIG_KEYS", "DEFAULT_CEILING", "DEFAULT_FIXED", "RunConfig", "load_config"]
+__all__ = ["CONFIG_KEYS", "DEFAULT_CEILING", "DEFAULT_FIXED", "BookingsRoutes", "RunConfig", "load_config"]
 
 # Requests in flight at most: the ceiling an adaptive limit grows up to (enough for a CorEMR serving 100 at
 # once: the limit settles a little above the server's capacity), or the fixed number with adaptive = false.
@@ -22,6 +29,8 @@ DEFAULT_CEILING = 128
 DEFAULT_FIXED = 8
 DEFAULT_SETTLE_SECONDS = 3.0  # an export job that pauses between lines pauses for less than this
 DEFAULT_MAX_RUN_SECONDS = 14400.0  # 4 hours: a nightly run takes minutes; one still going has met a stuck server
+
+BookingsRoutes = Literal["yes", "no"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,10 @@ class RunConfig:
     head_log: Path | None = None  # each run appends its final chain head here (see ledger._heads)
     settle_seconds: float = DEFAULT_SETTLE_SECONDS  # the export must not change for this long before it is read
     max_run_seconds: float = DEFAULT_MAX_RUN_SECONDS  # a run stops sending after this long; the rest go next time
+    # What the site's CorEMR answers and has, where the docs are silent (each a named assumption, see ASSUMPTIONS):
+    exists_status: tuple[int, ...] = (EXISTS_STATUS,)  # statuses meaning "this external_id or booking exists"
+    bookings_routes: BookingsRoutes | None = None  # None: what `check` found and recorded, else not assumed
+    update_adds_booking: bool = False  # a patient update with a new booking_no adds the booking (unverified)
 
     def __post_init__(self) -> None:
         if self.concurrency <= 0:
@@ -68,7 +81,7 @@ _OPTIONAL = (
     "ledger", "algorithm", "accept_algorithms", "passphrase_env", "concurrency", "max_attempts", "timeout",
     "max_answer_bytes", "retry_initial_wait", "retry_max_wait", "retry_after_cap", "circuit_breaker", "ca_bundle",
     "allow_insecure_http", "head_log", "adaptive", "max_rate", "window", "timezone", "settle_seconds",
-    "max_run_seconds",
+    "max_run_seconds", "exists_status", "bookings_routes", "update_adds_booking",
 )  # fmt: skip
 CONFIG_KEYS = (*_REQUIRED, *_OPTIONAL)  # every key a run configuration may hold
 _HOUR, _WEEK = 3600.0, 7 * 86400.0
@@ -96,6 +109,7 @@ def load_config(path: Path | str) -> RunConfig:
 
     opts = _numbers(doc, raw)
     opts.update(_bulk_load_options(doc, raw))
+    opts.update(_site_options(doc, raw))
     if "passphrase_env" in raw:
         opts["passphrase_env"] = doc.string("passphrase_env", raw["passphrase_env"])
     if "ca_bundle" in raw:
@@ -162,6 +176,27 @@ def _bulk_load_options(doc: TomlFile, raw: dict[str, Any]) -> dict[str, Any]:
             opts["window"] = DeliveryWindow.parse(doc.string("window", raw["window"]), zone)
         except ValueError as exc:
             raise doc.error("window", str(exc)) from None
+    return opts
+
+
+def _site_options(doc: TomlFile, raw: dict[str, Any]) -> dict[str, Any]:
+    """exists_status, bookings_routes and update_adds_booking: what this site's CorEMR answers and has."""
+    opts: dict[str, Any] = {}
+    if "exists_status" in raw:
+        statuses = raw["exists_status"]
+        if not isinstance(statuses, list) or not statuses:
+            raise doc.error("exists_status", "expected a non-empty list of HTTP statuses, e.g. [409] or [409, 422]")
+        checked = [doc.integer("exists_status", s, minimum=400, maximum=499) for s in statuses]
+        if 404 in checked:
+            raise doc.error("exists_status", "404 means no such patient (or no such route), never that one exists")
+        opts["exists_status"] = tuple(checked)
+    if "bookings_routes" in raw:
+        value = doc.string("bookings_routes", raw["bookings_routes"])
+        if value not in ("yes", "no"):
+            raise doc.error("bookings_routes", f'{value!r}: give "yes" or "no" (or leave it out: what `check` found)')
+        opts["bookings_routes"] = value
+    if "update_adds_booking" in raw:
+        opts["update_adds_booking"] = doc.boolean("update_adds_booking", raw["update_adds_booking"])
     return opts
 
 

@@ -6,7 +6,10 @@ answer, a crash between the "sending" record and the outcome) is never sent agai
 says it is not there; an update, which creates nothing, is simply sent again.
 
 A row may take several requests (see _steps): a patient CorEMR already holds gets its booking through the
-bookings routes, and a correction is sent as an update. Every request that can change CorEMR is recorded
+bookings routes where the site has them (else the row is held for a person, or, where the site says a
+patient update adds a booking, sent as one), and a correction is sent as an update (with a booking update
+only when a booking field changed). A row makes at most one create request per run that CorEMR answers:
+a second would be a loop of doomed creates. Every request that can change CorEMR is recorded
 durably, naming its step, before it leaves, and every request with its answer after; every one goes
 through `exchange`. The pieces: `exchange` (one signed request), `retrying` (the retry policy),
 `judge_answer` (what an answer means), `judge_lookup` (what a lookup found), `_records` (ledger records).
@@ -19,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ..ledger import (
     STEPS,
@@ -30,7 +34,7 @@ from ..ledger import (
     Step,
 )
 from ..mapping import MappedRow
-from ..protocol import EXISTS_STATUS, CWSAuth
+from ..protocol import CWSAuth
 from ._circuit_breaker import CircuitBreaker
 from ._concurrency import ConcurrencyLimiter, FixedLimit, answer_kind
 from ._config import RunConfig
@@ -42,7 +46,14 @@ from ._plan import Plan, Rebookings, plan, updated_reason
 from ._quiet import quiet_records
 from ._records import exchange_record, final_records, intent_record
 from ._retry import RunStop, TransientFailure, capped_retry_after, retrying
-from ._steps import Doubt, Verdict, judge_answer, site_setting
+from ._steps import (
+    Doubt,
+    Verdict,
+    judge_answer,
+    no_bookings_route_reason,
+    rebooking_held_reason,
+    site_setting,
+)
 from ._target import Booking, Target
 from ._transport import Answer, Transport
 
@@ -58,6 +69,14 @@ _OTHER_DETAILS = (
 )
 _MAX_STEPS = 6  # requests one attempt may chain (create, booking, lookup...): more means answers that contradict
 _REPLAY = "it is byte for byte (body and signature) an answer already received for another request: a replay"
+_SECOND_CREATE = (
+    "CorEMR's answers contradict each other: a create of this row was answered in this run, and a later answer"
+    " ({}) would have it created again; not sent twice: check the patient in CorEMR"
+)
+_BY_UPDATE = (
+    'booking {} sent in a patient update (update_adds_booking = true, assumption "update-adds-booking":'
+    " unverified): check once in CorEMR that the patient holds it"
+)
 
 
 @dataclass
@@ -77,6 +96,8 @@ class _Progress:
     attempts: int = 0
     last: Exchange | None = None
     doubt_before: Doubt | None = None  # the doubt an earlier run left, kept if the run stops before it is settled
+    create_answered: bool = False  # a create of this row got CorEMR's verdict in this run: never another
+    booking_by_update: bool = False  # a re-booking sent as a patient update (update_adds_booking)
 
 
 class _Final(Exception):
@@ -109,6 +130,7 @@ class Delivery:
         sleep: Callable[[float], None] | None = None,
         target: Target | None = None,
         limiter: ConcurrencyLimiter | None = None,
+        delivered_body: Callable[[str], bytes | None] | None = None,
     ) -> None:
         self.run_id = run_id
         self._transport = transport
@@ -119,6 +141,8 @@ class Delivery:
         self._breaker = breaker
         self._stop: RunStop = breaker.stop
         self._rebookings = Rebookings(prior)
+        self._exists = config.exists_status
+        self._delivered_body = delivered_body  # the ledger's stored body by SHA-256 (None: unknown, send both)
         self._answers: dict[bytes, bytes] = {}  # a 2xx answer's digest -> its request's: a second request is a replay
         self._answers_lock = threading.Lock()
         self._limiter = limiter or ConcurrencyLimiter(FixedLimit(config.concurrency))
@@ -135,12 +159,39 @@ class Delivery:
     # -- rows that need no request ---------------------------------------------------------------
 
     def plan(self, row: MappedRow) -> tuple[Plan, str | None]:
-        """What this row needs (from its validity, earlier runs and the corrections policy) and its body's SHA-256."""
-        return plan(row, self._prior, self._target.on_change)
+        """What this row needs (from its validity, earlier runs and the corrections policy) and its body's SHA-256;
+        "rebooked": a returning person this site cannot be sent (no bookings routes), held for a person."""
+        row_plan, sha = plan(row, self._prior, self._target.on_change)
+        if row_plan == "send" and sha is not None and self._held_rebooking(row, sha):
+            return "rebooked", sha
+        return row_plan, sha
+
+    def _held_rebooking(self, row: MappedRow, sha: str) -> bool:
+        """True for a returning person at a site without bookings routes that does not take bookings by update:
+        one the ledger knows under another key, or one CorEMR refused as existing before (held, same body)."""
+        t = self._target
+        if t.api == "v1" or t.routes.has_bookings or t.update_adds_booking or self._prior.delivered_sha256(row.key):
+            return False
+        p = self._prior.get(row.key)
+        if p is not None and p.state == "changed" and p.body_sha256 == sha:
+            return True  # held before (a create answered "exists"): a create again would be refused again
+        return self._rebookings.under_another_key(row)
 
     def record_many_without_sending(self, planned: Sequence[tuple[MappedRow, Plan, str | None]]) -> list[RowOutcome]:
         """Record the states of rows that need no request, in one ledger submission (re-runs are mostly these)."""
-        write, outcomes = quiet_records(self.run_id, self._prior, planned, self._stop.reason)
+        held = [(row, sha) for row, row_plan, sha in planned if row_plan == "rebooked" and row.body and sha]
+        write, outcomes = quiet_records(
+            self.run_id, self._prior, [p for p in planned if p[1] != "rebooked"], self._stop.reason
+        )
+        for row, sha in held:
+            assert row.body is not None and sha is not None
+            number = self._target.booking_number_of(row.body)
+            reason = reason_text(rebooking_held_reason(row.external_id, number, self._target.routes_known), row.body)
+            records = final_records(self.run_id, row, "changed", reason, sha, None, 0)
+            records.bodies.append((sha, row.body))  # kept for `accept` and a person reading the ledger
+            write.add(records)
+            known = known_outcome(self._prior.get(row.key), records)
+            outcomes.append(RowOutcome(row.line, row.key, "changed", reason, known, body_sha256=sha))
         self._writer.submit(write)
         return outcomes
 
@@ -191,9 +242,17 @@ class Delivery:
         r = _Progress(row, row.body, sha, "create", intent_pending)
         if self._prior.delivered_sha256(row.key):
             r.step = "update"
-        elif self._rebookings.under_another_key(row) and self._booking(r) is not None:
-            r.step = "booking"  # the create would be refused: the patient exists
+        elif self._rebookings.under_another_key(row):
+            if self._booking(r) is not None:
+                r.step = "booking"  # the create would be refused: the patient exists
+            elif self._by_update():
+                r.step, r.booking_by_update = "update", True  # no bookings routes: the site takes it this way
         return r
+
+    def _by_update(self) -> bool:
+        """True where a re-booking goes as a patient update: no bookings routes and update_adds_booking (v2, v3)."""
+        t = self._target
+        return t.update_adds_booking and not t.routes.has_bookings and t.api != "v1"
 
     def _booking(self, r: _Progress) -> Booking | None:
         """The row's booking, read from its body once and only when needed (a first create never needs it)."""
@@ -222,15 +281,21 @@ class Delivery:
         for _ in range(_MAX_STEPS):
             ex = self._send(r)
             # Only a refused create and an accepted update depend on the booking: read it for those alone.
-            asks = ex.status == EXISTS_STATUS or r.step == "update"
+            asks = ex.status in self._exists or (r.step == "update" and self._booking_changed(r))
             verdict = self._judge(r, ex, asks)
+            if r.step == "create" and verdict.kind not in ("doubt", "retry"):
+                r.create_answered = True  # CorEMR decided on this row's create: a second one is never sent this run
             if verdict.kind == "done":
-                assert verdict.state is not None
-                reason = updated_reason(self._prior.get(r.row.key)) if verdict.action == "updated" else verdict.reason
-                return self._finish(r, verdict.state, reason, r.sha, action=verdict.action)
+                return self._done(r, verdict)
             if verdict.kind == "next":
                 assert verdict.step is not None
                 r.step = verdict.step
+            elif verdict.kind == "exists":
+                if not self._by_update():
+                    return self._hold_rebooking(r)
+                r.step, r.booking_by_update = "update", True
+            elif verdict.kind == "read_patient":
+                r.step = self._after_booking_404(r, ex)
             elif verdict.kind == "check":
                 return self._confirm_booking(r)
             elif verdict.kind == "site":  # the breaker has stopped the run: the row stays sendable
@@ -243,12 +308,55 @@ class Delivery:
                 raise TransientFailure(ex.describe() + unbound, ex.retry_after)
         raise _Final("rejected", f"CorEMR's answers contradict each other ({ex.describe()} to the {r.step})")
 
+    def _done(self, r: _Progress, verdict: Verdict) -> RowOutcome:
+        """The row is done: record its state, naming a correction's delivering run or a booking sent by update."""
+        assert verdict.state is not None
+        action, reason = verdict.action, verdict.reason
+        if action == "updated" and r.booking_by_update:
+            number = self._target.booking_number_of(r.body)
+            action, reason = "booking added", _BY_UPDATE.format(number or "")
+        elif action == "updated":
+            reason = updated_reason(self._prior.get(r.row.key))
+        return self._finish(r, verdict.state, reason, r.sha, action=action)
+
+    def _hold_rebooking(self, r: _Progress) -> RowOutcome:
+        """CorEMR holds the patient and the site has no bookings routes: held for a person, saying what to do."""
+        t = self._target
+        return self._finish(r, "changed", rebooking_held_reason(r.row.external_id, t.booking_number_of(r.body),
+                                                                t.routes_known), r.sha)  # fmt: skip
+
+    def _booking_changed(self, r: _Progress) -> bool:
+        """True unless the body CorEMR was sent before (the ledger's, by SHA-256) holds this row's booking as is."""
+        delivered = self._prior.delivered_sha256(r.row.key)
+        if delivered is None or self._delivered_body is None:
+            return True
+        return self._target.booking_changed(self._delivered_body(delivered), r.body)
+
+    def _after_booking_404(self, r: _Progress, ex: Exchange) -> Step:
+        """A bookings route answered 404: read the patient. There: the route is not (a stop of the run, the row
+        sendable); absent: create it (once per run); anything else: try again or end the row."""
+        url = self._target.patient_url(r.row.external_id)
+        assert url is not None  # a bookings URL was made of the same external_id
+        read = self._look_up(r, url)
+        finding = judge_lookup(read, r.row.external_id or "")
+        r.last = ex  # the row's last answer is the bookings route's
+        if finding == "found":
+            self._breaker.site_refused(no_bookings_route_reason(urlsplit(self._target.create_url).path))
+            raise _Stopped
+        if finding == "absent":
+            return "create"
+        if finding == "try_again":
+            raise TransientFailure(read.describe(), read.retry_after)
+        raise _Final("rejected", f"a bookings route answered HTTP 404 and a read of the patient answered"
+                                 f" {read.describe()}: check the patient in CorEMR")  # fmt: skip
+
     def _judge(self, r: _Progress, ex: Exchange, asks_booking: bool) -> Verdict:
         """What an answer to the row's step means, a replayed answer being no answer at all."""
         if self._replayed(ex):
             return Verdict("doubt", reason=_REPLAY, doubt="ambiguous")
         has_booking = asks_booking and self._booking(r) is not None
-        return judge_answer(r.step, ex, has_booking=has_booking, api=self._target.api, external_id=r.row.external_id)
+        return judge_answer(r.step, ex, has_booking=has_booking, api=self._target.api, external_id=r.row.external_id,
+                            exists=self._exists, bookings_routes=self._target.routes.has_bookings)  # fmt: skip
 
     def _replayed(self, ex: Exchange) -> bool:
         """True when this verified 2xx is byte for byte one already received, in this run, for another request."""
@@ -363,6 +471,8 @@ class Delivery:
         """Send the row's next step once, recorded durably (naming the step) before it leaves."""
         if self._stop.stopped:
             raise _Stopped
+        if r.step == "create" and r.create_answered:
+            raise _Final("rejected", _SECOND_CREATE.format(r.last.describe() if r.last else "none"))
         method, url, body = self._request_of(r)
         if not r.intent_pending:
             # Durable before the request leaves: after a crash the next run sees "sending" and settles it.

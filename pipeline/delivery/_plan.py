@@ -31,8 +31,10 @@ __all__ = [
 
 Plan = Literal[
     "invalid", "excluded", "duplicate", "skipped", "changed", "renumbered", "rejected_again", "send", "settle",
-    "stopped",
+    "stopped", "rebooked",
 ]  # fmt: skip
+# "rebooked": a returning person (a patient CorEMR holds, with a new booking) at a site without bookings routes:
+# held, not sent (the engine decides it, knowing the site; see Delivery.plan).
 # A request was recorded as leaving, or may have landed, and no verified answer settled it.
 DOUBTFUL = ("sending", "ambiguous", "unverified")
 _REJECTED_AGAIN = re.compile(r"rejected earlier with the same body \(run (\d+)\): ")

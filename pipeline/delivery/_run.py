@@ -35,6 +35,7 @@ from ..ledger import (
     RunLock,
     RunStatus,
     record_chain_head,
+    site_facts,
 )
 from ..mapping import MappedRow, Mapping, load_mapping, map_csv
 from ..protocol import API_PROFILES, CWSAuth, Keyring, load_private_key
@@ -180,11 +181,11 @@ def run_bookings(
         _open_transport(config) as transport,
         RunLock(config.ledger, create=True),
         Ledger.open(config.ledger) as ledger,
+        contextlib.closing(_DeliveredBodies(config.ledger)) as delivered_body,
     ):
         prior, result = _begin(ledger, csv_path, setup, config)
         stop = RunStop()
-        limiter = _limiter(config, on_concurrency)
-        stop.also_wake(limiter.wake)  # a stop ends every wait for a place at once
+        limiter = _limiter(config, on_concurrency, stop)
         breaker = CircuitBreaker(config.circuit_breaker, stop)
         writer, tally = LedgerWriter(ledger), Tally(on_row)
         failure: BaseException | None = None
@@ -194,8 +195,8 @@ def run_bookings(
         try:
             delivery = Delivery(run_id=result.run_id, transport=transport, auth=setup.auth, writer=writer,
                                 config=config, endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
-                                breaker=breaker, sleep=sleep, limiter=limiter,
-                                target=Target.of(setup.mapping, config.base_url))  # fmt: skip
+                                breaker=breaker, sleep=sleep, limiter=limiter, delivered_body=delivered_body,
+                                target=_site_target(config, ledger, setup.mapping))  # fmt: skip
             with watch:
                 Dispatcher(delivery, stop, limiter, tally, on_total).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
@@ -231,6 +232,49 @@ def _begin(ledger: Ledger, csv_path: Path, setup: _SetUp, config: RunConfig) -> 
     return prior, RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
 
 
+def _site_target(config: RunConfig, ledger: Ledger, mapping: Mapping) -> Target:
+    """The mapping's target at this site, with the bookings routes only where the site is known to have them."""
+    has, known = _bookings_routes(config, ledger)
+    return Target.of(mapping, config.base_url, bookings_routes=has, update_adds_booking=config.update_adds_booking,
+                     routes_known=known)  # fmt: skip
+
+
+def _bookings_routes(config: RunConfig, ledger: Ledger) -> tuple[bool, str]:
+    """Whether the site has the bookings routes, and where that is known from: the run configuration's
+    `bookings_routes`, else what `check` found and recorded, else they are not assumed (no)."""
+    if config.bookings_routes is not None:
+        return config.bookings_routes == "yes", f'bookings_routes = "{config.bookings_routes}" in {config.path.name}'
+    fact = site_facts(ledger).get("bookings_routes")
+    if fact is not None:
+        return fact.value == "yes", f"`cws-pipeline check` found {'them' if fact.value == 'yes' else 'none'}"
+    return False, "bookings_routes is not set and `cws-pipeline check` has not found them"
+
+
+class _DeliveredBodies:
+    """The ledger's stored bodies by SHA-256 (a correction's delivered body), read through a read-only
+    connection of its own, opened on first need: worker threads never share the writer's connection."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._ledger: Ledger | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, sha256: str) -> bytes | None:
+        with self._lock:
+            try:
+                if self._ledger is None:
+                    self._ledger = Ledger.open_read_only(self._path, check=False)
+                return self._ledger.body(sha256)
+            except CWSPipelineError:  # unreadable: the caller sends the booking update, as if it changed
+                return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
+
+
 def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
     """What the runs table records of this run's set-up, and who runs it where."""
     user, host = operator()
@@ -249,12 +293,18 @@ def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
     )
 
 
-def _limiter(config: RunConfig, on_change: Callable[[int], None] | None) -> ConcurrencyLimiter:
-    """The run's one limiter: adaptive up to `concurrency` (TCP Vegas), or fixed at it; `max_rate` a second."""
+def _limiter(
+    config: RunConfig, on_change: Callable[[int], None] | None, stop: RunStop | None = None
+) -> ConcurrencyLimiter:
+    """The run's one limiter: adaptive up to `concurrency` (TCP Vegas), or fixed at it; `max_rate` a second.
+    A STOP ends every wait for a place at once."""
     limit = AdaptiveLimit(config.concurrency) if config.adaptive else FixedLimit(config.concurrency)
     if on_change is not None:
         on_change(limit.allowed)
-    return ConcurrencyLimiter(limit, max_rate=config.max_rate, on_change=on_change)
+    limiter = ConcurrencyLimiter(limit, max_rate=config.max_rate, on_change=on_change)
+    if stop is not None:
+        stop.also_wake(limiter.wake)
+    return limiter
 
 
 def _lines_after_header(snapshot: Snapshot) -> int:

@@ -1,10 +1,13 @@
 """What CorEMR's answer to each request of a row means: the row is done, the next request, or doubt.
 
 A row is one patient and one booking. Its requests ("steps"): `create` the patient (with its booking as
-the first); `booking`, a booking create for a patient CorEMR already holds (v2, v3); `update` the patient
-with a corrected body and then its `booking update` (v2, v3). Which status means "already exists" is the
-assumption EXISTS_STATUS ("exists-status"); 404 for an unknown patient or booking is "other-statuses".
-No I/O here: the engine sends, records and follows these verdicts.
+the first); `booking`, a booking create for a patient CorEMR already holds (v2, v3, where the site has the
+bookings routes); `update` the patient with a corrected body and then, when a booking field changed, its
+`booking update`. Which statuses mean "already exists" is the site's setting `exists_status` (assumption
+"exists-status", [409] by default); 404 for an unknown patient or booking is "other-statuses". A 404 from a
+bookings route is never read as "no such patient" on its own word: a route that is not there answers 404
+too, so the engine reads the patient first (`read_patient`). No I/O here: the engine sends, records and
+follows these verdicts.
 
 Two kinds of refusal. One about the row's data (400, 409, 422...) makes it `rejected`. One about our
 site (401/403: our key or Access name; any 3xx or a 404 to a create: the base_url; see `site_setting`)
@@ -25,7 +28,16 @@ from ._exchange import Exchange
 from ._messages import server_message
 from ._retry import RETRYABLE_STATUSES
 
-__all__ = ["NOT_FOUND_STATUS", "Verdict", "judge_answer", "no_bookings_reason", "site_setting", "unbound_answer"]
+__all__ = [
+    "NOT_FOUND_STATUS",
+    "Verdict",
+    "judge_answer",
+    "no_bookings_reason",
+    "no_bookings_route_reason",
+    "rebooking_held_reason",
+    "site_setting",
+    "unbound_answer",
+]
 
 NOT_FOUND_STATUS = 404  # an unknown patient or booking (assumption "other-statuses")
 
@@ -35,10 +47,13 @@ Doubt = Literal["ambiguous", "unverified"]
 @dataclass(frozen=True)
 class Verdict:
     """What one answer means: `done` (STATE, ACTION), `next` (STEP), `check` (a lookup of the booking must
-    confirm it exists), `doubt` (it may have landed), `retry` (nothing landed; try again), or `site` (a
-    refusal of our site, not of the row: the run stops; REASON names the setting to check)."""
+    confirm it exists), `doubt` (it may have landed), `retry` (nothing landed; try again), `site` (a
+    refusal of our site, not of the row: the run stops; REASON names the setting to check), `exists` (the
+    patient exists and its booking cannot go through bookings routes: the engine holds or updates), or
+    `read_patient` (a bookings route answered 404: a read of the patient tells a missing patient from a
+    missing route)."""
 
-    kind: Literal["done", "next", "check", "doubt", "retry", "site"]
+    kind: Literal["done", "next", "check", "doubt", "retry", "site", "exists", "read_patient"]
     state: RowState | None = None
     action: Action | None = None
     reason: str | None = None
@@ -49,7 +64,8 @@ class Verdict:
 _DONE: dict[Step, Action] = {"create": "created", "booking": "booking added", "update": "updated",
                              "booking update": "updated"}  # fmt: skip
 # A 404 to a step that names a patient or booking: what to send instead.
-_IF_ABSENT: dict[Step, Step] = {"booking": "create", "update": "create", "booking update": "booking"}
+# (A 404 to a booking create is read by reading the patient first: `read_patient`.)
+_IF_ABSENT: dict[Step, Step] = {"update": "create", "booking update": "booking"}
 
 
 def site_setting(step: Step | Literal["lookup"], status: int) -> str | None:
@@ -63,9 +79,20 @@ def site_setting(step: Step | Literal["lookup"], status: int) -> str | None:
     return None
 
 
-def judge_answer(step: Step, ex: Exchange, *, has_booking: bool, api: str, external_id: str | None = None) -> Verdict:
+def judge_answer(
+    step: Step,
+    ex: Exchange,
+    *,
+    has_booking: bool,
+    api: str,
+    external_id: str | None = None,
+    exists: tuple[int, ...] = (EXISTS_STATUS,),
+    bookings_routes: bool = True,
+) -> Verdict:
     """What the answer EX to STEP means; HAS_BOOKING: the row's booking can go through the bookings routes;
-    EXTERNAL_ID: the patient the request is about, which a 2xx must answer for (`unbound_answer`)."""
+    EXTERNAL_ID: the patient the request is about, which a 2xx must answer for (`unbound_answer`); EXISTS:
+    the statuses meaning "this external_id or booking exists" (the site's `exists_status`); BOOKINGS_ROUTES:
+    the site has them (a v2/v3 patient that exists is then refused only when the row names no booking)."""
     if not ex.verified or ex.status is None:
         if ex.reached == "yes":
             return Verdict("doubt", doubt="unverified")
@@ -81,10 +108,16 @@ def judge_answer(step: Step, ex: Exchange, *, has_booking: bool, api: str, exter
         if step == "update" and has_booking:
             return Verdict("next", step="booking update")  # CorEMR ignores booking fields on update
         return Verdict("done", "delivered", _DONE[step])
-    if status == EXISTS_STATUS and step == "create":
-        return Verdict("next", step="booking") if has_booking else Verdict("done", "rejected", reason=_exists(ex, api))
-    if status == EXISTS_STATUS and step == "booking":
+    if status in exists and step == "create":
+        if has_booking:
+            return Verdict("next", step="booking")
+        if api == "v1" or bookings_routes:
+            return Verdict("done", "rejected", reason=_exists(ex, api))
+        return Verdict("exists", reason=f"HTTP {status}: {server_message(ex.response_body)}")
+    if status in exists and step == "booking":
         return Verdict("check")  # the booking exists: a lookup confirms it is the one asked for
+    if status == NOT_FOUND_STATUS and step == "booking":
+        return Verdict("read_patient")  # no such patient, or no such route: only a read of the patient tells
     if status == NOT_FOUND_STATUS and step in _IF_ABSENT:
         return Verdict("next", step=_IF_ABSENT[step])
     return Verdict("done", "rejected", reason=f"HTTP {status}: {server_message(ex.response_body)}")
@@ -147,3 +180,23 @@ def no_bookings_reason(api: str) -> str:
             " through CWS; add it in CorEMR by hand, then `cws-pipeline accept` the row (or use api v2)"
         )
     return "the patient exists, and the row names no booking the bookings routes can take (booking_fields)"
+
+
+def rebooking_held_reason(external_id: str | None, booking: str | None, routes_known: str) -> str:
+    """Why a returning person (a patient CorEMR holds, with a new booking) is held: what to do in CorEMR.
+
+    ROUTES_KNOWN says where the site's lack of bookings routes comes from (its setting, or `check`)."""
+    number = f"booking {booking}" if booking else "this booking"
+    return (
+        f"patient {external_id} is already in CorEMR and this site has no bookings routes ({routes_known}):"
+        f" held, not sent; add {number} to patient {external_id} in CorEMR by hand, then `cws-pipeline accept`"
+        " the row (or set update_adds_booking = true where a patient update adds a booking)"
+    )
+
+
+def no_bookings_route_reason(collection: str) -> str:
+    """The site-level stop when a bookings route answered 404 for a patient a read found: the route is not there."""
+    return (
+        f"CorEMR has no bookings routes: POST {collection}{{external_id}}/bookings/ answered 404 for a patient"
+        ' a signed read found there; set bookings_routes = "no" in the run configuration'
+    )

@@ -2,13 +2,15 @@
 
 One place for the URLs of every step (create, patient read and update, a patient's booking read, create and
 update: the API version's routes at the site), the booking body the mapping's `[target] booking_fields`
-name (assumption "booking-body"), and the corrections policy (`[target] on_change`).
+name (assumption "booking-body"), and the corrections policy (`[target] on_change`). Whether the site has
+the bookings routes is the site's fact (run configuration `bookings_routes`, or what `check` found), never
+the version's: v2 and v3 without one have none here (assumption "bookings-routes").
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..mapping import Mapping, OnChange
@@ -36,14 +38,27 @@ class Target:
     booking_fields: tuple[str, ...] = ()
     on_change: OnChange = "hold"
     api: ApiVersion = DEFAULT_API
+    update_adds_booking: bool = False  # without bookings routes, a re-booking goes as a patient update
+    routes_known: str = ""  # where the site's having (or not) the bookings routes is known from, in words
 
     @classmethod
-    def of(cls, mapping: Mapping, base_url: str) -> Target:
-        """The target of a mapping at a site's base_url."""
+    def of(
+        cls,
+        mapping: Mapping,
+        base_url: str,
+        *,
+        bookings_routes: bool = False,
+        update_adds_booking: bool = False,
+        routes_known: str = "",
+    ) -> Target:
+        """The target of a mapping at a site's base_url; BOOKINGS_ROUTES: the site is known to have them."""
         profile = API_PROFILES[mapping.api]
         routes = profile.routes.at(base_url.rstrip("/") + mapping.endpoint)
+        routes = replace(routes, has_bookings=routes.has_bookings and bookings_routes)
         number = profile.booking_number if routes.has_bookings and mapping.booking_fields else None
-        return cls(routes, number, mapping.booking_fields, mapping.on_change, mapping.api)
+        return cls(
+            routes, number, mapping.booking_fields, mapping.on_change, mapping.api, update_adds_booking, routes_known
+        )
 
     @classmethod
     def default(cls, endpoint_url: str, on_change: OnChange = "hold") -> Target:
@@ -95,6 +110,26 @@ class Target:
             return None
         fields = {name: data[name] for name in self.booking_fields if name in data}
         return Booking(number, _COMPACT.encode(fields).encode("utf-8"))
+
+    def booking_number_of(self, body: bytes) -> str | None:
+        """The booking number a body names (the version's field), with or without bookings routes."""
+        data: Any = json.loads(body)
+        number = data.get(self.profile.booking_number) if isinstance(data, dict) else None
+        return number if isinstance(number, str) else None
+
+    def booking_changed(self, delivered: bytes | None, body: bytes) -> bool:
+        """True unless the DELIVERED body is known and holds every booking field exactly as BODY does."""
+        if delivered is None:
+            return True  # pruned or never stored: send the booking update (it changes nothing if the same)
+        try:
+            before: Any = json.loads(delivered)
+        except ValueError:
+            return True
+        now: Any = json.loads(body)
+        if not isinstance(before, dict) or not isinstance(now, dict):
+            return True
+        fields = self.booking_fields or self.profile.booking_fields
+        return any(before.get(name) != now.get(name) for name in fields)
 
 
 def _nameable(segment: str | None) -> bool:

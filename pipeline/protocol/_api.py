@@ -83,9 +83,15 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption("v3-algorithms", ("v3",), "v3 accepts CWS-SHA256 and CWS-SHA1, like v2",
                "the algorithm table lists v1 and v2 only"),
     Assumption("bookings-routes", ("v2", "v3"), "a site's CorEMR has the bookings routes (…/{external_id}/bookings/"
-               " and …/bookings/{booking}); the local server plays them unless told --bookings-routes no",
-               "an older version of the v2 page lists them; the current v2 page and the v3 page list only the four"
-               " patient routes: whether a site has them is found out, not known"),
+               " and …/bookings/{booking}) only where its run configuration says bookings_routes = \"yes\" or"
+               " `cws-pipeline check` found them; the local server plays them for v2 only unless told"
+               " --bookings-routes", "an older version of the v2 page lists them; the current v2 page and the v3 page"
+               " list only the four patient routes: whether a site has them is found out, not known"),
+    Assumption("update-adds-booking", ("v2", "v3"), "where a site sets update_adds_booking = true (default false),"
+               " a patient update carrying a new booking_no and booking_date adds that booking, so a returning"
+               " person is sent as a patient update", "unverified: v1 documents booking fields as ignored when"
+               " updating, and the v2/v3 pages do not say; without it a returning person at a site without"
+               " bookings routes is held for a person"),
     Assumption("booking-body", ("v2", "v3"), "a booking body is booking_no, booking_date and facility;"
                " booking_no and booking_date are required", "the bookings field table could not be read"),
     Assumption("first-booking", API_VERSIONS, "a patient create also adds its booking (booking_no or"
@@ -97,8 +103,9 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
                " external_id differs from the one in its path", "the docs do not say whether an update can"
                " change a patient's external_id; refusing keeps one patient from becoming another"),
     Assumption("exists-status", API_VERSIONS, "a second create for an external_id (or a booking number) is"
-               " refused with 409", "the docs give 201 for a create and nothing for a duplicate; the local"
-               " server answers another status with --exists-status"),
+               " refused with 409; a site whose CorEMR answers otherwise sets exists_status (e.g. [422])",
+               "the docs give 201 for a create and nothing for a duplicate; the local server answers another status"
+               " with --exists-status"),
     Assumption("other-statuses", API_VERSIONS, "an update answers 200, a booking create 201, an unknown"
                " patient or booking 404", "201 is documented for creates only"),
     Assumption("not-found-body", API_VERSIONS, 'the local server answers a route that is not there 404'
@@ -135,7 +142,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
                "the docs give 2048 bits as the minimum recommended length; making it a floor is our choice"),
 )  # fmt: skip
 
-EXISTS_STATUS = 409  # assumption "exists-status"
+EXISTS_STATUS = 409  # assumption "exists-status": the default of the run configuration's exists_status
 
 # A value put in a URL path segment: '/' '?' '#' would change the route, '%' starts an escape,
 # whitespace and control characters are mangled on the way, and '.' or '..' are resolved away by

@@ -1,11 +1,13 @@
 """The local CWS server's routes for one API version: patients (list, create, read, update) and bookings.
 
 v1: `GET/POST /ws/patients/`, `GET/PUT /ws/patients/{external_id}`. v2: the same with updates by POST,
-plus `GET/POST /ws/patients/{external_id}/bookings/` and `GET/POST …/bookings/{booking}`. v3: v2's under
-`/ws/v3/patients/`. Whether the bookings routes are there is a site's fact (assumption "bookings-routes"):
-ServerOptions can take them away from v2/v3 or give them to v1. Statuses the docs do not give follow
-assumptions "exists-status" (settable: ServerOptions.exists_status) and "other-statuses"; a 404 says in its
-body whether the route, the patient or the booking is missing (assumption "not-found-body").
+plus `GET/POST /ws/patients/{external_id}/bookings/` and `GET/POST …/bookings/{booking}` (an older version
+of the v2 page lists them; the current one does not). v3: v2's patient routes under `/ws/v3/patients/`, and
+no bookings routes, as its page lists none. Whether the bookings routes are there is a site's fact
+(assumption "bookings-routes"): ServerOptions can take them away from v2 or give them to v1 and v3.
+Statuses the docs do not give follow assumptions "exists-status" (settable: ServerOptions.exists_status)
+and "other-statuses"; a 404 says in its body whether the route, the patient or the booking is missing
+(assumption "not-found-body").
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ NO_ROUTE, NO_PATIENT, NO_BOOKING = "no such route", "no such patient", "no such 
 class ServerOptions:
     """What the local server plays where a site's CorEMR may differ from our guesses (each a named assumption)."""
 
-    bookings_routes: bool | None = None  # None: the version's default today ("bookings-routes": v2, v3 have them)
+    bookings_routes: bool | None = None  # None: the version's docs (v2 has them from an older page, v1 and v3 not)
     exists_status: int = EXISTS_STATUS  # the status a second create of an external_id or booking answers
     # The facilities a site's CorEMR has (None: any): a create naming another is refused with a 400, as a site
     # whose facility is not added in CorEMR yet would refuse it.
@@ -45,10 +47,12 @@ class ServerOptions:
             raise ValueError(f"exists_status {self.exists_status}: a refusal is a 4xx status (400 to 499)")
 
     def served(self, api: ApiProfile) -> ApiProfile:
-        """API as this server plays it: with or without the bookings routes."""
-        if self.bookings_routes is None or self.bookings_routes == api.routes.has_bookings:
+        """API as this server plays it: with or without the bookings routes (by default v2 only: v3's page lists
+        none, and only an older version of v2's lists them)."""
+        has = api.routes.has_bookings and api.version != "v3" if self.bookings_routes is None else self.bookings_routes
+        if has == api.routes.has_bookings:
             return api
-        return replace(api, routes=replace(api.routes, has_bookings=self.bookings_routes))
+        return replace(api, routes=replace(api.routes, has_bookings=has))
 
 
 def parse_json(body: bytes) -> tuple[object, str | None]:

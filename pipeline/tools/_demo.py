@@ -3,7 +3,9 @@
 Night 1 delivers the sample export; night 2 delivers the next night's export: the same bookings (skipped:
 nothing is sent twice), two of them corrected (sent as updates: the sample mappings say on_change =
 "update"), three people booked again (their bookings added to the patients CorEMR holds, one exported on
-three lines, one per charge) and one new person.
+three lines, one per charge) and one new person. The run configuration says whether the site has the
+bookings routes, as the local server plays them: v2 has them (an older v2 page lists them); v3 has none
+(its page lists none), so its returning people are held for a person, saying what to do in CorEMR.
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ def run_demo(
     server = CWSServer(load_private_key(site.server_key), Keyring(site.client_keyring), access=SERVER_ACCESS, api=api)
     with server:
         algorithm = API_PROFILES[api].algorithms[0]  # v1 takes CWS-SHA1 only
-        config_path = site.write_config(server.url, 8, directory / "ledger.sqlite", algorithm=algorithm)
+        routes = None if api == "v1" else server.api.routes.has_bookings  # as the local server plays them
+        config_path = site.write_config(server.url, 8, directory / "ledger.sqlite", algorithm=algorithm,
+                                        bookings_routes=routes)  # fmt: skip
         config = load_config(config_path)
         echo(f"Local CWS server (CorEMR API {api}, {server.api.coremr}) listening on {server.url}")
         echo(f"Night 1: delivering {csv.name} through {mapping.name} ...")

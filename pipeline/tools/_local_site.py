@@ -34,8 +34,13 @@ class LocalSite:
         name: str = "cws.toml",
         algorithm: str = "CWS-SHA256",
         extra: str = "",
+        bookings_routes: bool | None = True,
     ) -> Path:
-        """Write a run config for this site (EXTRA: more TOML lines); paths in the site directory are relative."""
+        """Write a run config for this site (EXTRA: more TOML lines); paths in the site directory are relative.
+
+        BOOKINGS_ROUTES: whether the local server plays them (the v2 default does, v3's does not); None writes
+        no setting (a run then follows what `check` found, else assumes none)."""
+        routes = "" if bookings_routes is None else f'bookings_routes = "{"yes" if bookings_routes else "no"}"\n'
         path = self.directory / name
         # settle_seconds = 0: the samples are written before the run starts, there is no export job to wait for.
         path.write_text(
@@ -46,7 +51,7 @@ class LocalSite:
             f'ledger = "{self._relative(ledger)}"\n'
             f'algorithm = "{algorithm}"\n'
             f"concurrency = {concurrency}\n"
-            "settle_seconds = 0\n" + extra,
+            "settle_seconds = 0\n" + routes + extra,
             encoding="utf-8",
         )
         return path

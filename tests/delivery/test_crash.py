@@ -123,7 +123,9 @@ def test_kills_inside_the_multi_step_flow_never_create_a_second_patient_or_booki
                                    "lname": row[3], "dob": row[4], "sex": row[5], "booking_no": "OLD",
                                    "booking_date": "2025-01-01 10:00:00.000"})  # fmt: skip
     rebooked = [[r[0], "R" + r[1], *r[2:]] for r in known[:100]]  # known people: the booking only
-    corrected = [[*r[:2], r[2] + "-fixed", *r[3:]] for r in known[100:]]  # an update, then its booking's
+    # An update; where the booking's date changed too (every other one), then its booking's.
+    corrected = [[*r[:2], r[2] + "-fixed", *r[3:6], r[6] if i % 2 else "2026-11-29 01:00"]
+                 for i, r in enumerate(known[100:])]  # fmt: skip
     rows = rebooked + by_hand + corrected
     rng.shuffle(rows)
     csv = site.write_csv(rows, "night2.csv")

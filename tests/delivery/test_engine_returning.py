@@ -91,26 +91,27 @@ def test_a_person_the_ledger_knows_gets_the_booking_without_a_doomed_create(make
     assert sent(engine) == [("POST", BOOKINGS)]
 
 
-def test_a_booking_for_a_patient_coremr_no_longer_holds_creates_the_patient(
+def test_a_booking_for_a_patient_coremr_no_longer_holds_creates_the_patient_once_a_read_finds_none(
     make_engine: Callable[..., Engine],
 ) -> None:
     r = booked()
     answers: dict[tuple[str, str], list[Answered]] = {
-        ("POST", BOOKINGS): [(404, {"error": "no such patient"})], ("POST", ENDPOINT): [(201, ECHO)],
+        ("POST", BOOKINGS): [(404, {"error": "no such patient"})], ("GET", ENDPOINT + "P1"): [(404, {})],
+        ("POST", ENDPOINT): [(201, ECHO)],
     }  # fmt: skip
     engine = make_engine(scripted(answers), prior=delivered_before(r, key="P1/B0"))
     assert deliver(engine, r).action == "created"
-    assert sent(engine) == [("POST", BOOKINGS), ("POST", ENDPOINT)]
+    assert sent(engine) == [("POST", BOOKINGS), ("GET", ENDPOINT + "P1"), ("POST", ENDPOINT)]
 
 
-def test_answers_that_contradict_each_other_end_the_row_instead_of_looping(make_engine: Callable[..., Engine]) -> None:
+def test_answers_that_contradict_each_other_end_the_row_after_one_create(make_engine: Callable[..., Engine]) -> None:
     answers: dict[tuple[str, str], list[Answered]] = {
-        ("POST", ENDPOINT): [(409, {})] * 5, ("POST", BOOKINGS): [(404, {})] * 5,
+        ("POST", ENDPOINT): [(409, {})] * 5, ("POST", BOOKINGS): [(404, {})] * 5, ("GET", ENDPOINT + "P1"): [(404, {})],
     }  # fmt: skip
     engine = make_engine(scripted(answers))
     outcome = deliver(engine, booked())
     assert outcome.state == "rejected" and "contradict" in (outcome.reason or "")
-    assert len(engine.fake.requests) == 6
+    assert sent(engine) == [("POST", ENDPOINT), ("POST", BOOKINGS), ("GET", ENDPOINT + "P1")]  # never a 2nd create
 
 
 @pytest.mark.parametrize(
