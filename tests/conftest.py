@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.protocol._keys import generate_private_key
+from pipeline.protocol import generate_private_key
 
 from .sites import CLIENT_ACCESS, SERVER_ACCESS, SITE_MAPPING, KeyPair, Site, write_pair
 
@@ -62,8 +62,8 @@ def site(
     tmp_path: Path, client_keys: KeyPair, server_keys: KeyPair, client_keyring_dir: Path, server_keyring_dir: Path
 ) -> Iterator[Site]:
     """A site with config, mapping and a started local CWS server (stopped afterwards)."""
-    from pipeline.protocol._keyring import Keyring
-    from pipeline.simulator._server import CWSServer
+    from pipeline.protocol import Keyring
+    from pipeline.simulator import CWSServer
 
     server = CWSServer(server_keys.key, Keyring(client_keyring_dir)).start()
     mapping = tmp_path / "mapping.toml"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.protocol._keyring import Keyring
+from pipeline.protocol import Keyring
+from pipeline.simulator import CWSServer
 from pipeline.simulator._http import Answer, error_payload
-from pipeline.simulator._server import CWSServer
 
 from .sites import SITE_MAPPING, KeyPair, Site, booking_rows
 

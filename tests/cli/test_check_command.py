@@ -13,12 +13,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.delivery import check_site
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
+from pipeline.delivery import check_site, load_config, run_bookings
 from pipeline.ledger import Ledger, site_facts
-from pipeline.protocol._keyring import Keyring
-from pipeline.simulator._server import CWSServer, Fault
+from pipeline.protocol import Keyring
+from pipeline.simulator import CWSServer, Fault
 
 from ..delivery.test_tls import certificate, tls_site  # noqa: F401 -- fixtures: an HTTPS local server
 from ..sites import SITE_MAPPING, KeyPair, Site, booking_rows

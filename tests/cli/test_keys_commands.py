@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 
 from pipeline.cli import cli
 from pipeline.cli.keys import keygen
-from pipeline.protocol._keys import load_private_key, write_private_file
-from pipeline.protocol._signing import AuthorizationHeader, sign
+from pipeline.protocol import AuthorizationHeader, load_private_key, sign
+from pipeline.protocol._keys import write_private_file
 
 from ..sites import CLIENT_ACCESS, KeyPair
 

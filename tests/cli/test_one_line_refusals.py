@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
-from pipeline._errors import UserInputError
+from pipeline import UserInputError
 from pipeline.cli import cli
 from pipeline.review import parse_age
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline._errors import UserInputError
+from pipeline import UserInputError
 from pipeline._private_files import open_private
 from pipeline.cli import cli
 

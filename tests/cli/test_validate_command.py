@@ -12,8 +12,7 @@ from click.testing import CliRunner
 
 from pipeline._private_files import neutralise_cell
 from pipeline.cli import cli
-from pipeline.mapping._mapped_rows import map_csv
-from pipeline.mapping._mapping_file import load_mapping
+from pipeline.mapping import load_mapping, map_csv
 
 ROOT = Path(__file__).parents[2]
 SAMPLE = ROOT / "sample_data" / "bookings.csv"

@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline._errors import ConfigError
+from pipeline import ConfigError
 from pipeline.cli import cli
-from pipeline.delivery import summary_lines
-from pipeline.delivery._config import DEFAULT_CEILING, DEFAULT_FIXED, load_config
+from pipeline.delivery import DEFAULT_CEILING, DEFAULT_FIXED, RunResult, load_config, run_bookings, summary_lines
 from pipeline.delivery._retry import RunStop
-from pipeline.delivery._run import RunResult, _limiter, run_bookings
-from pipeline.ledger._ledger import Ledger
-from pipeline.protocol._keyring import Keyring
+from pipeline.delivery._run import _limiter
+from pipeline.ledger import Ledger
+from pipeline.protocol import Keyring
 from pipeline.simulator import Capacity, CWSServer
 
 from ..sites import KeyPair, Site, booking_rows

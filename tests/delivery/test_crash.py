@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from pipeline.ledger._entries import verify_chain
-from pipeline.ledger._ledger import Ledger
+from pipeline.ledger import Ledger, verify_chain
 
 from ..sites import SITE_MAPPING, Site, booking_rows
 

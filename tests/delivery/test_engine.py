@@ -12,8 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.delivery._engine import RowOutcome
-from pipeline.delivery._transport import NoAnswer
+from pipeline.delivery import NoAnswer, RowOutcome
 from pipeline.ledger import sha256_hex
 
 from ..sites import KeyPair

@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.delivery._engine import RowOutcome
+from pipeline.delivery import NoAnswer, RowOutcome
 from pipeline.delivery._target import Target
-from pipeline.delivery._transport import NoAnswer
 from pipeline.ledger import sha256_hex
 from pipeline.mapping import MappedRow
 from pipeline.protocol import API_PROFILES

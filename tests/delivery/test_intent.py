@@ -6,10 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
-from pipeline.ledger._entries import verify_chain
-from pipeline.ledger._ledger import Ledger
+from pipeline.delivery import load_config, run_bookings
+from pipeline.ledger import Ledger, verify_chain
 
 from ..sites import BOOKING_HEADER, Site, booking_rows
 

@@ -14,12 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
-from pipeline.delivery._engine import RowOutcome
-from pipeline.delivery._run import RunResult, run_bookings
-from pipeline.protocol._keyring import Keyring
-from pipeline.simulator._routes import ServerOptions
-from pipeline.simulator._server import CWSServer
+from pipeline.delivery import RowOutcome, RunResult, load_config, run_bookings
+from pipeline.protocol import Keyring
+from pipeline.simulator import CWSServer, ServerOptions
 
 from ..sites import SITE_MAPPING, KeyPair, Site, booking_rows
 from .test_week_of_nights import BY_HAND, WINDOW, Week, enter_by_hand

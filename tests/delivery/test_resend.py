@@ -13,8 +13,7 @@ from click.testing import CliRunner, Result
 from pipeline.cli import cli
 from pipeline.delivery import RESEND_STATE
 from pipeline.delivery._plan import plan
-from pipeline.ledger import PriorRows, sha256_hex
-from pipeline.ledger._ledger import Ledger
+from pipeline.ledger import Ledger, PriorRows, sha256_hex
 from pipeline.mapping import MappedRow
 
 from ..sites import Site, booking_rows

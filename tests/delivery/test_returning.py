@@ -14,11 +14,9 @@ from typing import Any
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
-from pipeline.delivery._engine import RowOutcome
-from pipeline.delivery._run import RunResult, run_bookings
-from pipeline.ledger._ledger import Ledger
-from pipeline.simulator._server import CWSServer, Fault
+from pipeline.delivery import RowOutcome, RunResult, load_config, run_bookings
+from pipeline.ledger import Ledger
+from pipeline.simulator import CWSServer, Fault
 
 from ..sites import SITE_MAPPING, V1_SITE_MAPPING, Site, booking_rows
 
@@ -176,7 +174,7 @@ def test_a_key_reused_with_another_body_stays_an_error_naming_both_lines(site: S
 def test_v1_a_returning_patient_is_rejected_saying_why_and_a_known_one_in_doubt_stays_ambiguous(
     site: Site, server_keys: Any, client_keyring_dir: Path
 ) -> None:
-    from pipeline.protocol._keyring import Keyring
+    from pipeline.protocol import Keyring
 
     site.server.stop()
     site.server = CWSServer(server_keys.key, Keyring(client_keyring_dir), api="v1").start()

@@ -15,11 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import RunResult, run_bookings
-from pipeline.ledger._entries import verify_chain
-from pipeline.ledger._ledger import Ledger
-from pipeline.simulator._server import Fault
+from pipeline.delivery import RunResult, load_config, run_bookings
+from pipeline.ledger import Ledger, verify_chain
+from pipeline.simulator import Fault
 
 from ..sites import SITE_MAPPING, Site, booking_rows
 

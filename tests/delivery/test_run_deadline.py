@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline._errors import ConfigError
+from pipeline import ConfigError
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
-from pipeline.ledger._ledger import Ledger
-from pipeline.protocol._keyring import Keyring
+from pipeline.delivery import load_config, run_bookings
+from pipeline.ledger import Ledger
+from pipeline.protocol import Keyring
 from pipeline.simulator import CWSServer
 
 from ..sites import KeyPair, Site, booking_rows

@@ -16,11 +16,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.delivery._config import load_config
-from pipeline.delivery._engine import RowOutcome
-from pipeline.delivery._run import run_bookings
-from pipeline.ledger._entries import verify_chain
-from pipeline.ledger._ledger import Ledger
+from pipeline.delivery import RowOutcome, load_config, run_bookings
+from pipeline.ledger import Ledger, verify_chain
 
 from ..sites import Site, booking_rows
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline._errors import ConfigError, SourceError
+from pipeline import ConfigError, SourceError
 from pipeline.cli import cli
 from pipeline.delivery import load_config
 from pipeline.source import take_snapshot

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.protocol._keys import generate_private_key
+from pipeline.protocol import generate_private_key
 
 from ..sites import Site, booking_rows
 

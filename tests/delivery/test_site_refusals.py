@@ -12,13 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
+from pipeline.delivery import RunResult, load_config, run_bookings
 from pipeline.delivery._records import final_records
-from pipeline.delivery._run import RunResult, run_bookings
-from pipeline.ledger import LedgerWrite, RunInfo, sha256_hex
-from pipeline.ledger._ledger import Ledger
+from pipeline.ledger import Ledger, LedgerWrite, RunInfo, sha256_hex
 from pipeline.mapping import load_mapping, map_csv
-from pipeline.simulator._server import Fault
+from pipeline.simulator import Fault
 from pipeline.source import take_snapshot
 
 from ..sites import CLIENT_ACCESS, SITE_MAPPING, KeyPair, Site, booking_rows

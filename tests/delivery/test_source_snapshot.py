@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from pipeline import load_config, run_bookings
-from pipeline.ledger._ledger import Ledger
+from pipeline.ledger import Ledger
 
 from ..sites import BOOKING_HEADER, Site, booking_rows
 

@@ -13,10 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
-from pipeline.protocol._keyring import Keyring
-from pipeline.simulator._server import CWSServer
+from pipeline.delivery import load_config, run_bookings
+from pipeline.protocol import Keyring
+from pipeline.simulator import CWSServer
 
 from ..sites import KeyPair, Site, booking_rows
 

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from pipeline.delivery._transport import Answer, CWSTransport, NoAnswer
+from pipeline.delivery import CWSTransport, NoAnswer
+from pipeline.delivery._transport import Answer
 from pipeline.protocol import AuthorizationHeader, CWSAuth, Keyring, verification_of
 
 from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.simulator._server import Fault
+from pipeline.simulator import Fault
 
 from ..sites import SITE_MAPPING, Site
 

@@ -12,11 +12,9 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
-from pipeline.ledger._entries import Entry, verify_chain
-from pipeline.ledger._ledger import Ledger
-from pipeline.review._audit import audit_ledger
+from pipeline.delivery import load_config, run_bookings
+from pipeline.ledger import Entry, Ledger, verify_chain
+from pipeline.review import audit_ledger
 
 from ..sites import Site, booking_rows
 

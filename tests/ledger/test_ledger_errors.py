@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 import pipeline
-from pipeline._errors import LedgerDamaged, LedgerError, UserInputError
+from pipeline import UserInputError
+from pipeline._errors import LedgerDamaged, LedgerError
 from pipeline.ledger import Ledger, RunInfo
 from pipeline.ledger._file import connect_read_only, side_files
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline._errors import LedgerLocked, UserInputError
-from pipeline.ledger._lock import RunLock
+from pipeline import LedgerLocked, UserInputError
+from pipeline.ledger import RunLock
 
 
 def test_holder_names_the_run_holding_the_lock_and_none_otherwise(tmp_path: Path) -> None:

@@ -8,11 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger._entries import Entry, SkippedRow, sha256_hex, skipped_rows_entries, verify_chain
-from pipeline.ledger._ledger import Ledger, RunInfo
-from pipeline.ledger._reads import STATE_ROW_FIELDS
-from pipeline.ledger._row_states import StatusUpdate
-from pipeline.ledger._write import LedgerWrite
+from pipeline.ledger import (
+    STATE_ROW_FIELDS,
+    Entry,
+    Ledger,
+    LedgerWrite,
+    RunInfo,
+    SkippedRow,
+    StatusUpdate,
+    sha256_hex,
+    skipped_rows_entries,
+    verify_chain,
+)
 
 INFO = RunInfo("/data/b.csv", "0" * 64, "/etc/m.toml", "1" * 64, "https://coremr.example.org", "/ws/patients/",
                "county-jms", "CWS-SHA256", "test")  # fmt: skip

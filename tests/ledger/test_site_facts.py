@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
+from pipeline.delivery import load_config, run_bookings
 from pipeline.ledger import Ledger, created_patient, record_site_fact, site_facts, verify_chain
 
 from ..sites import Site, booking_rows

@@ -15,18 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
+from pipeline.delivery import load_config, run_bookings
 from pipeline.delivery._records import cells_json as _cells_json
-from pipeline.delivery._run import run_bookings
-from pipeline.ledger._entries import (
-    SKIPPED_ROWS_PER_ENTRY,
-    SkippedRow,
-    skipped_rows,
-    skipped_rows_entries,
-    verify_chain,
-)
-from pipeline.ledger._ledger import Ledger
-from pipeline.mapping._mapped_rows import MappedRow
+from pipeline.ledger import Ledger, SkippedRow, skipped_rows, skipped_rows_entries, verify_chain
+from pipeline.ledger._entries import SKIPPED_ROWS_PER_ENTRY
+from pipeline.mapping import MappedRow
 
 from ..sites import Site, booking_rows
 

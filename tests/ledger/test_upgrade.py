@@ -9,10 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
-from pipeline.ledger._entries import verify_chain
-from pipeline.ledger._ledger import Ledger
+from pipeline.delivery import load_config, run_bookings
+from pipeline.ledger import Ledger, verify_chain
 from pipeline.ledger._schema import columns
 
 from ..sites import Site, booking_rows

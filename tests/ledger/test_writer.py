@@ -13,10 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger._entries import Entry, verify_chain
-from pipeline.ledger._ledger import Ledger, RunInfo
-from pipeline.ledger._write import LedgerWrite
-from pipeline.ledger._writer import LedgerWriter
+from pipeline.ledger import Entry, Ledger, LedgerWrite, LedgerWriter, RunInfo, verify_chain
 
 INFO = RunInfo("b.csv", "0" * 64, "m.toml", "0" * 64, "https://coremr.example.org", "/ws/patients/", "county-jms",
                "CWS-SHA256", "test")  # fmt: skip

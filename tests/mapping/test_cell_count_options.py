@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline._errors import MappingError
+from pipeline import MappingError
 from pipeline.cli import cli
-from pipeline.mapping._mapped_rows import MappedRow, map_csv
-from pipeline.mapping._mapping_file import load_mapping
+from pipeline.mapping import MappedRow, load_mapping, map_csv
 
 MAPPING = (
     '[target]\nprofile = "none"\nkey = ["id"]\n[fields.id]\ncolumn = "ID"\n'

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.mapping import _tables
-from pipeline.mapping._mapping_file import load_mapping
+from pipeline.mapping import _tables, load_mapping
 from pipeline.mapping._tables import MAX_LOOKUP_BYTES
 
 from .test_mapping_file import MINIMAL, refused, write_mapping

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline._errors import SourceError
-from pipeline.mapping._mapped_rows import MappedRow, RowProblem, map_csv
-from pipeline.mapping._mapping_file import Mapping, load_mapping
+from pipeline import SourceError
+from pipeline.mapping import MappedRow, Mapping, RowProblem, load_mapping, map_csv
 
 
 def mapping_of(tmp_path: Path, fields: str, target: str = 'key = ["id"]', source: str = "") -> Mapping:

@@ -15,6 +15,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.mapping import load_mapping, map_csv
 from pipeline.mapping._dates import (
     _fixed_layout,
     _foreign_characters,
@@ -25,8 +26,6 @@ from pipeline.mapping._dates import (
     iso_strings,
     parse_dates,
 )
-from pipeline.mapping._mapped_rows import map_csv
-from pipeline.mapping._mapping_file import load_mapping
 
 MAPPING = """
 [target]

@@ -9,8 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.mapping._mapping_file import load_mapping
-from pipeline.mapping._validate import validate_csv
+from pipeline.mapping import load_mapping, validate_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 NIGHT_2 = ROOT / "sample_data" / "bookings-night2.csv"

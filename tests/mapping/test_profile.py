@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline._errors import MappingError
-from pipeline.mapping._mapped_rows import MappedRow, map_csv
-from pipeline.mapping._mapping_file import Mapping, load_mapping
-from pipeline.protocol._api import API_PROFILES
+from pipeline import MappingError
+from pipeline.mapping import MappedRow, Mapping, load_mapping, map_csv
+from pipeline.protocol import API_PROFILES
 
 DATE = 'column = "{column}"\ntype = "datetime"\nformats = ["%Y-%m-%d"]'
 # A complete mapping's fields for each version, as TOML table bodies.

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.mapping._mapped_rows import MappedRow, map_csv
-from pipeline.mapping._mapping_file import load_mapping
+from pipeline.mapping import MappedRow, load_mapping, map_csv
 
 MAPPING_PAGE = Path(__file__).parents[2] / "docs" / "mapping.md"
 SECTION = MAPPING_PAGE.read_text(encoding="utf-8").split("# Mapping files\n", 1)[1].split("\n## ", 1)[0]

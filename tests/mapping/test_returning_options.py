@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline._errors import MappingError
-from pipeline.mapping._mapped_rows import map_csv
-from pipeline.mapping._mapping_file import load_mapping
+from pipeline import MappingError
+from pipeline.mapping import load_mapping, map_csv
 
 from ..sites import SITE_MAPPING, V1_SITE_MAPPING
 

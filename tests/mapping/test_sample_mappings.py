@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.mapping._mapping_file import load_mapping, parse_mapping
-from pipeline.mapping._validate import validate_csv
-from pipeline.protocol._api import API_PROFILES
+from pipeline.mapping import load_mapping, validate_csv
+from pipeline.mapping._mapping_file import parse_mapping
+from pipeline.protocol import API_PROFILES
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data" / "bookings.csv"

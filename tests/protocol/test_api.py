@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline._errors import ConfigError
+from pipeline import ConfigError
 from pipeline.cli.reference import ASSUMPTIONS_BEGIN, ASSUMPTIONS_END, assumption_table
-from pipeline.protocol._api import (
+from pipeline.protocol import (
     API_PROFILES,
     ASSUMPTIONS,
     answer_date,

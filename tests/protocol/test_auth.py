@@ -14,10 +14,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pipeline.protocol._auth import CWSAuth, verification_of
-from pipeline.protocol._keyring import Keyring
-from pipeline.protocol._signing import ALGORITHMS, Algorithm, AuthorizationHeader
-from pipeline.protocol._verification import verify_body
+from pipeline.protocol import ALGORITHMS, Algorithm, AuthorizationHeader, CWSAuth, Keyring, verification_of, verify_body
 
 from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair
 

@@ -11,19 +11,20 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from pipeline._errors import KeyFileError
-from pipeline.protocol._keyring import Keyring
-from pipeline.protocol._keys import (
+from pipeline import KeyFileError
+from pipeline.protocol import (
     DEFAULT_BITS,
+    AuthorizationHeader,
+    Keyring,
     generate_private_key,
     load_private_key,
     load_public_key,
     passphrase_from_environment,
+    sign,
+    verify_body,
     write_key_pair,
-    write_private_file,
 )
-from pipeline.protocol._signing import AuthorizationHeader, sign
-from pipeline.protocol._verification import verify_body
+from pipeline.protocol._keys import write_private_file
 
 from ..sites import CLIENT_ACCESS, KeyPair
 

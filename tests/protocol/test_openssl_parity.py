@@ -11,10 +11,16 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.protocol._keyring import Keyring
-from pipeline.protocol._keys import load_private_key, write_key_pair
-from pipeline.protocol._signing import ALGORITHMS, Algorithm, AuthorizationHeader, sign
-from pipeline.protocol._verification import verify_body
+from pipeline.protocol import (
+    ALGORITHMS,
+    Algorithm,
+    AuthorizationHeader,
+    Keyring,
+    load_private_key,
+    sign,
+    verify_body,
+    write_key_pair,
+)
 
 from ..sites import KeyPair
 

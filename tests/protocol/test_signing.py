@@ -12,10 +12,17 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline._errors import MalformedHeader, UserInputError
-from pipeline.protocol._keyring import Keyring
-from pipeline.protocol._signing import ALGORITHMS, AuthorizationHeader, check_access, sign, signature_matches
-from pipeline.protocol._verification import fails_only_by_trailing_newline, verify_body
+from pipeline import MalformedHeader, UserInputError
+from pipeline.protocol import (
+    ALGORITHMS,
+    AuthorizationHeader,
+    Keyring,
+    check_access,
+    fails_only_by_trailing_newline,
+    sign,
+    signature_matches,
+    verify_body,
+)
 
 from ..sites import CLIENT_ACCESS, KeyPair
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
-from pipeline.simulator._server import Fault
+from pipeline.delivery import load_config, run_bookings
+from pipeline.simulator import Fault
 
 from ..sites import SITE_MAPPING, Site, booking_rows
 

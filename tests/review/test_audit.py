@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
-from pipeline.ledger._ledger import Ledger
-from pipeline.review._audit import audit_ledger, our_public_key
+from pipeline.delivery import load_config
+from pipeline.ledger import Ledger
+from pipeline.review import audit_ledger, our_public_key
 
 from ..sites import KeyPair, Site
 from .mixed_ledger import MixedLedger, make_mixed_ledger

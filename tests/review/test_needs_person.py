@@ -3,11 +3,9 @@ over real runs against the local CWS server, whatever the order of a booking's l
 
 from __future__ import annotations
 
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import RunResult, run_bookings
-from pipeline.ledger._ledger import Ledger
-from pipeline.review._report import gather_report, select_runs
-from pipeline.review._status import site_status
+from pipeline.delivery import RunResult, load_config, run_bookings
+from pipeline.ledger import Ledger
+from pipeline.review import gather_report, select_runs, site_status
 
 from ..sites import BOOKING_HEADER, SITE_MAPPING, Site, booking_rows
 

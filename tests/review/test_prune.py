@@ -12,10 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.ledger._entries import verify_chain
-from pipeline.ledger._ledger import Ledger
-from pipeline.ledger._lock import RunLock
-from pipeline.review._retention import parse_before
+from pipeline.ledger import Ledger, RunLock, verify_chain
+from pipeline.review import parse_before
 
 from ..sites import Site
 from .mixed_ledger import MixedLedger, make_mixed_ledger

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.ledger._row_states import ROW_STATES
+from pipeline.ledger import ROW_STATES
 from pipeline.review._report import RECORD_FIELDS
 from pipeline.tools._bench_report import bench_report
 
@@ -151,7 +151,7 @@ def test_bad_report_options_are_one_line_errors(mixed: MixedLedger, args: list[s
 def test_missing_or_empty_ledger_is_a_one_line_error(tmp_path: Path) -> None:
     missing = report(tmp_path / "nope.sqlite")
     assert missing.exit_code == 2 and "nope.sqlite: no such ledger file" in missing.output
-    from pipeline.ledger._ledger import Ledger
+    from pipeline.ledger import Ledger
 
     Ledger.open(tmp_path / "empty.sqlite").close()
     empty = report(tmp_path / "empty.sqlite")

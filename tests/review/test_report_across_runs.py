@@ -10,9 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
-from pipeline.ledger._ledger import Ledger
+from pipeline.delivery import load_config, run_bookings
+from pipeline.ledger import Ledger
 
 from ..sites import Site, booking_rows
 

@@ -12,11 +12,9 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
-from pipeline.ledger._ledger import Ledger, RunInfo
-from pipeline.ledger._lock import RunLock
-from pipeline.review._status import site_status
+from pipeline.delivery import load_config, run_bookings
+from pipeline.ledger import Ledger, RunInfo, RunLock
+from pipeline.review import site_status
 
 from ..sites import SITE_MAPPING, Site, booking_rows
 
@@ -143,8 +141,7 @@ def test_a_row_without_a_key_is_listed_from_the_latest_run(site: Site) -> None:
 
 
 def test_the_text_lists_the_first_fifty_outstanding_rows_and_json_all(tmp_path: Path) -> None:
-    from pipeline.ledger._row_states import StatusUpdate
-    from pipeline.ledger._write import LedgerWrite
+    from pipeline.ledger import LedgerWrite, StatusUpdate
 
     path = tmp_path / "ledger.sqlite"
     with Ledger.open(path) as ledger:

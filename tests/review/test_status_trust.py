@@ -11,10 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.delivery._config import load_config
-from pipeline.delivery._run import run_bookings
+from pipeline.delivery import load_config, run_bookings
 from pipeline.ledger import Ledger
-from pipeline.review._status import site_status
+from pipeline.review import site_status
 
 from ..sites import Site, booking_rows
 

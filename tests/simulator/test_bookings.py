@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from pipeline import CWSAuth, Keyring, verification_of
-from pipeline.simulator._routes import ServerOptions
-from pipeline.simulator._server import CWSServer, Fault
+from pipeline.simulator import CWSServer, Fault, ServerOptions
 
 from ..sites import CLIENT_ACCESS, KeyPair
 from .examples import WALKTHROUGH, compact

@@ -25,10 +25,8 @@ import httpx
 import pytest
 
 import pipeline
-from pipeline import CWSAuth, Keyring
-from pipeline._errors import MappingError
-from pipeline.mapping._mapped_rows import MappedRow, map_csv
-from pipeline.mapping._mapping_file import load_mapping
+from pipeline import CWSAuth, Keyring, MappingError
+from pipeline.mapping import MappedRow, load_mapping, map_csv
 from pipeline.simulator import CWSServer
 
 from ..sites import BOOKING_HEADER, CLIENT_ACCESS, SERVER_ACCESS, SITE_MAPPING, KeyPair, booking_rows

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from pipeline import UserInputError, verification_of
-from pipeline.simulator._server import CWSServer, Fault
+from pipeline.simulator import CWSServer, Fault
 
 from .test_server import client, patient, server  # noqa: F401  # fixtures
 

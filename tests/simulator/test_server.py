@@ -19,7 +19,8 @@ from click.testing import CliRunner
 import pipeline
 from pipeline import AuthorizationHeader, CWSAuth, Keyring, UserInputError, verification_of
 from pipeline.cli import cli
-from pipeline.simulator._server import COUNTERS_PATH, CWSServer, Fault, ServerCounters, fetch_counters
+from pipeline.simulator import CWSServer, Fault, ServerCounters, fetch_counters
+from pipeline.simulator._server import COUNTERS_PATH
 
 from ..sites import CLIENT_ACCESS, SERVER_ACCESS, KeyPair
 from .examples import WALKTHROUGH

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from pipeline import AuthorizationHeader, CWSAuth, Keyring, verification_of
-from pipeline.protocol._api import API_PROFILES
-from pipeline.simulator._server import CWSServer
+from pipeline.protocol import API_PROFILES
+from pipeline.simulator import CWSServer
 
 from ..sites import CLIENT_ACCESS, KeyPair
 from .examples import V1_BODY, WALKTHROUGH, compact, example_body

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline._errors import SourceError
-from pipeline.source._csv import CsvFormat, SourceFile, open_source
+from pipeline import SourceError
+from pipeline.source import CsvFormat, SourceFile, open_source
 
 
 def rows_of(source: SourceFile, chunk_rows: int = 1000) -> list[tuple[int, list[str]]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline._errors import SourceError
+from pipeline import SourceError
 from pipeline.source import CsvFormat, open_source, take_snapshot
 from pipeline.source._export import open_export, reads_in_place
 

@@ -7,7 +7,8 @@ import json
 import pytest
 from rich.console import Console
 
-from pipeline.tools._bench_bulk import HEADROOM, STRATEGIES, BulkOptions, bench_bulk, choose_service_ms
+from pipeline.tools import BulkOptions, bench_bulk
+from pipeline.tools._bench_bulk import HEADROOM, STRATEGIES, choose_service_ms
 from pipeline.tools._bench_table import bulk_table
 
 from .test_bench import simulator_children

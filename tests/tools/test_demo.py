@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.tools._demo import SAMPLE_MAPPINGS, run_demo
+from pipeline.tools import run_demo
+from pipeline.tools._demo import SAMPLE_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
