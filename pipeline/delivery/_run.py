@@ -47,7 +47,7 @@ from ._dispatch import Dispatcher, Tally
 from ._engine import Delivery, RowOutcome
 from ._retry import RunStop
 from ._target import Target
-from ._transport import CWSTransport
+from ._transport import CWSTransport, Transport
 from ._who import operator
 from ._window import SendingWatch
 
@@ -185,7 +185,7 @@ def run_bookings(
     ):
         prior, result = _begin(ledger, csv_path, setup, config)
         stop = RunStop()
-        limiter = _limiter(config, on_concurrency, stop)
+        limiter = _limiter(config, on_concurrency)
         breaker = CircuitBreaker(config.circuit_breaker, stop)
         writer, tally = LedgerWriter(ledger), Tally(on_row)
         failure: BaseException | None = None
@@ -193,10 +193,11 @@ def run_bookings(
                              limit_named=f"max_run_seconds = {config.max_run_seconds:g} in {config.path}")  # fmt: skip
         sigterm.arm()  # the run is recorded and its end will be: a SIGTERM from now on ends it as interrupted, 143
         try:
-            delivery = Delivery(run_id=result.run_id, transport=transport, auth=setup.auth, writer=writer,
-                                config=config, endpoint_url=config.base_url + setup.mapping.endpoint, prior=prior,
-                                breaker=breaker, sleep=sleep, limiter=limiter, delivered_body=delivered_body,
-                                target=_site_target(config, ledger, setup.mapping))  # fmt: skip
+            delivery = new_delivery(config, run_id=result.run_id, transport=transport, auth=setup.auth,
+                                    writer=writer, prior=prior, stop=stop, breaker=breaker,
+                                    endpoint_url=config.base_url + setup.mapping.endpoint, sleep=sleep,
+                                    limiter=limiter, delivered_body=delivered_body,
+                                    target=_site_target(config, ledger, setup.mapping))  # fmt: skip
             with watch:
                 Dispatcher(delivery, stop, limiter, tally, on_total).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
@@ -206,6 +207,35 @@ def run_bookings(
         result.stopped_early = watch.stopped
         _end_run(ledger, writer, result, tally, breaker, failure, config.head_log)
     return result
+
+
+def new_delivery(
+    config: RunConfig,
+    *,
+    run_id: int,
+    transport: Transport,
+    auth: CWSAuth,
+    writer: LedgerWriter,
+    prior: PriorRows,
+    stop: RunStop,
+    endpoint_url: str,
+    breaker: CircuitBreaker | None = None,
+    limiter: ConcurrencyLimiter | None = None,
+    sleep: Callable[[float], None] | None = None,
+    target: Target | None = None,
+    delivered_body: Callable[[str], bytes | None] | None = None,
+) -> Delivery:
+    """The run's Delivery, as `run_bookings` wires it (engine tests build theirs here too).
+
+    Without BREAKER, a circuit breaker with the configured threshold that stops STOP. A STOP ends
+    every wait for a place in LIMITER at once.
+    """
+    if limiter is not None:
+        stop.also_wake(limiter.wake)
+    return Delivery(run_id=run_id, transport=transport, auth=auth, writer=writer, config=config,
+                    endpoint_url=endpoint_url, prior=prior, sleep=sleep, target=target, limiter=limiter,
+                    breaker=breaker if breaker is not None else CircuitBreaker(config.circuit_breaker, stop),
+                    delivered_body=delivered_body)  # fmt: skip
 
 
 def _started_inside_window(config: RunConfig, now: Callable[[], datetime] | None) -> datetime | None:
@@ -293,18 +323,12 @@ def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
     )
 
 
-def _limiter(
-    config: RunConfig, on_change: Callable[[int], None] | None, stop: RunStop | None = None
-) -> ConcurrencyLimiter:
-    """The run's one limiter: adaptive up to `concurrency` (TCP Vegas), or fixed at it; `max_rate` a second.
-    A STOP ends every wait for a place at once."""
+def _limiter(config: RunConfig, on_change: Callable[[int], None] | None) -> ConcurrencyLimiter:
+    """The run's one limiter: adaptive up to `concurrency` (TCP Vegas), or fixed at it; `max_rate` a second."""
     limit = AdaptiveLimit(config.concurrency) if config.adaptive else FixedLimit(config.concurrency)
     if on_change is not None:
         on_change(limit.allowed)
-    limiter = ConcurrencyLimiter(limit, max_rate=config.max_rate, on_change=on_change)
-    if stop is not None:
-        stop.also_wake(limiter.wake)
-    return limiter
+    return ConcurrencyLimiter(limit, max_rate=config.max_rate, on_change=on_change)
 
 
 def _lines_after_header(snapshot: Snapshot) -> int:

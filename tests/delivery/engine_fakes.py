@@ -1,6 +1,7 @@
 """A fake CorEMR for engine unit tests: scripted answers signed with the server's real key, a real ledger file.
 
-Only the network is scripted; `make_engine` (a fixture, see conftest) wires a Delivery to it.
+Only the network is scripted; `make_engine` (a fixture, see conftest) builds a Delivery on it with the run's
+own factory, `new_delivery`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pipeline.delivery._circuit_breaker import CircuitBreaker
+from pipeline.delivery import NoAnswer, RowOutcome, RunConfig
 from pipeline.delivery._concurrency import ConcurrencyLimiter
-from pipeline.delivery._config import RunConfig
-from pipeline.delivery._engine import Delivery, RowOutcome
+from pipeline.delivery._engine import Delivery
 from pipeline.delivery._retry import RunStop
+from pipeline.delivery._run import new_delivery
 from pipeline.delivery._target import Target
-from pipeline.delivery._transport import Answer, NoAnswer
+from pipeline.delivery._transport import Answer
 from pipeline.ledger import Ledger, LedgerWriter, PriorRows, RunInfo, sha256_hex
 from pipeline.mapping import MappedRow
 from pipeline.protocol import AuthorizationHeader, CWSAuth, Keyring
@@ -103,17 +104,13 @@ def engine_factory(
         info = RunInfo("x.csv", "0" * 64, "m.toml", "0" * 64, BASE, "/ws/patients/", CLIENT_ACCESS, "CWS-SHA256", "t")
         run_id = ledger.begin_run(info, 1)
         stop = RunStop()
-        if limiter is not None:
-            stop.also_wake(limiter.wake)  # as a run wires it
         writer = LedgerWriter(ledger)
         fake = FakeCorEMR(server_keys.key, script, headers=answer_headers)
         sleeps: list[float] = []
         auth = CWSAuth(client_keys.key, CLIENT_ACCESS, Keyring(server_keyring_dir))
-        delivery = Delivery(run_id=run_id, transport=fake, auth=auth, writer=writer, config=config,
-                            endpoint_url=ENDPOINT, prior=PriorRows(prior or {}),
-                            breaker=CircuitBreaker(config.circuit_breaker, stop),
-                            sleep=sleeps.append if record_sleeps else None, target=target,
-                            limiter=limiter)  # fmt: skip
+        delivery = new_delivery(config, run_id=run_id, transport=fake, auth=auth, writer=writer,
+                                prior=PriorRows(prior or {}), stop=stop, endpoint_url=ENDPOINT, limiter=limiter,
+                                sleep=sleeps.append if record_sleeps else None, target=target)  # fmt: skip
         engine = Engine(delivery, fake, stop, writer, ledger, sleeps)
         made.append(engine)
         return engine
