@@ -43,7 +43,9 @@ RECORD_FIELDS = (
 )  # fmt: skip
 
 _Skipped = list[tuple[Entry, list[SkippedRow]]]
-_RUN_COLUMNS = (
+# A run's keys in the JSON report, in the order docs/audit.md gives them (a public interface): the ledger's run
+# record's own fields, then what the report counts from the run's entries.
+_JSON_RECORD_KEYS = (
     "run_id", "started_at", "finished_at", "status", "exit_code", "source", "source_sha256", "mapping",
     "mapping_sha256", "base_url", "endpoint", "access", "algorithm", "program_version",
 )  # fmt: skip
@@ -51,28 +53,13 @@ _RUN_COLUMNS = (
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One run as the ledger recorded it, with counts per state computed from its state entries."""
+    """One run: the ledger's record of it, with counts per state computed from its state entries."""
 
-    run_id: int
-    started_at: str
-    finished_at: str | None
-    status: str
-    exit_code: int | None
-    source: str
-    source_sha256: str
-    mapping: str
-    mapping_sha256: str
-    base_url: str
-    endpoint: str
-    access: str
-    algorithm: str
-    program_version: str
+    record: RunRecord
     counts: dict[str, int]
     responses_verified: int = 0
     responses_unverified: int = 0
     actions: dict[str, int] = field(default_factory=dict)  # delivered rows per action (created, booking added...)
-    user: str | None = None  # the operating-system user who ran it (None: recorded before runs kept it)
-    host: str | None = None  # the host it ran on
 
     @property
     def rows(self) -> int:
@@ -86,12 +73,12 @@ class RunSummary:
 
     def as_json(self) -> dict[str, Any]:
         """The run as the JSON report shows it."""
-        data: dict[str, Any] = {name: getattr(self, name) for name in _RUN_COLUMNS}
+        data: dict[str, Any] = {name: getattr(self.record, name) for name in _JSON_RECORD_KEYS}
         data["counts"] = dict(self.counts)
         data["responses_verified"] = self.responses_verified
         data["responses_unverified"] = self.responses_unverified
         data["actions"] = dict(self.actions)
-        data["user"], data["host"] = self.user, self.host
+        data["user"], data["host"] = self.record.user, self.record.host
         return data
 
 
@@ -280,10 +267,8 @@ def _runs(ledger: Ledger, run_ids: Sequence[int], skipped: _Skipped) -> list[Run
 
 
 def _summary(run: RunRecord, counts: dict[str, int], verified: list[int], actions: dict[str, int]) -> RunSummary:
-    values = {name: getattr(run, name) for name in _RUN_COLUMNS}
     good, bad = verified
-    return RunSummary(**values, counts=counts, responses_verified=good, responses_unverified=bad, actions=actions,
-                      user=run.user, host=run.host)  # fmt: skip
+    return RunSummary(run, counts=counts, responses_verified=good, responses_unverified=bad, actions=actions)
 
 
 def _records(

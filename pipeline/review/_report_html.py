@@ -77,7 +77,9 @@ def write_html(report: Report, out: TextIO, generated_at: datetime | None = None
     and the audit's verdict when the report was made with one."""
     when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
     runs = report.runs
-    title = f"CWS delivery report: run {runs[0].run_id}" if len(runs) == 1 else f"CWS delivery report: {len(runs)} runs"
+    title = f"CWS delivery report: {len(runs)} runs"
+    if len(runs) == 1:
+        title = f"CWS delivery report: run {runs[0].record.run_id}"
     out.write('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n')
     out.write(f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n')
     out.write('<meta name="viewport" content="width=device-width, initial-scale=1">\n')
@@ -95,9 +97,10 @@ def write_html(report: Report, out: TextIO, generated_at: datetime | None = None
         out.write(_history_chart(runs[-MAX_HISTORY_RUNS:]))
         shown = runs[-MAX_HISTORY_RUNS:]
         more = f"the last {len(shown)} of {len(runs)} runs: " if len(runs) > len(shown) else ""
+        first, last = shown[0].record, shown[-1].record
         out.write(
-            f'<p class="muted">Rows per state in each run ({more}runs {shown[0].run_id} to {shown[-1].run_id},'
-            f" started {escape(shown[0].started_at[:10])} to {escape(shown[-1].started_at[:10])}).</p>\n"
+            f'<p class="muted">Rows per state in each run ({more}runs {first.run_id} to {last.run_id},'
+            f" started {escape(first.started_at[:10])} to {escape(last.started_at[:10])}).</p>\n"
         )
         out.write(_runs_table(runs))
         out.write("</section>\n")
@@ -145,9 +148,9 @@ def _outcome(report: Report) -> str:
         verdict += "</span></p>\n"
     else:
         # The colour is the last run's exit status: green when it exited 0, rows reported before and held or not.
-        status = "ok" if report.runs[-1].exit_code == 0 else "bad"
+        status = "ok" if report.runs[-1].record.exit_code == 0 else "bad"
         n = report.needs_person
-        verdict = (f'<p id="outcome-status" data-exit="{report.runs[-1].exit_code}"><span class="{status}">'
+        verdict = (f'<p id="outcome-status" data-exit="{report.runs[-1].record.exit_code}"><span class="{status}">'
                    f"{total - attention} of {what} delivered or already delivered</span>; {attention} need attention;"
                    f' <span id="needs-person">{n} booking{"s" if n != 1 else ""} need{"s" if n == 1 else ""} a'
                    " person</span>.</p>\n")  # fmt: skip
@@ -180,7 +183,7 @@ def _history_chart(runs: list[RunSummary]) -> str:
     step = plot_w / len(runs)
     bar = max(min(step * 0.7, 40), 2)
     # Label every k-th run, counted back from the latest (always labelled), so that no two labels overlap.
-    ids_every = _every(step, len(str(runs[-1].run_id)))
+    ids_every = _every(step, len(str(runs[-1].record.run_id)))
     days_every = _every(step, 5)  # MM-DD; the full dates are in the caption
     legend, legend_h = _legend(left, top + plot_h + 56, plot_w)
     parts = [f'<svg id="runs-chart" xmlns="http://www.w3.org/2000/svg" width="{left + plot_w + 20}"'
@@ -195,9 +198,9 @@ def _history_chart(runs: list[RunSummary]) -> str:
         back = len(runs) - 1 - i
         if back % ids_every == 0:
             parts.append(f'<text class="run-label" x="{label_x}" y="{top + plot_h + 14}" text-anchor="middle">'
-                         f"{run.run_id}</text>")  # fmt: skip
+                         f"{run.record.run_id}</text>")  # fmt: skip
         if back % days_every == 0:
-            day = escape(run.started_at[5:10])
+            day = escape(run.record.started_at[5:10])
             parts.append(f'<text class="day-label" x="{label_x}" y="{top + plot_h + 28}" text-anchor="middle"'
                          f' fill="#555">{day}</text>')  # fmt: skip
     parts += legend
@@ -219,9 +222,9 @@ def _segments(run: RunSummary, x: float, bar: float, base: float, scale: float) 
         h = n * scale
         y -= h
         parts.append(
-            f'<rect class="segment" data-run="{run.run_id}" data-state="{state}" data-count="{n}"'
+            f'<rect class="segment" data-run="{run.record.run_id}" data-state="{state}" data-count="{n}"'
             f' x="{x}" y="{round(y, 1)}" width="{round(bar, 1)}" height="{round(h, 1)}"'
-            f' fill="{STATE_COLOURS.get(state, "#555")}"><title>run {run.run_id}, {state}: {n}</title></rect>'
+            f' fill="{STATE_COLOURS.get(state, "#555")}"><title>run {run.record.run_id}, {state}: {n}</title></rect>'
         )
     return parts
 
@@ -244,12 +247,13 @@ def _runs_table(runs: list[RunSummary]) -> str:
     headings = ("Run", "Started", "Status", "Exit", "Rows", *ROW_STATES, "Source")
     out = [f'<table id="runs-table">\n<thead><tr>{"".join(f"<th>{h}</th>" for h in headings)}</tr></thead>\n<tbody>\n']
     for run in runs:
-        code = "" if run.exit_code is None else str(run.exit_code)
+        rec = run.record
+        code = "" if rec.exit_code is None else str(rec.exit_code)
         counts = "".join(f"<td>{run.counts.get(state, 0)}</td>" for state in ROW_STATES)
-        out.append(f'<tr class="run" data-run="{run.run_id}"><td>{run.run_id}</td>'
-                   f'<td class="mono">{escape(run.started_at[:19])}</td><td>{escape(run.status)}</td>'
+        out.append(f'<tr class="run" data-run="{rec.run_id}"><td>{rec.run_id}</td>'
+                   f'<td class="mono">{escape(rec.started_at[:19])}</td><td>{escape(rec.status)}</td>'
                    f"<td>{code}</td><td>{run.rows}</td>{counts}"
-                   f"<td class=mono>{escape(Path(run.source).name)}</td></tr>\n")  # fmt: skip
+                   f"<td class=mono>{escape(Path(rec.source).name)}</td></tr>\n")  # fmt: skip
     out.append("</tbody>\n</table>\n")
     return "".join(out)
 
@@ -360,32 +364,33 @@ def _verification(runs: list[RunSummary]) -> str:
                    "</span> (checked when they arrived).")  # fmt: skip
     return (
         f'<p id="verification-status">{answers} Requests are signed with our key as'
-        f" {escape(', '.join(sorted({r.access for r in runs})))}"
-        f" ({escape(', '.join(sorted({r.algorithm for r in runs})))}).</p>\n"
+        f" {escape(', '.join(sorted({r.record.access for r in runs})))}"
+        f" ({escape(', '.join(sorted({r.record.algorithm for r in runs})))}).</p>\n"
         '<p class="muted">To prove offline that the ledger is unaltered and re-verify every stored signature, run '
         "<code>cws-pipeline audit --config CONFIG</code> (or make this report with <code>--audit</code>).</p>\n"
     )
 
 
 def _run_meta(run: RunSummary) -> str:
+    rec = run.record
     items = [
-        ("Run", f"{run.run_id} ({run.status}{'' if run.exit_code is None else f', exit {run.exit_code}'})"),
-        ("Started", run.started_at),
-        ("Finished", run.finished_at or "not finished"),
-        ("Source", f"{run.source}\nsha256 {run.source_sha256}"),
-        ("Mapping", f"{run.mapping}\nsha256 {run.mapping_sha256}"),
-        ("Endpoint", run.base_url + run.endpoint),
-        ("Access", f"{run.access} ({run.algorithm})"),
-        ("Program", f"cws-pipeline {run.program_version}"),
+        ("Run", f"{rec.run_id} ({rec.status}{'' if rec.exit_code is None else f', exit {rec.exit_code}'})"),
+        ("Started", rec.started_at),
+        ("Finished", rec.finished_at or "not finished"),
+        ("Source", f"{rec.source}\nsha256 {rec.source_sha256}"),
+        ("Mapping", f"{rec.mapping}\nsha256 {rec.mapping_sha256}"),
+        ("Endpoint", rec.base_url + rec.endpoint),
+        ("Access", f"{rec.access} ({rec.algorithm})"),
+        ("Program", f"cws-pipeline {rec.program_version}"),
         ("Rows", f"{run.rows}: " + ", ".join(f"{s} {run.counts.get(s, 0)}" for s in ROW_STATES)),
     ]
     if run.actions:
         items.append(("Delivered by", actions_text(run.actions)))
-    if run.user or run.host:
-        items.append(("Run by", f"{run.user or 'unknown'}@{run.host or 'unknown'}"))
+    if rec.user or rec.host:
+        items.append(("Run by", f"{rec.user or 'unknown'}@{rec.host or 'unknown'}"))
     body = "".join(
         f"<dt>{escape(k)}</dt><dd{' class=mono' if k in ('Source', 'Mapping') else ''}>"
         f"{escape(v).replace(chr(10), '<br>')}</dd>"
         for k, v in items
     )
-    return f'<dl class="meta run-meta" data-run="{run.run_id}">{body}</dl>\n'
+    return f'<dl class="meta run-meta" data-run="{rec.run_id}">{body}</dl>\n'

@@ -53,13 +53,15 @@ def _one_run(report: Report, out: TextIO) -> None:
 
 def _across_runs(report: Report, out: TextIO) -> None:
     runs = report.runs
-    out.write(f"Runs {runs[0].run_id} to {runs[-1].run_id}: {len(runs)} runs started {runs[0].started_at}"
-              f" to {runs[-1].started_at}\nLedger {report.ledger}\n")  # fmt: skip
+    first, last = runs[0].record, runs[-1].record
+    out.write(f"Runs {first.run_id} to {last.run_id}: {len(runs)} runs started {first.started_at}"
+              f" to {last.started_at}\nLedger {report.ledger}\n")  # fmt: skip
     out.write(f"  {'run':>5}  {'started':<29}  {'status':<11}  {'exit':>4}  {'rows':>6}  {'attention':>9}  source\n")
     for run in runs:
-        code = "-" if run.exit_code is None else str(run.exit_code)
-        out.write(f"  {run.run_id:>5}  {run.started_at:<29}  {run.status:<11}  {code:>4}  {run.rows:>6}"
-                  f"  {run.attention:>9}  {Path(run.source).name}\n")  # fmt: skip
+        rec = run.record
+        code = "-" if rec.exit_code is None else str(rec.exit_code)
+        out.write(f"  {rec.run_id:>5}  {rec.started_at:<29}  {rec.status:<11}  {code:>4}  {run.rows:>6}"
+                  f"  {run.attention:>9}  {Path(rec.source).name}\n")  # fmt: skip
     counts = report.latest_counts()
     out.write(f"Bookings: {len(report.rows)} distinct (a key once, whatever its lines), each counted once by its"
               " latest state: "
@@ -105,20 +107,21 @@ def _advice(shown: set[str], out: TextIO, changes: Sequence[FieldChange] = ()) -
 
 
 def _run_header(run: RunSummary) -> list[str]:
-    if run.status == "killed":
-        finished = f"found killed {run.finished_at}"
+    rec = run.record
+    if rec.status == "killed":
+        finished = f"found killed {rec.finished_at}"
     else:
-        finished = f"to {run.finished_at}" if run.finished_at else "(not finished)"
-    code = "" if run.exit_code is None else f", exit {run.exit_code}"
+        finished = f"to {rec.finished_at}" if rec.finished_at else "(not finished)"
+    code = "" if rec.exit_code is None else f", exit {rec.exit_code}"
     return [
-        f"Run {run.run_id} ({run.status}{code}): {run.started_at} {finished}",
-        f"  source    {run.source}",
-        f"            sha256 {run.source_sha256}",
-        f"  mapping   {run.mapping}",
-        f"            sha256 {run.mapping_sha256}",
-        f"  endpoint  {run.base_url}{run.endpoint}",
-        f"  access    {run.access} ({run.algorithm}), cws-pipeline {run.program_version}",
-        *([f"  run by    {run.user or 'unknown'}@{run.host or 'unknown'}"] if run.user or run.host else []),
+        f"Run {rec.run_id} ({rec.status}{code}): {rec.started_at} {finished}",
+        f"  source    {rec.source}",
+        f"            sha256 {rec.source_sha256}",
+        f"  mapping   {rec.mapping}",
+        f"            sha256 {rec.mapping_sha256}",
+        f"  endpoint  {rec.base_url}{rec.endpoint}",
+        f"  access    {rec.access} ({rec.algorithm}), cws-pipeline {rec.program_version}",
+        *([f"  run by    {rec.user or 'unknown'}@{rec.host or 'unknown'}"] if rec.user or rec.host else []),
         f"  rows      {run.rows}: " + ", ".join(f"{state} {run.counts.get(state, 0)}" for state in ROW_STATES),
         *([f"  delivered {actions_text(run.actions)}"] if run.actions else []),
         f"  answers   {run.responses_verified} signed by CorEMR and verified, {run.responses_unverified} not verified",

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.ledger import ROW_STATES
+from pipeline.ledger import ROW_STATES, Ledger
 from pipeline.review._report import RECORD_FIELDS
 from pipeline.tools._bench_report import bench_report
 
@@ -87,6 +87,26 @@ def test_json_report_has_the_documented_shape(mixed: MixedLedger) -> None:
     assert bad["state"] == "invalid" and bad["attempts"] == 0 and bad["response_verified"] is None
     assert bad["request_signature"] is None and "dob" in bad["error"]
     assert_no_patient_data(result.output)
+
+
+def test_json_report_runs_are_the_ledgers_run_records_in_the_documented_order(mixed: MixedLedger) -> None:
+    result = report(mixed.site.ledger, "--all", "--format", "json")
+    assert result.exit_code == 0, result.output
+    # docs/audit.md, "JSON" (a public interface): a run's keys in this order.
+    documented = [
+        "run_id", "started_at", "finished_at", "status", "exit_code", "source", "source_sha256", "mapping",
+        "mapping_sha256", "base_url", "endpoint", "access", "algorithm", "program_version", "counts",
+        "responses_verified", "responses_unverified", "actions", "user", "host",
+    ]  # fmt: skip
+    with Ledger.open_read_only(mixed.site.ledger) as ledger:
+        records = ledger.runs()
+    runs = json.loads(result.output)["runs"]
+    assert len(runs) == len(records) == 2
+    for run, record in zip(runs, records, strict=True):
+        assert list(run) == documented
+        from_record = [k for k in documented if k not in ("counts", "responses_verified", "responses_unverified",
+                                                            "actions")]  # fmt: skip
+        assert {k: run[k] for k in from_record} == {k: getattr(record, k) for k in from_record}
 
 
 def test_state_filter_selects_rows_in_those_states_across_runs(mixed: MixedLedger) -> None:
