@@ -40,7 +40,7 @@ from ._row_states import (
     StatusUpdate,
     Step,
 )
-from ._runs import RUN_STATUS_MEANING, RUN_STATUSES, RunRecord, RunStatus, UnfinishedRun
+from ._runs import RUN_STATUS_MEANING, RUN_STATUSES, RunRecord, RunStatus
 from ._site_facts import SiteFact, created_patient, record_site_fact, site_facts
 from ._write import LedgerWrite
 from ._writer import LedgerWriter
@@ -79,7 +79,6 @@ __all__ = [
     "StatusUpdate",
     "Step",
     "StoredBody",
-    "UnfinishedRun",
     "booking_identity",
     "check_heads",
     "created_patient",

@@ -31,7 +31,7 @@ from ._file import (
 from ._prune import prune_bodies
 from ._reads import SETTLED_SQL, LedgerReads
 from ._row_states import PriorRows, StatusUpdate
-from ._runs import RunStatus, UnfinishedRun
+from ._runs import RunRecord, RunStatus
 from ._schema import TABLES, columns, upgrade
 from ._write import LedgerWrite
 
@@ -243,8 +243,8 @@ class Ledger(LedgerReads):
                 (finished, status, json.dumps(counts, separators=(",", ":")), exit_code, concurrency, run_id),
             )
 
-    def close_abandoned_runs(self) -> list[UnfinishedRun]:
-        """Record every run left 'running' as killed, and return them (pid, started_at) for the run to report.
+    def close_abandoned_runs(self) -> list[RunRecord]:
+        """Record every run left 'running' as killed, and return their records (as found) for the run to report.
 
         Call it holding the RunLock, before begin_run: then no run is alive, so each one found died without
         recording its end (SIGKILL, power loss). Each gets a chained run_finished entry with status killed,

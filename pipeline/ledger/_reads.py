@@ -17,7 +17,7 @@ from .._errors import UserInputError
 from ._entries import ENTRY_FIELDS, Entry, SkippedRow, row_states, skipped_rows
 from ._file import sqlite_errors
 from ._row_states import NOT_DELIVERED, ROW_STATES, PriorRow
-from ._runs import RUN_COLUMNS, RunRecord, UnfinishedRun
+from ._runs import RUN_COLUMNS, RunRecord
 
 __all__ = [
     "SETTLED_SQL",
@@ -148,11 +148,13 @@ class LedgerReads:
         with self._reading():
             return [int(r[0]) for r in self._db.execute(sql + " ORDER BY run_id", args)]
 
-    def runs(self, run_ids: Sequence[int] | None = None) -> list[RunRecord]:
-        """The runs table's rows (of these runs), oldest first."""
+    def runs(self, run_ids: Sequence[int] | None = None, *, running: bool = False) -> list[RunRecord]:
+        """The runs table's rows (of these runs; only those still 'running' if RUNNING), oldest first."""
         sql = _SELECT_RUNS if self._has_run_user else _SELECT_OLD_RUNS
-        if run_ids is not None:
-            sql += f" WHERE run_id IN ({','.join(str(int(i)) for i in run_ids)})"  # integers only
+        where = [] if run_ids is None else [f"run_id IN ({','.join(str(int(i)) for i in run_ids)})"]  # integers only
+        where += ["status='running'"] if running else []
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         with self._reading():
             return [RunRecord(*row) for row in self._db.execute(sql + " ORDER BY run_id")]
 
@@ -162,11 +164,9 @@ class LedgerReads:
             row = self._db.execute("SELECT MAX(run_id) FROM runs").fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def runs_left_running(self) -> list[UnfinishedRun]:
+    def runs_left_running(self) -> list[RunRecord]:
         """Runs the table still calls 'running'. While holding the RunLock, each is a run whose process died."""
-        with self._reading():
-            found = self._db.execute("SELECT run_id, pid, started_at FROM runs WHERE status='running' ORDER BY run_id")
-            return [UnfinishedRun(int(r[0]), int(r[1]), str(r[2])) for r in found]
+        return self.runs(running=True)
 
     # -- row states ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Runs as the ledger records them: the status a run ends in, its row in the runs table, runs left running.
+"""Runs as the ledger records them: RunRecord, the one record of a run (a row of the runs table), and its statuses.
 
 A run's record must be true: a run that crashed, was interrupted or was killed says so, with the exit
 code its process really ended with (none for a killed one: it could not say).
@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, NamedTuple, get_args
+from typing import Literal, get_args
 
-__all__ = ["RUN_COLUMNS", "RUN_STATUSES", "RUN_STATUS_MEANING", "RunRecord", "RunStatus", "UnfinishedRun"]
+__all__ = ["RUN_COLUMNS", "RUN_STATUSES", "RUN_STATUS_MEANING", "RunRecord", "RunStatus"]
 
 RunStatus = Literal["running", "finished", "stopped", "interrupted", "crashed", "killed"]
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
@@ -107,11 +107,3 @@ def _time(value: object) -> datetime | None:
 def _shown(value: object) -> str:
     """A stored value as a person reads it in one line: NULL, or its first characters quoted."""
     return "NULL" if value is None else repr(str(value)[:40])
-
-
-class UnfinishedRun(NamedTuple):
-    """A run the runs table still calls 'running': in progress, or its process died without recording its end."""
-
-    run_id: int
-    pid: int
-    started_at: str
