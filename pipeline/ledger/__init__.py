@@ -14,7 +14,7 @@ from ._entries import (
     verify_chain,
 )
 from ._heads import RecordedHead, check_heads, read_head_log, record_chain_head
-from ._ledger import Ledger, RunInfo
+from ._ledger import Ledger
 from ._lock import RunLock
 from ._reads import (
     SETTLED_STATES,
@@ -40,7 +40,7 @@ from ._row_states import (
     StatusUpdate,
     Step,
 )
-from ._runs import RUN_STATUS_MEANING, RUN_STATUSES, RunRecord, RunStatus
+from ._runs import RUN_STATUS_MEANING, RUN_STATUSES, RunInfo, RunRecord, RunStatus
 from ._site_facts import SiteFact, created_patient, record_site_fact, site_facts
 from ._write import LedgerWrite
 from ._writer import LedgerWriter

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from .._errors import UserInputError
@@ -31,11 +31,11 @@ from ._file import (
 from ._prune import prune_bodies
 from ._reads import SETTLED_SQL, LedgerReads
 from ._row_states import PriorRows, StatusUpdate
-from ._runs import RunRecord, RunStatus
+from ._runs import RunInfo, RunRecord, RunStatus
 from ._schema import TABLES, columns, upgrade
 from ._write import LedgerWrite
 
-__all__ = ["Ledger", "RunInfo"]
+__all__ = ["Ledger"]
 
 # Column names come from the Entry dataclass, never from input.
 # since_run_id is kept while a row stays settled, or stays outstanding, and becomes the run's id when it
@@ -55,23 +55,6 @@ _UPSERT_STATUS = (
     " action=CASE WHEN ?14 THEN excluded.action ELSE row_status.action END"
 )
 _INSERT_ENTRY = f"INSERT INTO entries ({','.join(ENTRY_FIELDS)}) VALUES ({','.join('?' * len(ENTRY_FIELDS))})"  # noqa: S608
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What a run is about, written to the runs table and the chain when it starts."""
-
-    source: str
-    source_sha256: str
-    mapping: str
-    mapping_sha256: str
-    base_url: str
-    endpoint: str
-    access: str
-    algorithm: str
-    program_version: str
-    user: str | None = None  # the operating-system user who runs it
-    host: str | None = None  # the host it runs on
 
 
 class Ledger(LedgerReads):

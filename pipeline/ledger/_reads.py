@@ -156,7 +156,7 @@ class LedgerReads:
         if where:
             sql += " WHERE " + " AND ".join(where)
         with self._reading():
-            return [RunRecord(*row) for row in self._db.execute(sql + " ORDER BY run_id")]
+            return [RunRecord.from_row(row) for row in self._db.execute(sql + " ORDER BY run_id")]
 
     def latest_run_id(self) -> int | None:
         """The most recent run's id, or None for an empty ledger."""

@@ -7,11 +7,12 @@ code its process really ended with (none for a killed one: it could not say).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-__all__ = ["RUN_COLUMNS", "RUN_STATUSES", "RUN_STATUS_MEANING", "RunRecord", "RunStatus"]
+__all__ = ["RUN_COLUMNS", "RUN_STATUSES", "RUN_STATUS_MEANING", "RunInfo", "RunRecord", "RunStatus"]
 
 RunStatus = Literal["running", "finished", "stopped", "interrupted", "crashed", "killed"]
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
@@ -39,13 +40,9 @@ RUN_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class RunRecord:
-    """One row of the runs table, as stored (an edited table shows as edited: audit compares it with the chain)."""
+class RunInfo:
+    """What a run is about, written to the runs table and the chain when it starts."""
 
-    run_id: int
-    started_at: str
-    finished_at: str | None
-    status: str  # a RunStatus, unless the table was edited (or an older version wrote it)
     source: str
     source_sha256: str
     mapping: str
@@ -55,12 +52,35 @@ class RunRecord:
     access: str
     algorithm: str
     program_version: str
+    user: str | None = None  # the operating-system user who runs it
+    host: str | None = None  # the host it runs on
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the runs table, as stored (an edited table shows as edited: audit compares it with the chain).
+
+    The one class that declares a run: when it started and ended, its status, exit code and counts, and (INFO)
+    what it was about. A report's run summary and a run's result wrap or point to it.
+    """
+
+    run_id: int
+    started_at: str
+    finished_at: str | None
+    status: str  # a RunStatus, unless the table was edited (or an older version wrote it)
+    info: RunInfo
     pid: int
     counts_json: str | None
     exit_code: int | None
     concurrency: int | None = None  # the requests in flight it settled at (None: it sent nothing, or before 0.3)
-    user: str | None = None  # the operating-system user who ran it (None: recorded before runs kept it)
-    host: str | None = None  # the host it ran on (None: recorded before runs kept it)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> RunRecord:
+        """The record of a runs-table row read in RUN_COLUMNS order."""
+        values = dict(zip(RUN_COLUMNS, row, strict=True))
+        info = RunInfo(**{f.name: values.pop(f.name) for f in fields(RunInfo)})
+        values["counts_json"] = values.pop("counts")
+        return cls(info=info, **values)
 
     def damage(self) -> str | None:
         """What in this row no run could have written (NULL or garbage where a time, status or code belongs), or None.

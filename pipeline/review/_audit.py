@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,10 +51,6 @@ Verdict = Literal["proven", "not_checkable", "unverified", "failed", "unchained"
 BodyCheck = Literal["ok", "pruned", "missing", "replaced"]
 
 _SIGNATURE_CACHE = 20_000
-_RUN_FIELDS = (
-    "source", "source_sha256", "mapping", "mapping_sha256", "base_url", "endpoint", "access", "algorithm",
-    "program_version", "user", "host",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -342,7 +338,7 @@ class _Checker:
                 continue
             what = "the runs table differs from this run_started entry in"
             info = _json(started.detail)
-            edited = [n for n in _RUN_FIELDS if info.get(n) != getattr(row, n)]
+            edited = [n for n, stated in asdict(row.info).items() if info.get(n) != stated]
             if row.started_at != started.at:
                 edited.insert(0, "started_at")
             if edited:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -43,14 +43,6 @@ RECORD_FIELDS = (
 )  # fmt: skip
 
 _Skipped = list[tuple[Entry, list[SkippedRow]]]
-# A run's keys in the JSON report, in the order docs/audit.md gives them (a public interface): the ledger's run
-# record's own fields, then what the report counts from the run's entries.
-_JSON_RECORD_KEYS = (
-    "run_id", "started_at", "finished_at", "status", "exit_code", "source", "source_sha256", "mapping",
-    "mapping_sha256", "base_url", "endpoint", "access", "algorithm", "program_version",
-)  # fmt: skip
-
-
 @dataclass(frozen=True)
 class RunSummary:
     """One run: the ledger's record of it, with counts per state computed from its state entries."""
@@ -73,12 +65,16 @@ class RunSummary:
 
     def as_json(self) -> dict[str, Any]:
         """The run as the JSON report shows it."""
-        data: dict[str, Any] = {name: getattr(self.record, name) for name in _JSON_RECORD_KEYS}
+        # The keys in the order docs/audit.md gives them (a public interface).
+        run = self.record
+        data: dict[str, Any] = {"run_id": run.run_id, "started_at": run.started_at, "finished_at": run.finished_at,
+                                "status": run.status, "exit_code": run.exit_code}  # fmt: skip
+        data |= {k: v for k, v in asdict(run.info).items() if k not in ("user", "host")}
         data["counts"] = dict(self.counts)
         data["responses_verified"] = self.responses_verified
         data["responses_unverified"] = self.responses_unverified
         data["actions"] = dict(self.actions)
-        data["user"], data["host"] = self.record.user, self.record.host
+        data["user"], data["host"] = run.info.user, run.info.host
         return data
 
 

@@ -253,7 +253,7 @@ def _runs_table(runs: list[RunSummary]) -> str:
         out.append(f'<tr class="run" data-run="{rec.run_id}"><td>{rec.run_id}</td>'
                    f'<td class="mono">{escape(rec.started_at[:19])}</td><td>{escape(rec.status)}</td>'
                    f"<td>{code}</td><td>{run.rows}</td>{counts}"
-                   f"<td class=mono>{escape(Path(rec.source).name)}</td></tr>\n")  # fmt: skip
+                   f"<td class=mono>{escape(Path(rec.info.source).name)}</td></tr>\n")  # fmt: skip
     out.append("</tbody>\n</table>\n")
     return "".join(out)
 
@@ -364,30 +364,30 @@ def _verification(runs: list[RunSummary]) -> str:
                    "</span> (checked when they arrived).")  # fmt: skip
     return (
         f'<p id="verification-status">{answers} Requests are signed with our key as'
-        f" {escape(', '.join(sorted({r.record.access for r in runs})))}"
-        f" ({escape(', '.join(sorted({r.record.algorithm for r in runs})))}).</p>\n"
+        f" {escape(', '.join(sorted({r.record.info.access for r in runs})))}"
+        f" ({escape(', '.join(sorted({r.record.info.algorithm for r in runs})))}).</p>\n"
         '<p class="muted">To prove offline that the ledger is unaltered and re-verify every stored signature, run '
         "<code>cws-pipeline audit --config CONFIG</code> (or make this report with <code>--audit</code>).</p>\n"
     )
 
 
 def _run_meta(run: RunSummary) -> str:
-    rec = run.record
+    rec, info = run.record, run.record.info
     items = [
         ("Run", f"{rec.run_id} ({rec.status}{'' if rec.exit_code is None else f', exit {rec.exit_code}'})"),
         ("Started", rec.started_at),
         ("Finished", rec.finished_at or "not finished"),
-        ("Source", f"{rec.source}\nsha256 {rec.source_sha256}"),
-        ("Mapping", f"{rec.mapping}\nsha256 {rec.mapping_sha256}"),
-        ("Endpoint", rec.base_url + rec.endpoint),
-        ("Access", f"{rec.access} ({rec.algorithm})"),
-        ("Program", f"cws-pipeline {rec.program_version}"),
+        ("Source", f"{info.source}\nsha256 {info.source_sha256}"),
+        ("Mapping", f"{info.mapping}\nsha256 {info.mapping_sha256}"),
+        ("Endpoint", info.base_url + info.endpoint),
+        ("Access", f"{info.access} ({info.algorithm})"),
+        ("Program", f"cws-pipeline {info.program_version}"),
         ("Rows", f"{run.rows}: " + ", ".join(f"{s} {run.counts.get(s, 0)}" for s in ROW_STATES)),
     ]
     if run.actions:
         items.append(("Delivered by", actions_text(run.actions)))
-    if rec.user or rec.host:
-        items.append(("Run by", f"{rec.user or 'unknown'}@{rec.host or 'unknown'}"))
+    if info.user or info.host:
+        items.append(("Run by", f"{info.user or 'unknown'}@{info.host or 'unknown'}"))
     body = "".join(
         f"<dt>{escape(k)}</dt><dd{' class=mono' if k in ('Source', 'Mapping') else ''}>"
         f"{escape(v).replace(chr(10), '<br>')}</dd>"

@@ -61,7 +61,7 @@ def _across_runs(report: Report, out: TextIO) -> None:
         rec = run.record
         code = "-" if rec.exit_code is None else str(rec.exit_code)
         out.write(f"  {rec.run_id:>5}  {rec.started_at:<29}  {rec.status:<11}  {code:>4}  {run.rows:>6}"
-                  f"  {run.attention:>9}  {Path(rec.source).name}\n")  # fmt: skip
+                  f"  {run.attention:>9}  {Path(rec.info.source).name}\n")  # fmt: skip
     counts = report.latest_counts()
     out.write(f"Bookings: {len(report.rows)} distinct (a key once, whatever its lines), each counted once by its"
               " latest state: "
@@ -107,7 +107,7 @@ def _advice(shown: set[str], out: TextIO, changes: Sequence[FieldChange] = ()) -
 
 
 def _run_header(run: RunSummary) -> list[str]:
-    rec = run.record
+    rec, info = run.record, run.record.info
     if rec.status == "killed":
         finished = f"found killed {rec.finished_at}"
     else:
@@ -115,13 +115,13 @@ def _run_header(run: RunSummary) -> list[str]:
     code = "" if rec.exit_code is None else f", exit {rec.exit_code}"
     return [
         f"Run {rec.run_id} ({rec.status}{code}): {rec.started_at} {finished}",
-        f"  source    {rec.source}",
-        f"            sha256 {rec.source_sha256}",
-        f"  mapping   {rec.mapping}",
-        f"            sha256 {rec.mapping_sha256}",
-        f"  endpoint  {rec.base_url}{rec.endpoint}",
-        f"  access    {rec.access} ({rec.algorithm}), cws-pipeline {rec.program_version}",
-        *([f"  run by    {rec.user or 'unknown'}@{rec.host or 'unknown'}"] if rec.user or rec.host else []),
+        f"  source    {info.source}",
+        f"            sha256 {info.source_sha256}",
+        f"  mapping   {info.mapping}",
+        f"            sha256 {info.mapping_sha256}",
+        f"  endpoint  {info.base_url}{info.endpoint}",
+        f"  access    {info.access} ({info.algorithm}), cws-pipeline {info.program_version}",
+        *([f"  run by    {info.user or 'unknown'}@{info.host or 'unknown'}"] if info.user or info.host else []),
         f"  rows      {run.rows}: " + ", ".join(f"{state} {run.counts.get(state, 0)}" for state in ROW_STATES),
         *([f"  delivered {actions_text(run.actions)}"] if run.actions else []),
         f"  answers   {run.responses_verified} signed by CorEMR and verified, {run.responses_unverified} not verified",

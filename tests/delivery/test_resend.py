@@ -90,7 +90,7 @@ def test_every_run_records_the_user_and_host_that_ran_it_and_the_report_shows_th
     night(site, site.write_csv(booking_rows(1)))
     with Ledger.open_read_only(site.ledger) as ledger:
         [run] = ledger.runs()
-    assert (run.user, run.host) == (getpass.getuser(), socket.gethostname())
+    assert (run.info.user, run.info.host) == (getpass.getuser(), socket.gethostname())
     report = cws("report", "-c", str(site.config))
     assert f"  run by    {getpass.getuser()}@{socket.gethostname()}" in report.output.splitlines()
     page = site.dir / "report.html"

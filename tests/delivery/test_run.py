@@ -70,7 +70,7 @@ def test_ledger_is_private_and_chained_and_records_what_was_signed(site: Site, s
             body = ledger.body(e.request_sha256)
             assert body is not None and json.loads(body)["external_id"] == e.external_id
         (run_row,) = ledger.runs([result.run_id])
-    assert (run_row.access, run_row.algorithm, run_row.status) == ("county-jms", "CWS-SHA256", "finished")
+    assert (run_row.info.access, run_row.info.algorithm, run_row.status) == ("county-jms", "CWS-SHA256", "finished")
     assert run_row.counts["delivered"] == 3
 
 

@@ -68,7 +68,7 @@ def assert_run_sent_exactly_its_hashed_rows(site: Site, export: Path) -> None:
     """The last run's recorded source hash covers exactly the rows it sent (a header and N whole lines)."""
     with Ledger.open(site.ledger, create=False) as ledger:
         last = ledger.runs()[-1]
-        run_id, source_sha256, counts = last.run_id, last.source_sha256, last.counts
+        run_id, source_sha256, counts = last.run_id, last.info.source_sha256, last.counts
         rows = len(list(ledger.row_states(run_id)))
     lines = export.read_bytes().split(b"\n")
     assert hashlib.sha256(b"\n".join(lines[: rows + 1]) + b"\n").hexdigest() == source_sha256, counts

@@ -64,7 +64,7 @@ def test_a_ledger_from_before_runs_kept_the_user_and_host_is_read_as_is_and_upgr
     assert "run by" not in report.output
     second = run_bookings(site.write_csv(booking_rows(3)), site.mapping, load_config(site.config))
     with Ledger.open_read_only(site.ledger) as ledger:
-        users = {run.run_id: (run.user is None, run.host is None) for run in ledger.runs()}
+        users = {run.run_id: (run.info.user is None, run.info.host is None) for run in ledger.runs()}
     assert users == {first.run_id: (True, True), second.run_id: (False, False)}
     # This version's run_started entries name the user and host: audit sees the dropped values as an edit.
     audit = CliRunner().invoke(cli, ["audit", "-c", str(site.config)])
