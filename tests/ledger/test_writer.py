@@ -102,10 +102,7 @@ def test_close_commits_what_is_queued(gated: GatedLedger) -> None:
 _DISK_FULL = textwrap.dedent("""
     import json, resource, signal, sys, threading
     from pathlib import Path
-    from pipeline.ledger._entries import Entry
-    from pipeline.ledger._ledger import Ledger, RunInfo
-    from pipeline.ledger._write import LedgerWrite
-    from pipeline.ledger._writer import LedgerWriter
+    from pipeline.ledger import Entry, Ledger, LedgerWrite, LedgerWriter, RunInfo
 
     path = Path(sys.argv[1])
     ledger = Ledger.open(path)
