@@ -162,9 +162,27 @@ class Delivery:
         """What this row needs (from its validity, earlier runs and the corrections policy) and its body's SHA-256;
         "rebooked": a returning person this site cannot be sent (no bookings routes), held for a person."""
         row_plan, sha = plan(row, self._prior, self._target.on_change)
+        if row_plan in ("send", "changed") and sha is not None and self._new_booking(row):
+            return ("rebooked" if self._cannot_add_booking() else "send"), sha  # whatever on_change says
         if row_plan == "send" and sha is not None and self._held_rebooking(row, sha):
             return "rebooked", sha
         return row_plan, sha
+
+    def _new_booking(self, row: MappedRow) -> bool:
+        """True for a delivered row keyed by person alone whose booking number or date changed: a new booking of
+        a known patient (a re-booking), never an update that would overwrite the delivered booking."""
+        if self._target.key_names_booking or row.body is None or self._delivered_body is None:
+            return False
+        delivered = self._prior.delivered_sha256(row.key)
+        if delivered is None or self._prior.in_doubt(row.key):
+            return False
+        return self._target.new_booking(self._delivered_body(delivered), row.body)
+
+    def _cannot_add_booking(self) -> bool:
+        """True where a patient CorEMR holds cannot get a booking through CWS: no bookings routes (v1 has none),
+        and no patient update that adds one."""
+        t = self._target
+        return t.api == "v1" or (not t.routes.has_bookings and not t.update_adds_booking)
 
     def _held_rebooking(self, row: MappedRow, sha: str) -> bool:
         """True for a returning person at a site without bookings routes that does not take bookings by update:
@@ -237,12 +255,14 @@ class Delivery:
 
     def _progress(self, row: MappedRow, sha: str, *, intent_pending: bool) -> _Progress:
         """A row about to be sent, with its first step: an update of a delivered row (a correction), a booking
-        for a patient the ledger knows under another key (a re-booking), else a create."""
+        for a patient the ledger knows under another key or, keyed by person alone, under this one with another
+        booking (a re-booking), else a create."""
         assert row.body is not None
         r = _Progress(row, row.body, sha, "create", intent_pending)
-        if self._prior.delivered_sha256(row.key):
+        delivered = self._prior.delivered_sha256(row.key) is not None
+        if delivered and not self._new_booking(row):
             r.step = "update"
-        elif self._rebookings.under_another_key(row):
+        elif delivered or self._rebookings.under_another_key(row):
             if self._booking(r) is not None:
                 r.step = "booking"  # the create would be refused: the patient exists
             elif self._by_update():

@@ -87,6 +87,13 @@ class Mapping:
         return API_PROFILES[self.api].routes.at(self.endpoint)
 
     @property
+    def key_names_booking(self) -> bool:
+        """True when the key has a booking component (the booking number or the booking date among its fields):
+        without one, a key names a person, and a new booking of that person comes back under the same key."""
+        booking = {f.name for f in API_PROFILES[self.api].fields if f.booking}
+        return any(name in booking for name in self.key_fields)
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """The CSV columns the mapping reads (fields, then row filters), in first-use order."""
         used = [column for f in self.fields for column in f.columns] + [rule.column for rule in self.exclude]
