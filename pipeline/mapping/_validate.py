@@ -80,8 +80,8 @@ def validate_csv(
 
 
 def _mapping_warnings(mapping: Mapping) -> tuple[str, ...]:
-    """What a mapping may get wrong without being invalid: a key that names no booking field."""
-    if mapping.key_names_booking:
+    """What a mapping may get wrong without being invalid: a key that names none of its booking fields."""
+    if mapping.key_names_booking or not mapping.booking_identity:
         return ()
     key = ", ".join(f'"{k}"' for k in mapping.key_fields)
     return (

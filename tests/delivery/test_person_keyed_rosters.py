@@ -9,6 +9,7 @@ delivered booking's date, and `validate` warns about that key.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
+from pipeline.delivery._target import Target
 from pipeline.protocol._keyring import Keyring
 from pipeline.simulator._routes import ServerOptions
 from pipeline.simulator._server import CWSServer
@@ -217,3 +219,24 @@ def test_validate_warns_about_a_key_without_a_booking_field_and_still_passes(sit
     site.mapping.write_text(PERSON_AND_DATE, encoding="utf-8")
     quiet = CliRunner().invoke(cli, ["validate", str(roster), "-m", str(site.mapping)])
     assert quiet.exit_code == 0 and "warning" not in quiet.output, quiet.output
+
+
+@pytest.mark.parametrize(
+    ("key_names_booking", "delivered", "changes", "new"),
+    [
+        (False, True, {"booking_date": RETURN_BODY}, True),
+        (False, True, {"booking_no": "B2"}, True),
+        (False, True, {"fname": "Jon"}, False),  # a correction
+        (False, True, {"facility": 2}, False),  # a booking field, but not what tells one booking from another
+        (False, False, {"booking_date": RETURN_BODY}, False),  # the delivered body pruned: cannot be told
+        (True, True, {"booking_date": RETURN_BODY}, False),  # the key names the booking: another key, another row
+    ],
+)
+def test_a_new_booking_is_a_changed_booking_number_or_date_under_a_key_naming_the_person(
+    key_names_booking: bool, delivered: bool, changes: dict[str, Any], new: bool
+) -> None:
+    target = Target.default("http://127.0.0.1:1/ws/patients/")
+    target = dataclasses.replace(target, key_names_booking=key_names_booking)
+    before = {"external_id": "812341", "facility": 1, "fname": "John", "booking_no": "B1", "booking_date": FIRST_BODY}
+    body = json.dumps({**before, **changes}).encode()
+    assert target.new_booking(json.dumps(before).encode() if delivered else None, body) is new
