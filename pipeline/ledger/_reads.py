@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .._errors import UserInputError
+from .._errors import LedgerDamaged, UserInputError
 from ._entries import ENTRY_FIELDS, Entry, SkippedRow, row_states, skipped_rows
 from ._file import sqlite_errors
 from ._row_states import NOT_DELIVERED, ROW_STATES, PriorRow
@@ -166,7 +166,15 @@ class LedgerReads:
         """Runs the table still calls 'running'. While holding the RunLock, each is a run whose process died."""
         with self._reading():
             found = self._db.execute("SELECT run_id, pid, started_at FROM runs WHERE status='running' ORDER BY run_id")
-            return [UnfinishedRun(int(r[0]), int(r[1]), str(r[2])) for r in found]
+            runs = []
+            for run_id, pid, started_at in found:
+                if not isinstance(run_id, int) or not isinstance(pid, int):  # an edited row: no run wrote it
+                    raise LedgerDamaged(
+                        f"{self.path}: the runs table is damaged: a running run's pid is {pid!r}, not a number;"
+                        " nothing was sent: run `cws-pipeline audit` on this ledger, and restore it from a backup"
+                    )
+                runs.append(UnfinishedRun(run_id, pid, str(started_at)))
+            return runs
 
     # -- row states ----------------------------------------------------------------------------
 
