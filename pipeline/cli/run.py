@@ -66,7 +66,7 @@ def run(csv: Path, mapping: Path, config_path: Path, errors_path: Path | None, v
         click.echo(notice, err=True)
     if errors_path is not None:
         listed = _write_error_file(result, errors_path)
-        if verbose or interactive:
+        if verbose or interactive or result.exit_code != 0:  # cron's mail names the file the clerk opens
             click.echo(f"Wrote {errors_path.resolve()} ({listed} row(s) needing a person; mode 0600).", err=True)
     result = name_held_fields(result)  # a held change names its fields (not their values: it may be mailed)
     if verbose or interactive:

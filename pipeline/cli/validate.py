@@ -55,6 +55,8 @@ def validate(
         click.echo(f'{report.extra_cells} lines had extra cells (ignored: extra_cells = "ignore")')
     if report.missing_cells:
         click.echo(f'{report.missing_cells} lines had missing cells (padded with blanks: missing_cells = "blank")')
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}")
     if report.problems:
         click.echo(f"first {len(report.problems)} problem(s):")
         for problem in report.problems:

@@ -42,7 +42,7 @@ from ._exchange import Exchange, exchange
 from ._lookup import holds_body, judge_lookup
 from ._messages import reason_text, server_message
 from ._outcome import RowOutcome, known_outcome
-from ._plan import Plan, Rebookings, plan, updated_reason
+from ._plan import Plan, Rebookings, plan, same_number_reason, updated_reason
 from ._quiet import quiet_records
 from ._records import exchange_record, final_records, intent_record
 from ._retry import RunStop, TransientFailure, capped_retry_after, retrying
@@ -162,9 +162,46 @@ class Delivery:
         """What this row needs (from its validity, earlier runs and the corrections policy) and its body's SHA-256;
         "rebooked": a returning person this site cannot be sent (no bookings routes), held for a person."""
         row_plan, sha = plan(row, self._prior, self._target.on_change)
+        if row_plan in ("send", "changed") and sha is not None and (delivered := self._new_booking(row)):
+            held = self._cannot_add_booking() or self._same_number(delivered, row)
+            return ("rebooked" if held else "send"), sha  # whatever on_change says
         if row_plan == "send" and sha is not None and self._held_rebooking(row, sha):
             return "rebooked", sha
         return row_plan, sha
+
+    def _new_booking(self, row: MappedRow) -> bytes | None:
+        """The delivered body of a row keyed by person alone whose booking number or date changed since: a new
+        booking of a known patient (a re-booking), never an update that would overwrite the delivered booking."""
+        if self._target.key_names_booking or row.body is None or self._delivered_body is None:
+            return None
+        delivered_sha = self._prior.delivered_sha256(row.key)
+        if delivered_sha is None or self._prior.in_doubt(row.key):
+            return None
+        delivered = self._delivered_body(delivered_sha)
+        return delivered if self._target.new_booking(delivered, row.body) else None
+
+    def _same_number(self, delivered: bytes, row: MappedRow) -> bool:
+        """True when a new booking has the DELIVERED booking's number: it cannot be added under it (nor sent as
+        that booking's update, which would overwrite its date)."""
+        assert row.body is not None
+        number = self._target.booking_number_of(row.body)
+        return number is not None and number == self._target.booking_number_of(delivered)
+
+    def _held_reason(self, row: MappedRow) -> str:
+        """Why a returning person is held: the new booking has the delivered one's number, or the site cannot add
+        a booking through CWS."""
+        assert row.body is not None
+        number = self._target.booking_number_of(row.body)
+        delivered = self._new_booking(row)
+        if delivered is not None and self._same_number(delivered, row):
+            return same_number_reason(row.external_id, number, self._prior.get(row.key))
+        return rebooking_held_reason(row.external_id, number, self._target.routes_known)
+
+    def _cannot_add_booking(self) -> bool:
+        """True where a patient CorEMR holds cannot get a booking through CWS: no bookings routes (v1 has none),
+        and no patient update that adds one."""
+        t = self._target
+        return t.api == "v1" or (not t.routes.has_bookings and not t.update_adds_booking)
 
     def _held_rebooking(self, row: MappedRow, sha: str) -> bool:
         """True for a returning person at a site without bookings routes that does not take bookings by update:
@@ -185,8 +222,7 @@ class Delivery:
         )
         for row, sha in held:
             assert row.body is not None and sha is not None
-            number = self._target.booking_number_of(row.body)
-            reason = reason_text(rebooking_held_reason(row.external_id, number, self._target.routes_known), row.body)
+            reason = reason_text(self._held_reason(row), row.body)
             records = final_records(self.run_id, row, "changed", reason, sha, None, 0)
             records.bodies.append((sha, row.body))  # kept for `accept` and a person reading the ledger
             write.add(records)
@@ -237,12 +273,14 @@ class Delivery:
 
     def _progress(self, row: MappedRow, sha: str, *, intent_pending: bool) -> _Progress:
         """A row about to be sent, with its first step: an update of a delivered row (a correction), a booking
-        for a patient the ledger knows under another key (a re-booking), else a create."""
+        for a patient the ledger knows under another key or, keyed by person alone, under this one with another
+        booking (a re-booking), else a create."""
         assert row.body is not None
         r = _Progress(row, row.body, sha, "create", intent_pending)
-        if self._prior.delivered_sha256(row.key):
+        delivered = self._prior.delivered_sha256(row.key) is not None
+        if delivered and self._new_booking(row) is None:
             r.step = "update"
-        elif self._rebookings.under_another_key(row):
+        elif delivered or self._rebookings.under_another_key(row):
             if self._booking(r) is not None:
                 r.step = "booking"  # the create would be refused: the patient exists
             elif self._by_update():

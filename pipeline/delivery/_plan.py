@@ -26,6 +26,7 @@ __all__ = [
     "refused_by_site",
     "rejected_again_reason",
     "renumbered_reason",
+    "same_number_reason",
     "updated_reason",
 ]
 
@@ -94,6 +95,17 @@ def renumbered_reason(p: PriorRow | None, row: MappedRow) -> str:
         f"the external_id changed from {was} to {row.external_id} since it was {_delivered_where(p)}: a patient"
         " merged or renumbered in the jail system; held, not sent: fix it in CorEMR by hand, then"
         " `cws-pipeline accept` the row"
+    )
+
+
+def same_number_reason(external_id: str | None, number: str | None, p: PriorRow | None) -> str:
+    """Why a new booking of a patient keyed by person alone is held: it has the number of the booking delivered."""
+    return (
+        f"patient {external_id} has a new booking date under booking {number or '(none)'}, the number of the booking"
+        f" {_delivered_where(p)}: the mapping's key names no booking, so this is a new booking, and it cannot be"
+        " added under the delivered booking's number (nor sent as its update, which would overwrite its date); held,"
+        " not sent: make booking_no from the person and the booking date (docs/returning-patients.md), or enter the"
+        " booking in CorEMR by hand, then `cws-pipeline accept` the row"
     )
 
 

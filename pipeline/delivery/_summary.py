@@ -31,13 +31,16 @@ def summary_lines(result: RunResult, *, everything: bool = True) -> list[str]:
         lines.append(f"  {n} booking{'s' if n != 1 else ''} need{'s' if n == 1 else ''} a person (each once, whatever"
                      " its lines; `status` gives the same count)")  # fmt: skip
     if result.peak_in_flight:  # requests were sent: say how many went at once
-        how = "adaptive, settled at" if result.adaptive else "fixed at"
-        lines.append(f"  concurrency: {how} {result.concurrency} ({result.peak_in_flight} in flight at most)")
+        if result.adaptive:  # the peak came first, the limit it ended at after: say them in that order
+            lines.append(f"  concurrency: adaptive, up to {result.peak_in_flight} in flight, ending at"
+                         f" {result.concurrency}")  # fmt: skip
+        else:
+            lines.append(f"  concurrency: fixed at {result.concurrency} ({result.peak_in_flight} in flight at most)")
     if result.stopped_early and result.exit_code == WINDOW_CLOSED_EXIT:
         lines.append(f"Stopped sending: {result.stopped_early}; the rows not sent go in the next run.")
     if result.security_stop:
         stop = withhold_server_words(result.security_stop)  # it may quote the signer name the server chose
-        lines.append(f"SECURITY STOP: {stop}. Check private_key/access and server_keys/base_url.")
+        lines.append(f"SECURITY STOP: {stop}.")  # the reason names the setting to check
     shown = [o for o in result.attention if everything or not o.known]
     for outcome in sorted(shown, key=lambda o: o.line)[:_SHOW_ROWS]:
         key = outcome.key or "(no key)"

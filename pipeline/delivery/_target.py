@@ -40,6 +40,7 @@ class Target:
     api: ApiVersion = DEFAULT_API
     update_adds_booking: bool = False  # without bookings routes, a re-booking goes as a patient update
     routes_known: str = ""  # where the site's having (or not) the bookings routes is known from, in words
+    key_names_booking: bool = True  # the mapping's key has a booking number or date (else it names a person)
 
     @classmethod
     def of(
@@ -56,9 +57,8 @@ class Target:
         routes = profile.routes.at(base_url.rstrip("/") + mapping.endpoint)
         routes = replace(routes, has_bookings=routes.has_bookings and bookings_routes)
         number = profile.booking_number if routes.has_bookings and mapping.booking_fields else None
-        return cls(
-            routes, number, mapping.booking_fields, mapping.on_change, mapping.api, update_adds_booking, routes_known
-        )
+        return cls(routes, number, mapping.booking_fields, mapping.on_change, mapping.api, update_adds_booking,
+                   routes_known, mapping.key_names_booking)  # fmt: skip
 
     @classmethod
     def default(cls, endpoint_url: str, on_change: OnChange = "hold") -> Target:
@@ -130,6 +130,22 @@ class Target:
             return True
         fields = self.booking_fields or self.profile.booking_fields
         return any(before.get(name) != now.get(name) for name in fields)
+
+    def new_booking(self, delivered: bytes | None, body: bytes) -> bool:
+        """True when the key names a person only and BODY's booking (number or date) differs from the DELIVERED
+        body's: a new booking of that person, never a correction of the delivered one. False when DELIVERED is
+        unknown (pruned): whether the booking changed cannot be told, and the row is a correction as before."""
+        if self.key_names_booking or delivered is None:
+            return False
+        try:
+            before: Any = json.loads(delivered)
+        except ValueError:
+            return False
+        now: Any = json.loads(body)
+        if not isinstance(before, dict) or not isinstance(now, dict):
+            return False
+        identity = (f.name for f in self.profile.fields if f.booking)  # the booking number and date
+        return any(before.get(name) != now.get(name) for name in identity)
 
 
 def _nameable(segment: str | None) -> bool:

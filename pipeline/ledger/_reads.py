@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .._errors import UserInputError
+from .._errors import LedgerDamaged, UserInputError
 from ._entries import ENTRY_FIELDS, Entry, SkippedRow, row_states, skipped_rows
 from ._file import sqlite_errors
 from ._row_states import NOT_DELIVERED, ROW_STATES, PriorRow
@@ -166,7 +166,14 @@ class LedgerReads:
 
     def runs_left_running(self) -> list[RunRecord]:
         """Runs the table still calls 'running'. While holding the RunLock, each is a run whose process died."""
-        return self.runs(running=True)
+        runs = self.runs(running=True)
+        for run in runs:
+            if not isinstance(run.run_id, int) or not isinstance(run.pid, int):  # an edited row: no run wrote it
+                raise LedgerDamaged(
+                    f"{self.path}: the runs table is damaged: a running run's pid is {run.pid!r}, not a number;"
+                    " nothing was sent: run `cws-pipeline audit` on this ledger, and restore it from a backup"
+                )
+        return runs
 
     # -- row states ----------------------------------------------------------------------------
 

@@ -87,6 +87,18 @@ class Mapping:
         return API_PROFILES[self.api].routes.at(self.endpoint)
 
     @property
+    def booking_identity(self) -> tuple[str, ...]:
+        """The fields that tell one booking from another (the booking number, the booking date) this mapping has."""
+        booking = {f.name for f in API_PROFILES[self.api].fields if f.booking}
+        return tuple(f.name for f in self.fields if f.name in booking)
+
+    @property
+    def key_names_booking(self) -> bool:
+        """True when the key has a booking component (the booking number or the booking date among its fields):
+        without one, a key names a person, and a new booking of that person comes back under the same key."""
+        return any(name in self.booking_identity for name in self.key_fields)
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """The CSV columns the mapping reads (fields, then row filters), in first-use order."""
         used = [column for f in self.fields for column in f.columns] + [rule.column for rule in self.exclude]

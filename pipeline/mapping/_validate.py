@@ -35,6 +35,7 @@ class ValidationReport:
     duplicates: int = 0  # rows repeating an earlier line's booking (same key, byte-identical body): sent once
     extra_cells: int = 0  # lines whose cells beyond the header's were ignored ([source] extra_cells = "ignore")
     missing_cells: int = 0  # lines padded with blank cells ([source] missing_cells = "blank")
+    warnings: tuple[str, ...] = ()  # what the mapping may get wrong without being invalid (validate still passes)
 
     @property
     def all_valid(self) -> bool:
@@ -74,7 +75,21 @@ def validate_csv(
         if rejects_writer is not None:
             rejects_writer.close()
     invalid = rows - valid - excluded - duplicates
-    return ValidationReport(rows, valid, invalid, tuple(problems), excluded, duplicates, extra, missing)
+    return ValidationReport(rows, valid, invalid, tuple(problems), excluded, duplicates, extra, missing,
+                            _mapping_warnings(mapping))  # fmt: skip
+
+
+def _mapping_warnings(mapping: Mapping) -> tuple[str, ...]:
+    """What a mapping may get wrong without being invalid: a key that names none of its booking fields."""
+    if mapping.key_names_booking or not mapping.booking_identity:
+        return ()
+    key = ", ".join(f'"{k}"' for k in mapping.key_fields)
+    return (
+        f"{mapping.path}: [target] key = [{key}] names no booking field (no booking number, no booking date): a"
+        " returning person comes back under the same key, told from a correction only by a changed booking number"
+        ' or date; add the booking date to the key, e.g. key = ["external_id", "booking_date"]'
+        ' (see docs/returning-patients.md, "Keys without a booking number")',
+    )
 
 
 class _RejectsWriter:

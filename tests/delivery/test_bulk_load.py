@@ -124,7 +124,7 @@ def test_the_summary_and_the_run_record_keep_the_concurrency_the_run_settled_at(
     site.write_config(concurrency=6)
     result = run(site, site.write_csv(booking_rows(20)))
     assert result.adaptive and 1 <= result.concurrency <= 6 and 1 <= result.peak_in_flight <= 6
-    line = f"  concurrency: adaptive, settled at {result.concurrency} ({result.peak_in_flight} in flight at most)"
+    line = f"  concurrency: adaptive, up to {result.peak_in_flight} in flight, ending at {result.concurrency}"
     assert line in summary_lines(result)
     site.write_config(concurrency=3, adaptive=False)
     fixed = run(site, site.write_csv(booking_rows(9, start=100), name="more.csv"))

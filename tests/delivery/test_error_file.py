@@ -43,3 +43,15 @@ def test_a_night_with_nothing_to_fix_leaves_a_file_with_no_rows(site: Site) -> N
     errors.write_text("last night's rows\n", encoding="utf-8")
     assert run_with_errors(site, booking_rows(3), errors) == 0
     assert errors.read_text(encoding="utf-8").splitlines() == ["line,state,reason"]  # nothing left from before
+
+
+def test_cron_mail_names_the_error_file_when_rows_newly_need_a_person_and_is_silent_otherwise(site: Site) -> None:
+    rows = booking_rows(3)
+    rows[1][4] = "not a date"
+    errors = site.dir / "errors.csv"
+    args = ["run", str(site.write_csv(rows)), "-m", str(site.mapping), "-c", str(site.config), "--errors", str(errors)]
+    first = CliRunner().invoke(cli, args)  # not a terminal, no -v: as cron runs it
+    assert first.exit_code == 1
+    assert f"Wrote {errors.resolve()} (1 row(s) needing a person; mode 0600)." in first.output
+    again = CliRunner().invoke(cli, args)  # nothing new: cron mails nothing, not even the file's name
+    assert (again.exit_code, again.output) == (0, "")

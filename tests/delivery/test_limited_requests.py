@@ -155,7 +155,7 @@ def test_while_every_place_is_taken_a_spare_worker_has_the_next_request_signed(
     runner.start()
     try:
         waited = 0.0
-        while len(signed) < 3 and waited < 20:
+        while (len(signed) < 3 or len(on_the_wire) < 2) and waited < 20:  # a busy machine signs in any order
             time.sleep(0.01)
             waited += 0.01
         # Both places are taken and held; a third request is already signed, waiting for one of them.

@@ -27,7 +27,14 @@ pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'n
 def run_process(site: Site, csv: Path, **popen: Any) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "pipeline", "run", str(csv), "--mapping", str(site.mapping),
             "--config", str(site.config)]  # fmt: skip
+    popen.setdefault("preexec_fn", _ctrl_c_as_a_terminal_sends_it)
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def _ctrl_c_as_a_terminal_sends_it() -> None:
+    """In the child: SIGINT acts as it does in a terminal, even when the tests run in a background job (a
+    shell without job control starts those with SIGINT ignored, and Python keeps an ignored SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_creates(site: Site, proc: subprocess.Popen[bytes], n: int) -> None:
@@ -124,6 +131,7 @@ def test_a_killed_run_is_found_by_the_next_run_and_named_in_one_line(site: Site)
 
 def _small_files() -> None:
     """In the child: files may not grow past 400 kB, as if the disk were full (Python ignores SIGXFSZ)."""
+    _ctrl_c_as_a_terminal_sends_it()
     resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
 

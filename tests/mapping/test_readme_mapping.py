@@ -46,7 +46,7 @@ def test_the_main_example_maps_a_row(tmp_path: Path) -> None:
 def test_every_fragment_loads_in_the_main_example(tmp_path: Path) -> None:
     (tmp_path / "facilities.csv").write_text("Code,Name,CorEMR ID\nMAIN,Main jail,10000\n", encoding="utf-8")
     (tmp_path / "codes.toml").write_text('[gender]\n1 = "M"\n2 = "F"\n9 = "U"\n', encoding="utf-8")
-    assert len(FRAGMENTS) == 5
+    assert len(FRAGMENTS) == 6
     for fragment in FRAGMENTS:
         (tmp_path / "m.toml").write_text(with_fragment(fragment), encoding="utf-8")
         assert load_mapping(tmp_path / "m.toml").fields
@@ -61,6 +61,12 @@ def test_every_fragment_loads_in_the_main_example(tmp_path: Path) -> None:
         (2, HEADER.replace("Booking Date", "Book Date,Book Time"), ROW.replace(" 22:15", ",2215"), b"22:15:00.000"),
         (3, HEADER + ",Facility,Gender", ROW.replace(",f,", ",,") + ",MAIN,2", b'"facility":10000'),
         (4, HEADER + ",RecordType", ROW + ",Training", None),
+        (  # a key of the person and the booking date, the booking number made of both
+            5,
+            HEADER.replace("Inmate ID", "Person ID").replace("Booking Date", "Book Date"),
+            ROW.replace("J1,", "812345,"),
+            b'"booking_no":"812345112920262215","booking_date":"2026-11-29 22:15:00.000"',
+        ),
     ],
 )
 def test_each_fragment_does_what_the_page_says(

@@ -95,3 +95,15 @@ def test_null_where_a_run_always_writes_a_value_is_damage(site: Site) -> None:
         "started_at is NULL, not a time; status is NULL, not one of running, finished, stopped, interrupted, crashed,"
         " killed; pid is NULL, not a number"
     )
+
+
+def test_a_run_on_a_ledger_whose_running_run_has_no_numeric_pid_is_one_line_and_sends_nothing(site: Site) -> None:
+    run_bookings(site.write_csv(booking_rows(2)), site.mapping, load_config(site.config))
+    edit_run(site, status="running", finished_at=None, exit_code=None, pid="x")
+    sent_before = site.server.counters().requests
+    args = ["run", str(site.write_csv(booking_rows(3))), "-m", str(site.mapping), "-c", str(site.config)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 6, result.output
+    assert result.output.startswith(f"Error: {site.ledger}: the runs table is damaged: a running run's pid is 'x'")
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert site.server.counters().requests == sent_before  # nothing sent
