@@ -33,6 +33,7 @@ from ..ledger import (
     RowState,
     RunInfo,
     RunLock,
+    RunRecord,
     RunStatus,
     record_chain_head,
     site_facts,
@@ -77,6 +78,9 @@ class RunResult:
     adaptive: bool = False
     peak_in_flight: int = 0
     stopped_early: str | None = None  # why sending stopped early: the delivery window closed, or time was up
+    # The ledger's record of the run once its end is recorded (started, finished, status, exit code, counts,
+    # what it was about): None until then, or when the end could not be recorded (the next run finds it).
+    record: RunRecord | None = None
 
     @property
     def rows(self) -> int:
@@ -415,6 +419,7 @@ def _end_run(
     try:
         settled = result.concurrency if result.peak_in_flight else None  # no request, nothing to settle at
         ledger.finish_run(result.run_id, {str(k): v for k, v in result.counts.items()}, status, exit_code, settled)
+        [result.record] = ledger.runs([result.run_id])
         result.needs_person = len(ledger.bookings_needing_a_person())
         if head_log is not None:
             record_chain_head(head_log, ledger, result.run_id)  # a copy of the head kept elsewhere

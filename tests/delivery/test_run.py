@@ -72,6 +72,7 @@ def test_ledger_is_private_and_chained_and_records_what_was_signed(site: Site, s
         (run_row,) = ledger.runs([result.run_id])
     assert (run_row.info.access, run_row.info.algorithm, run_row.status) == ("county-jms", "CWS-SHA256", "finished")
     assert run_row.counts["delivered"] == 3
+    assert result.record == run_row and run_row.exit_code == result.exit_code  # the result holds the one record
 
 
 def test_changed_row_is_reported_and_not_sent_again(site: Site) -> None:
