@@ -43,6 +43,8 @@ RECORD_FIELDS = (
 )  # fmt: skip
 
 _Skipped = list[tuple[Entry, list[SkippedRow]]]
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """One run: the ledger's record of it, with counts per state computed from its state entries."""
