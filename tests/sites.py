@@ -10,6 +10,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pipeline.ledger import Ledger, verify_chain
 from pipeline.protocol._keys import public_key_pem, write_private_file
 
 CLIENT_ACCESS = "county-jms"
@@ -154,3 +155,17 @@ class Site:
                 lines.append(f'{k} = "{v}"')
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return self.config
+
+
+def run_endings(ledger_path: Path) -> list[tuple[int, str, int | None]]:
+    """Each run's (id, status, exit code) as the ledger recorded them, once the chain is checked."""
+    with Ledger.open_read_only(ledger_path) as ledger:
+        assert verify_chain(ledger.entries()) is None
+        return [(run.run_id, run.status, run.exit_code) for run in ledger.runs()]
+
+
+def assert_every_patient_created_once(site: Site, n: int) -> None:
+    """The local server created P000001 ... P{n} once each, and nobody else."""
+    creates = site.server.counters().creates
+    assert sorted(creates) == [f"P{i:06d}" for i in range(1, n + 1)]
+    assert set(creates.values()) == {1}

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger import Ledger, verify_chain
-
-from ..sites import Site, booking_rows
+from ..sites import Site, assert_every_patient_created_once, booking_rows, run_endings
 
 pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'not slow' while editing
 
@@ -30,18 +28,6 @@ def wait_until_sending(site: Site, proc: subprocess.Popen[bytes], creates: int =
     assert proc.poll() is None, "the run ended before it could be caught mid-way"
 
 
-def endings(ledger_path: Path) -> list[tuple[int, str, int | None]]:
-    with Ledger.open_read_only(ledger_path) as ledger:
-        assert verify_chain(ledger.entries()) is None
-        return [(run.run_id, run.status, run.exit_code) for run in ledger.runs()]
-
-
-def assert_every_patient_created_once(site: Site, n: int) -> None:
-    creates = site.server.counters().creates
-    assert sorted(creates) == [f"P{i:06d}" for i in range(1, n + 1)]
-    assert set(creates.values()) == {1}
-
-
 def test_sigterm_ends_a_run_like_ctrl_c_recorded_interrupted_exit_143(site: Site) -> None:
     site.server.latency_s = 0.1  # 10 s or more to send them all: a signal sent on a busy machine still lands mid-run
     site.write_config(concurrency=2)
@@ -56,7 +42,7 @@ def test_sigterm_ends_a_run_like_ctrl_c_recorded_interrupted_exit_143(site: Site
         " in flight"
     ]
     assert out == b""
-    assert endings(site.ledger) == [(1, "interrupted", 143)]
+    assert run_endings(site.ledger) == [(1, "interrupted", 143)]
     assert len(site.server.counters().creates) < 300  # it stopped sending
 
     site.server.latency_s = 0
@@ -66,7 +52,7 @@ def test_sigterm_ends_a_run_like_ctrl_c_recorded_interrupted_exit_143(site: Site
     assert err.decode().splitlines() == [
         "Note: earlier run 1 was interrupted (exit code 143); rows it left in doubt are settled by lookup in this run"
     ]
-    assert endings(site.ledger)[1] == (2, "finished", 0)
+    assert run_endings(site.ledger)[1] == (2, "finished", 0)
     assert_every_patient_created_once(site, 300)
 
 
@@ -100,7 +86,7 @@ def test_two_runs_on_two_hard_links_of_one_ledger_the_second_exits_4(site: Site,
         _, first_err = first.communicate(timeout=120)
     assert first.returncode == 0, first_err.decode()
     assert_every_patient_created_once(site, 300)
-    assert endings(link) == [(1, "finished", 0), (2, "finished", 0)]  # the refused run recorded nothing
+    assert run_endings(link) == [(1, "finished", 0), (2, "finished", 0)]  # the refused run recorded nothing
     audit = subprocess.run([sys.executable, "-m", "pipeline", "audit", "-c", str(second_config)], capture_output=True,
                            text=True, timeout=120, check=False)  # fmt: skip
     assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -19,7 +19,7 @@ import pytest
 from pipeline.delivery import RowOutcome, load_config, run_bookings
 from pipeline.ledger import Ledger, verify_chain
 
-from ..sites import Site, booking_rows
+from ..sites import Site, assert_every_patient_created_once, booking_rows, run_endings
 
 pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'not slow' while editing
 
@@ -45,15 +45,7 @@ def wait_for_creates(site: Site, proc: subprocess.Popen[bytes], n: int) -> None:
 
 
 def endings(site: Site) -> list[tuple[int, str, int | None]]:
-    with Ledger.open(site.ledger, create=False) as ledger:
-        assert verify_chain(ledger.entries()) is None
-        return [(run.run_id, run.status, run.exit_code) for run in ledger.runs()]
-
-
-def assert_every_patient_created_once(site: Site, n: int) -> None:
-    creates = site.server.counters().creates
-    assert sorted(creates) == [f"P{i:06d}" for i in range(1, n + 1)]
-    assert set(creates.values()) == {1}
+    return run_endings(site.ledger)
 
 
 def test_a_crash_mid_run_is_recorded_as_crashed_with_its_counts_and_the_next_run_says_so(site: Site) -> None:
