@@ -11,9 +11,11 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from ._errors import UserInputError
+
+_Choice = TypeVar("_Choice", bound=str)  # a Literal of settings values, e.g. OnChange
 
 __all__ = ["TomlFile", "kind_of"]
 
@@ -89,6 +91,14 @@ class TomlFile:
         if not isinstance(value, str):
             raise self.error(key_path, f"expected a string, got {kind_of(value)}")
         return value
+
+    def choice(self, key_path: str, value: object, choices: tuple[_Choice, ...], why: str) -> _Choice:
+        """VALUE as one of CHOICES (a Literal's values); WHY says, in the refusal, what the setting decides."""
+        text = self.string(key_path, value)
+        chosen = next((c for c in choices if c == text), None)
+        if chosen is None:
+            raise self.error(key_path, f"{text!r} is not one of {', '.join(choices)} ({why})")
+        return chosen
 
     def boolean(self, key_path: str, value: object) -> bool:
         """VALUE as true or false."""

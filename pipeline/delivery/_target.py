@@ -10,6 +10,7 @@ the version's: v2 and v3 without one have none here (assumption "bookings-routes
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -119,35 +120,33 @@ class Target:
 
     def booking_changed(self, delivered: bytes | None, body: bytes) -> bool:
         """True unless the DELIVERED body is known and holds every booking field exactly as BODY does."""
-        if delivered is None:
-            return True  # pruned or never stored: send the booking update (it changes nothing if the same)
-        try:
-            before: Any = json.loads(delivered)
-        except ValueError:
-            return True
-        now: Any = json.loads(body)
-        if not isinstance(before, dict) or not isinstance(now, dict):
-            return True
-        fields = self.booking_fields or self.profile.booking_fields
-        return any(before.get(name) != now.get(name) for name in fields)
+        # Pruned, never stored or unreadable: send the booking update (it changes nothing if the same).
+        return _fields_differ(delivered, body, self.booking_fields or self.profile.booking_fields) is not False
 
     def new_booking(self, delivered: bytes | None, body: bytes) -> bool:
         """True when the key names a person only and BODY's booking (number or date) differs from the DELIVERED
         body's: a new booking of that person, never a correction of the delivered one. False when DELIVERED is
         unknown (pruned): whether the booking changed cannot be told, and the row is a correction as before."""
-        if self.key_names_booking or delivered is None:
+        if self.key_names_booking:
             return False
-        try:
-            before: Any = json.loads(delivered)
-        except ValueError:
-            return False
-        now: Any = json.loads(body)
-        if not isinstance(before, dict) or not isinstance(now, dict):
-            return False
-        identity = (f.name for f in self.profile.fields if f.booking)  # the booking number and date
-        return any(before.get(name) != now.get(name) for name in identity)
+        identity = [f.name for f in self.profile.fields if f.booking]  # the booking number and date
+        return _fields_differ(delivered, body, identity) is True
 
 
 def _nameable(segment: str | None) -> bool:
     """True when SEGMENT can be one segment of a URL path once percent-encoded (never '', '.' or '..')."""
     return bool(segment) and segment not in (".", "..")
+
+
+def _fields_differ(delivered: bytes | None, body: bytes, names: Iterable[str]) -> bool | None:
+    """Whether BODY holds any of NAMES otherwise than DELIVERED does; None when DELIVERED is unknown or unreadable."""
+    if delivered is None:
+        return None
+    try:
+        before: Any = json.loads(delivered)
+    except ValueError:
+        return None
+    now: Any = json.loads(body)
+    if not isinstance(before, dict) or not isinstance(now, dict):
+        return None
+    return any(before.get(name) != now.get(name) for name in names)

@@ -166,14 +166,9 @@ def _target(where: TomlFile, target: dict[str, Any]) -> Mapping:
     profile = where.string("target.profile", target.get("profile", "cws-patient"))
     if profile not in PROFILES:
         raise where.error("target.profile", f"{profile!r} is not one of {', '.join(PROFILES)}")
-    named_policy = where.string("target.on_change", target.get("on_change", "hold"))
-    on_change = next((p for p in ON_CHANGE_POLICIES if p == named_policy), None)
-    if on_change is None:
-        raise where.error(
-            "target.on_change",
-            f"{named_policy!r} is not one of {', '.join(ON_CHANGE_POLICIES)} (what a run does with a delivered row"
-            " whose body changed: hold it for a person, or send the update)",
-        )
+    on_change = where.choice("target.on_change", target.get("on_change", "hold"), ON_CHANGE_POLICIES,
+                             "what a run does with a delivered row whose body changed: hold it for a person, or"
+                             " send the update")  # fmt: skip
     return Mapping(Path(), "", api=api, endpoint=endpoint, key_fields=tuple(key), datetime_format=dt_format,
                    profile=profile, on_change=on_change)  # fmt: skip
 
@@ -240,22 +235,12 @@ def _source(where: TomlFile, table: dict[str, Any]) -> CsvFormat:
         if problem := regex_problem(pattern):
             raise where.error("source.footer_match", problem)
         footer_match = UserRegex(pattern)
-    extra = where.string("source.extra_cells", table.get("extra_cells", "error"))
-    extra_cells = next((c for c in EXTRA_CELLS_CHOICES if c == extra), None)
-    if extra_cells is None:
-        raise where.error(
-            "source.extra_cells",
-            f"{extra!r} is not one of {', '.join(EXTRA_CELLS_CHOICES)} (what a line with more cells than the"
-            " header is: a row problem, or the header's cells with the rest ignored)",
-        )
-    missing = where.string("source.missing_cells", table.get("missing_cells", "error"))
-    missing_cells = next((c for c in MISSING_CELLS_CHOICES if c == missing), None)
-    if missing_cells is None:
-        raise where.error(
-            "source.missing_cells",
-            f"{missing!r} is not one of {', '.join(MISSING_CELLS_CHOICES)} (what a line with fewer cells than"
-            " the header is: a row problem, or its cells padded with blanks)",
-        )
+    extra_cells = where.choice("source.extra_cells", table.get("extra_cells", "error"), EXTRA_CELLS_CHOICES,
+                               "what a line with more cells than the header is: a row problem, or the header's"
+                               " cells with the rest ignored")  # fmt: skip
+    missing_cells = where.choice("source.missing_cells", table.get("missing_cells", "error"), MISSING_CELLS_CHOICES,
+                                 "what a line with fewer cells than the header is: a row problem, or its cells"
+                                 " padded with blanks")  # fmt: skip
     return CsvFormat(
         encoding=encoding,
         delimiter=delimiter,
