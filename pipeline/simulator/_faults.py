@@ -7,7 +7,9 @@ Hostile answers, signed like any other, from a site that is not (or not only) Co
 a request with the last 2xx answer (bytes and signature) it gave another one; `created_other` a 201 naming
 another patient; `created_error` a 201 whose body is an error; `redirect_302` a 302 to a login page;
 `lookup_other` a 200 naming another patient (and the asked booking number, on a bookings route). None of
-them stores anything.
+them stores anything. Not hostile, but another shape of answer a real CorEMR may give (assumption
+"answer-shape"): `answer_bare` serves the request (a create stores its patient) and answers its 2xx with an
+empty JSON object, naming nothing.
 """
 
 from __future__ import annotations
@@ -37,13 +39,17 @@ FaultKind = Literal[
     "created_error",
     "redirect_302",
     "lookup_other",
+    "answer_bare",
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 
 # A request gets at most one fault from each group (the first listed that fires), plus any latency.
 _STATUS_KINDS = frozenset({"status_500", "status_503", "status_429"})
 _SIGNATURE_KINDS = frozenset({"signature_corrupt", "signature_missing", "signature_sha1", "signature_unknown_signer"})
-_HOSTILE_KINDS = frozenset({"replay_2xx", "created_other", "created_error", "redirect_302", "lookup_other"})
+# One answer replaced per request; all but answer_bare take the place of serving it.
+_HOSTILE_KINDS = frozenset(
+    {"replay_2xx", "created_other", "created_error", "redirect_302", "lookup_other", "answer_bare"}
+)
 _PARAMS = ("rate", "first", "methods", "retry_after", "latency_ms")
 
 

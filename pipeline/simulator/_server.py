@@ -269,6 +269,8 @@ class CWSServer:
             refusal = _refusal(verification, self.api.algorithms, method)
             return signed(Answer(401, error_payload(refusal)))
         answer = signed(self._routes.answer(method, path, body))
+        if drawn.hostile == "answer_bare" and 200 <= answer.status < 300:
+            answer = replace(answer, payload={})  # served and stored, answered without naming what it holds
         if method == "POST" and 200 <= answer.status < 300:
             self._last_2xx = answer
         if drawn.drop:
@@ -277,6 +279,8 @@ class CWSServer:
 
     def _hostile(self, kind: FaultKind, path: str, body: bytes) -> Answer | None:
         """A hostile answer (see _faults), stored nowhere; None: nothing to replay yet, so serve the request."""
+        if kind == "answer_bare":
+            return None  # not an answer in place of serving: the request is served, its answer emptied
         if kind == "replay_2xx":
             return self._last_2xx  # signed as before: the same bytes, the same signature
         if kind == "redirect_302":

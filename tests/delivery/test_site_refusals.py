@@ -219,3 +219,16 @@ def test_a_night_of_429s_stops_the_run_and_the_fixed_night_delivers_every_row_on
     assert bad.counts["failed"] == ROWS
     assert site.server.counters().requests <= 10 + 4  # the stop, and what was already in flight
     assert_fixed_night_delivers_every_row_once(site, csv)
+
+
+def test_a_coremr_whose_creates_answer_naming_nothing_still_delivers_each_row_once_by_lookup(site: Site) -> None:
+    # Assumption "answer-shape" answered otherwise: CorEMR stores the patient but its 201 names nobody.
+    csv = site.write_csv(booking_rows(ROWS))
+    site.server.set_faults([Fault("answer_bare")])
+    first = run(site, csv)
+    assert first.counts["delivered"] == ROWS and first.exit_code == 0  # settled by a lookup in the same run
+    counters = site.server.counters()
+    assert counters.creates == {f"P{i:06d}": 1 for i in range(1, ROWS + 1)}
+    assert counters.create_attempts == counters.creates  # the lookup found it: no create sent twice
+    again = run(site, csv)
+    assert again.counts["skipped"] == ROWS and again.exit_code == 0
