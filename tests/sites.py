@@ -105,6 +105,17 @@ def booking_rows(n: int, start: int = 1) -> list[list[str]]:
     ]  # fmt: skip
 
 
+BIRTH_DATE = "1986-11-08"  # a birth date found nowhere else in the tests' data
+
+
+def people(n: int) -> list[list[str]]:
+    """N booking rows whose names and birth date are tokens found nowhere else."""
+    rows = booking_rows(n)
+    for i, row in enumerate(rows):
+        row[2], row[3], row[4] = f"Aishaqz{i}", f"Davisqz{i}", BIRTH_DATE
+    return rows
+
+
 @dataclass
 class Site:
     """One jail's set-up in a temp dir, talking to a real local CWS server."""

@@ -17,19 +17,9 @@ from pipeline.protocol import Keyring
 from pipeline.simulator import CWSServer
 from pipeline.simulator._http import Answer, error_payload
 
-from .sites import SITE_MAPPING, KeyPair, Site, booking_rows
+from .sites import SITE_MAPPING, KeyPair, Site, people
 
 pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'not slow' while editing
-
-BIRTH_DATE = "1986-11-08"
-
-
-def people(n: int) -> list[list[str]]:
-    """N booking rows whose names and birth date are tokens found nowhere else."""
-    rows = booking_rows(n)
-    for i, row in enumerate(rows):
-        row[2], row[3], row[4] = f"Aishaqz{i}", f"Davisqz{i}", BIRTH_DATE
-    return rows
 
 
 def identifying(rows: list[list[str]]) -> set[str]:

@@ -18,17 +18,7 @@ from pipeline._logging import LOG_FORMATS, JsonLines, configure_logging, stop_lo
 from pipeline.cli import LOG_FORMATS as cli_formats
 from pipeline.ledger import RunInfo
 
-from ..sites import Site, booking_rows
-
-BIRTH_DATE = "1986-11-08"
-
-
-def people(n: int) -> list[list[str]]:
-    """N booking rows whose names and birth date are tokens found nowhere else."""
-    rows = booking_rows(n)
-    for i, row in enumerate(rows):
-        row[2], row[3], row[4] = f"Aishaqz{i}", f"Davisqz{i}", BIRTH_DATE
-    return rows
+from ..sites import Site, people
 
 
 def cws(site: Site, *args: str | Path) -> subprocess.CompletedProcess[str]:
