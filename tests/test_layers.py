@@ -58,7 +58,7 @@ def test_the_package_keeps_its_import_contracts() -> None:
         ("protocol/_signing.py", "from ..delivery import RunConfig", "The stages are layered"),
         ("mapping/_dates.py", "from ..ledger import Ledger", "The stages are layered"),
         ("simulator/_patients.py", "from ..ledger import Ledger", "The local CWS server plays CorEMR"),
-        ("delivery/_retry.py", "from ..simulator import CWSServer", "The pipeline never depends on the local"),
+        ("delivery/_pacing.py", "from ..simulator import CWSServer", "The pipeline never depends on the local"),
         ("review/_retention.py", "from ..ledger._entries import now_iso", "A stage's private modules are its own"),
     ],
 )

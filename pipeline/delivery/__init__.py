@@ -1,13 +1,12 @@
-"""Delivery: the run configuration, the transport, one signed exchange, retries, the per-row engine and the run."""
+"""Delivery: the run configuration, the transport, the pure decisions, the row engine, pacing, the run, and what
+a person does between runs (accept, resend) or before the first (check)."""
 
-from ._accept import AcceptedRow, accept_row
+from .._masking import printable_reason
+from ._by_hand import RESEND_STATE, AcceptedRow, ResendChoice, RowToResend, accept_row, resend_rows
 from ._check import CheckLine, SiteCheck, check_site
 from ._config import DEFAULT_CEILING, DEFAULT_FIXED, RunConfig, load_config
-from ._messages import printable_reason
-from ._outcome import RowOutcome
-from ._resend import RESEND_STATE, ResendChoice, RowToResend, resend_rows
-from ._run import RunInterrupted, RunResult, run_bookings
-from ._summary import print_summary, summary_lines
+from ._decisions import RowOutcome
+from ._run import RunInterrupted, RunResult, print_summary, run_bookings, summary_lines
 from ._transport import CWSTransport, NoAnswer
 
 __all__ = [

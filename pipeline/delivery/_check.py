@@ -33,7 +33,7 @@ from ..ledger import Ledger, created_patient, record_site_fact
 from ..mapping import load_mapping
 from ..protocol import API_PROFILES, DEFAULT_API, ApiVersion, CWSAuth, Keyring, Routes, is_loopback, load_private_key
 from ._config import RunConfig, load_config
-from ._lookup import answered_external_id
+from ._decisions import answered_external_id
 from ._transport import Answer, CWSTransport, NoAnswer
 
 __all__ = ["CHECK_EXIT", "CheckLine", "CheckStatus", "SiteCheck", "check_site"]

@@ -18,8 +18,8 @@ from ..protocol import (
     is_loopback,
     passphrase_from_environment,
 )
+from ._pacing import DeliveryWindow
 from ._transport import DEFAULT_MAX_ANSWER_BYTES, tls_context
-from ._window import DeliveryWindow
 
 __all__ = ["CONFIG_KEYS", "DEFAULT_CEILING", "DEFAULT_FIXED", "BookingsRoutes", "RunConfig", "load_config"]
 

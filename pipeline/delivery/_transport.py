@@ -1,4 +1,6 @@
-"""The one HTTP path to CorEMR: an httpx transport on httpcore's connection pools, configured once.
+"""The transport: the one HTTP path to CorEMR (a deadline, a size limit) and a signed request's verified answer.
+
+The one HTTP path to CorEMR: an httpx transport on httpcore's connection pools, configured once.
 
 The engine, a run through a proxy and library users of CWSAuth (`httpx.Client(transport=CWSTransport(...),
 auth=CWSAuth(...))`) all send through it. What it guarantees:
@@ -17,10 +19,26 @@ auth=CWSAuth(...))`) all send through it. What it guarantees:
 
 Measured on a 2-core machine, httpcore's pool called directly costs about half of `httpx.Client`'s
 CPU per request; every row pays it, so the engine calls `send` and library users go through httpx.
+
+The network layer under httpcore: one overall deadline per request, and a request written in one send.
+
+httpcore's timeouts bound each read and write; a server that sends one byte a second never trips
+them. This network backend wraps httpcore's own sync backend and gives each connect, TLS
+handshake, read and write at most the time remaining until the deadline the calling thread set
+(`within`), so a request ends by its deadline whatever the server does. Sync httpcore runs a
+request (connecting included) in the thread that sends it, so a thread-local deadline is the
+request's own.
+
+h11 writes a request's head and body separately; each write is a system call that wakes the
+server. Writes are held until the stream is next read (an HTTP/1.1 client always reads after
+sending), so a request leaves in one `send`: measured on loopback, about 70 µs of CPU per request.
+
+One signed HTTP exchange with CWS, and what it tells us: verified, unverified, or whether it may have landed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import math
@@ -29,13 +47,13 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import httpcore
@@ -43,21 +61,29 @@ import httpx
 
 from .._errors import ConfigError
 from .._logging import logger
+from .._masking import reason_text
 from .._version import __version__
-from ..protocol import RAW_BODY
-from ._messages import reason_text
-from ._network import CWSNetworkBackend, within
+from ..protocol import RAW_BODY, CWSAuth, Verification
 
 __all__ = [
     "DEFAULT_MAX_ANSWER_BYTES",
     "Answer",
+    "CWSNetworkBackend",
     "CWSTransport",
+    "Exchange",
+    "Gate",
     "Landed",
     "NoAnswer",
+    "Reached",
     "Transport",
+    "exchange",
     "parse_retry_after",
     "tls_context",
+    "within",
 ]
+
+
+# -- transport ------------------------------------------------------------------------------------
 
 Landed = Literal["no", "maybe"]
 
@@ -433,3 +459,189 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (when - datetime.now(UTC)).total_seconds()
+
+
+# -- network --------------------------------------------------------------------------------------
+
+_local = threading.local()
+_HOLD_AT_MOST = 1 << 20  # a larger request is written as it comes
+
+
+@contextlib.contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Give every socket operation of this thread's request at most what is left of SECONDS from now."""
+    _local.deadline = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _local.deadline = None
+
+
+def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
+    """The smaller of an operation's own timeout and what is left of the deadline; raise once it has passed."""
+    deadline: float | None = getattr(_local, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the request's overall deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _Stream(httpcore.NetworkStream):
+    """A network stream whose every operation ends by the deadline, and whose writes leave when it is read."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+        self._held = bytearray()
+        self._write_timeout: float | None = None
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._flush()
+        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._held += buffer
+        self._write_timeout = timeout
+        if len(self._held) >= _HOLD_AT_MOST:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._held:
+            data, self._held = bytes(self._held), bytearray()
+            self._stream.write(data, _bounded(self._write_timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._held.clear()
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        self._flush()  # a proxy's CONNECT, before the handshake
+        wrapped = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout))
+        return _Stream(wrapped)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)  # "is_readable" included: how a stale keep-alive is found
+
+
+class CWSNetworkBackend(httpcore.NetworkBackend):
+    """httpcore's sync network backend: every operation bounded by the thread's deadline, requests sent whole."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+# -- exchange -------------------------------------------------------------------------------------
+
+Reached = Literal["no", "maybe", "yes"]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A request and what came back (or the error), as the ledger records it."""
+
+    method: str
+    url: str
+    request_body: bytes
+    request_authorization: str | None
+    reached: Reached  # "yes": a response came back; "maybe": lost after sending; "no": never left
+    status: int | None = None
+    response_body: bytes | None = None
+    response_authorization: str | None = None
+    verification: Verification | None = None
+    retry_after: float | None = None
+    error: str | None = None
+    elapsed_ms: float = 0.0  # signing, sending, receiving and verifying (not waiting for a place to send)
+    round_trip_ms: float = 0.0  # from handing the request to the transport to the answer's last byte
+
+    @property
+    def verified(self) -> bool:
+        """True when a response came back with a good CorEMR signature."""
+        return self.verification is not None and self.verification.ok
+
+    def describe(self) -> str:
+        """What happened, in a few words: 'HTTP 503', 'not sent: ConnectError: ...', 'HTTP 201 with bad signature'."""
+        if self.reached == "no":
+            return f"not sent: {self.error}"
+        if self.reached == "maybe":
+            return f"no answer after sending: {self.error}"
+        if not self.verified:
+            why = self.verification.reason if self.verification is not None else "no verification"
+            return f"HTTP {self.status} with {why}"
+        return f"HTTP {self.status}"
+
+
+Gate = Callable[[Callable[[], Answer]], Answer]
+"""Wraps the moment a request is on the wire (the run's concurrency limiter); may raise to stop it leaving."""
+
+
+def _ungated(send: Callable[[], Answer]) -> Answer:
+    return send()
+
+
+def exchange(
+    transport: Transport, auth: CWSAuth, method: str, url: str, body: bytes = b"", gate: Gate = _ungated
+) -> Exchange:
+    """Sign the exact bytes, send them, verify what comes back over its bytes as received; never raises NoAnswer.
+
+    Only the sending happens inside GATE: the signature is made before the request takes its place
+    among those in flight, and the answer verified after it has left it, so a place counts what
+    CorEMR is working on and not our own CPU.
+    """
+    started = time.perf_counter()
+    authorization = auth.authorization_for(body)
+    signed = time.perf_counter()
+    round_trip = 0.0
+
+    def send() -> Answer:
+        nonlocal round_trip
+        sent = time.perf_counter()
+        try:
+            return transport.send(method, url, body, {"Authorization": authorization})
+        finally:
+            round_trip = time.perf_counter() - sent
+
+    try:
+        answer = gate(send)
+    except NoAnswer as exc:
+        return Exchange(method, url, body, authorization, exc.landed, error=str(exc),
+                        elapsed_ms=(signed - started + round_trip) * 1000, round_trip_ms=round_trip * 1000)  # fmt: skip
+    answered = time.perf_counter()
+    response_authorization = answer.header("Authorization")
+    verification = auth.verify(answer.body, response_authorization)
+    return Exchange(
+        method,
+        url,
+        body,
+        authorization,
+        "yes",
+        status=answer.status,
+        response_body=answer.body,
+        response_authorization=response_authorization,
+        verification=verification,
+        retry_after=answer.retry_after,
+        elapsed_ms=(signed - started + round_trip + time.perf_counter() - answered) * 1000,
+        round_trip_ms=round_trip * 1000,
+    )

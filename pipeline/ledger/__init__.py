@@ -42,6 +42,7 @@ from ._row_states import (
 )
 from ._runs import RUN_STATUS_MEANING, RUN_STATUSES, RunInfo, RunRecord, RunStatus
 from ._site_facts import SiteFact, created_patient, record_site_fact, site_facts
+from ._who import Operator, operator
 from ._write import LedgerWrite
 from ._writer import LedgerWriter
 
@@ -63,6 +64,7 @@ __all__ = [
     "LedgerSize",
     "LedgerWrite",
     "LedgerWriter",
+    "Operator",
     "OutstandingRow",
     "PriorRow",
     "PriorRows",
@@ -83,6 +85,7 @@ __all__ = [
     "check_heads",
     "created_patient",
     "now_iso",
+    "operator",
     "read_head_log",
     "record_chain_head",
     "record_site_fact",

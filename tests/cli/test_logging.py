@@ -42,11 +42,11 @@ def test_a_verbose_json_run_logs_every_request_and_retry_and_no_patient_data(sit
     assert done.stdout == ""  # cron: nothing to say; the log goes to stderr only
 
     records = json_lines(done.stderr)
-    requests = [r for r in records if r["logger"] == "pipeline.delivery._transport"]
+    requests = [r for r in records if r["logger"] == "pipeline.delivery" and "method" in r]
     assert {(r["method"], r["status"]) for r in requests} >= {("POST", 503), ("POST", 201)}
     assert all(str(r["path"]).startswith("/ws/") and r["level"] == "DEBUG" for r in requests)
     assert len(requests) == site.server.counters().requests  # each request the server saw, one line
-    retries = [r for r in records if r["logger"] == "pipeline.delivery._retry"]
+    retries = [r for r in records if r["logger"] == "pipeline.delivery" and "attempt" in r]
     assert [(r["level"], r["attempt"]) for r in retries] == [("INFO", 1)] and "HTTP 503" in str(retries[0]["message"])
     run_id = next(r["run_id"] for r in records if str(r["message"]).startswith("run ") and "started" in r["message"])
     (end,) = [r for r in records if "exit_code" in r and r.get("run_id") == run_id]
@@ -70,9 +70,9 @@ def test_one_v_shows_the_run_and_its_retries_as_text_but_no_request(site: Site) 
     done = cws(site, "-v", "run", export, "-m", site.mapping, "-c", site.config)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
-    assert any(" INFO pipeline.delivery._run: run 1 started: bookings.csv" in line for line in lines), lines
-    assert any(line.endswith("INFO pipeline.delivery._run: run 1 finished, exit 0: 2 delivered") for line in lines)
-    assert not any("_transport" in line for line in lines)  # requests are DEBUG: -vv
+    assert any(" INFO pipeline.delivery: run 1 started: bookings.csv" in line for line in lines), lines
+    assert any(line.endswith("INFO pipeline.delivery: run 1 finished, exit 0: 2 delivered") for line in lines)
+    assert not any(" DEBUG " in line or "/ws/" in line for line in lines)  # requests are DEBUG: -vv
 
 
 def test_a_refused_command_logs_its_error_with_its_exit_code(site: Site) -> None:
@@ -86,7 +86,7 @@ def test_a_refused_command_logs_its_error_with_its_exit_code(site: Site) -> None
 
 def test_the_library_is_silent_until_the_application_shows_its_log() -> None:
     """No handler: not even a stop's warning reaches stderr (Python's last-resort handler would print it)."""
-    stop = "from pipeline.delivery._retry import RunStop; RunStop().stop('the circuit breaker tripped')"
+    stop = "from pipeline.delivery._pacing import RunStop; RunStop().stop('the circuit breaker tripped')"
     done = subprocess.run([sys.executable, "-c", stop], capture_output=True, text=True, check=True)
     assert done.stderr == ""
     bare = f"import logging, pipeline._logging; logging.getLogger('pipeline').handlers.clear(); {stop}"
@@ -126,4 +126,4 @@ def test_a_ledger_error_is_logged_at_error_in_its_own_words(tmp_path: Path, capl
     ):
         ledger.begin_run(RunInfo(*"abcdefghi"), 1)  # a read-only connection: SQLite refuses the write
     (record,) = caplog.records
-    assert (record.levelname, record.name, record.getMessage()) == ("ERROR", "pipeline.ledger._file", str(failed.value))
+    assert (record.levelname, record.name, record.getMessage()) == ("ERROR", "pipeline.ledger", str(failed.value))

@@ -16,11 +16,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pipeline.delivery import NoAnswer, RowOutcome, RunConfig
-from pipeline.delivery._concurrency import ConcurrencyLimiter
+from pipeline.delivery._decisions import Target
 from pipeline.delivery._engine import Delivery
-from pipeline.delivery._retry import RunStop
+from pipeline.delivery._pacing import ConcurrencyLimiter, RunStop
 from pipeline.delivery._run import new_delivery
-from pipeline.delivery._target import Target
 from pipeline.delivery._transport import Answer
 from pipeline.ledger import Ledger, LedgerWriter, PriorRows, RunInfo, sha256_hex
 from pipeline.mapping import MappedRow

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.delivery._steps import site_setting, unbound_answer
+from pipeline.delivery._decisions import site_setting, unbound_answer
 from pipeline.ledger import Step
 
 from .engine_fakes import ECHO, ENDPOINT, Engine, deliver, in_doubt, row

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from pipeline import ConfigError
 from pipeline.cli import cli
 from pipeline.delivery import DEFAULT_CEILING, DEFAULT_FIXED, RunResult, load_config, run_bookings, summary_lines
-from pipeline.delivery._retry import RunStop
+from pipeline.delivery._pacing import RunStop
 from pipeline.delivery._run import _limiter
 from pipeline.ledger import Ledger
 from pipeline.protocol import Keyring

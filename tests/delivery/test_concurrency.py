@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pipeline.delivery._concurrency import HIGH, LOW, AdaptiveLimit, ConcurrencyLimiter, FixedLimit, Limit
+from pipeline.delivery._pacing import HIGH, LOW, AdaptiveLimit, ConcurrencyLimiter, FixedLimit, Limit
 
 BASE = 0.050  # an unloaded answer: 50 ms
 

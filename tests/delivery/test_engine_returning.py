@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.delivery import NoAnswer, RowOutcome
-from pipeline.delivery._target import Target
+from pipeline.delivery._decisions import Target
 from pipeline.ledger import sha256_hex
 from pipeline.mapping import MappedRow
 from pipeline.protocol import API_PROFILES

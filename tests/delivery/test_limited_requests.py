@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from pipeline.delivery import RowOutcome
-from pipeline.delivery._concurrency import AdaptiveLimit, ConcurrencyLimiter, FixedLimit, answer_kind
-from pipeline.delivery._dispatch import Dispatcher, Tally, workers_for
 from pipeline.delivery._engine import Delivery
-from pipeline.delivery._retry import RunStop
+from pipeline.delivery._pacing import AdaptiveLimit, ConcurrencyLimiter, FixedLimit, RunStop, answer_kind
+from pipeline.delivery._run import Dispatcher, Tally, workers_for
 from pipeline.delivery._transport import Answer
 from pipeline.protocol import CWSAuth
 

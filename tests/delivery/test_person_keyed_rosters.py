@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
-from pipeline.delivery._target import Target
+from pipeline.delivery._decisions import Target
 from pipeline.protocol import Keyring
 from pipeline.simulator import CWSServer, ServerOptions
 

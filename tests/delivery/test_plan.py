@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.delivery._plan import (
+from pipeline.delivery._decisions import (
     changed_reason,
     keeps_recorded_status,
     plan,

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
 from pipeline.delivery import RESEND_STATE
-from pipeline.delivery._plan import plan
+from pipeline.delivery._decisions import plan
 from pipeline.ledger import Ledger, PriorRows, sha256_hex
 from pipeline.mapping import MappedRow
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.delivery import RunResult, load_config, run_bookings
-from pipeline.delivery._records import final_records
+from pipeline.delivery._engine import final_records
 from pipeline.ledger import Ledger, LedgerWrite, RunInfo, sha256_hex
 from pipeline.mapping import load_mapping, map_csv
 from pipeline.simulator import Fault

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.delivery._window import DeliveryWindow
+from pipeline.delivery._pacing import DeliveryWindow
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pipeline.cli import cli
 from pipeline.delivery import load_config, run_bookings
-from pipeline.delivery._records import cells_json as _cells_json
+from pipeline.delivery._engine import cells_json as _cells_json
 from pipeline.ledger import Ledger, SkippedRow, skipped_rows, skipped_rows_entries, verify_chain
 from pipeline.ledger._entries import SKIPPED_ROWS_PER_ENTRY
 from pipeline.mapping import MappedRow

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from pipeline._masking import (
+    KNOWN_FIELDS,
+    PatientValues,
+    decode_escapes,
+    mask_patient_values,
+    one_line,
+    reason_text,
+    server_message,
+    withhold_server_tokens,
+)
 from pipeline.delivery import RunResult, summary_lines
-from pipeline.delivery._masking import PatientValues, decode_escapes, mask_patient_values, withhold_server_tokens
-from pipeline.delivery._messages import KNOWN_FIELDS, one_line, reason_text, server_message
-from pipeline.delivery._plan import rejected_again_reason
+from pipeline.delivery._decisions import rejected_again_reason
 from pipeline.ledger import ROW_STATES, PriorRow, RowState
 
 W = "[withheld]"

@@ -1,4 +1,6 @@
-"""How many requests may be in flight: an adaptive limit that follows CorEMR's answers and latency.
+"""Concurrency and pacing: the adaptive limit, the retry waits, the circuit breaker and the delivery window.
+
+How many requests may be in flight: an adaptive limit that follows CorEMR's answers and latency.
 
 The algorithm is TCP Vegas (Brakmo and Peterson, 1994) applied to request concurrency, as Netflix's
 concurrency-limits library does: the limit plays the congestion window, and the ratio of the latency
@@ -32,30 +34,81 @@ and would shrink the limit twice for one queue).
 Every PROBE_ROUNDS rounds one round runs at half the limit so the server's queue drains and base_rtt is
 measured afresh: a CorEMR that became slower for everyone (a busy morning) is not mistaken for a queue
 that we made, and one that became faster is noticed.
+
+The retry policy for CWS requests, composed from tenacity's named strategies.
+
+Retried: only a `TransientFailure` (connection trouble, 429, 500, 502, 503, 504, an unverified
+answer that a lookup may settle). Everything else ends the row at once. Waits honour Retry-After
+(capped) or back off exponentially with jitter, and every wait ends the moment the run is told to
+stop (`RunStop`): a tripped circuit breaker or an interrupted run stops every waiting row at once.
+
+The circuit breaker: stop the whole run when CorEMR's answers are about our site rather than about rows.
+
+Three ways to trip it: one signed refusal of our site (401/403: our key or Access name; a 3xx or a 404 to
+a create: the base_url; see `site_setting`), which would be the same for every row; N unverified answers
+in a row (a wrong server, or the wrong key for it); or 5 x N answers in a row refusing to
+process (429, 5xx): a site that is down or overloaded all night is not a reason to try every row.
+
+The delivery window: the hours of the site's day when a bulk load may send, e.g. "22:00-06:00".
+
+CorEMR is busiest while nurses chart; a bulk load of a site's history can be kept to the night. A run
+started outside the window sends nothing and says when it opens; a run still going when it closes
+stops sending, and the rows it did not reach go next time. A run's time limit (`max_run_seconds`)
+stops it the same way, whether or not it has a window.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import time as clock_time
 from typing import Literal
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
+from tenacity.wait import wait_base
+
+from .._logging import logger
+from .._masking import MAX_REASON, one_line, reason_text
+from ..ledger import Step
+from ._decisions import RETRYABLE_STATUSES, site_setting
+from ._transport import Exchange
 
 __all__ = [
     "INITIAL",
     "THROTTLE_STATUSES",
     "AdaptiveLimit",
     "AnswerKind",
+    "CircuitBreaker",
     "ConcurrencyLimiter",
+    "DeliveryWindow",
     "FixedLimit",
     "Limit",
     "RoundDecision",
+    "RunStop",
+    "SendingWatch",
+    "TransientFailure",
     "answer_kind",
+    "capped_retry_after",
+    "retrying",
     "settled_limit",
+    "wait_retry_after_or_backoff",
 ]
+
+
+# -- concurrency ----------------------------------------------------------------------------------
 
 LOW = 1.15  # latency below LOW x base_rtt: no queue worth the name; grow
 HIGH = 1.5  # latency above HIGH x base_rtt: we are making CorEMR queue; shrink (1.4 read our own CPU as a queue)
@@ -336,3 +389,307 @@ def answer_kind(status: int | None, retry_after: float | None) -> AnswerKind:
 def settled_limit(limit: Limit) -> int:
     """The limit as a whole number of requests, for the run's summary and record."""
     return max(1, math.floor(limit.limit))
+
+
+# -- retry ----------------------------------------------------------------------------------------
+
+
+_log = logger(__name__)
+
+
+class TransientFailure(Exception):
+    """An attempt that may succeed if tried again (carries the server's Retry-After, if any)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class RunStop:
+    """Tells every row of a run to stop sending: the circuit breaker tripped, or the run was interrupted."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+        self._lock = threading.Lock()
+        self._wakers: list[Callable[[], None]] = []
+
+    def also_wake(self, wake: Callable[[], None]) -> None:
+        """Call WAKE when the run stops: rows waiting elsewhere (for a place to send) end at once too."""
+        self._wakers.append(wake)
+
+    def stop(self, reason: str) -> None:
+        """Stop the run (the first reason given is kept) and wake every row waiting to retry or to send."""
+        with self._lock:
+            if self.event.is_set():
+                return
+            self.reason = reason
+            self.event.set()
+        _log.warning("run stopped: %s", reason_text(reason))
+        for wake in self._wakers:
+            wake()
+
+    @property
+    def stopped(self) -> bool:
+        """True once the run was told to stop."""
+        return self.event.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait SECONDS, or less when the run is stopped meanwhile."""
+        self.event.wait(seconds)
+
+
+def capped_retry_after(retry_after: float | None, cap: float) -> float | None:
+    """The wait a Retry-After asks for, at most CAP; None when it asks for none (absent, 0 or negative)."""
+    return min(retry_after, cap) if retry_after is not None and retry_after > 0 else None
+
+
+class wait_retry_after_or_backoff(wait_base):  # lower case, like tenacity's own strategies
+    """Wait what the server's Retry-After asks (capped; 0 or negative ignored), else exponential jitter."""
+
+    def __init__(self, initial: float, maximum: float, retry_after_cap: float) -> None:
+        self._backoff = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
+        self._cap = retry_after_cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        failure = outcome.exception() if outcome is not None else None
+        asked = capped_retry_after(failure.retry_after, self._cap) if isinstance(failure, TransientFailure) else None
+        return asked if asked is not None else float(self._backoff(retry_state))
+
+
+def retrying(
+    *,
+    max_attempts: int,
+    initial_wait: float,
+    max_wait: float,
+    retry_after_cap: float,
+    stop: RunStop,
+    sleep: Callable[[float], None] | None = None,
+) -> Retrying:
+    """A retry loop: transient failures only, up to max_attempts, and no further once the run is stopped.
+
+    SLEEP replaces the wait (tests record it); by default a wait ends early when the run stops.
+    tenacity keeps each thread's attempt state apart, so one loop serves every worker.
+    """
+    return Retrying(
+        retry=retry_if_exception_type(TransientFailure),
+        stop=stop_after_attempt(max_attempts) | stop_when_event_set(stop.event),
+        wait=wait_retry_after_or_backoff(initial_wait, max_wait, retry_after_cap),
+        sleep=sleep or stop.sleep,
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    """Log a retry at INFO: which attempt failed, why (masked as a printed reason is) and how long it waits."""
+    outcome = retry_state.outcome
+    failure = outcome.exception() if outcome is not None else None
+    wait = retry_state.next_action.sleep if retry_state.next_action is not None else 0.0
+    why = reason_text(str(failure)) if failure is not None else "?"
+    _log.info("attempt %d failed (%s); retrying in %.1f s", retry_state.attempt_number, why, wait,
+              extra={"attempt": retry_state.attempt_number, "wait": round(wait, 3)})  # fmt: skip
+
+
+# -- circuit_breaker ------------------------------------------------------------------------------
+
+
+class CircuitBreaker:
+    """Stops the run on a refusal of our site, N unverified answers in a row, or a long run of 429s/5xx."""
+
+    def __init__(self, threshold: int, stop: RunStop, busy_threshold: int | None = None) -> None:
+        self.threshold = threshold
+        self.busy_threshold = busy_threshold if busy_threshold is not None else threshold * 5
+        self.stop = stop
+        self._count = 0
+        self._busy = 0
+        self._lock = threading.Lock()
+        self.reason = ""
+
+    @property
+    def tripped(self) -> bool:
+        """True once the breaker stopped the run."""
+        return bool(self.reason)
+
+    def observe(self, ex: Exchange, step: Step | Literal["lookup"] = "lookup") -> None:
+        """Stop on a refusal of our site; count unverified and busy answers; reset on any other verified one."""
+        if ex.reached != "yes":
+            return
+        if not ex.verified:
+            self._count_unverified(ex)
+            return
+        assert ex.status is not None  # a verified answer has a status
+        if (setting := site_setting(step, ex.status)) is not None:
+            self._trip(f"CorEMR answered a {step} with HTTP {ex.status}, a refusal of our site, not of the row:"
+                       f" check {setting}")  # fmt: skip
+            return
+        busy = ex.status in RETRYABLE_STATUSES or ex.status >= 500
+        with self._lock:
+            self._count = 0
+            self._busy = self._busy + 1 if busy else 0
+            tripped = busy and self._busy >= self.busy_threshold
+            count = self._busy
+        if tripped:
+            self._trip(f"stopped after {count} answers in a row refusing to process (last: HTTP {ex.status}):"
+                       " CorEMR is down or overloaded; check base_url, or run again later")  # fmt: skip
+
+    def site_refused(self, reason: str) -> None:
+        """Stop the run for a refusal of our site the engine found out itself (e.g. no bookings routes)."""
+        self._trip(reason)
+
+    def _count_unverified(self, ex: Exchange) -> None:
+        with self._lock:
+            self._count += 1
+            self._busy = 0
+            if self._count < self.threshold:
+                return
+            count = self._count
+        why = ex.verification.reason if ex.verification else "no verification"
+        # The signer's name in `why` is the server's: one line, no control characters, like any reason.
+        self._trip(f"stopped after {count} unverified answers in a row (last: HTTP {ex.status} with {why}):"
+                   " check server_keys and base_url")  # fmt: skip
+
+    def _trip(self, reason: str) -> None:
+        """Stop the run for REASON (the first reason is kept)."""
+        with self._lock:
+            if self.reason:
+                return
+            self.reason = one_line(reason, MAX_REASON)
+        self.stop.stop(self.reason)
+
+
+# -- window ---------------------------------------------------------------------------------------
+
+_WINDOW = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})")
+
+
+@dataclass(frozen=True)
+class DeliveryWindow:
+    """A daily window in site local time; one that ends before it starts runs past midnight."""
+
+    start: clock_time
+    end: clock_time
+    zone: tzinfo | None = None  # None: this machine's local time
+
+    @classmethod
+    def parse(cls, text: str, zone: tzinfo | None = None) -> DeliveryWindow:
+        """Read "HH:MM-HH:MM" (24-hour clock); ValueError saying what is wrong."""
+        match = _WINDOW.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f'{text!r} is not a window like "22:00-06:00" (HH:MM-HH:MM, 24-hour clock)')
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+            raise ValueError(f"{text!r}: hours run 00-23 and minutes 00-59")
+        if (h1, m1) == (h2, m2):
+            raise ValueError(f"{text!r}: a window must not start and end at the same minute")
+        return cls(clock_time(h1, m1), clock_time(h2, m2), zone)
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+    def describe(self) -> str:
+        """The window and its zone, e.g. '22:00-06:00 America/Chicago' or '22:00-06:00 local time'."""
+        return f"{self} {self.zone if self.zone is not None else 'local time'}"
+
+    def not_open(self, when: datetime) -> str | None:
+        """None inside the window; outside it, one line saying when it opens (and that nothing was sent)."""
+        if self.contains(when):
+            return None
+        opens = self.opens_at(when)
+        minutes = max(1, round((opens - self._local(when)).total_seconds() / 60))
+        wait = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+        return (
+            f"outside the delivery window {self.describe()}: it opens at {opens:%H:%M} (in {wait}); nothing was"
+            " sent: run again then"
+        )
+
+    def now(self) -> datetime:
+        """The current time in the window's zone."""
+        return datetime.now(self.zone).astimezone(self.zone)
+
+    def contains(self, when: datetime) -> bool:
+        """True when WHEN (aware, or naive local time) falls inside the window."""
+        at = self._local(when).time()
+        if self.start < self.end:
+            return self.start <= at < self.end
+        return at >= self.start or at < self.end
+
+    def closes_at(self, when: datetime) -> datetime:
+        """The end of the window WHEN is in (WHEN must be inside it)."""
+        local = self._local(when)
+        end = datetime.combine(local.date(), self.end, local.tzinfo)
+        return end if end > local else end + timedelta(days=1)
+
+    def opens_at(self, when: datetime) -> datetime:
+        """The next start of the window after WHEN."""
+        local = self._local(when)
+        start = datetime.combine(local.date(), self.start, local.tzinfo)
+        return start if start > local else start + timedelta(days=1)
+
+    def _local(self, when: datetime) -> datetime:
+        return when.astimezone(self.zone) if when.tzinfo is not None else when
+
+
+class SendingWatch:
+    """Watches the clock while a run sends, and calls ON_STOP once with the reason when sending must end:
+    the delivery window closes, or the run has been going for MAX_SECONDS (its `max_run_seconds`).
+
+    Both ends are worked out once, when the watch starts (the window's in its zone, so a daylight-saving
+    change in between is counted right); the watch looks at the clock at least once a minute, so a clock
+    that is set forward (or an injected one, in tests) is noticed.
+    """
+
+    def __init__(
+        self,
+        on_stop: Callable[[str], None],
+        now: Callable[[], datetime] | None = None,
+        *,
+        window: DeliveryWindow | None = None,
+        max_seconds: float | None = None,
+        limit_named: str = "max_run_seconds",
+        started: datetime | None = None,
+    ) -> None:
+        self.window = window
+        self._started = started  # when the run began (the window's close is reckoned from it); None: on entering
+        self._on_stop = on_stop
+        self._now = now or (window.now if window is not None else _utc_now)
+        self._max_seconds = max_seconds
+        self._limit_named = limit_named
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stopped: str | None = None  # the reason given, once sending had to end during the run
+
+    def __enter__(self) -> SendingWatch:
+        start = self._started if self._started is not None else self._now()
+        ends: list[tuple[datetime, str]] = []
+        if self.window is not None:
+            closes = self.window.closes_at(start)
+            ends.append((closes, f"the delivery window {self.window} closed at {closes:%H:%M}"))
+        if self._max_seconds is not None:
+            limit = f"the run reached its time limit, {self._limit_named}"
+            ends.append((start + timedelta(seconds=self._max_seconds), limit))
+        if ends:
+            end = min(ends, key=lambda e: e[0])
+            self._thread = threading.Thread(target=self._watch, args=end, name="sending-watch", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _watch(self, end: datetime, reason: str) -> None:
+        while True:
+            left = (end - self._now()).total_seconds()
+            if left <= 0:
+                self.stopped = reason
+                self._on_stop(reason)
+                return
+            if self._done.wait(min(left, 60.0)):
+                return
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
