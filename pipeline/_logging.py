@@ -1,13 +1,13 @@
 """Logging at the boundaries: the `pipeline` logger hierarchy, silent until an application (our CLI) says otherwise.
 
-Every module that logs asks for `logger(__name__)`: its stage's logger ("pipeline.delivery", "pipeline.ledger",
-"pipeline.cli"), so a collector follows one stage by a name that moving a module does not change. As a library, the package adds only
-a NullHandler to "pipeline", when the first module that logs is imported: nothing is printed (not even
-warnings, which Python's last-resort handler would otherwise show) until the application adds a handler.
-`import pipeline` and `cws-pipeline --help` do not import `logging` at all (about 6-9 ms of a 35-50 ms
-start on a busy 2-core machine). The CLI adds one with `-v` (INFO: a run's start and end, retries, stops) or
-`-vv` (DEBUG: every request's method, path, status and time), as text for people or as one JSON object per
-line for journald, syslog and other collectors (`--log-format json`).
+Every module that logs asks for `logger(__name__)`: its stage's logger ("pipeline.delivery",
+"pipeline.ledger", "pipeline.cli"), so a collector follows one stage by a name that moving a module does not
+change. As a library, the package adds only a NullHandler to "pipeline", when the first module that logs is
+imported: nothing is printed (not even warnings, which Python's last-resort handler would otherwise show)
+until the application adds a handler. `import pipeline` and `cws-pipeline --help` do not import `logging` at
+all (about 6-9 ms of a 35-50 ms start on a busy 2-core machine). The CLI adds one with `-v` (INFO: a run's
+start and end, retries, stops) or `-vv` (DEBUG: every request's method, path, status and time), as text for
+people or as one JSON object per line for journald, syslog and other collectors (`--log-format json`).
 
 What is logged never holds patient data: requests by method and path (an external_id is not a name),
 reasons through the masking printed reasons go through, counts, run ids and exit codes; never a body, a

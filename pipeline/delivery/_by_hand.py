@@ -1,17 +1,14 @@
 """What a person does between runs: accept a held row as what CorEMR holds, or mark refused rows to be sent again.
 
-A person accepting a row's body as what CorEMR holds: a held correction they entered by hand, a row CorEMR
-cannot take through CWS (a v1 re-booking) that they added there themselves, or a row left in doubt that they
-found there.
+`accept_row`: a person accepts a row's body as what CorEMR holds: a held correction they entered by hand, a
+row CorEMR cannot take through CWS (a v1 re-booking) that they added there themselves, or a row left in doubt
+that they found there. It is recorded as a chained `accepted` entry; from then on the row's body counts as
+delivered, so the next run skips it (and, should the export change it again, holds or updates from that body).
 
-`accept_row` records it as a chained `accepted` entry; from then on the row's body counts as delivered,
-so the next run skips it (and, should the export change it again, holds or updates from that body).
-
-A person marking rows CorEMR refused to be sent again by the next run, once the cause is fixed in CorEMR
-(a facility added there later, say): an unchanged refused row is otherwise never sent again.
-
-`resend_rows` records each as a chained `resend` entry naming the operating-system user and host who asked,
-and sets the row's latest state to RESEND_STATE, which the next run's plan sends like a row it never sent.
+`resend_rows`: a person marks rows CorEMR refused to be sent again by the next run, once the cause is fixed in
+CorEMR (a facility added there later, say): an unchanged refused row is otherwise never sent again. Each is
+recorded as a chained `resend` entry naming the operating-system user and host who asked, and sets the row's
+latest state to RESEND_STATE, which the next run's plan sends like a row it never sent.
 """
 
 from __future__ import annotations
@@ -104,7 +101,7 @@ def _login() -> str:
 
 # -- resend ---------------------------------------------------------------------------------------
 
-RESEND_STATE = "resend"  # row_status only: marked by a person, sent by the next run (see _plan)
+RESEND_STATE = "resend"  # row_status only: marked by a person, sent by the next run (see `plan`)
 _RESENDABLE = "rejected"
 
 

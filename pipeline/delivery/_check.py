@@ -31,10 +31,20 @@ from urllib.parse import unquote, urlsplit
 from .._errors import CWSPipelineError, ExitCode, UserInputError
 from ..ledger import Ledger, created_patient, record_site_fact
 from ..mapping import load_mapping
-from ..protocol import API_PROFILES, DEFAULT_API, ApiVersion, CWSAuth, Keyring, Routes, is_loopback, load_private_key
+from ..protocol import (
+    API_PROFILES,
+    DEFAULT_API,
+    ApiVersion,
+    CWSAuth,
+    Keyring,
+    Routes,
+    Verification,
+    is_loopback,
+    load_private_key,
+)
 from ._config import RunConfig, load_config
 from ._decisions import answered_external_id
-from ._transport import Answer, CWSTransport, NoAnswer
+from ._transport import CWSTransport, Exchange, send_signed
 
 __all__ = ["CHECK_EXIT", "CheckLine", "CheckStatus", "SiteCheck", "check_site"]
 
@@ -109,24 +119,6 @@ class SiteCheck:
             "verdict": self.verdict,
             "exit_code": self.exit_code,
         }
-
-
-@dataclass(frozen=True)
-class _Reply:
-    """A signed GET and what came back: the answer and its verification, or why none came."""
-
-    url: str
-    answer: Answer | None
-    error: str | None = None
-    verified: bool = False
-    why_unverified: str = ""
-    signer: str | None = None
-    algorithm: str | None = None
-
-    @property
-    def status(self) -> int | None:
-        """The answer's HTTP status, or None when none came back."""
-        return None if self.answer is None else self.answer.status
 
 
 def check_site(
@@ -244,19 +236,19 @@ def _ledger_problem(path: Path) -> str | None:
     return None
 
 
-def _get(transport: CWSTransport, auth: CWSAuth, url: str) -> _Reply:
+def _get(transport: CWSTransport, auth: CWSAuth, url: str) -> Exchange:
     """One signed GET (over the empty string) and the verification of what came back; never raises NoAnswer."""
     try:
-        answer = transport.send("GET", url, b"", {"Authorization": auth.authorization_for(b"")})
-    except (NoAnswer, CWSPipelineError) as exc:  # CWSPipelineError: a proxy in the environment that cannot be used
-        return _Reply(url, None, error=str(exc))
-    found = auth.verify(answer.body, answer.header("Authorization"))
-    why = "" if found.ok else _unverified(found.status, found.signer, found.algorithm, auth)
-    return _Reply(url, answer, verified=found.ok, why_unverified=why, signer=found.signer, algorithm=found.algorithm)
+        return send_signed(transport, auth, "GET", url)
+    except CWSPipelineError as exc:  # a proxy in the environment that cannot be used
+        return Exchange("GET", url, b"", None, "no", error=str(exc))
 
 
-def _unverified(status: str, signer: str | None, algorithm: str | None, auth: CWSAuth) -> str:
+def _unverified(found: Verification | None, auth: CWSAuth) -> str:
     """Why CorEMR's answer did not verify, in our words, naming the file or setting to fix."""
+    status, signer, algorithm = (
+        (found.status, found.signer, found.algorithm) if found else ("missing_header", None, None)
+    )
     keys = auth.keyring.directory
     if status == "missing_header":
         return "answer not signed (no Authorization header): CorEMR signs every answer; is base_url CorEMR's?"
@@ -288,23 +280,24 @@ def _check_answers(
                    " signature")  # fmt: skip
         _check_prefix(api, routes, transport, auth, read, probe, result)
     if read.verified:
-        result.add("signature", "ok", f"CorEMR's answer is signed by {read.signer!r} ({read.algorithm}) and"
-                   f" verifies with {auth.keyring.path_for(read.signer or '')}")  # fmt: skip
+        assert read.verification is not None
+        signer, algorithm = read.verification.signer, read.verification.algorithm
+        result.add("signature", "ok", f"CorEMR's answer is signed by {signer!r} ({algorithm}) and"
+                   f" verifies with {auth.keyring.path_for(signer or '')}")  # fmt: skip
     else:
-        result.add("signature", "fail", read.why_unverified)
-    assert read.answer is not None
-    _check_clock(read.answer.header("Date"), now(), result)
+        result.add("signature", "fail", _unverified(read.verification, auth))
+    _check_clock(read.date, now(), result)
     if result.first_failure is not None:
         result.add("bookings_routes", "skip", "not found out: fix the failed checks first")
         return
     _find_bookings_routes(config, api, routes, transport, auth, result)
 
 
-def _check_reached(config: RunConfig, read: _Reply, result: SiteCheck) -> bool:
+def _check_reached(config: RunConfig, read: Exchange, result: SiteCheck) -> bool:
     """The TLS line: did an answer come back over a verified connection (or plain http on loopback)?"""
     parts = urlsplit(config.base_url)
     origin = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-    if read.answer is None:
+    if read.landed != "yes":
         result.add("tls", "fail", f"no answer from {origin}: {read.error}; check base_url, ca_bundle and"
                    " HTTPS_PROXY/NO_PROXY")  # fmt: skip
         return False
@@ -320,13 +313,13 @@ def _check_reached(config: RunConfig, read: _Reply, result: SiteCheck) -> bool:
 
 
 def _check_prefix(
-    api: ApiVersion, routes: Routes, transport: CWSTransport, auth: CWSAuth, read: _Reply, probe: str,
+    api: ApiVersion, routes: Routes, transport: CWSTransport, auth: CWSAuth, read: Exchange, probe: str,
     result: SiteCheck,
 ) -> None:  # fmt: skip
     """Does the API version's patients route answer? A 404 like a missing route's says it is not there."""
     where = f"{urlsplit(routes.collection).path} (API {api})"
     if read.status == 200:
-        named = answered_external_id(read.answer.body if read.answer else None) == probe
+        named = answered_external_id(read.response_body) == probe
         result.add(
             "api_prefix",
             "ok" if named else "warn",
@@ -352,11 +345,11 @@ def _check_prefix(
                    " missing route's")  # fmt: skip
 
 
-def _alike(one: _Reply, other: _Reply, probe: str) -> bool:
+def _alike(one: Exchange, other: Exchange, probe: str) -> bool:
     """True when two answers' bodies are the same once their own paths and the made-up id are taken out."""
 
-    def plain(reply: _Reply) -> bytes:
-        body = reply.answer.body if reply.answer is not None else b""
+    def plain(reply: Exchange) -> bytes:
+        body = reply.response_body or b""
         path = urlsplit(reply.url).path
         for text in sorted({path, unquote(path), path.rstrip("/")}, key=len, reverse=True):
             body = body.replace(text.encode(), b"{path}")
@@ -399,7 +392,7 @@ def _find_bookings_routes(
                    " check again after the first night")  # fmt: skip
         return
     patient = _get(transport, auth, routes.patient(external_id))
-    if not (patient.verified and patient.status == 200 and answered_external_id(_body(patient)) == external_id):
+    if not (patient.verified and patient.status == 200 and answered_external_id(patient.response_body) == external_id):
         result.add("bookings_routes", "warn", f"not found out: a read of our patient {external_id!r} did not answer"
                    f" it (HTTP {patient.status}{'' if patient.verified else ', unverified'})")  # fmt: skip
         return
@@ -433,7 +426,3 @@ def _record(ledger: Path, name: str, value: str, how: str) -> str:
     except CWSPipelineError as exc:
         return f"not recorded in the ledger ({exc})"
     return "recorded in the ledger"
-
-
-def _body(reply: _Reply) -> bytes | None:
-    return None if reply.answer is None else reply.answer.body

@@ -1,28 +1,25 @@
 """The row engine: one row's path (plan, send, judge, record), one request at a time, each recorded before it leaves.
 
-Delivering one mapped row: settle doubt by lookup, send each step with retries, verify, record it all.
+`Delivery.deliver` takes one mapped row: settle doubt by lookup, send each step with retries, verify, record
+it all. The promise: every row ends in exactly one recorded state; nothing is created twice, neither a patient
+nor a booking. A request that may have landed (connection lost after sending, read timeout, unverified answer,
+a crash between the "sending" record and the outcome) is never sent again before a signed lookup says it is
+not there; an update, which creates nothing, is simply sent again.
 
-The promise: every row ends in exactly one recorded state; nothing is created twice, neither a patient nor
-a booking. A request that may have landed (connection lost after sending, read timeout, unverified
-answer, a crash between the "sending" record and the outcome) is never sent again before a signed lookup
-says it is not there; an update, which creates nothing, is simply sent again.
+A row may take several requests (see `judge_answer`): a patient CorEMR already holds gets its booking through
+the bookings routes where the site has them (else the row is held for a person, or, where the site says a
+patient update adds a booking, sent as one), and a correction is sent as an update (with a booking update only
+when a booking field changed). A row makes at most one create request per run that CorEMR answers: a second
+would be a loop of doomed creates. Every request that can change CorEMR is recorded durably, naming its step,
+before it leaves, and every request with its answer after; every one goes through `send_signed`. The pieces:
+`send_signed` (one signed request and its `Exchange`), `retrying` (the retry policy), `judge_answer` (what an
+answer means), `judge_lookup` (what a lookup found), and the ledger records below.
 
-A row may take several requests (see _steps): a patient CorEMR already holds gets its booking through the
-bookings routes where the site has them (else the row is held for a person, or, where the site says a
-patient update adds a booking, sent as one), and a correction is sent as an update (with a booking update
-only when a booking field changed). A row makes at most one create request per run that CorEMR answers:
-a second would be a loop of doomed creates. Every request that can change CorEMR is recorded
-durably, naming its step, before it leaves, and every request with its answer after; every one goes
-through `exchange`. The pieces: `exchange` (one signed request), `retrying` (the retry policy),
-`judge_answer` (what an answer means), `judge_lookup` (what a lookup found), `_records` (ledger records).
-
-Building the ledger records of a row: its intent to send, each exchange, its final state and input cells.
-
-Pure functions from what happened to a `LedgerWrite`; the engine decides when each is submitted.
-
-Recording the rows that need no request: skipped (the re-run's common case, listed in chained skipped_rows
-entries), invalid, excluded, duplicate, held (changed), refused before with the same body, or not sent because
-the run had stopped. No I/O: one LedgerWrite for a chunk of them, which the engine submits.
+The ledger records of a row (its intent to send, each request with its answer, its final state and input
+cells) are pure functions from what happened to a `LedgerWrite`; the engine decides when each is submitted.
+`quiet_records` records the rows that need no request: skipped (the re-run's common case, listed in chained
+skipped_rows entries), invalid, excluded, duplicate, held (changed), refused before with the same body, or not
+sent because the run had stopped. No I/O: one LedgerWrite for a chunk of them, which the engine submits.
 """
 
 from __future__ import annotations
@@ -89,9 +86,9 @@ from ._pacing import (
     capped_retry_after,
     retrying,
 )
-from ._transport import Answer, Exchange, Transport, exchange
+from ._transport import Answer, Exchange, Transport, send_signed
 
-__all__ = ["Delivery", "RowOutcome", "cells_json", "exchange_record", "final_records", "intent_record", "quiet_records"]
+__all__ = ["Delivery", "RowOutcome", "cells_json", "final_records", "intent_record", "quiet_records", "request_record"]
 
 
 # -- engine ---------------------------------------------------------------------------------------
@@ -117,7 +114,7 @@ _BY_UPDATE = (
 
 
 @dataclass
-class _Progress:
+class _Underway:
     """One row on its way: its body, its next step, any doubt about an earlier request, its attempts so far."""
 
     row: MappedRow
@@ -308,12 +305,12 @@ class Delivery:
             return self._gave_up(r, exc)
         return outcome
 
-    def _progress(self, row: MappedRow, sha: str, *, intent_pending: bool) -> _Progress:
+    def _progress(self, row: MappedRow, sha: str, *, intent_pending: bool) -> _Underway:
         """A row about to be sent, with its first step: an update of a delivered row (a correction), a booking
         for a patient the ledger knows under another key or, keyed by person alone, under this one with another
         booking (a re-booking), else a create."""
         assert row.body is not None
-        r = _Progress(row, row.body, sha, "create", intent_pending)
+        r = _Underway(row, row.body, sha, "create", intent_pending)
         delivered = self._prior.delivered_sha256(row.key) is not None
         if delivered and self._new_booking(row) is None:
             r.step = "update"
@@ -329,13 +326,13 @@ class Delivery:
         t = self._target
         return t.update_adds_booking and not t.routes.has_bookings and t.api != "v1"
 
-    def _booking(self, r: _Progress) -> Booking | None:
+    def _booking(self, r: _Underway) -> Booking | None:
         """The row's booking, read from its body once and only when needed (a first create never needs it)."""
         if not r.booking_read:
             r.booking, r.booking_read = self._target.booking_of(r.body), True
         return r.booking
 
-    def _cannot_settle(self, r: _Progress) -> str | None:
+    def _cannot_settle(self, r: _Underway) -> str | None:
         """Why a lookup cannot settle this row's doubt, or None when it can."""
         if r.doubt_step in ("update", "booking update"):
             return None  # sent again, not looked up
@@ -347,7 +344,7 @@ class Delivery:
             return _REBOOKED.format(r.row.external_id)
         return None
 
-    def _try_once(self, r: _Progress) -> RowOutcome:
+    def _try_once(self, r: _Underway) -> RowOutcome:
         """One attempt: a lookup first while in doubt, then the row's requests until CorEMR's answers end it."""
         if r.doubt:
             settled = self._settle(r)
@@ -383,7 +380,7 @@ class Delivery:
                 raise TransientFailure(ex.describe() + unbound, ex.retry_after)
         raise _Final("rejected", f"CorEMR's answers contradict each other ({ex.describe()} to the {r.step})")
 
-    def _done(self, r: _Progress, verdict: Verdict) -> RowOutcome:
+    def _done(self, r: _Underway, verdict: Verdict) -> RowOutcome:
         """The row is done: record its state, naming a correction's delivering run or a booking sent by update."""
         assert verdict.state is not None
         action, reason = verdict.action, verdict.reason
@@ -394,20 +391,20 @@ class Delivery:
             reason = updated_reason(self._prior.get(r.row.key))
         return self._finish(r, verdict.state, reason, r.sha, action=action)
 
-    def _hold_rebooking(self, r: _Progress) -> RowOutcome:
+    def _hold_rebooking(self, r: _Underway) -> RowOutcome:
         """CorEMR holds the patient and the site has no bookings routes: held for a person, saying what to do."""
         t = self._target
         return self._finish(r, "changed", rebooking_held_reason(r.row.external_id, t.booking_number_of(r.body),
                                                                 t.routes_known), r.sha)  # fmt: skip
 
-    def _booking_changed(self, r: _Progress) -> bool:
+    def _booking_changed(self, r: _Underway) -> bool:
         """True unless the body CorEMR was sent before (the ledger's, by SHA-256) holds this row's booking as is."""
         delivered = self._prior.delivered_sha256(r.row.key)
         if delivered is None or self._delivered_body is None:
             return True
         return self._target.booking_changed(self._delivered_body(delivered), r.body)
 
-    def _after_booking_404(self, r: _Progress, ex: Exchange) -> Step:
+    def _after_booking_404(self, r: _Underway, ex: Exchange) -> Step:
         """A bookings route answered 404: read the patient. There: the route is not (a stop of the run, the row
         sendable); absent: create it (once per run); anything else: try again or end the row."""
         url = self._target.patient_url(r.row.external_id)
@@ -425,7 +422,7 @@ class Delivery:
         raise _Final("rejected", f"a bookings route answered HTTP 404 and a read of the patient answered"
                                  f" {read.describe()}: check the patient in CorEMR")  # fmt: skip
 
-    def _judge(self, r: _Progress, ex: Exchange, asks_booking: bool) -> Verdict:
+    def _judge(self, r: _Underway, ex: Exchange, asks_booking: bool) -> Verdict:
         """What an answer to the row's step means, a replayed answer being no answer at all."""
         if self._replayed(ex):
             return Verdict("doubt", reason=_REPLAY, doubt="ambiguous")
@@ -442,7 +439,7 @@ class Delivery:
         with self._answers_lock:
             return self._answers.setdefault(answer, request) != request
 
-    def _settle(self, r: _Progress) -> RowOutcome | None:
+    def _settle(self, r: _Underway) -> RowOutcome | None:
         """Settle a doubt: an outcome when the request landed, None when not (send it), raise when neither is known."""
         assert r.doubt is not None
         if r.doubt_step in ("update", "booking update"):
@@ -482,7 +479,7 @@ class Delivery:
             raise _Final(r.doubt, f"lookup answered HTTP 200 with another {asked}")
         raise _Final(r.doubt, f"lookup answered HTTP {ex.status}: {server_message(ex.response_body)}")
 
-    def _found(self, r: _Progress) -> RowOutcome | None:
+    def _found(self, r: _Underway) -> RowOutcome | None:
         """The request in doubt landed: delivered; if it carried an older body, this one is a correction."""
         if r.doubt_sha is None or r.doubt_sha == r.sha:
             return self._finish(r, "delivered", "settled by lookup", r.sha, action="found")
@@ -493,7 +490,7 @@ class Delivery:
         reason = "an earlier body landed (found by lookup); this one differs: held, not sent"
         return self._finish(r, "changed", reason, r.doubt_sha, keep=True)
 
-    def _confirm_booking(self, r: _Progress) -> RowOutcome:
+    def _confirm_booking(self, r: _Underway) -> RowOutcome:
         """CorEMR refused a booking create as existing: a lookup must find that booking to call the row delivered."""
         url = self._booking_url(r)
         assert url is not None and r.booking is not None and self._target.booking_number is not None
@@ -508,11 +505,11 @@ class Delivery:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def _booking_url(self, r: _Progress) -> str | None:
+    def _booking_url(self, r: _Underway) -> str | None:
         booking = self._booking(r)
         return None if booking is None else self._target.booking_url(r.row.external_id, booking)
 
-    def _request_of(self, r: _Progress) -> tuple[str, str, bytes]:
+    def _request_of(self, r: _Underway) -> tuple[str, str, bytes]:
         """The method, URL and body of the row's next step."""
         if r.step == "create":
             return "POST", self._target.create_url, r.body
@@ -531,18 +528,18 @@ class Delivery:
                                      " or booking number safely")  # fmt: skip
         return method, url, body
 
-    def _look_up(self, r: _Progress, url: str) -> Exchange:
+    def _look_up(self, r: _Underway, url: str) -> Exchange:
         if self._stop.stopped:
             raise _Stopped
         ex = self._request("GET", url)
         self._breaker.observe(ex, "lookup")
-        self._writer.submit(exchange_record(self.run_id, r.row, "lookup", ex, r.attempts))
+        self._writer.submit(request_record(self.run_id, r.row, "lookup", ex, r.attempts))
         r.last = ex
         if ex.verified and ex.status is not None and site_setting("lookup", ex.status) is not None:
             raise _Stopped  # a refusal of our site: the breaker stopped the run; the doubt stays
         return ex
 
-    def _send(self, r: _Progress) -> Exchange:
+    def _send(self, r: _Underway) -> Exchange:
         """Send the row's next step once, recorded durably (naming the step) before it leaves."""
         if self._stop.stopped:
             raise _Stopped
@@ -557,14 +554,14 @@ class Delivery:
         ex = self._request(method, url, body)
         self._breaker.observe(ex, r.step)
         self._writer.submit(
-            exchange_record(self.run_id, r.row, "attempt", ex, r.attempts, request_stored=True, step=r.step)
+            request_record(self.run_id, r.row, "attempt", ex, r.attempts, request_stored=True, step=r.step)
         )
         r.last = ex
         return ex
 
     def _request(self, method: str, url: str, body: bytes = b"") -> Exchange:
         """Every request of the run: signed, then sent once the limiter gives it a place; its answer frees it."""
-        return exchange(self._transport, self._auth, method, url, body, self._in_place)
+        return send_signed(self._transport, self._auth, method, url, body, self._in_place)
 
     def _in_place(self, send: Callable[[], Answer]) -> Answer:
         """Send while holding a place among the requests in flight: what CorEMR is working on, not our signing."""
@@ -584,7 +581,7 @@ class Delivery:
 
     # -- ending a row ----------------------------------------------------------------------------
 
-    def _stopped(self, r: _Progress) -> RowOutcome:
+    def _stopped(self, r: _Underway) -> RowOutcome:
         """The run stopped before this row was done: say what is true of it."""
         if r.doubt:
             when = r.last.describe() if r.last else "in an earlier run"
@@ -598,7 +595,7 @@ class Delivery:
         # The last answer was a verified refusal to process (429, 5xx): nothing landed.
         return self._finish(r, "failed", f"not sent again ({r.last.describe()}): {self._stop.reason}", r.sha)
 
-    def _gave_up(self, r: _Progress, exc: TransientFailure) -> RowOutcome:
+    def _gave_up(self, r: _Underway, exc: TransientFailure) -> RowOutcome:
         """Retries ran out (or the run stopped while the row waited to retry)."""
         if self._stop.stopped:
             return self._stopped(r)
@@ -608,7 +605,7 @@ class Delivery:
 
     def _finish(
         self,
-        r: _Progress,
+        r: _Underway,
         state: RowState,
         reason: str | None,
         body_sha: str | None = None,
@@ -665,7 +662,7 @@ def intent_record(
     return LedgerWrite([entry], [(request_sha, request)], [status])
 
 
-def exchange_record(
+def request_record(
     run_id: int,
     row: MappedRow,
     event: Literal["attempt", "lookup"],

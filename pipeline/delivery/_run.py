@@ -1,30 +1,26 @@
 """The run: one composition root builds every part from the run configuration, feeds it rows, records the end.
 
-A delivery run: check the set-up, lock the ledger, deliver every row, and record the run's true ending.
+`run_bookings` checks the set-up, locks the ledger, delivers every row, and records the run's true ending. The
+run record says what happened: `finished`, or `stopped` (a security stop, or the delivery window closed) with
+the exit code the counts earn, `interrupted` (Ctrl-C, exit 130; SIGTERM, exit 143), or `crashed` with the exit
+code the error gets. A run killed outright (SIGKILL, power loss) cannot record its end: the next run finds it
+still `running`, records it as `killed`, and says so in one line, as it does for an earlier crashed or
+interrupted run. Every request waits for a place from the run's one ConcurrencyLimiter (adaptive by default,
+`concurrency` its ceiling); a run started outside its delivery window sends nothing.
 
-The run record says what happened: `finished`, or `stopped` (a security stop, or the delivery window
-closed) with the exit code the counts earn, `interrupted` (Ctrl-C, exit 130; SIGTERM, exit 143), or
-`crashed` with the exit code the error gets. A run killed outright (SIGKILL, power loss) cannot record
-its end: the next run finds it still `running`, records it as `killed`, and says so in one line, as it
-does for an earlier crashed or interrupted run. Every request waits for a place from the run's one
-ConcurrencyLimiter (adaptive by default, `concurrency` its ceiling); a run started outside its delivery
-window sends nothing.
+`Dispatcher` feeds the rows: chunks planned and recorded, requests sent in intent windows with back-pressure.
+Per chunk: plan every row, record at once the rows that need no request (a re-run is mostly these), then hand
+the rest to the workers. "About to send" records are committed a window of rows at a time (one fsync for the
+window), and at most two windows of rows wait in the pool, so a 100,000-row export never sits in memory as
+futures. The pool has `concurrency` workers (the ceiling) and an eighth more, which sign their next request
+while every place is taken; how many of them send at once is the limiter's to say, and a window is twice what
+it allows now (32 rows at least), so a slow CorEMR does not leave hundreds of rows recorded as "sending" that
+have not left. Once the run is told to stop (circuit breaker, the delivery window's end, Ctrl-C, a crash),
+rows not yet sent are recorded as not sent, and every worker's wait ends at once.
 
-The run's orchestration: chunks planned and recorded, requests sent in intent windows with back-pressure.
-
-Per chunk: plan every row, record at once the rows that need no request (a re-run is mostly these),
-then hand the rest to the workers. "About to send" records are committed a window of rows at a time
-(one fsync for the window), and at most two windows of rows wait in the pool, so a 100,000-row export
-never sits in memory as futures. The pool has `concurrency` workers (the ceiling) and an eighth more,
-which sign their next request while every place is taken; how many of them send at once is the
-limiter's to say, and a window is twice what it allows now (32 rows at least), so
-a slow CorEMR does not leave hundreds of rows recorded as "sending" that have not left. Once
-the run is told to stop (circuit breaker, the delivery window's end, Ctrl-C, a crash), rows not yet
-sent are recorded as not sent, and every worker's wait ends at once.
-
-What `run` prints: silent for cron unless something new needs a person; everything on a terminal.
-
-Rows are named by line and key only, never by names or birth dates; reasons are in our words (see _messages).
+`summary_lines` is what `run` prints: silent for cron unless something new needs a person; everything on a
+terminal. Rows are named by line and key only, never by names or birth dates; reasons are in our words (see
+pipeline/_masking.py).
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The transport: the one HTTP path to CorEMR (a deadline, a size limit) and a signed request's verified answer.
 
-The one HTTP path to CorEMR: an httpx transport on httpcore's connection pools, configured once.
-
-The engine, a run through a proxy and library users of CWSAuth (`httpx.Client(transport=CWSTransport(...),
-auth=CWSAuth(...))`) all send through it. What it guarantees:
+`CWSTransport` is an httpx transport on httpcore's connection pools, configured once. The engine, a run
+through a proxy and library users of CWSAuth (`httpx.Client(transport=CWSTransport(...), auth=CWSAuth(...))`)
+all send through it. What it guarantees:
 
 - the body bytes given are the bytes sent, never re-encoded; `Accept-Encoding: identity` is asked
   for, and the answer's bytes are kept exactly as received (`RAW_BODY` in a response's extensions),
@@ -17,23 +16,22 @@ auth=CWSAuth(...))`) all send through it. What it guarantees:
 - every failure is one error, `NoAnswer`, whose `landed` says whether the request may have reached
   the server ("maybe") or certainly did not ("no").
 
-Measured on a 2-core machine, httpcore's pool called directly costs about half of `httpx.Client`'s
-CPU per request; every row pays it, so the engine calls `send` and library users go through httpx.
+Measured on a 2-core machine, httpcore's pool called directly costs about half of `httpx.Client`'s CPU per
+request; every row pays it, so the engine calls `send` and library users go through httpx.
 
-The network layer under httpcore: one overall deadline per request, and a request written in one send.
+Under httpcore, `CWSNetworkBackend` gives one overall deadline per request and writes a request in one send.
+httpcore's timeouts bound each read and write; a server that sends one byte a second never trips them. This
+network backend wraps httpcore's own sync backend and gives each connect, TLS handshake, read and write at
+most the time remaining until the deadline the calling thread set (`within`), so a request ends by its
+deadline whatever the server does. Sync httpcore runs a request (connecting included) in the thread that sends
+it, so a thread-local deadline is the request's own.
 
-httpcore's timeouts bound each read and write; a server that sends one byte a second never trips
-them. This network backend wraps httpcore's own sync backend and gives each connect, TLS
-handshake, read and write at most the time remaining until the deadline the calling thread set
-(`within`), so a request ends by its deadline whatever the server does. Sync httpcore runs a
-request (connecting included) in the thread that sends it, so a thread-local deadline is the
-request's own.
+h11 writes a request's head and body separately; each write is a system call that wakes the server. Writes are
+held until the stream is next read (an HTTP/1.1 client always reads after sending), so a request leaves in one
+`send`: measured on loopback, about 70 µs of CPU per request.
 
-h11 writes a request's head and body separately; each write is a system call that wakes the
-server. Writes are held until the stream is next read (an HTTP/1.1 client always reads after
-sending), so a request leaves in one `send`: measured on loopback, about 70 µs of CPU per request.
-
-One signed HTTP exchange with CWS, and what it tells us: verified, unverified, or whether it may have landed.
+Over it all, `send_signed` signs a request's exact bytes, sends them and verifies the answer: an `Exchange`,
+verified, unverified, or whether it may have landed.
 """
 
 from __future__ import annotations
@@ -71,13 +69,11 @@ __all__ = [
     "CWSNetworkBackend",
     "CWSTransport",
     "Exchange",
-    "Gate",
     "Landed",
     "NoAnswer",
-    "Reached",
     "Transport",
-    "exchange",
     "parse_retry_after",
+    "send_signed",
     "tls_context",
     "within",
 ]
@@ -85,7 +81,7 @@ __all__ = [
 
 # -- transport ------------------------------------------------------------------------------------
 
-Landed = Literal["no", "maybe"]
+Landed = Literal["no", "maybe", "yes"]
 
 _log = logger(__name__)
 
@@ -155,7 +151,7 @@ _Pool = httpcore.ConnectionPool | httpcore.HTTPProxy
 
 
 @dataclass(frozen=True)
-class _Target:
+class _ParsedURL:
     """A parsed URL: its origin (scheme, host, port), its httpcore URL and its Host value."""
 
     origin: _Origin
@@ -218,7 +214,7 @@ class CWSTransport(httpx.BaseTransport):
         self._fixed = [(b"Accept", b"*/*"), (b"Accept-Encoding", b"identity"), (b"User-Agent", user_agent.encode())]
         self._local = threading.local()  # this thread's pools, by origin
         self._pools: list[_ThreadPool] = []  # every thread's, to close them
-        self._targets: dict[str, _Target] = {}
+        self._targets: dict[str, _ParsedURL] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -325,7 +321,7 @@ class CWSTransport(httpx.BaseTransport):
             parts.append(part)
         return b"".join(parts)
 
-    def _target(self, url: str) -> _Target:
+    def _target(self, url: str) -> _ParsedURL:
         found = self._targets.get(url)
         if found is not None:
             return found
@@ -336,7 +332,7 @@ class CWSTransport(httpx.BaseTransport):
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         default = port == (443 if parts.scheme == "https" else 80)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        target = _Target(
+        target = _ParsedURL(
             (parts.scheme, parts.hostname, port),
             httpcore.URL(scheme=parts.scheme, host=parts.hostname, port=port, target=path),
             (host if default else f"{host}:{port}").encode("idna" if not host.isascii() else "ascii"),
@@ -553,9 +549,7 @@ class CWSNetworkBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-# -- exchange -------------------------------------------------------------------------------------
-
-Reached = Literal["no", "maybe", "yes"]
+# -- a signed request -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -566,7 +560,7 @@ class Exchange:
     url: str
     request_body: bytes
     request_authorization: str | None
-    reached: Reached  # "yes": a response came back; "maybe": lost after sending; "no": never left
+    landed: Landed  # "yes": a response came back; "maybe": lost after sending; "no": never left
     status: int | None = None
     response_body: bytes | None = None
     response_authorization: str | None = None
@@ -575,6 +569,7 @@ class Exchange:
     error: str | None = None
     elapsed_ms: float = 0.0  # signing, sending, receiving and verifying (not waiting for a place to send)
     round_trip_ms: float = 0.0  # from handing the request to the transport to the answer's last byte
+    date: str | None = None  # the answer's Date header (`check` compares clocks)
 
     @property
     def verified(self) -> bool:
@@ -583,9 +578,9 @@ class Exchange:
 
     def describe(self) -> str:
         """What happened, in a few words: 'HTTP 503', 'not sent: ConnectError: ...', 'HTTP 201 with bad signature'."""
-        if self.reached == "no":
+        if self.landed == "no":
             return f"not sent: {self.error}"
-        if self.reached == "maybe":
+        if self.landed == "maybe":
             return f"no answer after sending: {self.error}"
         if not self.verified:
             why = self.verification.reason if self.verification is not None else "no verification"
@@ -593,20 +588,22 @@ class Exchange:
         return f"HTTP {self.status}"
 
 
-Gate = Callable[[Callable[[], Answer]], Answer]
-"""Wraps the moment a request is on the wire (the run's concurrency limiter); may raise to stop it leaving."""
-
-
-def _ungated(send: Callable[[], Answer]) -> Answer:
+def _at_once(send: Callable[[], Answer]) -> Answer:
     return send()
 
 
-def exchange(
-    transport: Transport, auth: CWSAuth, method: str, url: str, body: bytes = b"", gate: Gate = _ungated
+def send_signed(
+    transport: Transport,
+    auth: CWSAuth,
+    method: str,
+    url: str,
+    body: bytes = b"",
+    in_place: Callable[[Callable[[], Answer]], Answer] = _at_once,
 ) -> Exchange:
     """Sign the exact bytes, send them, verify what comes back over its bytes as received; never raises NoAnswer.
 
-    Only the sending happens inside GATE: the signature is made before the request takes its place
+    Only the sending happens inside IN_PLACE (the run's concurrency limiter, which may raise to stop it
+    leaving): the signature is made before the request takes its place
     among those in flight, and the answer verified after it has left it, so a place counts what
     CorEMR is working on and not our own CPU.
     """
@@ -624,7 +621,7 @@ def exchange(
             round_trip = time.perf_counter() - sent
 
     try:
-        answer = gate(send)
+        answer = in_place(send)
     except NoAnswer as exc:
         return Exchange(method, url, body, authorization, exc.landed, error=str(exc),
                         elapsed_ms=(signed - started + round_trip) * 1000, round_trip_ms=round_trip * 1000)  # fmt: skip
@@ -642,6 +639,7 @@ def exchange(
         response_authorization=response_authorization,
         verification=verification,
         retry_after=answer.retry_after,
+        date=answer.header("Date"),
         elapsed_ms=(signed - started + round_trip + time.perf_counter() - answered) * 1000,
         round_trip_ms=round_trip * 1000,
     )
