@@ -276,27 +276,22 @@ class Delivery:
         """
         write = LedgerWrite()
         for row, sha in rows:
-            r = self._progress(row, sha, intent_pending=False)
+            r = self._start(row, "send", sha, intent_pending=False)
             method, url, body = self._request_of(r)
             write.add(intent_record(self.run_id, row, sha, 1, r.step, method, url, body))
         self._writer.submit(write, durable=True)
 
     def deliver(self, row: MappedRow, row_plan: Plan, sha: str, *, intent_recorded: bool = False) -> RowOutcome:
-        """Settle any doubt, send each step with retries, verify, and record the row's final state (sha: the body's)."""
-        r = self._progress(row, sha, intent_pending=intent_recorded)
-        prior = self._prior.get(row.key)
-        if row_plan == "settle" and prior is not None:
-            r.doubt = "unverified" if prior.state == "unverified" else "ambiguous"
-            r.doubt_sha = prior.body_sha256
-            r.doubt_step = _step(prior.step)
-            r.doubt_before = r.doubt
-            if why := self._cannot_settle(r):
-                return self._finish(r, r.doubt, why)
+        """One row's whole path (SHA: its body's): its first request and any doubt an earlier run left (`_start`),
+        then per attempt send → judge → follow (`_attempt`), until CorEMR's answers end it in one recorded state."""
+        r = self._start(row, row_plan, sha, intent_pending=intent_recorded)
+        if r.doubt and (why := self._cannot_settle(r)):
+            return self._finish(r, r.doubt, why)
         try:
             for attempt in self._retrying:
                 with attempt:
                     r.attempts += 1
-                    outcome = self._try_once(r)
+                    outcome = self._attempt(r)
         except _Final as final:
             return self._finish(r, final.state, final.reason)
         except _Stopped:
@@ -305,10 +300,10 @@ class Delivery:
             return self._gave_up(r, exc)
         return outcome
 
-    def _progress(self, row: MappedRow, sha: str, *, intent_pending: bool) -> _Underway:
+    def _start(self, row: MappedRow, row_plan: Plan, sha: str, *, intent_pending: bool) -> _Underway:
         """A row about to be sent, with its first step: an update of a delivered row (a correction), a booking
         for a patient the ledger knows under another key or, keyed by person alone, under this one with another
-        booking (a re-booking), else a create."""
+        booking (a re-booking), else a create; planned "settle", the doubt an earlier run left, to settle first."""
         assert row.body is not None
         r = _Underway(row, row.body, sha, "create", intent_pending)
         delivered = self._prior.delivered_sha256(row.key) is not None
@@ -319,6 +314,10 @@ class Delivery:
                 r.step = "booking"  # the create would be refused: the patient exists
             elif self._by_update():
                 r.step, r.booking_by_update = "update", True  # no bookings routes: the site takes it this way
+        prior = self._prior.get(row.key)
+        if row_plan == "settle" and prior is not None:
+            r.doubt = r.doubt_before = "unverified" if prior.state == "unverified" else "ambiguous"
+            r.doubt_sha, r.doubt_step = prior.body_sha256, _step(prior.step)
         return r
 
     def _by_update(self) -> bool:
@@ -344,41 +343,41 @@ class Delivery:
             return _REBOOKED.format(r.row.external_id)
         return None
 
-    def _try_once(self, r: _Underway) -> RowOutcome:
-        """One attempt: a lookup first while in doubt, then the row's requests until CorEMR's answers end it."""
-        if r.doubt:
-            settled = self._settle(r)
-            if settled is not None:
-                return settled
+    def _attempt(self, r: _Underway) -> RowOutcome:
+        """One attempt: a lookup first while in doubt, then send → judge → follow, one request at a time."""
+        if r.doubt and (settled := self._settle(r)) is not None:
+            return settled
         for _ in range(_MAX_STEPS):
-            ex = self._send(r)
-            # Only a refused create and an accepted update depend on the booking: read it for those alone.
-            asks = ex.status in self._exists or (r.step == "update" and self._booking_changed(r))
-            verdict = self._judge(r, ex, asks)
-            if r.step == "create" and verdict.kind not in ("doubt", "retry"):
-                r.create_answered = True  # CorEMR decided on this row's create: a second one is never sent this run
-            if verdict.kind == "done":
-                return self._done(r, verdict)
-            if verdict.kind == "next":
-                assert verdict.step is not None
-                r.step = verdict.step
-            elif verdict.kind == "exists":
-                if not self._by_update():
-                    return self._hold_rebooking(r)
-                r.step, r.booking_by_update = "update", True
-            elif verdict.kind == "read_patient":
-                r.step = self._after_booking_404(r, ex)
-            elif verdict.kind == "check":
-                return self._confirm_booking(r)
-            elif verdict.kind == "site":  # the breaker has stopped the run: the row stays sendable
-                r.doubt = r.doubt or r.doubt_before
-                raise _Stopped
-            else:
-                if verdict.kind == "doubt":
-                    r.doubt, r.doubt_sha, r.doubt_step = verdict.doubt, r.sha, r.step
-                unbound = f" not bound to its request: {verdict.reason}" if verdict.reason else ""
-                raise TransientFailure(ex.describe() + unbound, ex.retry_after)
+            ex = self._send(r)  # recorded before it leaves, and again with its answer
+            verdict = self._judge(r, ex)
+            if (outcome := self._follow(r, ex, verdict)) is not None:
+                return outcome  # recorded: the row's one final state
         raise _Final("rejected", f"CorEMR's answers contradict each other ({ex.describe()} to the {r.step})")
+
+    def _follow(self, r: _Underway, ex: Exchange, verdict: Verdict) -> RowOutcome | None:
+        """Do what the verdict says: end the row (recorded), set its next step (None), or raise to retry or stop."""
+        if verdict.kind == "done":
+            return self._done(r, verdict)
+        if verdict.kind == "next":
+            assert verdict.step is not None
+            r.step = verdict.step
+        elif verdict.kind == "exists":
+            if not self._by_update():
+                return self._hold_rebooking(r)
+            r.step, r.booking_by_update = "update", True
+        elif verdict.kind == "read_patient":
+            r.step = self._after_booking_404(r, ex)
+        elif verdict.kind == "check":
+            return self._confirm_booking(r)
+        elif verdict.kind == "site":  # the breaker has stopped the run: the row stays sendable
+            r.doubt = r.doubt or r.doubt_before
+            raise _Stopped
+        else:
+            if verdict.kind == "doubt":
+                r.doubt, r.doubt_sha, r.doubt_step = verdict.doubt, r.sha, r.step
+            unbound = f" not bound to its request: {verdict.reason}" if verdict.reason else ""
+            raise TransientFailure(ex.describe() + unbound, ex.retry_after)
+        return None
 
     def _done(self, r: _Underway, verdict: Verdict) -> RowOutcome:
         """The row is done: record its state, naming a correction's delivering run or a booking sent by update."""
@@ -422,13 +421,19 @@ class Delivery:
         raise _Final("rejected", f"a bookings route answered HTTP 404 and a read of the patient answered"
                                  f" {read.describe()}: check the patient in CorEMR")  # fmt: skip
 
-    def _judge(self, r: _Underway, ex: Exchange, asks_booking: bool) -> Verdict:
+    def _judge(self, r: _Underway, ex: Exchange) -> Verdict:
         """What an answer to the row's step means, a replayed answer being no answer at all."""
         if self._replayed(ex):
             return Verdict("doubt", reason=_REPLAY, doubt="ambiguous")
+        # Only a refused create and an accepted update depend on the booking: read it for those alone.
+        asks_booking = ex.status in self._exists or (r.step == "update" and self._booking_changed(r))
         has_booking = asks_booking and self._booking(r) is not None
-        return judge_answer(r.step, ex, has_booking=has_booking, api=self._target.api, external_id=r.row.external_id,
-                            exists=self._exists, bookings_routes=self._target.routes.has_bookings)  # fmt: skip
+        verdict = judge_answer(r.step, ex, has_booking=has_booking, api=self._target.api,
+                               external_id=r.row.external_id, exists=self._exists,
+                               bookings_routes=self._target.routes.has_bookings)  # fmt: skip
+        if r.step == "create" and verdict.kind not in ("doubt", "retry"):
+            r.create_answered = True  # CorEMR decided on this row's create: a second one is never sent this run
+        return verdict
 
     def _replayed(self, ex: Exchange) -> bool:
         """True when this verified 2xx is byte for byte one already received, in this run, for another request."""
