@@ -241,14 +241,16 @@ def _first_refusal(reason: str, run_id: int = 0) -> tuple[int, str]:
 
 
 class Rebookings:
-    """external_id -> keys delivered with it: a patient CorEMR holds, whose next booking is a re-booking (and
-    whose lookup by external_id alone cannot tell one booking from another).
+    """The rules for a re-booking at this site: a person CorEMR already holds (delivered under another key, or,
+    keyed by person alone, under this one with another booking) booked again. Pure: the engine reads the body
+    delivered under a row's key from the ledger (DELIVERED) and hands it in.
 
-    Built on first need (rows in doubt are rare; a re-run of 100,000 rows should not pay for it).
+    The external_id -> keys index is built on first need (a re-run of 100,000 rows should not pay for it).
     """
 
-    def __init__(self, prior: PriorRows) -> None:
+    def __init__(self, prior: PriorRows, target: Target) -> None:
         self._prior = prior
+        self._target = target
         self._ids: dict[str, set[str]] | None = None
         self._lock = threading.Lock()
 
@@ -261,6 +263,64 @@ class Rebookings:
                     ids.setdefault(external_id, set()).add(key)
                 self._ids = ids
         return bool(self._ids.get(row.external_id or "", set()) - {row.key})
+
+    def new_booking(self, row: MappedRow, delivered: bytes | None) -> bytes | None:
+        """DELIVERED when ROW, keyed by person alone, has another booking number or date: a new booking of a known
+        patient (a re-booking), never an update that would overwrite the delivered booking; else None."""
+        if delivered is None or row.body is None or not self._target.new_booking(delivered, row.body):
+            return None
+        return delivered
+
+    def plan(self, row: MappedRow, row_plan: Plan, sha: str, delivered: bytes | None) -> Plan:
+        """ROW_PLAN ("send" or "changed") as this site can carry it out: "rebooked" for a returning person held for a
+        person (the site cannot add a booking through CWS, or the new booking has the delivered one's number),
+        "send" for a re-booking it can send (whatever on_change says)."""
+        if (new := self.new_booking(row, delivered)) is not None:
+            return "rebooked" if self.cannot_add_booking or self._same_number(new, row) else "send"
+        if row_plan == "send" and self._held(row, sha):
+            return "rebooked"
+        return row_plan
+
+    def held_reason(self, row: MappedRow, delivered: bytes | None) -> str:
+        """Why a returning person is held: the new booking has the delivered one's number, or the site cannot add
+        a booking through CWS."""
+        assert row.body is not None
+        number = self._target.booking_number_of(row.body)
+        new = self.new_booking(row, delivered)
+        if new is not None and self._same_number(new, row):
+            return same_number_reason(row.external_id, number, self._prior.get(row.key))
+        return rebooking_held_reason(row.external_id, number, self._target.routes_known)
+
+    @property
+    def cannot_add_booking(self) -> bool:
+        """True where a patient CorEMR holds cannot get a booking through CWS: no bookings routes (v1 has none),
+        and no patient update that adds one."""
+        t = self._target
+        return t.api == "v1" or (not t.routes.has_bookings and not t.update_adds_booking)
+
+    @property
+    def by_update(self) -> bool:
+        """True where a re-booking goes as a patient update: no bookings routes and update_adds_booking (v2, v3)."""
+        t = self._target
+        return t.update_adds_booking and not t.routes.has_bookings and t.api != "v1"
+
+    def _same_number(self, delivered: bytes, row: MappedRow) -> bool:
+        """True when a new booking has the DELIVERED booking's number: it cannot be added under it (nor sent as
+        that booking's update, which would overwrite its date)."""
+        assert row.body is not None
+        number = self._target.booking_number_of(row.body)
+        return number is not None and number == self._target.booking_number_of(delivered)
+
+    def _held(self, row: MappedRow, sha: str) -> bool:
+        """True for a returning person at a site without bookings routes that does not take bookings by update:
+        one the ledger knows under another key, or one CorEMR refused as existing before (held, same body)."""
+        t = self._target
+        if t.api == "v1" or t.routes.has_bookings or t.update_adds_booking or self._prior.delivered_sha256(row.key):
+            return False
+        p = self._prior.get(row.key)
+        if p is not None and p.state == "changed" and p.body_sha256 == sha:
+            return True  # held before (a create answered "exists"): a create again would be refused again
+        return self.under_another_key(row)
 
 
 # -- steps ----------------------------------------------------------------------------------------

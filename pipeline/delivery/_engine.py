@@ -72,7 +72,6 @@ from ._decisions import (
     rebooking_held_reason,
     rejected_again_reason,
     renumbered_reason,
-    same_number_reason,
     site_setting,
     updated_reason,
 )
@@ -171,10 +170,10 @@ class Delivery:
         self._auth = auth
         self._writer = writer
         self._target = target or Target.default(endpoint_url)
+        self._rebookings = Rebookings(prior, self._target)
         self._prior = prior
         self._breaker = breaker
         self._stop: RunStop = breaker.stop
-        self._rebookings = Rebookings(prior)
         self._exists = config.exists_status
         self._delivered_body = delivered_body  # the ledger's stored body by SHA-256 (None: unknown, send both)
         self._answers: dict[bytes, bytes] = {}  # a 2xx answer's digest -> its request's: a second request is a replay
@@ -196,57 +195,19 @@ class Delivery:
         """What this row needs (from its validity, earlier runs and the corrections policy) and its body's SHA-256;
         "rebooked": a returning person this site cannot be sent (no bookings routes), held for a person."""
         row_plan, sha = plan(row, self._prior, self._target.on_change)
-        if row_plan in ("send", "changed") and sha is not None and (delivered := self._new_booking(row)):
-            held = self._cannot_add_booking() or self._same_number(delivered, row)
-            return ("rebooked" if held else "send"), sha  # whatever on_change says
-        if row_plan == "send" and sha is not None and self._held_rebooking(row, sha):
-            return "rebooked", sha
+        if row_plan in ("send", "changed") and sha is not None:
+            return self._rebookings.plan(row, row_plan, sha, self._delivered(row)), sha
         return row_plan, sha
 
-    def _new_booking(self, row: MappedRow) -> bytes | None:
-        """The delivered body of a row keyed by person alone whose booking number or date changed since: a new
-        booking of a known patient (a re-booking), never an update that would overwrite the delivered booking."""
+    def _delivered(self, row: MappedRow) -> bytes | None:
+        """The body delivered under this row's key, read from the ledger where a re-booking needs it: a key that
+        names a person alone, a body delivered and not in doubt since; else None."""
         if self._target.key_names_booking or row.body is None or self._delivered_body is None:
             return None
         delivered_sha = self._prior.delivered_sha256(row.key)
         if delivered_sha is None or self._prior.in_doubt(row.key):
             return None
-        delivered = self._delivered_body(delivered_sha)
-        return delivered if self._target.new_booking(delivered, row.body) else None
-
-    def _same_number(self, delivered: bytes, row: MappedRow) -> bool:
-        """True when a new booking has the DELIVERED booking's number: it cannot be added under it (nor sent as
-        that booking's update, which would overwrite its date)."""
-        assert row.body is not None
-        number = self._target.booking_number_of(row.body)
-        return number is not None and number == self._target.booking_number_of(delivered)
-
-    def _held_reason(self, row: MappedRow) -> str:
-        """Why a returning person is held: the new booking has the delivered one's number, or the site cannot add
-        a booking through CWS."""
-        assert row.body is not None
-        number = self._target.booking_number_of(row.body)
-        delivered = self._new_booking(row)
-        if delivered is not None and self._same_number(delivered, row):
-            return same_number_reason(row.external_id, number, self._prior.get(row.key))
-        return rebooking_held_reason(row.external_id, number, self._target.routes_known)
-
-    def _cannot_add_booking(self) -> bool:
-        """True where a patient CorEMR holds cannot get a booking through CWS: no bookings routes (v1 has none),
-        and no patient update that adds one."""
-        t = self._target
-        return t.api == "v1" or (not t.routes.has_bookings and not t.update_adds_booking)
-
-    def _held_rebooking(self, row: MappedRow, sha: str) -> bool:
-        """True for a returning person at a site without bookings routes that does not take bookings by update:
-        one the ledger knows under another key, or one CorEMR refused as existing before (held, same body)."""
-        t = self._target
-        if t.api == "v1" or t.routes.has_bookings or t.update_adds_booking or self._prior.delivered_sha256(row.key):
-            return False
-        p = self._prior.get(row.key)
-        if p is not None and p.state == "changed" and p.body_sha256 == sha:
-            return True  # held before (a create answered "exists"): a create again would be refused again
-        return self._rebookings.under_another_key(row)
+        return self._delivered_body(delivered_sha)
 
     def record_many_without_sending(self, planned: Sequence[tuple[MappedRow, Plan, str | None]]) -> list[RowOutcome]:
         """Record the states of rows that need no request, in one ledger submission (re-runs are mostly these)."""
@@ -256,7 +217,7 @@ class Delivery:
         )
         for row, sha in held:
             assert row.body is not None and sha is not None
-            reason = reason_text(self._held_reason(row), row.body)
+            reason = reason_text(self._rebookings.held_reason(row, self._delivered(row)), row.body)
             records = final_records(self.run_id, row, "changed", reason, sha, None, 0)
             records.bodies.append((sha, row.body))  # kept for `accept` and a person reading the ledger
             write.add(records)
@@ -307,23 +268,18 @@ class Delivery:
         assert row.body is not None
         r = _Underway(row, row.body, sha, "create", intent_pending)
         delivered = self._prior.delivered_sha256(row.key) is not None
-        if delivered and self._new_booking(row) is None:
+        if delivered and self._rebookings.new_booking(row, self._delivered(row)) is None:
             r.step = "update"
         elif delivered or self._rebookings.under_another_key(row):
             if self._booking(r) is not None:
                 r.step = "booking"  # the create would be refused: the patient exists
-            elif self._by_update():
+            elif self._rebookings.by_update:
                 r.step, r.booking_by_update = "update", True  # no bookings routes: the site takes it this way
         prior = self._prior.get(row.key)
         if row_plan == "settle" and prior is not None:
             r.doubt = r.doubt_before = "unverified" if prior.state == "unverified" else "ambiguous"
             r.doubt_sha, r.doubt_step = prior.body_sha256, _step(prior.step)
         return r
-
-    def _by_update(self) -> bool:
-        """True where a re-booking goes as a patient update: no bookings routes and update_adds_booking (v2, v3)."""
-        t = self._target
-        return t.update_adds_booking and not t.routes.has_bookings and t.api != "v1"
 
     def _booking(self, r: _Underway) -> Booking | None:
         """The row's booking, read from its body once and only when needed (a first create never needs it)."""
@@ -362,7 +318,7 @@ class Delivery:
             assert verdict.step is not None
             r.step = verdict.step
         elif verdict.kind == "exists":
-            if not self._by_update():
+            if not self._rebookings.by_update:
                 return self._hold_rebooking(r)
             r.step, r.booking_by_update = "update", True
         elif verdict.kind == "read_patient":
