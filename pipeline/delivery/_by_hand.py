@@ -1,15 +1,4 @@
-"""What a person does between runs: accept a held row as what CorEMR holds, or mark refused rows to be sent again.
-
-`accept_row`: a person accepts a row's body as what CorEMR holds: a held correction they entered by hand, a
-row CorEMR cannot take through CWS (a v1 re-booking) that they added there themselves, or a row left in doubt
-that they found there. It is recorded as a chained `accepted` entry; from then on the row's body counts as
-delivered, so the next run skips it (and, should the export change it again, holds or updates from that body).
-
-`resend_rows`: a person marks rows CorEMR refused to be sent again by the next run, once the cause is fixed in
-CorEMR (a facility added there later, say): an unchanged refused row is otherwise never sent again. Each is
-recorded as a chained `resend` entry naming the operating-system user and host who asked, and sets the row's
-latest state to RESEND_STATE, which the next run's plan sends like a row it never sent.
-"""
+"""What a person does between runs: accept a held row as what CorEMR holds, or mark refused rows to be sent again."""
 
 from __future__ import annotations
 
@@ -55,6 +44,12 @@ def accept_row(ledger_path: Path, key: str, *, by: str | None = None) -> Accepte
 
     Only a row whose latest state is one of ACCEPTABLE_STATES can be accepted; anything else is a one-line
     UserInputError and nothing is written.
+
+    cannot take through CWS (a v1 re-booking) that they added there themselves, or a row left in doubt that they
+    found there.
+
+    `accept_row` records it as a chained `accepted` entry; from then on the row's body counts as delivered, so
+    the next run skips it (and, should the export change it again, holds or updates from that body).
     """
     who = by or _login()
     with RunLock(ledger_path), Ledger.open(ledger_path, create=False) as ledger:
@@ -143,6 +138,11 @@ def resend_rows(
 
     A choice that names no rejected row is a one-line UserInputError and nothing is written; so is a key or
     line whose row is in another state. dry_run: return what would be marked, writing nothing.
+
+    (a facility added there later, say): an unchanged refused row is otherwise never sent again.
+
+    `resend_rows` records each as a chained `resend` entry naming the operating-system user and host who asked,
+    and sets the row's latest state to RESEND_STATE, which the next run's plan sends like a row it never sent.
     """
     who = by or operator()
     with RunLock(ledger_path), Ledger.open(ledger_path, create=False) as ledger:

@@ -1,19 +1,4 @@
-"""`check`: a site's pre-flight before its first night, with the run's own pieces, sending no patient data.
-
-One line per check, in the order a person fixes them: the configuration (and the mapping's API version,
-else v2), our private key, CorEMR's keys (server_keys), the ledger and head_log files, then the answers to
-signed GETs: TLS to base_url, CorEMR knowing our Access name and key, the API version's prefix answering,
-CorEMR's signature verifying with our keyring, and the clock against the answer's Date. Where the ledger
-knows a patient we delivered, that patient and its bookings are read to find out whether the site has
-bookings routes (a site fact, recorded in the ledger).
-
-The only requests are GETs: one read of a patient that cannot exist (`cwscheck-<8 hex>`: 17 characters,
-URL-safe, within external_id's String(17)), one of a route that cannot exist beside the patients route, and,
-when the ledger knows a patient of ours, that patient and its bookings. A missing patient and a missing route
-may both answer 404 (CWS.md pitfall 13): the patients route is taken to be there when its 404 differs from
-the missing route's (paths and the made-up id aside); when the two answer alike, nothing can be told.
-Messages are our own words: nothing CorEMR answers is printed.
-"""
+"""`check`: a site's pre-flight before its first night, with the run's own pieces, sending no patient data."""
 
 from __future__ import annotations
 
@@ -124,7 +109,22 @@ class SiteCheck:
 def check_site(
     config_path: Path | str, mapping_path: Path | str | None = None, *, now: Callable[[], datetime] | None = None
 ) -> SiteCheck:
-    """Check a site before its first night: one line per check, sending only GETs that carry no patient data."""
+    """Check a site before its first night: one line per check, sending only GETs that carry no patient data.
+
+    One line per check, in the order a person fixes them: the configuration (and the mapping's API version, else
+    v2), our private key, CorEMR's keys (server_keys), the ledger and head_log files, then the answers to signed
+    GETs: TLS to base_url, CorEMR knowing our Access name and key, the API version's prefix answering, CorEMR's
+    signature verifying with our keyring, and the clock against the answer's Date. Where the ledger knows a
+    patient we delivered, that patient and its bookings are read to find out whether the site has bookings
+    routes (a site fact, recorded in the ledger).
+
+    The only requests are GETs: one read of a patient that cannot exist (`cwscheck-<8 hex>`: 17 characters,
+    URL-safe, within external_id's String(17)), one of a route that cannot exist beside the patients route, and,
+    when the ledger knows a patient of ours, that patient and its bookings. A missing patient and a missing
+    route may both answer 404 (CWS.md pitfall 13): the patients route is taken to be there when its 404 differs
+    from the missing route's (paths and the made-up id aside); when the two answer alike, nothing can be told.
+    Messages are our own words: nothing CorEMR answers is printed.
+    """
     result = SiteCheck(Path(config_path))
     try:
         config = load_config(config_path)

@@ -1,41 +1,4 @@
-"""The pure decisions: what a row needs this run, where its requests go, and what each answer means for it (no I/O).
-
-`plan`: what a row needs this run, decided from its validity and what earlier runs left for its key. The
-ledger hands out plain prior-row data (`PriorRows`), and the rules live here. Two of them guard against what
-older versions did: a row recorded `rejected` by a refusal of our site (401/403, a 3xx, a 404 to a create, a
-5xx: `refused_by_site`) was never refused for its data and is sent again; and a delivered row whose
-external_id has changed is held (`renumbered`), never sent as anyone's update.
-
-`judge_answer`: what CorEMR's answer to each request of a row means: the row is done, the next request, or
-doubt. A row is one patient and one booking. Its requests ("steps"): `create` the patient (with its booking as
-the first); `booking`, a booking create for a patient CorEMR already holds (v2, v3, where the site has the
-bookings routes); `update` the patient with a corrected body and then, when a booking field changed, its
-`booking update`. Which statuses mean "already exists" is the site's setting `exists_status` (assumption
-"exists-status", [409] by default); 404 for an unknown patient or booking is "other-statuses". A 404 from a
-bookings route is never read as "no such patient" on its own word: a route that is not there answers 404 too,
-so the engine reads the patient first (`read_patient`). The engine sends, records and follows these verdicts.
-
-Two kinds of refusal. One about the row's data (400, 409, 422...) makes it `rejected`. One about our site
-(401/403: our key or Access name; any 3xx or a 404 to a create: the base_url; see `site_setting`) says nothing
-about the row: the run stops and the row stays sendable. And a 2xx counts only once it is bound to its request
-(`unbound_answer`): it names the external_id (or booking number) sent, and is no error. A 2xx that is not may
-or may not have stored anything: the row is in doubt, settled by a lookup.
-
-`judge_lookup`: whether a verified answer to a lookup is the patient (or booking) asked for. A lookup's 200
-proves nothing unless the answer is the patient asked for: a front end that normalises dot segments turns `GET
-/ws/patients/.` into the list route, which answers 200 too. So a patient is found only when the answer names
-its external_id, and a booking only when the answer names its booking number.
-
-`Target`: where a run sends a row's requests, and the booking body it sends for a patient CorEMR already
-holds. One place for the URLs of every step (create, patient read and update, a patient's booking read, create
-and update: the API version's routes at the site), the booking body the mapping's `[target] booking_fields`
-name (assumption "booking-body"), and the corrections policy (`[target] on_change`). Whether the site has the
-bookings routes is the site's fact (run configuration `bookings_routes`, or what `check` found), never the
-version's: v2 and v3 without one have none here (assumption "bookings-routes").
-
-`RowOutcome`: a row's outcome in a run: the one state it ended in, why, how a delivered row got there, and
-whether an earlier run already left it so (then cron need not hear of it again).
-"""
+"""The pure decisions: what a row needs this run, where its requests go, and what each answer means for it (no I/O)."""
 
 from __future__ import annotations
 
@@ -114,7 +77,13 @@ _HTTP_STATUS = re.compile(r"HTTP (\d{3})\b")  # how a refusal's reason starts (j
 
 def plan(row: MappedRow, prior: PriorRows, on_change: OnChange = "hold") -> tuple[Plan, str | None]:
     """What this row needs (from its validity, earlier runs and the corrections policy ON_CHANGE) and its body's
-    SHA-256, hashed once here. "send" for a delivered row is its correction, sent as an update."""
+    SHA-256, hashed once here. "send" for a delivered row is its correction, sent as an update.
+
+    No I/O: the ledger hands out plain prior-row data (`PriorRows`), and the rules live here. Two of them guard
+    against what older versions did: a row recorded `rejected` by a refusal of our site (401/403, a 3xx, a 404
+    to a create, a 5xx: `refused_by_site`) was never refused for its data and is sent again; and a delivered row
+    whose external_id has changed is held (`renumbered`), never sent as anyone's update.
+    """
     if row.excluded is not None:  # a filter of the mapping left it out: never sent, never an alarm
         return "excluded", None
     if row.body is None:
@@ -378,7 +347,23 @@ def judge_answer(
     """What the answer EX to STEP means; HAS_BOOKING: the row's booking can go through the bookings routes;
     EXTERNAL_ID: the patient the request is about, which a 2xx must answer for (`unbound_answer`); EXISTS:
     the statuses meaning "this external_id or booking exists" (the site's `exists_status`); BOOKINGS_ROUTES:
-    the site has them (a v2/v3 patient that exists is then refused only when the row names no booking)."""
+    the site has them (a v2/v3 patient that exists is then refused only when the row names no booking).
+
+    A row is one patient and one booking. Its requests ("steps"): `create` the patient (with its booking as the
+    first); `booking`, a booking create for a patient CorEMR already holds (v2, v3, where the site has the
+    bookings routes); `update` the patient with a corrected body and then, when a booking field changed, its
+    `booking update`. Which statuses mean "already exists" is the site's setting `exists_status` (assumption
+    "exists-status", [409] by default); 404 for an unknown patient or booking is "other-statuses". A 404 from a
+    bookings route is never read as "no such patient" on its own word: a route that is not there answers 404
+    too, so the engine reads the patient first (`read_patient`). No I/O here: the engine sends, records and
+    follows these verdicts.
+
+    Two kinds of refusal. One about the row's data (400, 409, 422...) makes it `rejected`. One about our site
+    (401/403: our key or Access name; any 3xx or a 404 to a create: the base_url; see `site_setting`) says
+    nothing about the row: the run stops and the row stays sendable. And a 2xx counts only once it is bound to
+    its request (`unbound_answer`): it names the external_id (or booking number) sent, and is no error. A 2xx
+    that is not may or may not have stored anything: the row is in doubt, settled by a lookup.
+    """
     if not ex.verified or ex.status is None:
         if ex.landed == "yes":
             return Verdict("doubt", doubt="unverified")
@@ -507,7 +492,12 @@ def judge_lookup(
     ex: Exchange, expected: str, field: str = "external_id", external_id: str | None = None
 ) -> LookupFinding:
     """What a lookup's answer says: found only when it is verified, 200, and names EXPECTED in FIELD; a booking's
-    answer that names an external_id too must name EXTERNAL_ID, the patient asked for."""
+    answer that names an external_id too must name EXTERNAL_ID, the patient asked for.
+
+    A lookup's 200 proves nothing unless the answer is the patient asked for: a front end that normalises dot
+    segments turns `GET /ws/patients/.` into the list route, which answers 200 too. So a patient is found only
+    when the answer names its external_id, and a booking only when the answer names its booking number.
+    """
     if not ex.verified or ex.status is None or ex.status in RETRYABLE_STATUSES or ex.status >= 500:
         return "try_again"
     if ex.status == 404:
@@ -568,7 +558,14 @@ class Booking:
 
 @dataclass(frozen=True)
 class Target:
-    """The API version's routes at the site (absolute URLs), the booking body's fields, the corrections policy."""
+    """The API version's routes at the site (absolute URLs), the booking body's fields, the corrections policy.
+
+    One place for the URLs of every step (create, patient read and update, a patient's booking read, create and
+    update: the API version's routes at the site), the booking body the mapping's `[target] booking_fields` name
+    (assumption "booking-body"), and the corrections policy (`[target] on_change`). Whether the site has the
+    bookings routes is the site's fact (run configuration `bookings_routes`, or what `check` found), never the
+    version's: v2 and v3 without one have none here (assumption "bookings-routes").
+    """
 
     routes: Routes
     booking_number: str | None = None  # the body field naming a booking; None: no bookings routes (v1)

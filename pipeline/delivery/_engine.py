@@ -1,26 +1,4 @@
-"""The row engine: one row's path (plan, send, judge, record), one request at a time, each recorded before it leaves.
-
-`Delivery.deliver` takes one mapped row: settle doubt by lookup, send each step with retries, verify, record
-it all. The promise: every row ends in exactly one recorded state; nothing is created twice, neither a patient
-nor a booking. A request that may have landed (connection lost after sending, read timeout, unverified answer,
-a crash between the "sending" record and the outcome) is never sent again before a signed lookup says it is
-not there; an update, which creates nothing, is simply sent again.
-
-A row may take several requests (see `judge_answer`): a patient CorEMR already holds gets its booking through
-the bookings routes where the site has them (else the row is held for a person, or, where the site says a
-patient update adds a booking, sent as one), and a correction is sent as an update (with a booking update only
-when a booking field changed). A row makes at most one create request per run that CorEMR answers: a second
-would be a loop of doomed creates. Every request that can change CorEMR is recorded durably, naming its step,
-before it leaves, and every request with its answer after; every one goes through `send_signed`. The pieces:
-`send_signed` (one signed request and its `Exchange`), `retrying` (the retry policy), `judge_answer` (what an
-answer means), `judge_lookup` (what a lookup found), and the ledger records below.
-
-The ledger records of a row (its intent to send, each request with its answer, its final state and input
-cells) are pure functions from what happened to a `LedgerWrite`; the engine decides when each is submitted.
-`quiet_records` records the rows that need no request: skipped (the re-run's common case, listed in chained
-skipped_rows entries), invalid, excluded, duplicate, held (changed), refused before with the same body, or not
-sent because the run had stopped. No I/O: one LedgerWrite for a chunk of them, which the engine submits.
-"""
+"""The row engine: one row's path (plan, send, judge, record), one request at a time, each recorded before it leaves."""
 
 from __future__ import annotations
 
@@ -147,7 +125,22 @@ class _Stopped(Exception):
 
 
 class Delivery:
-    """Decides, sends and records rows for one run; `deliver` is safe to call from many threads."""
+    """Decides, sends and records rows for one run; `deliver` is safe to call from many threads.
+
+    The promise: every row ends in exactly one recorded state; nothing is created twice, neither a patient nor a
+    booking. A request that may have landed (connection lost after sending, read timeout, unverified answer, a
+    crash between the "sending" record and the outcome) is never sent again before a signed lookup says it is
+    not there; an update, which creates nothing, is simply sent again.
+
+    A row may take several requests (see `judge_answer`): a patient CorEMR already holds gets its booking through the
+    bookings routes where the site has them (else the row is held for a person, or, where the site says a
+    patient update adds a booking, sent as one), and a correction is sent as an update (with a booking update
+    only when a booking field changed). A row makes at most one create request per run that CorEMR answers: a
+    second would be a loop of doomed creates. Every request that can change CorEMR is recorded durably, naming
+    its step, before it leaves, and every request with its answer after; every one goes through `exchange`. The
+    pieces: `exchange` (one signed request), `retrying` (the retry policy), `judge_answer` (what an answer
+    means), `judge_lookup` (what a lookup found), and the records (`intent_record`, `request_record`, `final_records`).
+    """
 
     def __init__(
         self,
@@ -666,6 +659,8 @@ def final_records(
     (DUPLICATE_OF) leaves row_status to that line. EXTERNAL_ID: the one row_status keeps, if not the row's.
     DIFFERS_FROM: for a held change, the delivered body's SHA-256; the held body is stored beside it, so that a
     report can say field by field what changed (both prunable, like any body).
+
+    Pure functions from what happened to a `LedgerWrite`; the engine decides when each is submitted.
     """
     cells = cells_json(row)
     cells_sha = sha256_hex(cells)
@@ -746,7 +741,11 @@ def _cells_template(header: tuple[str, ...]) -> str | None:
 def quiet_records(
     run_id: int, prior: PriorRows, planned: Sequence[tuple[MappedRow, Plan, str | None]], stop_reason: str
 ) -> tuple[LedgerWrite, list[RowOutcome]]:
-    """The records and outcomes of rows that need no request (STOP_REASON: why a run that stopped sent no more)."""
+    """The records and outcomes of rows that need no request (STOP_REASON: why a run that stopped sent no more).
+
+    entries), invalid, excluded, duplicate, held (changed), refused before with the same body, or not sent
+    because the run had stopped. No I/O: one LedgerWrite for a chunk of them, which the engine submits.
+    """
     write = LedgerWrite()
     outcomes: list[RowOutcome] = []
     skipped: list[SkippedRow] = []

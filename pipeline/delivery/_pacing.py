@@ -1,60 +1,4 @@
-"""Concurrency and pacing: the adaptive limit, the retry waits, the circuit breaker and the delivery window.
-
-`AdaptiveLimit`: how many requests may be in flight, an adaptive limit that follows CorEMR's answers and
-latency.
-
-The algorithm is TCP Vegas (Brakmo and Peterson, 1994) applied to request concurrency, as Netflix's
-concurrency-limits library does: the limit plays the congestion window, and the ratio of the latency now to
-the latency with no queue (`base_rtt`) says how many requests are waiting in the server.
-
-    queue in the server ~ limit x (1 - base_rtt / rtt)
-
-Per round (one limit's worth of answers to requests sent under the current limit): a throttle (429, 503, or
-any Retry-After) halves the limit and pauses new requests for what Retry-After asks; latency above HIGH x
-base_rtt shrinks the limit toward where it would be TARGET x base_rtt; latency below LOW x base_rtt grows it,
-by a tenth (at least one) a round. Slow start, as Vegas does before its first sign of queueing, doubles the
-limit each round, from INITIAL; the first round (its requests all left at once) sets base_rtt and is judged
-against it at once. Growth needs the limit to be used: a client that cannot fill it learns nothing by raising
-it. The bounds are chosen for a nurse's CorEMR: a queue in the server of a sixth to a half of its capacity (so
-its p95 stays within about twice its unloaded time), and never idle capacity when answers stay as fast as
-unloaded.
-
-Measured against the local server's capacity model on a 2-core machine shared by client and server, the
-textbook statistics read our own CPU as CorEMR's queue; so (each a change from Vegas, with why): a round's
-latency is its median, and base_rtt the lowest lower-quartile seen, not the mean and the fastest answer; a
-slow-start round is half a limit (the requests sent the moment it doubled: one round trip per doubling, not
-two), and slow start ends when its latency passes TARGET, then whole rounds judge; after slow start the limit
-grows by a tenth, not by one (less than HIGH / LOW - 1, so a step never jumps over the hold band; 60 is back
-to 80 in three rounds, not twenty); a round of high latency cuts at most a quarter (a busy moment on the
-client's machine is not CorEMR's queue; a throttle still halves), and never below 2 (one request waiting keeps
-a CorEMR that serves one at a time busy, where a limit of 1 leaves it idle while each answer travels back; a
-throttle still takes it to 1); and after a shrink the next round only drains (its first requests still queue
-behind those the larger limit sent, and would shrink the limit twice for one queue).
-
-Every PROBE_ROUNDS rounds one round runs at half the limit so the server's queue drains and base_rtt is
-measured afresh: a CorEMR that became slower for everyone (a busy morning) is not mistaken for a queue that we
-made, and one that became faster is noticed.
-
-`retrying`: the retry policy for CWS requests, composed from tenacity's named strategies. Retried: only a
-`TransientFailure` (connection trouble, 429, 500, 502, 503, 504, an unverified answer that a lookup may
-settle). Everything else ends the row at once. Waits honour Retry-After (capped) or back off exponentially
-with jitter, and every wait ends the moment the run is told to stop (`RunStop`): a tripped circuit breaker or
-an interrupted run stops every waiting row at once.
-
-`CircuitBreaker`: stop the whole run when CorEMR's answers are about our site rather than about rows.
-
-Three ways to trip it: one signed refusal of our site (401/403: our key or Access name; a 3xx or a 404 to a
-create: the base_url; see `site_setting`), which would be the same for every row; N unverified answers in a
-row (a wrong server, or the wrong key for it); or 5 x N answers in a row refusing to process (429, 5xx): a
-site that is down or overloaded all night is not a reason to try every row.
-
-`DeliveryWindow`: the hours of the site's day when a bulk load may send, e.g. "22:00-06:00".
-
-CorEMR is busiest while nurses chart; a bulk load of a site's history can be kept to the night. A run started
-outside the window sends nothing and says when it opens; a run still going when it closes stops sending, and
-the rows it did not reach go next time. A run's time limit (`max_run_seconds`) stops it the same way, whether
-or not it has a window.
-"""
+"""Concurrency and pacing: the adaptive limit, the retry waits, the circuit breaker and the delivery window."""
 
 from __future__ import annotations
 
@@ -148,6 +92,38 @@ class AdaptiveLimit:
     """The Vegas controller, with no threads or clocks: feed it answers, read `allowed`.
 
     Pure so that its decisions can be tested on scripted answer sequences.
+
+    The algorithm is TCP Vegas (Brakmo and Peterson, 1994) applied to request concurrency, as Netflix's
+    concurrency-limits library does: the limit plays the congestion window, and the ratio of the latency now to
+    the latency with no queue (`base_rtt`) says how many requests are waiting in the server.
+
+        queue in the server ~ limit x (1 - base_rtt / rtt)
+
+    Per round (one limit's worth of answers to requests sent under the current limit): a throttle (429, 503, or
+    any Retry-After) halves the limit and pauses new requests for what Retry-After asks; latency above HIGH x
+    base_rtt shrinks the limit toward where it would be TARGET x base_rtt; latency below LOW x base_rtt grows
+    it, by a tenth (at least one) a round. Slow start, as Vegas does before its first sign of queueing, doubles
+    the limit each round, from INITIAL; the first round (its requests all left at once) sets base_rtt and is
+    judged against it at once. Growth needs the limit to be used: a client that cannot fill it learns nothing by
+    raising it. The bounds are chosen for a nurse's CorEMR: a queue in the server of a sixth to a half of its
+    capacity (so its p95 stays within about twice its unloaded time), and never idle capacity when answers stay
+    as fast as unloaded.
+
+    Measured against the local server's capacity model on a 2-core machine shared by client and server, the
+    textbook statistics read our own CPU as CorEMR's queue; so (each a change from Vegas, with why): a round's
+    latency is its median, and base_rtt the lowest lower-quartile seen, not the mean and the fastest answer; a
+    slow-start round is half a limit (the requests sent the moment it doubled: one round trip per doubling, not
+    two), and slow start ends when its latency passes TARGET, then whole rounds judge; after slow start the
+    limit grows by a tenth, not by one (less than HIGH / LOW - 1, so a step never jumps over the hold band; 60
+    is back to 80 in three rounds, not twenty); a round of high latency cuts at most a quarter (a busy moment on
+    the client's machine is not CorEMR's queue; a throttle still halves), and never below 2 (one request waiting
+    keeps a CorEMR that serves one at a time busy, where a limit of 1 leaves it idle while each answer travels
+    back; a throttle still takes it to 1); and after a shrink the next round only drains (its first requests
+    still queue behind those the larger limit sent, and would shrink the limit twice for one queue).
+
+    Every PROBE_ROUNDS rounds one round runs at half the limit so the server's queue drains and base_rtt is
+    measured afresh: a CorEMR that became slower for everyone (a busy morning) is not mistaken for a queue that
+    we made, and one that became faster is noticed.
     """
 
     def __init__(self, ceiling: int, initial: int = INITIAL) -> None:
@@ -470,6 +446,11 @@ def retrying(
 
     SLEEP replaces the wait (tests record it); by default a wait ends early when the run stops.
     tenacity keeps each thread's attempt state apart, so one loop serves every worker.
+
+    Retried: only a `TransientFailure` (connection trouble, 429, 500, 502, 503, 504, an unverified answer that a
+    lookup may settle). Everything else ends the row at once. Waits honour Retry-After (capped) or back off
+    exponentially with jitter, and every wait ends the moment the run is told to stop (`RunStop`): a tripped
+    circuit breaker or an interrupted run stops every waiting row at once.
     """
     return Retrying(
         retry=retry_if_exception_type(TransientFailure),
@@ -495,7 +476,13 @@ def _log_retry(retry_state: RetryCallState) -> None:
 
 
 class CircuitBreaker:
-    """Stops the run on a refusal of our site, N unverified answers in a row, or a long run of 429s/5xx."""
+    """Stops the run on a refusal of our site, N unverified answers in a row, or a long run of 429s/5xx.
+
+    Three ways to trip it: one signed refusal of our site (401/403: our key or Access name; a 3xx or a 404 to a
+    create: the base_url; see `site_setting`), which would be the same for every row; N unverified answers in a
+    row (a wrong server, or the wrong key for it); or 5 x N answers in a row refusing to process (429, 5xx): a
+    site that is down or overloaded all night is not a reason to try every row.
+    """
 
     def __init__(self, threshold: int, stop: RunStop, busy_threshold: int | None = None) -> None:
         self.threshold = threshold
@@ -565,7 +552,13 @@ _WINDOW = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})")
 
 @dataclass(frozen=True)
 class DeliveryWindow:
-    """A daily window in site local time; one that ends before it starts runs past midnight."""
+    """A daily window in site local time; one that ends before it starts runs past midnight.
+
+    CorEMR is busiest while nurses chart; a bulk load of a site's history can be kept to the night. A run
+    started outside the window sends nothing and says when it opens; a run still going when it closes stops
+    sending, and the rows it did not reach go next time. A run's time limit (`max_run_seconds`) stops it the
+    same way, whether or not it has a window.
+    """
 
     start: clock_time
     end: clock_time

@@ -1,38 +1,4 @@
-"""The transport: the one HTTP path to CorEMR (a deadline, a size limit) and a signed request's verified answer.
-
-`CWSTransport` is an httpx transport on httpcore's connection pools, configured once. The engine, a run
-through a proxy and library users of CWSAuth (`httpx.Client(transport=CWSTransport(...), auth=CWSAuth(...))`)
-all send through it. What it guarantees:
-
-- the body bytes given are the bytes sent, never re-encoded; `Accept-Encoding: identity` is asked
-  for, and the answer's bytes are kept exactly as received (`RAW_BODY` in a response's extensions),
-  so a signature is checked over what came off the wire, never over a decompressed copy;
-- no redirect is followed: a 3xx is an answer like any other;
-- TLS is always verified, against httpx's default trust store or the configured `ca_bundle`;
-- HTTP(S)_PROXY, ALL_PROXY and NO_PROXY are read from the environment once, when it is made;
-- every request has one overall deadline (`timeout`, from connecting to the answer's last byte) and
-  every answer a size limit (`max_answer_bytes`);
-- an idle keep-alive connection the server has closed is never used to send (httpcore checks it);
-- every failure is one error, `NoAnswer`, whose `landed` says whether the request may have reached
-  the server ("maybe") or certainly did not ("no").
-
-Measured on a 2-core machine, httpcore's pool called directly costs about half of `httpx.Client`'s CPU per
-request; every row pays it, so the engine calls `send` and library users go through httpx.
-
-Under httpcore, `CWSNetworkBackend` gives one overall deadline per request and writes a request in one send.
-httpcore's timeouts bound each read and write; a server that sends one byte a second never trips them. This
-network backend wraps httpcore's own sync backend and gives each connect, TLS handshake, read and write at
-most the time remaining until the deadline the calling thread set (`within`), so a request ends by its
-deadline whatever the server does. Sync httpcore runs a request (connecting included) in the thread that sends
-it, so a thread-local deadline is the request's own.
-
-h11 writes a request's head and body separately; each write is a system call that wakes the server. Writes are
-held until the stream is next read (an HTTP/1.1 client always reads after sending), so a request leaves in one
-`send`: measured on loopback, about 70 µs of CPU per request.
-
-Over it all, `send_signed` signs a request's exact bytes, sends them and verifies the answer: an `Exchange`,
-verified, unverified, or whether it may have landed.
-"""
+"""The transport: the one HTTP path to CorEMR (a deadline, a size limit) and a signed request's verified answer."""
 
 from __future__ import annotations
 
@@ -192,6 +158,24 @@ class CWSTransport(httpx.BaseTransport):
     Each thread sends through a small httpcore pool of its own (at most `max_connections` connections,
     kept alive): a thread sends one request at a time, and one pool shared by 32 threads spent more CPU
     scanning its connections than sending (measured: +0.8 ms per request at 32 threads, O(n^2) in them).
+
+    The engine, a run through a proxy and library users of CWSAuth (`httpx.Client(transport=CWSTransport(...),
+    auth=CWSAuth(...))`) all send through it. What it guarantees:
+
+    - the body bytes given are the bytes sent, never re-encoded; `Accept-Encoding: identity` is asked
+      for, and the answer's bytes are kept exactly as received (`RAW_BODY` in a response's extensions),
+      so a signature is checked over what came off the wire, never over a decompressed copy;
+    - no redirect is followed: a 3xx is an answer like any other;
+    - TLS is always verified, against httpx's default trust store or the configured `ca_bundle`;
+    - HTTP(S)_PROXY, ALL_PROXY and NO_PROXY are read from the environment once, when it is made;
+    - every request has one overall deadline (`timeout`, from connecting to the answer's last byte) and
+      every answer a size limit (`max_answer_bytes`);
+    - an idle keep-alive connection the server has closed is never used to send (httpcore checks it);
+    - every failure is one error, `NoAnswer`, whose `landed` says whether the request may have reached
+      the server ("maybe") or certainly did not ("no").
+
+    Measured on a 2-core machine, httpcore's pool called directly costs about half of `httpx.Client`'s CPU per
+    request; every row pays it, so the engine calls `send` and library users go through httpx.
     """
 
     def __init__(
@@ -523,7 +507,18 @@ class _Stream(httpcore.NetworkStream):
 
 
 class CWSNetworkBackend(httpcore.NetworkBackend):
-    """httpcore's sync network backend: every operation bounded by the thread's deadline, requests sent whole."""
+    """httpcore's sync network backend: every operation bounded by the thread's deadline, requests sent whole.
+
+    httpcore's timeouts bound each read and write; a server that sends one byte a second never trips them. This
+    network backend wraps httpcore's own sync backend and gives each connect, TLS handshake, read and write at
+    most the time remaining until the deadline the calling thread set (`within`), so a request ends by its
+    deadline whatever the server does. Sync httpcore runs a request (connecting included) in the thread that
+    sends it, so a thread-local deadline is the request's own.
+
+    h11 writes a request's head and body separately; each write is a system call that wakes the server. Writes
+    are held until the stream is next read (an HTTP/1.1 client always reads after sending), so a request leaves
+    in one `send`: measured on loopback, about 70 µs of CPU per request.
+    """
 
     def __init__(self) -> None:
         self._backend = httpcore.SyncBackend()
