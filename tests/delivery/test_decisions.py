@@ -1,5 +1,6 @@
 """The pure decisions as tables: what each answer to each step of a row means, which refusals are our site's, what a
-lookup found, and what a row needs this run from what earlier runs left (no I/O: no network, no ledger file).
+lookup found, what a row needs this run from what earlier runs left, and where its requests go (no I/O: no network,
+no ledger file).
 
 Each row is what the code does and what CWS.md and `_decisions`' docstrings say it should do. A reader sees every
 outcome at once here; test_plan.py and test_bound_answers.py hold the reasons' words and the engine's part.
@@ -9,14 +10,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from pipeline.delivery._decisions import Plan, Verdict, judge_answer, judge_lookup, plan, site_setting
+from pipeline.delivery._decisions import (
+    Booking,
+    Plan,
+    Target,
+    Verdict,
+    judge_answer,
+    judge_lookup,
+    plan,
+    site_setting,
+)
 from pipeline.delivery._transport import Exchange, Reached
 from pipeline.ledger import STEPS, PriorRows, Step, sha256_hex
-from pipeline.mapping import MappedRow, OnChange, RowProblem
-from pipeline.protocol import Verification
+from pipeline.mapping import MappedRow, Mapping, OnChange, RowProblem
+from pipeline.protocol import API_PROFILES, ApiVersion, Verification
 
 # -- answers --------------------------------------------------------------------------------------
 
@@ -357,3 +368,71 @@ def test_what_a_row_needs_from_what_earlier_runs_left(
     policies: tuple[tuple[OnChange, Plan], ...] = (("hold", hold), ("update", update))
     for on_change, needs in policies:
         assert plan(row, prior, on_change) == (needs, sha), on_change
+
+
+# -- where requests go ----------------------------------------------------------------------------
+
+BASE = "https://coremr.test/"
+PATIENTS, PATIENTS_V3 = "https://coremr.test/ws/patients/", "https://coremr.test/ws/v3/patients/"
+
+
+def target(api: ApiVersion, bookings_routes: bool) -> Target:
+    mapping = Mapping(Path("m.toml"), "0" * 64, api, API_PROFILES[api].routes.collection,
+                      booking_fields=("booking_no", "booking_date", "facility"))  # fmt: skip
+    return Target.of(mapping, BASE, bookings_routes=bookings_routes)
+
+
+# The URLs of row P1/B1's requests by API version and whether the site has the bookings routes.
+URLS = [
+    pytest.param("v1", True, PATIENTS, "PUT", PATIENTS + "P1", None, None, id="v1"),
+    pytest.param("v2", True, PATIENTS, "POST", PATIENTS + "P1", PATIENTS + "P1/bookings/",
+                 PATIENTS + "P1/bookings/B1", id="v2 with bookings routes"),
+    pytest.param("v2", False, PATIENTS, "POST", PATIENTS + "P1", None, None, id="v2 without"),
+    pytest.param("v3", True, PATIENTS_V3, "POST", PATIENTS_V3 + "P1", PATIENTS_V3 + "P1/bookings/",
+                 PATIENTS_V3 + "P1/bookings/B1", id="v3 with bookings routes"),
+    pytest.param("v3", False, PATIENTS_V3, "POST", PATIENTS_V3 + "P1", None, None, id="v3 without"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("api", "routes", "create", "update", "patient", "bookings", "booking"), URLS)
+def test_where_each_request_of_a_row_goes(
+    api: ApiVersion, routes: bool, create: str, update: str, patient: str, bookings: str | None, booking: str | None
+) -> None:
+    t = target(api, routes)
+    assert (t.create_url, t.update_method, t.patient_url("P1")) == (create, update, patient)
+    assert (t.bookings_url("P1"), t.booking_url("P1", Booking("B1", b"{}"))) == (bookings, booking)
+
+
+@pytest.mark.parametrize(
+    ("external_id", "number", "patient", "booking"),
+    [("P 1/ä", "B/1", PATIENTS + "P%201%2F%C3%A4", PATIENTS + "P%201%2F%C3%A4/bookings/B%2F1"),
+     (".", "B1", None, None), ("..", "B1", None, None), ("", "B1", None, None), (None, "B1", None, None),
+     ("P1", ".", PATIENTS + "P1", None), ("P1", "..", PATIENTS + "P1", None)],
+    ids=["quoted into one segment", "dot", "dot dot", "empty", "none", "booking dot", "booking dot dot"],
+)  # fmt: skip
+def test_a_name_goes_into_a_url_as_one_segment_or_not_at_all(
+    external_id: str | None, number: str, patient: str | None, booking: str | None
+) -> None:
+    t = target("v2", True)
+    assert (t.patient_url(external_id), t.booking_url(external_id, Booking(number, b"{}"))) == (patient, booking)
+
+
+ROW_BODY = {"external_id": "P1", "facility": 10000, "booking_date": "2026-11-28 22:15:00.000", "booking_no": "B1"}
+
+# The booking a row's body gives the bookings routes: its number, and the mapping's booking_fields in their order.
+BOOKINGS = [
+    pytest.param("v2", True, ROW_BODY, Booking("B1", b'{"booking_no":"B1","booking_date":"2026-11-28 22:15:00.000",'
+                                                     b'"facility":10000}'), id="v2"),
+    pytest.param("v2", False, ROW_BODY, None, id="no bookings routes"),
+    pytest.param("v1", True, {**ROW_BODY, "booking_number": "B1"}, None, id="v1"),
+    pytest.param("v2", True, {"external_id": "P1", "facility": 10000}, None, id="no booking number"),
+    pytest.param("v2", True, {**ROW_BODY, "booking_no": 7}, None, id="a number that is no text"),
+    pytest.param("v2", True, {**ROW_BODY, "booking_no": ".."}, None, id="a number no URL can name"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("api", "routes", "body", "booking"), BOOKINGS)
+def test_the_booking_a_row_sends_to_the_bookings_routes(
+    api: ApiVersion, routes: bool, body: dict[str, object], booking: Booking | None
+) -> None:
+    assert target(api, routes).booking_of(json.dumps(body).encode()) == booking
