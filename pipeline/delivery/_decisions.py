@@ -103,8 +103,8 @@ def plan(row: MappedRow, prior: PriorRows, on_change: OnChange = "hold") -> tupl
         return ("send" if on_change == "update" else "changed"), sha
     if p is None:
         return "send", sha
-    if p.state in DOUBTFUL:
-        return "settle", sha
+    if p.state in DOUBTFUL:  # a request may have landed under the external_id it named: look that one up, no other
+        return ("renumbered" if p.external_id and row.external_id != p.external_id else "settle"), sha
     if _refused_again(p, sha):
         return "rejected_again", sha
     return "send", sha
@@ -128,8 +128,15 @@ def refused_by_site(reason: str | None) -> bool:
 
 
 def renumbered_reason(p: PriorRow | None, row: MappedRow) -> str:
-    """Why a delivered row whose external_id changed is held: the jail system merged or renumbered a patient."""
+    """Why a row whose external_id changed since it was delivered (or sent, its answer unsettled) is held: the jail
+    system merged or renumbered a patient, and CorEMR holds (or may hold) the one under the earlier number."""
     was = p.external_id if p is not None else "another"
+    if p is not None and p.state in DOUBTFUL:
+        return (
+            f"the external_id changed from {was} to {row.external_id} since run {p.run_id} sent it, and no lookup"
+            f" settled whether that request created patient {was}: it may have; held, not sent: check CorEMR for"
+            f" {was}, fix it there by hand, then `cws-pipeline accept` the row"
+        )
     return (
         f"the external_id changed from {was} to {row.external_id} since it was {_delivered_where(p)}: a patient"
         " merged or renumbered in the jail system; held, not sent: fix it in CorEMR by hand, then"

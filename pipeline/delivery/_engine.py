@@ -32,6 +32,7 @@ from ..mapping import MappedRow
 from ..protocol import CWSAuth
 from ._config import RunConfig
 from ._decisions import (
+    DOUBTFUL,
     Booking,
     Doubt,
     Plan,
@@ -785,6 +786,7 @@ def _quiet_outcome(
     p = prior.get(row.key)
     state: RowState = "failed"
     reason: str | None = None
+    step: Step | None = None
     if row_plan == "invalid":
         state, reason = "invalid", "; ".join(str(problem) for problem in row.problems)
     elif row_plan == "excluded":
@@ -795,6 +797,9 @@ def _quiet_outcome(
         state = "skipped"
     elif row_plan == "changed":
         state, reason = "changed", changed_reason(p)
+    elif row_plan == "renumbered" and p is not None and p.state in DOUBTFUL:  # still in doubt, under its own id
+        state, reason = ("unverified" if p.state == "unverified" else "ambiguous"), renumbered_reason(p, row)
+        sha, step = p.body_sha256, _step(p.step)  # the body and request that may have landed, for a later lookup
     elif row_plan == "renumbered":
         state, reason = "changed", renumbered_reason(p, row)
     elif row_plan == "stopped":  # would have been sent, but the run had stopped
@@ -807,7 +812,7 @@ def _quiet_outcome(
     kept_id = p.external_id if row_plan == "renumbered" and p is not None else None
     # A held change names the body it differs from: a report says field by field what changed.
     differs_from = p.delivered_sha256 if row_plan in ("changed", "renumbered") and p is not None else None
-    records = final_records(run_id, row, state, reason, sha, None, 0, duplicate_of=row.duplicate_of,
+    records = final_records(run_id, row, state, reason, sha, None, 0, duplicate_of=row.duplicate_of, step=step,
                             external_id=kept_id, differs_from=differs_from)  # fmt: skip
     write.add(records)
     cells_sha = records.entries[-1].cells_sha256

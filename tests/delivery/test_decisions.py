@@ -24,7 +24,7 @@ from pipeline.delivery._decisions import (
     plan,
     site_setting,
 )
-from pipeline.delivery._transport import Exchange, Reached
+from pipeline.delivery._transport import Exchange, Landed
 from pipeline.ledger import STEPS, PriorRows, Step, sha256_hex
 from pipeline.mapping import MappedRow, Mapping, OnChange, RowProblem
 from pipeline.protocol import API_PROFILES, ApiVersion, Verification
@@ -47,13 +47,13 @@ class Reply:
     status: int | None
     payload: object = REFUSAL
     verification: Verification | None = GOOD
-    reached: Reached = "yes"
+    landed: Landed = "yes"
 
     def to(self, step: Step) -> Exchange:
         request = PATIENT if step in ("create", "update") else BOOKING
-        if self.reached != "yes":
+        if self.landed != "yes":
             return Exchange("POST", "https://coremr.test/ws/patients/", request, "CWS-SHA256 Access=client",
-                            self.reached, error="ConnectError: connection reset")  # fmt: skip
+                            self.landed, error="ConnectError: connection reset")  # fmt: skip
         body = self.payload if isinstance(self.payload, bytes) else json.dumps(self.payload).encode()
         return Exchange("POST", "https://coremr.test/ws/patients/", request, "CWS-SHA256 Access=client", "yes",
                         self.status, body, "CWS-SHA256 Access=coremr", self.verification)  # fmt: skip
@@ -353,6 +353,9 @@ PLANS = [
     pytest.param(RENUMBERED, left("ambiguous", OTHER, OTHER), "renumbered", "renumbered",
                  id="renumbered, delivered then in doubt"),
     pytest.param(RENUMBERED, left("failed"), "send", "send", id="renumbered, never delivered"),
+    pytest.param(RENUMBERED, left("sending"), "renumbered", "renumbered", id="renumbered, sending"),
+    pytest.param(RENUMBERED, left("ambiguous"), "renumbered", "renumbered", id="renumbered, its create ambiguous"),
+    pytest.param(RENUMBERED, left("unverified"), "renumbered", "renumbered", id="renumbered, its create unverified"),
     pytest.param(EXCLUDED, left("delivered", OTHER, OTHER), "excluded", "excluded", id="excluded now"),
     pytest.param(INVALID, left("delivered", OTHER, OTHER), "invalid", "invalid", id="invalid now"),
     pytest.param(DUPLICATE, NOTHING, "duplicate", "duplicate", id="duplicate now, never seen"),

@@ -232,3 +232,23 @@ def test_a_coremr_whose_creates_answer_naming_nothing_still_delivers_each_row_on
     assert counters.create_attempts == counters.creates  # the lookup found it: no create sent twice
     again = run(site, csv)
     assert again.counts["skipped"] == ROWS and again.exit_code == 0
+
+
+def test_a_row_in_doubt_whose_external_id_changed_is_held_never_created_under_the_new_number(site: Site) -> None:
+    site.mapping.write_text(SITE_MAPPING.replace('key = ["external_id", "booking_no"]', 'key = ["booking_no"]'))
+    site.write_config(circuit_breaker=100)
+    site.server.set_faults([Fault("drop_after_processing", first=1), Fault("status_503", methods=("GET",))])
+    rows = booking_rows(1)
+    assert run(site, site.write_csv(rows)).counts["ambiguous"] == 1  # P000001 stored, its answer lost, no lookup
+    site.server.set_faults([])
+    renumbered = site.write_csv([["X000001", *rows[0][1:]]], name="renumbered.csv")
+    first, second = run(site, renumbered), run(site, renumbered)  # the create of P000001 may have landed (it did)
+    for night in (first, second):  # held in doubt every night, never sent under the new number
+        [outcome] = night.attention
+        assert outcome.state == "ambiguous" and outcome.reason is not None
+        assert "from P000001 to X000001" in outcome.reason and "cws-pipeline accept" in outcome.reason
+    assert (first.exit_code, second.exit_code, second.attention[0].known) == (1, 0, True)  # cron hears it once
+    assert set(site.server.counters().create_attempts) == {"P000001"}  # no X000001: no second patient
+    assert set(site.server.patients()) == {"P000001"}
+    back = run(site, site.write_csv(rows, name="back.csv"))  # the export names P000001 again: a lookup settles it
+    assert back.counts["delivered"] == 1 and set(site.server.counters().create_attempts) == {"P000001"}
