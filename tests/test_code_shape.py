@@ -64,3 +64,13 @@ def test_the_docs_layout_table_names_every_stage_module() -> None:
         if module.name != "__init__.py" and f"`{module.name}`" not in rows.get(stage.name, "")
     ]
     assert len(rows) >= len(stages) and unnamed == [], "name each module in the layout table of docs/development.md"
+
+
+MAX_DELIVERY_MODULES = 8  # one per seam: transport, decisions, engine, pacing, run, configuration, check, by hand
+
+
+def test_delivery_is_a_few_modules_each_saying_its_seam_in_one_line() -> None:
+    modules = sorted(p for p in (PACKAGE / "delivery").glob("*.py") if p.name != "__init__.py")
+    docstrings = {p.name: ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) or "" for p in modules}
+    assert len(modules) <= MAX_DELIVERY_MODULES, [p.name for p in modules]
+    assert {name: doc for name, doc in docstrings.items() if len(doc.splitlines()) != 1 or len(doc) < 40} == {}
