@@ -10,6 +10,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pipeline import RowOutcome, RunProgress
 from pipeline.ledger import Ledger, verify_chain
 from pipeline.protocol._keys import public_key_pem, write_private_file
 
@@ -114,6 +115,28 @@ def people(n: int) -> list[list[str]]:
     for i, row in enumerate(rows):
         row[2], row[3], row[4] = f"Aishaqz{i}", f"Davisqz{i}", BIRTH_DATE
     return rows
+
+
+class RecordedProgress(RunProgress):
+    """Everything a run tells its progress, kept in lists (each append is one thread-safe step)."""
+
+    def __init__(self, outcomes: list[RowOutcome] | None = None) -> None:
+        self.outcomes = outcomes if outcomes is not None else []
+        self.read: list[int] = []
+        self.lines: list[int] = []
+        self.limits: list[int] = []
+
+    def row(self, outcome: RowOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def rows_read(self, rows: int) -> None:
+        self.read.append(rows)
+
+    def expected(self, lines: int) -> None:
+        self.lines.append(lines)
+
+    def concurrency(self, limit: int) -> None:
+        self.limits.append(limit)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.delivery import RowOutcome, load_config, run_bookings
+from pipeline.delivery import RowOutcome, RunProgress, load_config, run_bookings
 from pipeline.ledger import Ledger, verify_chain
 
 from ..sites import Site, assert_every_patient_created_once, booking_rows, run_endings
@@ -51,15 +51,18 @@ def endings(site: Site) -> list[tuple[int, str, int | None]]:
 def test_a_crash_mid_run_is_recorded_as_crashed_with_its_counts_and_the_next_run_says_so(site: Site) -> None:
     csv = site.write_csv(booking_rows(40))
     config = load_config(site.config)
-    seen: list[RowOutcome] = []
 
-    def crash_after_five(outcome: RowOutcome) -> None:
-        seen.append(outcome)
-        if len(seen) == 5:
-            raise RuntimeError("a bug in the caller's progress hook")
+    class CrashAfterFive(RunProgress):
+        def __init__(self) -> None:
+            self.seen: list[RowOutcome] = []
+
+        def row(self, outcome: RowOutcome) -> None:
+            self.seen.append(outcome)
+            if len(self.seen) == 5:
+                raise RuntimeError("a bug in the caller's progress hook")
 
     with pytest.raises(RuntimeError, match="progress hook"):
-        run_bookings(csv, site.mapping, config, on_row=crash_after_five)
+        run_bookings(csv, site.mapping, config, progress=CrashAfterFive())
     [(run_id, status, code)] = endings(site)
     assert (run_id, status, code) == (1, "crashed", 1)
     with Ledger.open(site.ledger, create=False) as ledger:
