@@ -241,7 +241,7 @@ def run_bookings(
     started = _started_inside_window(config, now)
     csv_path = Path(csv_path)
     setup = _set_up(csv_path, mapping_path, config)
-    progress = progress or RunProgress()
+    progress = progress if progress is not None else RunProgress()  # told everything; by default says nothing
     progress.expected(_lines_after_header(setup.snapshot))
     with (
         _SigtermEndsLikeCtrlC() as sigterm,
@@ -486,9 +486,10 @@ class _LiveRun:
     def result(self, record: RunRecord, needs_person: int) -> RunResult:
         """The run's result: its recorded end, with what only the live run knows."""
         tally = self.tally
-        return RunResult(record, self.ledger, tally.kept_attention(), self.security_stop, self.notices,
-                         tally.new_attention, tally.known_attention, needs_person, self.adaptive,
-                         self.peak_in_flight, self.stopped_early)  # fmt: skip
+        return RunResult(record, self.ledger, attention=tally.kept_attention(), security_stop=self.security_stop,
+                         notices=self.notices, new_attention=tally.new_attention,
+                         known_attention=tally.known_attention, needs_person=needs_person, adaptive=self.adaptive,
+                         peak_in_flight=self.peak_in_flight, stopped_early=self.stopped_early)  # fmt: skip
 
 
 def _exit_code_earned(seen: _LiveRun) -> ExitCode:
