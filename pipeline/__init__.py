@@ -28,7 +28,16 @@ from ._errors import (
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .delivery import CWSTransport, NoAnswer, RowOutcome, RunConfig, RunResult, load_config, run_bookings
+    from .delivery import (
+        CWSTransport,
+        NoAnswer,
+        RowOutcome,
+        RunConfig,
+        RunProgress,
+        RunResult,
+        load_config,
+        run_bookings,
+    )
     from .ledger import ROW_STATES, ChainBreak, Ledger, RowState, verify_chain
     from .mapping import MappedRow, Mapping, RowProblem, ValidationReport, load_mapping, map_csv, validate_csv
     from .protocol import (
@@ -81,6 +90,7 @@ __all__ = [
     "RowProblem",
     "RowState",
     "RunConfig",
+    "RunProgress",
     "RunResult",
     "ServerCounters",
     "SourceError",
@@ -110,7 +120,16 @@ __all__ = [
 
 # The stage each exported name is loaded from on first use; the TYPE_CHECKING imports above say the same.
 _STAGES = {
-    ".delivery": ("CWSTransport", "NoAnswer", "RowOutcome", "RunConfig", "RunResult", "load_config", "run_bookings"),
+    ".delivery": (
+        "CWSTransport",
+        "NoAnswer",
+        "RowOutcome",
+        "RunConfig",
+        "RunProgress",
+        "RunResult",
+        "load_config",
+        "run_bookings",
+    ),
     ".ledger": ("ROW_STATES", "ChainBreak", "Ledger", "RowState", "verify_chain"),
     ".mapping": ("MappedRow", "Mapping", "RowProblem", "ValidationReport", "load_mapping", "map_csv", "validate_csv"),
     ".protocol": (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pipeline.ledger import Ledger, verify_chain
+from pipeline import RowOutcome, RunProgress
+from pipeline.ledger import ROW_STATES, Ledger, RunInfo, RunRecord, verify_chain
 from pipeline.protocol._keys import public_key_pem, write_private_file
 
 CLIENT_ACCESS = "county-jms"
@@ -116,6 +118,28 @@ def people(n: int) -> list[list[str]]:
     return rows
 
 
+class RecordedProgress(RunProgress):
+    """Everything a run tells its progress, kept in lists (each append is one thread-safe step)."""
+
+    def __init__(self, outcomes: list[RowOutcome] | None = None) -> None:
+        self.outcomes = outcomes if outcomes is not None else []
+        self.read: list[int] = []
+        self.lines: list[int] = []
+        self.limits: list[int] = []
+
+    def row(self, outcome: RowOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def rows_read(self, rows: int) -> None:
+        self.read.append(rows)
+
+    def expected(self, lines: int) -> None:
+        self.lines.append(lines)
+
+    def concurrency(self, limit: int) -> None:
+        self.limits.append(limit)
+
+
 @dataclass
 class Site:
     """One jail's set-up in a temp dir, talking to a real local CWS server."""
@@ -173,6 +197,16 @@ def run_endings(ledger_path: Path) -> list[tuple[int, str, int | None]]:
     with Ledger.open_read_only(ledger_path) as ledger:
         assert verify_chain(ledger.entries()) is None
         return [(run.run_id, run.status, run.exit_code) for run in ledger.runs()]
+
+
+def recorded_run(run_id: int, status: str, exit_code: int) -> RunRecord:
+    """The ledger's record of a run that ended so, with no rows, as `Ledger.runs` reads it back."""
+    info = RunInfo("bookings.csv", "0" * 64, "mapping.toml", "0" * 64, "https://coremr.test", "/ws/patients/",
+                   CLIENT_ACCESS, "CWS-SHA256", "test")  # fmt: skip
+    counts = json.dumps(dict.fromkeys(ROW_STATES, 0))
+    return RunRecord(
+        run_id, "2026-12-07T01:00:00+00:00", "2026-12-07T01:05:00+00:00", status, info, 1, counts, exit_code
+    )
 
 
 def assert_every_patient_created_once(site: Site, n: int) -> None:

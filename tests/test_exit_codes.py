@@ -10,8 +10,9 @@ from pathlib import Path
 import pipeline
 from pipeline import CWSPipelineError, ExitCode, RunResult
 from pipeline.cli.reference import EXIT_CODES_BEGIN, EXIT_CODES_END, exit_code_table
-from pipeline.ledger import ROW_STATES
 from pipeline.review import STATUS_EXIT_CODES, AuditResult
+
+from .sites import recorded_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pipeline"
@@ -41,10 +42,10 @@ def test_status_speaks_the_nagios_convention_under_its_own_names() -> None:
 
 
 def test_a_run_result_and_an_audit_end_with_members_of_the_table(tmp_path: Path) -> None:
-    counts = dict.fromkeys(ROW_STATES, 0)
-    assert RunResult(1, tmp_path / "l", counts).exit_code is ExitCode.OK
-    assert RunResult(1, tmp_path / "l", counts, security_stop="unverified").exit_code is ExitCode.SECURITY_STOP
-    assert RunResult(1, tmp_path / "l", counts, new_attention=1).exit_code is ExitCode.ATTENTION
+    assert RunResult(recorded_run(1, "finished", 0), tmp_path / "l").exit_code is ExitCode.OK
+    stopped = recorded_run(1, "stopped", 3)
+    assert RunResult(stopped, tmp_path / "l", security_stop="unverified").exit_code is ExitCode.SECURITY_STOP
+    assert RunResult(recorded_run(1, "finished", 1), tmp_path / "l", new_attention=1).exit_code is ExitCode.ATTENTION
     assert AuditResult(tmp_path / "l").exit_code is ExitCode.OK
     assert AuditResult(tmp_path / "l", damaged="bad page").exit_code is ExitCode.ATTENTION
 

@@ -19,7 +19,9 @@ from pipeline._masking import (
 )
 from pipeline.delivery import RunResult, summary_lines
 from pipeline.delivery._decisions import rejected_again_reason
-from pipeline.ledger import ROW_STATES, PriorRow, RowState
+from pipeline.ledger import PriorRow
+
+from .sites import recorded_run
 
 W = "[withheld]"
 
@@ -133,8 +135,7 @@ def test_known_fields_are_the_api_profiles_fields() -> None:
 def test_a_security_stop_quoting_a_signer_name_withholds_its_dates_and_ssns_in_the_run_summary(tmp_path: Path) -> None:
     stop = "stopped after 5 refused or unverified answers in a row (last: unverified response (unknown signer:"
     stop += " Holloway_03/14/1979_987654321 (no keys/x.pem)))"
-    counts: dict[RowState, int] = {state: 0 for state in ROW_STATES}
-    result = RunResult(7, tmp_path / "ledger.sqlite", counts, security_stop=stop)
+    result = RunResult(recorded_run(7, "stopped", 3), tmp_path / "ledger.sqlite", security_stop=stop)
     [line] = [line for line in summary_lines(result) if line.startswith("SECURITY STOP")]
     assert "03/14/1979" not in line and "987654321" not in line
     assert f"unknown signer: Holloway_{W}_{W} (no keys/x.pem)" in line  # the name a person needs, less the rest

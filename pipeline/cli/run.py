@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .._errors import OutsideWindow
 from .._private_files import check_output_path
-from ..delivery import RowOutcome, RunConfig, RunInterrupted, RunResult, load_config, print_summary, run_bookings
+from ..delivery import (
+    RowOutcome,
+    RunConfig,
+    RunInterrupted,
+    RunProgress,
+    RunResult,
+    load_config,
+    print_summary,
+    run_bookings,
+)
 from ..ledger import NOT_DELIVERED, Ledger
 from ..protocol import API_VERSIONS, DEFAULT_API, ApiVersion
 from ..review import gather_report, name_held_fields, open_private_text, write_error_file
 from ..tools import run_demo
 from . import cli
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 _PATH = click.Path(path_type=Path)
 
@@ -96,30 +109,33 @@ def _run_with_progress(csv: Path, mapping: Path, config: RunConfig) -> RunResult
         TimeRemainingColumn(),
         transient=True,
         speed_estimate_period=30,  # rows/s and the time left over the last 30 s, not since the start
-    ) as progress:
-        task = progress.add_task("Delivering", total=None, rate="-", concurrency="-")
-        known = expected = 0
+    ) as bar:
+        task = bar.add_task("Delivering", total=None, rate="-", concurrency="-")
+        return run_bookings(csv, mapping, config, progress=_ProgressBar(bar, task))
 
-        def on_expected(n: int) -> None:
-            nonlocal expected
-            expected = n
-            progress.update(task, total=n or None)
 
-        def on_total(n: int) -> None:  # the rows read so far: exact once the export is read to its end
-            nonlocal known
-            known += n
-            progress.update(task, total=max(known, expected))
+class _ProgressBar(RunProgress):
+    """The run on a terminal: rows done of rows expected, rows/s, the concurrency allowed now, the time left."""
 
-        def on_row(_: RowOutcome) -> None:
-            progress.advance(task)
-            speed = progress.tasks[0].speed
-            progress.update(task, rate=f"{speed:,.0f}" if speed else "-")
+    def __init__(self, bar: Progress, task: TaskID) -> None:
+        self._bar, self._task = bar, task
+        self._read = self._expected = 0
 
-        def on_concurrency(n: int) -> None:
-            progress.update(task, concurrency=n)
+    def expected(self, lines: int) -> None:
+        self._expected = lines
+        self._bar.update(self._task, total=lines or None)
 
-        return run_bookings(csv, mapping, config, on_row=on_row, on_total=on_total, on_expected=on_expected,
-                            on_concurrency=on_concurrency)  # fmt: skip
+    def rows_read(self, rows: int) -> None:  # the rows read so far: exact once the export is read to its end
+        self._read += rows
+        self._bar.update(self._task, total=max(self._read, self._expected))
+
+    def row(self, outcome: RowOutcome) -> None:
+        self._bar.advance(self._task)
+        speed = self._bar.tasks[0].speed
+        self._bar.update(self._task, rate=f"{speed:,.0f}" if speed else "-")
+
+    def concurrency(self, limit: int) -> None:
+        self._bar.update(self._task, concurrency=limit)
 
 
 @cli.command()

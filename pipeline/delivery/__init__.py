@@ -6,7 +6,7 @@ from ._by_hand import RESEND_STATE, AcceptedRow, ResendChoice, RowToResend, acce
 from ._check import CheckLine, SiteCheck, check_site
 from ._config import DEFAULT_CEILING, DEFAULT_FIXED, RunConfig, load_config
 from ._decisions import RowOutcome
-from ._run import RunInterrupted, RunResult, print_summary, run_bookings, summary_lines
+from ._run import RunInterrupted, RunProgress, RunResult, print_summary, run_bookings, summary_lines
 from ._transport import CWSTransport, NoAnswer
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "RowToResend",
     "RunConfig",
     "RunInterrupted",
+    "RunProgress",
     "RunResult",
     "SiteCheck",
     "accept_row",

@@ -36,7 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .._errors import ConfigError, CWSPipelineError, ExitCode, HeadLogError, LedgerDamaged, LedgerError, OutsideWindow
 from .._gc import cycle_collector_paused
@@ -70,6 +70,7 @@ from ._transport import CWSTransport, Transport
 __all__ = [
     "Dispatcher",
     "RunInterrupted",
+    "RunProgress",
     "RunResult",
     "Tally",
     "print_summary",
@@ -86,13 +87,38 @@ WINDOW_CLOSED_EXIT = ExitCode.OUTSIDE_WINDOW  # the window closed (or time was u
 _log = logger(__name__)
 
 
+class RunProgress:
+    """What a run tells whoever shows its progress; a caller overrides the methods it needs (each does nothing here).
+
+    `row` is called from the run's worker threads, several at once: an override that keeps state takes a lock
+    (or does one thread-safe thing, as `list.append`). An exception raised in any of them ends the run as a
+    crash, recorded as such.
+    """
+
+    def row(self, outcome: RowOutcome) -> None:
+        """A row got its state in this run (every row once, in no particular order)."""
+
+    def rows_read(self, rows: int) -> None:
+        """A chunk of ROWS rows was read from the export (their sum is exact once it is read to its end)."""
+
+    def expected(self, lines: int) -> None:
+        """The export holds LINES lines after its header: about its rows, for an ETA (told once, before sending)."""
+
+    def concurrency(self, limit: int) -> None:
+        """The requests allowed in flight at once are now LIMIT (told at the start and whenever it changes)."""
+
+
 @dataclass
 class RunResult:
-    """What a run did: counts per state, the rows needing attention, and the exit code it earns."""
+    """What a run did: the ledger's record of it (counts, exit code), and what only the live run knows.
 
-    run_id: int
+    RECORD is the one description of the run (started, finished, status, exit code, counts); the run id,
+    counts, exit code and concurrency here are read from it. The rest is what the ledger does not keep:
+    the rows needing a person as this run saw them, notices about earlier runs, how it was paced.
+    """
+
+    record: RunRecord
     ledger: Path
-    counts: dict[RowState, int]
     attention: list[RowOutcome] = field(default_factory=list)
     security_stop: str | None = None
     notices: list[str] = field(default_factory=list)  # one line each: an earlier run that did not finish
@@ -101,32 +127,41 @@ class RunResult:
     # Bookings needing a person once the run ended (each key or line without one once, whatever its lines; rows
     # of earlier runs still outstanding included): the count `status` and `report --all` give too.
     needs_person: int = 0
-    concurrency: int = 0  # requests in flight the limit settled at (the fixed number when not adaptive)
     adaptive: bool = False
     peak_in_flight: int = 0
     stopped_early: str | None = None  # why sending stopped early: the delivery window closed, or time was up
-    # The ledger's record of the run once its end is recorded (started, finished, status, exit code, counts,
-    # what it was about): None until then, or when the end could not be recorded (the next run finds it).
-    record: RunRecord | None = None
+
+    def __post_init__(self) -> None:
+        if self.record.exit_code is None:  # a run's result wraps only a run whose end is recorded
+            raise ValueError(f"run {self.record.run_id} is {self.record.status}: its end is not recorded")
+
+    @property
+    def run_id(self) -> int:
+        """The run's id in the ledger."""
+        return self.record.run_id
+
+    @property
+    def counts(self) -> dict[RowState, int]:
+        """Rows per state (every state, 0 when none), as the ledger recorded them at the run's end."""
+        recorded = self.record.counts
+        return {state: recorded.get(state, 0) for state in ROW_STATES}
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The exit code the run earned, as the ledger recorded it (see `_exit_code_earned`)."""
+        code = self.record.exit_code
+        assert code is not None  # checked when the result was made: its run's end is recorded
+        return ExitCode(code)
+
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight the limit settled at (the fixed number when not adaptive); 0 when it sent nothing."""
+        return self.record.concurrency or 0
 
     @property
     def rows(self) -> int:
         """How many input rows the run gave a state."""
         return sum(self.counts.values())
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """3 security stop; 5 the delivery window closed (or max_run_seconds passed) before every row was sent;
-        1 a row newly needs a person (or changed since it was reported); else 0.
-
-        Rows reported by an earlier run and unchanged since do not make it 1 on their own: cron mails
-        once about a row, not every night (`status` lists every row still outstanding).
-        """
-        if self.security_stop:
-            return ExitCode.SECURITY_STOP
-        if self.stopped_early and self.counts["failed"]:
-            return WINDOW_CLOSED_EXIT
-        return ExitCode.ATTENTION if self.new_attention else ExitCode.OK
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -187,17 +222,14 @@ def run_bookings(
     mapping_path: Path | str,
     config: RunConfig,
     *,
-    on_row: Callable[[RowOutcome], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
-    on_expected: Callable[[int], None] | None = None,
-    on_concurrency: Callable[[int], None] | None = None,
+    progress: RunProgress | None = None,
     sleep: Callable[[float], None] | None = None,
     now: Callable[[], datetime] | None = None,
 ) -> RunResult:
-    """Deliver every row of a bookings export; return the run's counts. Raises UserInputError before sending.
+    """Deliver every row of a bookings export; return what the run did. Raises UserInputError before sending.
 
-    ON_TOTAL is told each chunk's rows as it is read, ON_EXPECTED the export's lines (about its rows,
-    for an ETA) and ON_CONCURRENCY the limit whenever it changes. SLEEP replaces the waits between
+    PROGRESS is told each row's outcome, each chunk's rows as read, the export's lines (about its rows,
+    for an ETA) and the concurrency limit whenever it changes. SLEEP replaces the waits between
     retries (tests record them); by default a wait ends early when the run stops. NOW replaces the
     clock the delivery window is read by. Outside the window raises OutsideWindow, nothing sent.
     Ctrl-C or SIGTERM raises RunInterrupted once the run is recorded as interrupted.
@@ -205,8 +237,8 @@ def run_bookings(
     started = _started_inside_window(config, now)
     csv_path = Path(csv_path)
     setup = _set_up(csv_path, mapping_path, config)
-    if on_expected is not None:
-        on_expected(_lines_after_header(setup.snapshot))
+    progress = progress if progress is not None else RunProgress()  # told everything; by default says nothing
+    progress.expected(_lines_after_header(setup.snapshot))
     with (
         _SigtermEndsLikeCtrlC() as sigterm,
         _open_transport(config) as transport,
@@ -214,30 +246,29 @@ def run_bookings(
         Ledger.open(config.ledger) as ledger,
         contextlib.closing(_DeliveredBodies(config.ledger)) as delivered_body,
     ):
-        prior, result = _begin(ledger, csv_path, setup, config)
+        prior, run_id, notices = _begin(ledger, csv_path, setup, config)
         stop = RunStop()
-        limiter = _limiter(config, on_concurrency)
+        limiter = _limiter(config, progress)
         breaker = CircuitBreaker(config.circuit_breaker, stop)
-        writer, tally = LedgerWriter(ledger), Tally(on_row)
+        writer, tally = LedgerWriter(ledger), Tally(progress)
         failure: BaseException | None = None
         watch = SendingWatch(stop.stop, now, window=config.window, max_seconds=config.max_run_seconds, started=started,
                              limit_named=f"max_run_seconds = {config.max_run_seconds:g} in {config.path}")  # fmt: skip
         sigterm.arm()  # the run is recorded and its end will be: a SIGTERM from now on ends it as interrupted, 143
         try:
-            delivery = new_delivery(config, run_id=result.run_id, transport=transport, auth=setup.auth,
+            delivery = new_delivery(config, run_id=run_id, transport=transport, auth=setup.auth,
                                     writer=writer, prior=prior, stop=stop, breaker=breaker,
                                     endpoint_url=config.base_url + setup.mapping.endpoint, sleep=sleep,
                                     limiter=limiter, delivered_body=delivered_body,
                                     target=_site_target(config, ledger, setup.mapping))  # fmt: skip
             with watch:
-                Dispatcher(delivery, stop, limiter, tally, on_total).run(setup.chunks)
+                Dispatcher(delivery, stop, limiter, tally, progress).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
             failure = exc
-        result.concurrency, result.adaptive = settled_limit(limiter.limit), config.adaptive
-        result.peak_in_flight = limiter.peak
-        result.stopped_early = watch.stopped
-        _end_run(ledger, writer, result, tally, breaker, failure, config.head_log)
-    return result
+        seen = _LiveRun(run_id, config.ledger, notices, tally, breaker, stopped_early=watch.stopped,
+                        concurrency=settled_limit(limiter.limit), adaptive=config.adaptive,
+                        peak_in_flight=limiter.peak)  # fmt: skip
+        return _end_run(ledger, writer, seen, failure, config.head_log)
 
 
 def new_delivery(
@@ -283,14 +314,14 @@ def _started_inside_window(config: RunConfig, now: Callable[[], datetime] | None
     return started
 
 
-def _begin(ledger: Ledger, csv_path: Path, setup: _SetUp, config: RunConfig) -> tuple[PriorRows, RunResult]:
-    """Read what earlier runs left, note those that did not finish, and record this run's start."""
+def _begin(ledger: Ledger, csv_path: Path, setup: _SetUp, config: RunConfig) -> tuple[PriorRows, int, list[str]]:
+    """Read what earlier runs left, note those that did not finish, and record this run's start (its id)."""
     with _ledger_errors():
         prior = ledger.prior_rows()  # read while SQLite checks the file beside it; the first write waits for that
         notices = _earlier_runs_not_finished(ledger)
         run_id = ledger.begin_run(_run_info(csv_path, setup, config), os.getpid())
     _log.info("run %d started: %s to %s", run_id, csv_path.name, config.base_url, extra={"run_id": run_id})
-    return prior, RunResult(run_id, config.ledger, dict.fromkeys(ROW_STATES, 0), notices=notices)
+    return prior, run_id, notices
 
 
 def _site_target(config: RunConfig, ledger: Ledger, mapping: Mapping) -> Target:
@@ -354,9 +385,10 @@ def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
     )
 
 
-def _limiter(config: RunConfig, on_change: Callable[[int], None] | None) -> ConcurrencyLimiter:
+def _limiter(config: RunConfig, progress: RunProgress | None) -> ConcurrencyLimiter:
     """The run's one limiter: adaptive up to `concurrency` (TCP Vegas), or fixed at it; `max_rate` a second."""
     limit = AdaptiveLimit(config.concurrency) if config.adaptive else FixedLimit(config.concurrency)
+    on_change = None if progress is None else progress.concurrency
     if on_change is not None:
         on_change(limit.allowed)
     return ConcurrencyLimiter(limit, max_rate=config.max_rate, on_change=on_change)
@@ -424,52 +456,108 @@ def _earlier_runs_not_finished(ledger: Ledger) -> list[str]:
     return [f"Note: earlier {'; '.join(found)}; rows it left in doubt are settled by lookup in this run"]
 
 
+@dataclass
+class _LiveRun:
+    """What the live run saw by its end, beyond what the ledger keeps: its exit code is decided from this."""
+
+    run_id: int
+    ledger: Path
+    notices: list[str]
+    tally: Tally
+    breaker: CircuitBreaker
+    stopped_early: str | None  # the delivery window closed, or time was up, before every row was sent
+    concurrency: int  # the limit it settled at
+    adaptive: bool
+    peak_in_flight: int
+
+    @property
+    def security_stop(self) -> str | None:
+        """Why the circuit breaker stopped the run, or None."""
+        return self.breaker.reason or None
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state, every state (0 when none), in report order: what the ledger records at the end."""
+        return {str(state): self.tally.counts[state] for state in ROW_STATES}
+
+    def result(self, record: RunRecord, needs_person: int) -> RunResult:
+        """The run's result: its recorded end, with what only the live run knows."""
+        tally = self.tally
+        return RunResult(record, self.ledger, attention=tally.kept_attention(), security_stop=self.security_stop,
+                         notices=self.notices, new_attention=tally.new_attention,
+                         known_attention=tally.known_attention, needs_person=needs_person, adaptive=self.adaptive,
+                         peak_in_flight=self.peak_in_flight, stopped_early=self.stopped_early)  # fmt: skip
+
+
+def _exit_code_earned(seen: _LiveRun) -> ExitCode:
+    """The exit code a run that ended by itself earns, decided once from what it saw, before its end is recorded.
+
+    3 security stop; 5 the delivery window closed (or max_run_seconds passed) before every row was sent;
+    1 a row newly needs a person (or changed since it was reported); else 0. Rows reported by an earlier
+    run and unchanged since do not make it 1 on their own: cron mails once about a row, not every night
+    (`status` lists every row still outstanding).
+    """
+    if seen.security_stop:
+        return ExitCode.SECURITY_STOP
+    if seen.stopped_early and seen.tally.counts["failed"]:
+        return WINDOW_CLOSED_EXIT
+    return ExitCode.ATTENTION if seen.tally.new_attention else ExitCode.OK
+
+
+def _ending(seen: _LiveRun, failure: BaseException | None) -> tuple[RunStatus, ExitCode]:
+    """The run's status and exit code, as the ledger records them (and its result reads them back)."""
+    if failure is None:
+        earned = _exit_code_earned(seen)
+        stopped = earned in (ExitCode.SECURITY_STOP, WINDOW_CLOSED_EXIT)
+        return ("stopped" if stopped else "finished"), earned
+    if isinstance(failure, KeyboardInterrupt):
+        return "interrupted", ExitCode.TERMINATED if isinstance(failure, _Terminated) else ExitCode.INTERRUPTED
+    return "crashed", failure.exit_code if isinstance(failure, CWSPipelineError) else ExitCode.ATTENTION
+
+
 def _end_run(
-    ledger: Ledger,
-    writer: LedgerWriter,
-    result: RunResult,
-    tally: Tally,
-    breaker: CircuitBreaker,
-    failure: BaseException | None,
-    head_log: Path | None,
-) -> None:
-    """Commit what is queued, record the run's true ending, and raise what stopped it (if anything did)."""
+    ledger: Ledger, writer: LedgerWriter, seen: _LiveRun, failure: BaseException | None, head_log: Path | None
+) -> RunResult:
+    """Commit what is queued, record the run's true ending, and return what it did (or raise what stopped it)."""
     try:
         writer.close()
     except BaseException as exc:  # the writer's own failure (disk full): the run's, unless one came first
         failure = failure or exc
-    result.counts.update(tally.counts)
-    result.attention = tally.kept_attention()
-    result.new_attention, result.known_attention = tally.new_attention, tally.known_attention
-    result.security_stop = breaker.reason or None
-    status, exit_code = _ending(result, failure)
+    status, exit_code = _ending(seen, failure)
+    record, needs_person = None, 0
     try:
-        settled = result.concurrency if result.peak_in_flight else None  # no request, nothing to settle at
-        ledger.finish_run(result.run_id, {str(k): v for k, v in result.counts.items()}, status, exit_code, settled)
-        [result.record] = ledger.runs([result.run_id])
-        result.needs_person = len(ledger.bookings_needing_a_person())
+        settled = seen.concurrency if seen.peak_in_flight else None  # no request, nothing to settle at
+        ledger.finish_run(seen.run_id, seen.counts(), status, exit_code, settled)
+        [record] = ledger.runs([seen.run_id])
+        needs_person = len(ledger.bookings_needing_a_person())
         if head_log is not None:
-            record_chain_head(head_log, ledger, result.run_id)  # a copy of the head kept elsewhere
+            record_chain_head(head_log, ledger, seen.run_id)  # a copy of the head kept elsewhere
     except (LedgerError, HeadLogError) as exc:  # the end cannot be recorded; the next run finds it and says so
         failure = failure or exc
-    _log_end(result, status, exit_code)
-    if failure is None:
-        return
+    _log_end(seen.run_id, seen.counts(), status, exit_code)
+    if failure is not None:
+        _raise_ending(seen, failure, exit_code)
+    assert record is not None  # read back, or the failure to record the end was raised above
+    return seen.result(record, needs_person)
+
+
+def _raise_ending(seen: _LiveRun, failure: BaseException, exit_code: ExitCode) -> NoReturn:
+    """Raise what ended the run: RunInterrupted for Ctrl-C or SIGTERM, a ledger that could not be written in one
+    line saying what is kept, anything else as it came."""
     if isinstance(failure, KeyboardInterrupt):
-        raise RunInterrupted(result.run_id, result.ledger, _ending(result, failure)[1]) from None
+        raise RunInterrupted(seen.run_id, seen.ledger, exit_code) from None
     if _cannot_write(failure):
-        raise LedgerError(f"{failure}; run {result.run_id} stopped sending and everything recorded before is kept:"
+        raise LedgerError(f"{failure}; run {seen.run_id} stopped sending and everything recorded before is kept:"
                           " free space (or fix the file) and run again") from None  # fmt: skip
     raise failure
 
 
-def _log_end(result: RunResult, status: RunStatus, exit_code: ExitCode) -> None:
+def _log_end(run_id: int, counts: dict[str, int], status: RunStatus, exit_code: ExitCode) -> None:
     """Log the run's end: INFO when it finished with exit 0, WARNING otherwise (counts by state, never a row)."""
-    counts = {str(state): n for state, n in result.counts.items() if n}
+    counts = {state: n for state, n in counts.items() if n}
     level = logging.INFO if status == "finished" and exit_code == ExitCode.OK else logging.WARNING
     shown = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no rows"
-    fields = {"run_id": result.run_id, "status": status, "exit_code": int(exit_code), "counts": counts}
-    _log.log(level, "run %d %s, exit %d: %s", result.run_id, status, exit_code, shown, extra=fields)
+    fields = {"run_id": run_id, "status": status, "exit_code": int(exit_code), "counts": counts}
+    _log.log(level, "run %d %s, exit %d: %s", run_id, status, exit_code, shown, extra=fields)
 
 
 @contextlib.contextmanager
@@ -486,16 +574,6 @@ def _ledger_errors() -> Iterator[None]:
 def _cannot_write(failure: BaseException) -> bool:
     """A ledger that could not be written (disk full, I/O error), as opposed to a damaged one."""
     return isinstance(failure, LedgerError) and not isinstance(failure, LedgerDamaged)
-
-
-def _ending(result: RunResult, failure: BaseException | None) -> tuple[RunStatus, ExitCode]:
-    """The run's status and exit code, as the ledger records them."""
-    if failure is None:
-        stopped = result.security_stop or result.exit_code == WINDOW_CLOSED_EXIT
-        return ("stopped" if stopped else "finished"), result.exit_code
-    if isinstance(failure, KeyboardInterrupt):
-        return "interrupted", ExitCode.TERMINATED if isinstance(failure, _Terminated) else ExitCode.INTERRUPTED
-    return "crashed", failure.exit_code if isinstance(failure, CWSPipelineError) else ExitCode.ATTENTION
 
 
 def _chain(first: list[MappedRow], rest: Iterator[list[MappedRow]]) -> Iterator[list[MappedRow]]:
@@ -524,15 +602,15 @@ def workers_for(ceiling: int) -> int:
 
 
 class Tally:
-    """Counts per state and the rows needing attention, added to from many threads."""
+    """Counts per state and the rows needing attention, added to from many threads; PROGRESS is told each row."""
 
-    def __init__(self, on_row: Callable[[RowOutcome], None] | None = None) -> None:
+    def __init__(self, progress: RunProgress | None = None) -> None:
         self.counts: Counter[RowState] = Counter()
         self.attention: list[RowOutcome] = []  # new ones first when there are more than can be kept
         self.new_attention = 0  # rows that newly need a person (or changed since they were reported)
         self.known_attention = 0  # rows reported before, unchanged since
         self._known_kept: list[RowOutcome] = []
-        self._on_row = on_row
+        self._progress = progress
         self._lock = threading.Lock()
 
     def add(self, outcomes: list[RowOutcome]) -> None:
@@ -550,9 +628,9 @@ class Tally:
                     self.new_attention += 1
                     if len(self.attention) < _KEEP_PROBLEMS:
                         self.attention.append(outcome)
-        if self._on_row is not None:
+        if self._progress is not None:
             for outcome in outcomes:
-                self._on_row(outcome)
+                self._progress.row(outcome)
 
     def kept_attention(self) -> list[RowOutcome]:
         """The rows kept for the listing: every new one kept, then known ones up to the same cap."""
@@ -560,7 +638,9 @@ class Tally:
 
 
 class Dispatcher:
-    """Feeds a run's rows to the engine: planned by chunk, sent by a pool of workers, counted in a Tally."""
+    """Feeds a run's rows to the engine: planned by chunk, sent by a pool of workers, counted in a Tally.
+
+    PROGRESS is told each chunk's rows as it is read (the Tally tells it each row's outcome)."""
 
     def __init__(
         self,
@@ -568,12 +648,12 @@ class Dispatcher:
         stop: RunStop,
         limiter: ConcurrencyLimiter,
         tally: Tally,
-        on_total: Callable[[int], None] | None = None,
+        progress: RunProgress | None = None,
     ) -> None:
         self._delivery = delivery  # its requests wait for a place from LIMITER
         self._stop = stop
         self._tally = tally
-        self._on_total = on_total
+        self._progress = progress
         self._limiter = limiter
         self._window: list[tuple[MappedRow, str]] = []
         self._queued = 0  # rows handed to the pool and not yet done
@@ -605,8 +685,8 @@ class Dispatcher:
             chunk = next(chunks, None)
             if chunk is None:
                 return None
-            if self._on_total is not None:
-                self._on_total(len(chunk))
+            if self._progress is not None:
+                self._progress.rows_read(len(chunk))
             planned = [(row, *self._delivery.plan(row)) for row in chunk]
             quiet = [p for p in planned if p[1] not in _NEEDS_REQUEST or p[2] is None]
             self._tally.add(self._delivery.record_many_without_sending(quiet))

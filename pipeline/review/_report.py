@@ -47,10 +47,15 @@ _Skipped = list[tuple[Entry, list[SkippedRow]]]
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One run: the ledger's record of it, with counts per state computed from its state entries."""
+    """One run as a report shows it: the ledger's record of it, with its rows per state counted from its entries.
+
+    The rows are counted from the state entries (and skipped-row lists), not read from the record: the
+    entries are what the chain protects (an edited runs table does not change a report), and a run still
+    running has recorded no counts.
+    """
 
     record: RunRecord
-    counts: dict[str, int]
+    counts_from_entries: dict[str, int]  # rows per state as the run's entries record them
     responses_verified: int = 0
     responses_unverified: int = 0
     actions: dict[str, int] = field(default_factory=dict)  # delivered rows per action (created, booking added...)
@@ -58,12 +63,12 @@ class RunSummary:
     @property
     def rows(self) -> int:
         """How many rows the run gave a state."""
-        return sum(self.counts.values())
+        return sum(self.counts_from_entries.values())
 
     @property
     def attention(self) -> int:
         """How many of its rows needed a person."""
-        return sum(n for state, n in self.counts.items() if state in NOT_DELIVERED)
+        return sum(n for state, n in self.counts_from_entries.items() if state in NOT_DELIVERED)
 
     def as_json(self) -> dict[str, Any]:
         """The run as the JSON report shows it."""
@@ -72,7 +77,7 @@ class RunSummary:
         data: dict[str, Any] = {"run_id": run.run_id, "started_at": run.started_at, "finished_at": run.finished_at,
                                 "status": run.status, "exit_code": run.exit_code}  # fmt: skip
         data |= {k: v for k, v in asdict(run.info).items() if k not in ("user", "host")}
-        data["counts"] = dict(self.counts)
+        data["counts"] = dict(self.counts_from_entries)
         data["responses_verified"] = self.responses_verified
         data["responses_unverified"] = self.responses_unverified
         data["actions"] = dict(self.actions)
@@ -176,7 +181,7 @@ class Report:
     def latest_counts(self) -> dict[str, int]:
         """Rows per latest state: across runs each row once, for one run its counts."""
         if not self.across_runs:
-            return dict(self.runs[0].counts) if self.runs else dict.fromkeys(ROW_STATES, 0)
+            return dict(self.runs[0].counts_from_entries) if self.runs else dict.fromkeys(ROW_STATES, 0)
         counts: dict[str, int] = dict.fromkeys(ROW_STATES, 0)
         for row in self.rows:
             counts[row.latest.state] = counts.get(row.latest.state, 0) + 1
@@ -266,7 +271,9 @@ def _runs(ledger: Ledger, run_ids: Sequence[int], skipped: _Skipped) -> list[Run
 
 def _summary(run: RunRecord, counts: dict[str, int], verified: list[int], actions: dict[str, int]) -> RunSummary:
     good, bad = verified
-    return RunSummary(run, counts=counts, responses_verified=good, responses_unverified=bad, actions=actions)
+    return RunSummary(
+        run, counts_from_entries=counts, responses_verified=good, responses_unverified=bad, actions=actions
+    )
 
 
 def _records(

@@ -216,7 +216,7 @@ def _every(step: float, chars: int) -> int:
 def _segments(run: RunSummary, x: float, bar: float, base: float, scale: float) -> list[str]:
     parts, y = [], base
     for state in ROW_STATES:
-        n = run.counts.get(state, 0)
+        n = run.counts_from_entries.get(state, 0)
         if not n:
             continue
         h = n * scale
@@ -249,7 +249,7 @@ def _runs_table(runs: list[RunSummary]) -> str:
     for run in runs:
         rec = run.record
         code = "" if rec.exit_code is None else str(rec.exit_code)
-        counts = "".join(f"<td>{run.counts.get(state, 0)}</td>" for state in ROW_STATES)
+        counts = "".join(f"<td>{run.counts_from_entries.get(state, 0)}</td>" for state in ROW_STATES)
         out.append(f'<tr class="run" data-run="{rec.run_id}"><td>{rec.run_id}</td>'
                    f'<td class="mono">{escape(rec.started_at[:19])}</td><td>{escape(rec.status)}</td>'
                    f"<td>{code}</td><td>{run.rows}</td>{counts}"
@@ -382,7 +382,7 @@ def _run_meta(run: RunSummary) -> str:
         ("Endpoint", info.base_url + info.endpoint),
         ("Access", f"{info.access} ({info.algorithm})"),
         ("Program", f"cws-pipeline {info.program_version}"),
-        ("Rows", f"{run.rows}: " + ", ".join(f"{s} {run.counts.get(s, 0)}" for s in ROW_STATES)),
+        ("Rows", f"{run.rows}: " + ", ".join(f"{s} {run.counts_from_entries.get(s, 0)}" for s in ROW_STATES)),
     ]
     if run.actions:
         items.append(("Delivered by", actions_text(run.actions)))

@@ -122,7 +122,8 @@ def _run_header(run: RunSummary) -> list[str]:
         f"  endpoint  {info.base_url}{info.endpoint}",
         f"  access    {info.access} ({info.algorithm}), cws-pipeline {info.program_version}",
         *([f"  run by    {info.user or 'unknown'}@{info.host or 'unknown'}"] if info.user or info.host else []),
-        f"  rows      {run.rows}: " + ", ".join(f"{state} {run.counts.get(state, 0)}" for state in ROW_STATES),
+        f"  rows      {run.rows}: "
+        + ", ".join(f"{state} {run.counts_from_entries.get(state, 0)}" for state in ROW_STATES),
         *([f"  delivered {actions_text(run.actions)}"] if run.actions else []),
         f"  answers   {run.responses_verified} signed by CorEMR and verified, {run.responses_unverified} not verified",
     ]

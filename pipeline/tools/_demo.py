@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import UserInputError
-from ..delivery import RowOutcome, RunResult, load_config, run_bookings, summary_lines
+from ..delivery import RowOutcome, RunProgress, RunResult, load_config, run_bookings, summary_lines
 from ..ledger import ACTIONS
 from ..protocol import API_PROFILES, DEFAULT_API, ApiVersion, Keyring, load_private_key
 from ..simulator import CWSServer
@@ -92,9 +92,9 @@ def run_demo(
         for line in summary_lines(first):
             echo(line)
         echo(f"Night 2: delivering {night2.name}: {NIGHT_2} ...")
-        outcomes: list[RowOutcome] = []
-        second = run_bookings(night2, mapping, config, on_row=outcomes.append)
-        actions = _night_2_lines(second, outcomes, echo)
+        night_2 = _Outcomes()
+        second = run_bookings(night2, mapping, config, progress=night_2)
+        actions = _night_2_lines(second, night_2.outcomes, echo)
         counters = server.counters()
     creates, bookings = dict(counters.creates), counters.booking_creates
     twice = sorted(k for k, n in creates.items() if n > 1)
@@ -106,6 +106,16 @@ def run_demo(
     echo(f"Next: cws-pipeline report --ledger {config.ledger}    cws-pipeline audit --ledger {config.ledger}"
          f" --config {config_path}")  # fmt: skip
     return DemoResult(directory, first, second, creates, actions, bookings)
+
+
+class _Outcomes(RunProgress):
+    """Every row's outcome in a run, kept to say how night 2's rows got there."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[RowOutcome] = []
+
+    def row(self, outcome: RowOutcome) -> None:
+        self.outcomes.append(outcome)  # one thread-safe step: the run's workers call this at once
 
 
 def _night_2_lines(result: RunResult, outcomes: list[RowOutcome], echo: Callable[[str], None]) -> dict[str, int]:

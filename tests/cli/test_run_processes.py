@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -110,3 +111,35 @@ def test_sigterm_is_handled_only_while_a_recorded_run_sends_and_the_old_handler_
         assert seen == [signal.SIGTERM, signal.SIGTERM]  # restored once the run is over
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def run_on_a_terminal(site: Site, csv: Path) -> tuple[int, str]:
+    """`cws-pipeline run` with its stdout and stderr on a pseudo-terminal, as a person runs it: exit code, output."""
+    primary, secondary = pty.openpty()
+    args = [sys.executable, "-m", "pipeline", "run", str(csv), "--mapping", str(site.mapping), "--config",
+            str(site.config)]  # fmt: skip
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160"}
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env)
+    os.close(secondary)
+    shown = bytearray()
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # Linux: EIO once the process has closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    return proc.wait(timeout=120), shown.decode(errors="replace")
+
+
+def test_on_a_terminal_a_run_draws_its_progress_bar_then_lists_every_row_needing_a_person(site: Site) -> None:
+    rows = booking_rows(40)
+    rows[4][4] = "not a date"  # line 6
+    site.write_config(adaptive=False, concurrency=3)
+    code, shown = run_on_a_terminal(site, site.write_csv(rows))
+    assert code == 1, shown
+    assert "Delivering" in shown and "40/40" in shown and "concurrency 3" in shown  # the bar, at its last refresh
+    assert "Run 1: 40 rows" in shown and "line 6 key P000005/B000005: invalid" in shown
+    assert len(site.server.counters().creates) == 39  # every row but the invalid one, once

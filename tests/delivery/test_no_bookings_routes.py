@@ -18,7 +18,7 @@ from pipeline.delivery import RowOutcome, RunResult, load_config, run_bookings
 from pipeline.protocol import Keyring
 from pipeline.simulator import CWSServer, ServerOptions
 
-from ..sites import SITE_MAPPING, KeyPair, Site, booking_rows
+from ..sites import SITE_MAPPING, KeyPair, RecordedProgress, Site, booking_rows
 from .test_week_of_nights import BY_HAND, WINDOW, Week, enter_by_hand
 
 V3_MAPPING = SITE_MAPPING.replace('endpoint = "/ws/patients/"', 'endpoint = "/ws/v3/patients/"').replace(
@@ -54,8 +54,8 @@ def serve(site: Site, server_keys: KeyPair, client_keyring_dir: Path, **options:
 
 
 def run(site: Site, csv: Path, outcomes: list[RowOutcome] | None = None) -> RunResult:
-    on_row = outcomes.append if outcomes is not None else None
-    return run_bookings(csv, site.mapping, load_config(site.config), on_row=on_row, sleep=lambda _: None)
+    progress = RecordedProgress(outcomes)
+    return run_bookings(csv, site.mapping, load_config(site.config), progress=progress, sleep=lambda _: None)
 
 
 def creates_per_row_within(before: dict[str, int], after: dict[str, int], export: list[list[str]]) -> bool:

@@ -18,14 +18,14 @@ from pipeline.delivery import RowOutcome, RunResult, load_config, run_bookings
 from pipeline.ledger import Ledger
 from pipeline.simulator import CWSServer, Fault
 
-from ..sites import SITE_MAPPING, V1_SITE_MAPPING, Site, booking_rows
+from ..sites import SITE_MAPPING, V1_SITE_MAPPING, RecordedProgress, Site, booking_rows
 
 RETURNING_PAGE = Path(__file__).resolve().parents[2] / "docs" / "returning-patients.md"
 
 
 def run(site: Site, csv: Path, outcomes: list[RowOutcome] | None = None) -> RunResult:
-    on_row = outcomes.append if outcomes is not None else None
-    return run_bookings(csv, site.mapping, load_config(site.config), on_row=on_row, sleep=lambda _: None)
+    progress = RecordedProgress(outcomes)
+    return run_bookings(csv, site.mapping, load_config(site.config), progress=progress, sleep=lambda _: None)
 
 
 def with_target(site: Site, *lines: str) -> None:

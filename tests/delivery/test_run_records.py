@@ -11,15 +11,25 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipeline.delivery import RowOutcome, load_config, run_bookings
+from pipeline import ROW_STATES, ExitCode
+from pipeline.delivery import RowOutcome, RunProgress, load_config, run_bookings
 from pipeline.ledger import Ledger, verify_chain
 
-from ..sites import Site, assert_every_patient_created_once, booking_rows, run_endings
+from ..sites import (
+    SITE_MAPPING,
+    KeyPair,
+    RecordedProgress,
+    Site,
+    assert_every_patient_created_once,
+    booking_rows,
+    run_endings,
+)
 
 pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'not slow' while editing
 
@@ -51,15 +61,18 @@ def endings(site: Site) -> list[tuple[int, str, int | None]]:
 def test_a_crash_mid_run_is_recorded_as_crashed_with_its_counts_and_the_next_run_says_so(site: Site) -> None:
     csv = site.write_csv(booking_rows(40))
     config = load_config(site.config)
-    seen: list[RowOutcome] = []
 
-    def crash_after_five(outcome: RowOutcome) -> None:
-        seen.append(outcome)
-        if len(seen) == 5:
-            raise RuntimeError("a bug in the caller's progress hook")
+    class CrashAfterFive(RunProgress):
+        def __init__(self) -> None:
+            self.seen: list[RowOutcome] = []
+
+        def row(self, outcome: RowOutcome) -> None:
+            self.seen.append(outcome)
+            if len(self.seen) == 5:
+                raise RuntimeError("a bug in the caller's progress hook")
 
     with pytest.raises(RuntimeError, match="progress hook"):
-        run_bookings(csv, site.mapping, config, on_row=crash_after_five)
+        run_bookings(csv, site.mapping, config, progress=CrashAfterFive())
     [(run_id, status, code)] = endings(site)
     assert (run_id, status, code) == (1, "crashed", 1)
     with Ledger.open(site.ledger, create=False) as ledger:
@@ -148,3 +161,52 @@ def test_a_full_disk_mid_run_is_one_line_exit_6_and_loses_nothing_recorded(site:
         finals = {e.key: e.state for e in ledger.row_states(ledger.latest_run_id())}
     assert len(finals) == 300 and set(finals.values()) <= {"delivered", "skipped"}
     assert_every_patient_created_once(site, 300)
+
+
+def refused_by_coremr(site: Site, rows: list[list[str]]) -> None:
+    """Sex as written, without CorEMR's patient checks in the mapping: CorEMR itself refuses "X" (a signed 400)."""
+    site.mapping.write_text(SITE_MAPPING.replace("[target]\n", '[target]\nprofile = "none"\n'), encoding="utf-8")
+    for row in rows:
+        row[5] = "X"
+
+
+@pytest.mark.parametrize(
+    ("night", "status", "exit_code", "counted"),
+    [("clean", "finished", 0, {"delivered": 6}),
+     ("one row refused", "finished", 1, {"delivered": 5, "rejected": 1}),
+     ("wrong key", "stopped", 3, {"failed": 6})],
+)  # fmt: skip
+def test_a_runs_result_is_its_record_in_the_ledger(
+    site: Site, other_keys: KeyPair, night: str, status: str, exit_code: int, counted: dict[str, int]
+) -> None:
+    run_bookings(site.write_csv(booking_rows(3, start=100)), site.mapping, load_config(site.config))  # run 1
+    rows = booking_rows(6)
+    if night == "one row refused":
+        refused_by_coremr(site, rows[2:3])
+    if night == "wrong key":
+        site.write_config(private_key=str(other_keys.private), circuit_breaker=2)
+    result = run_bookings(site.write_csv(rows), site.mapping, load_config(site.config), sleep=lambda _: None)
+
+    with Ledger.open_read_only(site.ledger) as ledger:
+        [record] = ledger.runs([ledger.latest_run_id() or 0])
+        from_entries = ledger.state_counts(record.run_id)
+    assert result.record == record and result.run_id == record.run_id == 2
+    assert (record.status, record.exit_code, result.exit_code) == (status, exit_code, exit_code)
+    assert isinstance(result.exit_code, ExitCode)
+    every_state = {**dict.fromkeys(ROW_STATES, 0), **counted}
+    assert result.counts == record.counts == from_entries == every_state
+    assert result.rows == 6
+
+
+def test_a_run_tells_its_progress_every_row_once_the_rows_read_the_lines_expected_and_its_limit(site: Site) -> None:
+    rows = booking_rows(9)
+    rows[3][4] = "not a date"  # recorded without a request
+    csv = site.write_csv(rows)
+    site.write_config(adaptive=False, concurrency=3)
+    for night in ("first", "again"):  # again: every row needs no request (skipped, or invalid as before)
+        progress = RecordedProgress()
+        result = run_bookings(csv, site.mapping, load_config(site.config), progress=progress)
+        assert sorted(o.line for o in progress.outcomes) == list(range(2, 11)), night  # each of the 9 rows once
+        assert Counter(o.state for o in progress.outcomes) == {s: n for s, n in result.counts.items() if n}, night
+        assert (progress.read, progress.lines, progress.limits) == ([9], [9], [3]), night
+    assert result.counts["skipped"] == 8 and result.counts["invalid"] == 1
