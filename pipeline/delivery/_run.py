@@ -1,27 +1,4 @@
-"""The run: one composition root builds every part from the run configuration, feeds it rows, records the end.
-
-`run_bookings` checks the set-up, locks the ledger, delivers every row, and records the run's true ending. The
-run record says what happened: `finished`, or `stopped` (a security stop, or the delivery window closed) with
-the exit code the counts earn, `interrupted` (Ctrl-C, exit 130; SIGTERM, exit 143), or `crashed` with the exit
-code the error gets. A run killed outright (SIGKILL, power loss) cannot record its end: the next run finds it
-still `running`, records it as `killed`, and says so in one line, as it does for an earlier crashed or
-interrupted run. Every request waits for a place from the run's one ConcurrencyLimiter (adaptive by default,
-`concurrency` its ceiling); a run started outside its delivery window sends nothing.
-
-`Dispatcher` feeds the rows: chunks planned and recorded, requests sent in intent windows with back-pressure.
-Per chunk: plan every row, record at once the rows that need no request (a re-run is mostly these), then hand
-the rest to the workers. "About to send" records are committed a window of rows at a time (one fsync for the
-window), and at most two windows of rows wait in the pool, so a 100,000-row export never sits in memory as
-futures. The pool has `concurrency` workers (the ceiling) and an eighth more, which sign their next request
-while every place is taken; how many of them send at once is the limiter's to say, and a window is twice what
-it allows now (32 rows at least), so a slow CorEMR does not leave hundreds of rows recorded as "sending" that
-have not left. Once the run is told to stop (circuit breaker, the delivery window's end, Ctrl-C, a crash),
-rows not yet sent are recorded as not sent, and every worker's wait ends at once.
-
-`summary_lines` is what `run` prints: silent for cron unless something new needs a person; everything on a
-terminal. Rows are named by line and key only, never by names or birth dates; reasons are in our words (see
-pipeline/_masking.py).
-"""
+"""The run: one composition root builds every part from the run configuration, feeds it rows, records the end."""
 
 from __future__ import annotations
 
@@ -233,6 +210,13 @@ def run_bookings(
     retries (tests record them); by default a wait ends early when the run stops. NOW replaces the
     clock the delivery window is read by. Outside the window raises OutsideWindow, nothing sent.
     Ctrl-C or SIGTERM raises RunInterrupted once the run is recorded as interrupted.
+
+    The run record says what happened: `finished`, or `stopped` (a security stop, or the delivery window closed)
+    with the exit code the counts earn, `interrupted` (Ctrl-C, exit 130; SIGTERM, exit 143), or `crashed` with
+    the exit code the error gets. A run killed outright (SIGKILL, power loss) cannot record its end: the next
+    run finds it still `running`, records it as `killed`, and says so in one line, as it does for an earlier
+    crashed or interrupted run. Every request waits for a place from the run's one ConcurrencyLimiter (adaptive
+    by default, `concurrency` its ceiling); a run started outside its delivery window sends nothing.
     """
     started = _started_inside_window(config, now)
     csv_path = Path(csv_path)
@@ -640,7 +624,17 @@ class Tally:
 class Dispatcher:
     """Feeds a run's rows to the engine: planned by chunk, sent by a pool of workers, counted in a Tally.
 
-    PROGRESS is told each chunk's rows as it is read (the Tally tells it each row's outcome)."""
+    PROGRESS is told each chunk's rows as it is read (the Tally tells it each row's outcome).
+
+    Per chunk: plan every row, record at once the rows that need no request (a re-run is mostly these), then
+    hand the rest to the workers. "About to send" records are committed a window of rows at a time (one fsync
+    for the window), and at most two windows of rows wait in the pool, so a 100,000-row export never sits in
+    memory as futures. The pool has `concurrency` workers (the ceiling) and an eighth more, which sign their
+    next request while every place is taken; how many of them send at once is the limiter's to say, and a window
+    is twice what it allows now (32 rows at least), so a slow CorEMR does not leave hundreds of rows recorded as
+    "sending" that have not left. Once the run is told to stop (circuit breaker, the delivery window's end,
+    Ctrl-C, a crash), rows not yet sent are recorded as not sent, and every worker's wait ends at once.
+    """
 
     def __init__(
         self,
@@ -758,6 +752,9 @@ def summary_lines(result: RunResult, *, everything: bool = True) -> list[str]:
 
     EVERYTHING (a terminal, or -v): every such row, those reported before marked so. Otherwise (cron):
     only the rows that newly need a person, and one line for those reported before, unchanged since.
+
+    Rows are named by line and key only, never by names or birth dates; reasons are in our words (see
+    _messages).
     """
     lines = [f"Run {result.run_id}: {result.rows} rows; ledger {result.ledger}"]
     for state in ROW_STATES:
