@@ -59,6 +59,10 @@ __all__ = [
 
 # 429 and the gateway/server errors that mean "not processed, try later"; any other 4xx is final.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Of those, the answers that say a request was not processed (throttled, unavailable). Any other 5xx to a create
+# (500, a gateway's 502 or 504) may come after CorEMR stored it: the create is in doubt, and a lookup settles it
+# before it is ever sent again.
+NOT_PROCESSED = frozenset({429, 503})
 
 
 # -- plan -----------------------------------------------------------------------------------------
@@ -377,6 +381,8 @@ def judge_answer(
         return Verdict("doubt", doubt="ambiguous") if ex.landed == "maybe" else Verdict("retry")
     status = ex.status
     if status in RETRYABLE_STATUSES or status >= 500:  # the server's own failure: nothing about the row
+        if step in ("create", "booking") and status not in NOT_PROCESSED:
+            return Verdict("doubt", doubt="ambiguous")  # it may have been stored before the failure
         return Verdict("retry")
     if (setting := site_setting(step, status)) is not None:
         return Verdict("site", reason=f"HTTP {status} to a {step}: check {setting}")

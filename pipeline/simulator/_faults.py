@@ -9,7 +9,8 @@ another patient; `created_error` a 201 whose body is an error; `redirect_302` a 
 `lookup_other` a 200 naming another patient (and the asked booking number, on a bookings route). None of
 them stores anything. Not hostile, but another shape of answer a real CorEMR may give (assumption
 "answer-shape"): `answer_bare` serves the request (a create stores its patient) and answers its 2xx with an
-empty JSON object, naming nothing.
+empty JSON object, naming nothing; `error_after_store` serves it and answers its 2xx with a 500 instead (a
+server that failed after writing).
 """
 
 from __future__ import annotations
@@ -40,15 +41,16 @@ FaultKind = Literal[
     "redirect_302",
     "lookup_other",
     "answer_bare",
+    "error_after_store",
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 
 # A request gets at most one fault from each group (the first listed that fires), plus any latency.
 _STATUS_KINDS = frozenset({"status_500", "status_503", "status_429"})
 _SIGNATURE_KINDS = frozenset({"signature_corrupt", "signature_missing", "signature_sha1", "signature_unknown_signer"})
-# One answer replaced per request; all but answer_bare take the place of serving it.
+# One answer replaced per request; all but answer_bare and error_after_store take the place of serving it.
 _HOSTILE_KINDS = frozenset(
-    {"replay_2xx", "created_other", "created_error", "redirect_302", "lookup_other", "answer_bare"}
+    {"replay_2xx", "created_other", "created_error", "redirect_302", "lookup_other", "answer_bare", "error_after_store"}
 )
 _PARAMS = ("rate", "first", "methods", "retry_after", "latency_ms")
 

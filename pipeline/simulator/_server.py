@@ -271,6 +271,8 @@ class CWSServer:
         answer = signed(self._routes.answer(method, path, body))
         if drawn.hostile == "answer_bare" and 200 <= answer.status < 300:
             answer = replace(answer, payload={})  # served and stored, answered without naming what it holds
+        if drawn.hostile == "error_after_store" and 200 <= answer.status < 300:  # stored, then failed answering
+            answer = replace(answer, status=500, payload=error_payload("internal error (simulated, after storing)"))
         if method == "POST" and 200 <= answer.status < 300:
             self._last_2xx = answer
         if drawn.drop:
@@ -279,8 +281,8 @@ class CWSServer:
 
     def _hostile(self, kind: FaultKind, path: str, body: bytes) -> Answer | None:
         """A hostile answer (see _faults), stored nowhere; None: nothing to replay yet, so serve the request."""
-        if kind == "answer_bare":
-            return None  # not an answer in place of serving: the request is served, its answer emptied
+        if kind in ("answer_bare", "error_after_store"):
+            return None  # not an answer in place of serving: the request is served, its answer replaced
         if kind == "replay_2xx":
             return self._last_2xx  # signed as before: the same bytes, the same signature
         if kind == "redirect_302":

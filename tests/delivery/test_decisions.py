@@ -86,11 +86,6 @@ EVERY_STEP = [
     pytest.param(Reply(308), "site: base_url", id="308"),
     pytest.param(Reply(400), "rejected (HTTP 400)", id="400 data refusal"),
     pytest.param(Reply(422), "rejected (HTTP 422)", id="422 data refusal"),
-    pytest.param(Reply(429), "retry", id="429"),
-    pytest.param(Reply(500), "retry", id="500"),
-    pytest.param(Reply(502), "retry", id="502"),
-    pytest.param(Reply(503), "retry", id="503"),
-    pytest.param(Reply(504), "retry", id="504"),
     pytest.param(Reply(200, b""), "ambiguous: its body is not JSON", id="200 empty"),
     pytest.param(Reply(204, b""), "ambiguous: its body is not JSON", id="204 empty"),
     pytest.param(Reply(201, {}), "ambiguous: it names no external_id or booking number", id="201 {}"),
@@ -113,6 +108,26 @@ def test_what_an_answer_means_whatever_the_step(step: Step, reply: Reply, meanin
     expected = meaning.replace("external_id or booking number", _named_by(step))
     verdict = judge_answer(step, reply.to(step), has_booking=True, api="v2", external_id="P1")
     assert said(verdict) == expected
+
+
+# A server's failure: 429 and 503 say the request was not processed (sent again); any other 5xx to a create or a
+# booking create may come after CorEMR stored it (in doubt: a lookup settles it); an update creates nothing.
+SERVER_FAILURES = [
+    pytest.param(429, "retry", "retry", id="429"),
+    pytest.param(500, "ambiguous", "retry", id="500"),
+    pytest.param(502, "ambiguous", "retry", id="502"),
+    pytest.param(503, "retry", "retry", id="503"),
+    pytest.param(504, "ambiguous", "retry", id="504"),
+]
+
+
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize(("status", "to_a_create", "to_an_update"), SERVER_FAILURES)
+def test_a_server_failure_leaves_a_create_in_doubt_and_an_update_sent_again(
+    step: Step, status: int, to_a_create: str, to_an_update: str
+) -> None:
+    verdict = judge_answer(step, Reply(status).to(step), has_booking=True, api="v2", external_id="P1")
+    assert said(verdict) == (to_a_create if step in ("create", "booking") else to_an_update)
 
 
 def _named_by(step: Step) -> str:

@@ -149,11 +149,23 @@ def test_retry_after_is_capped_and_zero_is_ignored(site: Site) -> None:
 
 
 def test_transient_errors_outlasting_retries_fail_and_the_next_run_sends(site: Site) -> None:
-    site.server.set_faults([Fault("status_500")])
+    site.server.set_faults([Fault("status_503", retry_after=None)])
     csv = site.write_csv(booking_rows(2))
     first = run(site, csv)
     assert first.counts["failed"] == 2 and first.exit_code == 1
     assert site.server.counters().create_attempts["P000001"] == 4  # max_attempts
+    site.server.set_faults([])
+    second = run(site, csv)
+    assert second.counts["delivered"] == 2
+    assert_no_patient_created_twice(site)
+
+
+def test_creates_answered_500_all_night_stay_in_doubt_and_the_next_run_looks_them_up_first(site: Site) -> None:
+    site.server.set_faults([Fault("status_500")])  # POSTs only: each attempt's lookup answers "absent"
+    csv = site.write_csv(booking_rows(2))
+    first = run(site, csv)
+    assert first.counts["ambiguous"] == 2 and first.exit_code == 1  # a 500 may come after CorEMR stored it
+    assert site.server.counters().create_attempts["P000001"] == 4  # max_attempts, each after a lookup
     site.server.set_faults([])
     second = run(site, csv)
     assert second.counts["delivered"] == 2
