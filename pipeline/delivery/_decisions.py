@@ -488,7 +488,7 @@ def no_bookings_route_reason(collection: str) -> str:
 
 # -- lookup ---------------------------------------------------------------------------------------
 
-LookupFinding = Literal["found", "absent", "someone_else", "refused", "try_again"]
+LookupFinding = Literal["found", "absent", "someone_else", "error", "refused", "try_again"]
 
 
 def answered_external_id(body: bytes | None, field: str = "external_id") -> str | None:
@@ -517,7 +517,9 @@ def judge_lookup(
         return "absent"
     if ex.status != 200:
         return "refused"
-    if answered_external_id(ex.response_body, field) != expected or _has_error(ex.response_body):
+    if _has_error(ex.response_body):
+        return "error"  # a 200 that carries an error is no finding, whoever it names
+    if answered_external_id(ex.response_body, field) != expected:
         return "someone_else"
     named = answered_external_id(ex.response_body)
     if field != "external_id" and external_id is not None and named is not None and named != external_id:

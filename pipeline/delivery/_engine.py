@@ -432,6 +432,8 @@ class Delivery:
                 f"booking than {r.booking.number}" if booking_url and r.booking else f"patient than {r.row.external_id}"
             )
             raise _Final(r.doubt, f"lookup answered HTTP 200 with another {asked}")
+        if finding == "error":
+            raise _Final(r.doubt, "lookup answered HTTP 200 with an error in its body: check the patient in CorEMR")
         raise _Final(r.doubt, f"lookup answered HTTP {ex.status}: {server_message(ex.response_body)}")
 
     def _found(self, r: _Underway) -> RowOutcome | None:
