@@ -57,7 +57,6 @@ from ._decisions import (
 from ._pacing import (
     CircuitBreaker,
     ConcurrencyLimiter,
-    FixedLimit,
     RunStop,
     TransientFailure,
     answer_kind,
@@ -145,25 +144,24 @@ class Delivery:
 
     def __init__(
         self,
+        config: RunConfig,
         *,
         run_id: int,
         transport: Transport,
         auth: CWSAuth,
         writer: LedgerWriter,
-        config: RunConfig,
-        endpoint_url: str,
         prior: PriorRows,
+        target: Target,
         breaker: CircuitBreaker,
-        sleep: Callable[[float], None] | None = None,
-        target: Target | None = None,
-        limiter: ConcurrencyLimiter | None = None,
+        limiter: ConcurrencyLimiter,
         delivered_body: Callable[[str], bytes | None] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.run_id = run_id
         self._transport = transport
         self._auth = auth
         self._writer = writer
-        self._target = target or Target.default(endpoint_url)
+        self._target = target
         self._rebookings = Rebookings(prior, self._target)
         self._prior = prior
         self._breaker = breaker
@@ -172,7 +170,7 @@ class Delivery:
         self._delivered_body = delivered_body  # the ledger's stored body by SHA-256 (None: unknown, send both)
         self._answers: dict[bytes, bytes] = {}  # a 2xx answer's digest -> its request's: a second request is a replay
         self._answers_lock = threading.Lock()
-        self._limiter = limiter or ConcurrencyLimiter(FixedLimit(config.concurrency))
+        self._limiter = limiter
         self._retry_after_cap = config.retry_after_cap
         self._retrying = retrying(
             max_attempts=config.max_attempts,

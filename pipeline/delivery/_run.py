@@ -241,8 +241,7 @@ def run_bookings(
         sigterm.arm()  # the run is recorded and its end will be: a SIGTERM from now on ends it as interrupted, 143
         try:
             delivery = new_delivery(config, run_id=run_id, transport=transport, auth=setup.auth,
-                                    writer=writer, prior=prior, stop=stop, breaker=breaker,
-                                    endpoint_url=config.base_url + setup.mapping.endpoint, sleep=sleep,
+                                    writer=writer, prior=prior, stop=stop, breaker=breaker, sleep=sleep,
                                     limiter=limiter, delivered_body=delivered_body,
                                     target=_site_target(config, ledger, setup.mapping))  # fmt: skip
             with watch:
@@ -264,24 +263,22 @@ def new_delivery(
     writer: LedgerWriter,
     prior: PriorRows,
     stop: RunStop,
-    endpoint_url: str,
+    target: Target,
     breaker: CircuitBreaker | None = None,
     limiter: ConcurrencyLimiter | None = None,
     sleep: Callable[[float], None] | None = None,
-    target: Target | None = None,
     delivered_body: Callable[[str], bytes | None] | None = None,
 ) -> Delivery:
     """The run's Delivery, as `run_bookings` wires it (engine tests build theirs here too).
 
-    Without BREAKER, a circuit breaker with the configured threshold that stops STOP. A STOP ends
-    every wait for a place in LIMITER at once.
+    Without BREAKER, a circuit breaker with the configured threshold that stops STOP; without LIMITER, a fixed
+    limit of `concurrency`. STOP ends every wait for a place in the limiter at once.
     """
-    if limiter is not None:
-        stop.also_wake(limiter.wake)
-    return Delivery(run_id=run_id, transport=transport, auth=auth, writer=writer, config=config,
-                    endpoint_url=endpoint_url, prior=prior, sleep=sleep, target=target, limiter=limiter,
-                    breaker=breaker if breaker is not None else CircuitBreaker(config.circuit_breaker, stop),
-                    delivered_body=delivered_body)  # fmt: skip
+    limiter = limiter or ConcurrencyLimiter(FixedLimit(config.concurrency))
+    stop.also_wake(limiter.wake)
+    breaker = breaker if breaker is not None else CircuitBreaker(config.circuit_breaker, stop)
+    return Delivery(config, run_id=run_id, transport=transport, auth=auth, writer=writer, prior=prior, target=target,
+                    breaker=breaker, limiter=limiter, delivered_body=delivered_body, sleep=sleep)  # fmt: skip
 
 
 def _started_inside_window(config: RunConfig, now: Callable[[], datetime] | None) -> datetime | None:

@@ -108,8 +108,8 @@ def engine_factory(
         sleeps: list[float] = []
         auth = CWSAuth(client_keys.key, CLIENT_ACCESS, Keyring(server_keyring_dir))
         delivery = new_delivery(config, run_id=run_id, transport=fake, auth=auth, writer=writer,
-                                prior=PriorRows(prior or {}), stop=stop, endpoint_url=ENDPOINT, limiter=limiter,
-                                sleep=sleeps.append if record_sleeps else None, target=target)  # fmt: skip
+                                prior=PriorRows(prior or {}), stop=stop, target=target or Target.default(ENDPOINT),
+                                limiter=limiter, sleep=sleeps.append if record_sleeps else None)  # fmt: skip
         engine = Engine(delivery, fake, stop, writer, ledger, sleeps)
         made.append(engine)
         return engine
