@@ -61,7 +61,7 @@ __all__ = [
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Of those, the answers that say a request was not processed (throttled, unavailable). Any other 5xx to a create
 # (500, a gateway's 502 or 504) may come after CorEMR stored it: the create is in doubt, and a lookup settles it
-# before it is ever sent again.
+# before it is ever sent again (assumption "not-processed").
 NOT_PROCESSED = frozenset({429, 503})
 
 

@@ -124,6 +124,11 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
                'the walkthrough: "typically CWS-SHA256 or CWS-SHA1"; the local server makes it a setting'),
     Assumption("list-filters", ("v1", "v3"), "list query strings (include_released, ?sex=, ?limit=) are"
                " ignored by the local server", "the client never lists patients"),
+    Assumption("not-processed", API_VERSIONS, "a 429 or 503 means the request was not processed, so it is sent"
+               " again; any other 5xx to a create or booking create (500, 502, 504) may come after CorEMR stored it,"
+               " so it is looked up before it is sent again", "the docs give no error statuses; in HTTP itself 429"
+               " and 503 ask the client to try later (RFC 9110, RFC 6585); the local server's error_after_store"
+               " fault plays a 500 after storing"),
     Assumption("update-repeatable", API_VERSIONS, "an update sent twice leaves the patient (or booking) as sent"
                " once, and never creates one", "an update sets the fields it carries; the docs describe no history"
                " a repeat would add to: an update in doubt is sent again instead of looked up"),
