@@ -120,7 +120,7 @@ def _refused_again(p: PriorRow | None, sha: str) -> bool:
 
 
 def refused_by_site(reason: str | None) -> bool:
-    """True when a recorded rejection was a refusal of our site (401/403, 3xx, a 404 to a create, 5xx), which
+    """True when a recorded rejection was a refusal of our site (401/403, 3xx, a 404 to a create, 405, 5xx), which
     older versions recorded as `rejected`: no verdict on the row. A rejection is recorded as "HTTP NNN: ...",
     and only a create's 404 ends a row (a 404 to any other step leads to a next one)."""
     _, message = _first_refusal(reason or "")
@@ -128,7 +128,7 @@ def refused_by_site(reason: str | None) -> bool:
     if match is None:
         return False
     status = int(match.group(1))
-    return status in (401, 403, 404) or 300 <= status < 400 or status >= 500
+    return status in (401, 403, 404, 405) or 300 <= status < 400 or status >= 500
 
 
 def renumbered_reason(p: PriorRow | None, row: MappedRow) -> str:
@@ -342,6 +342,8 @@ def site_setting(step: Step | Literal["lookup"], status: int) -> str | None:
         return "access and private_key"
     if 300 <= status < 400 or (status == NOT_FOUND_STATUS and step == "create"):
         return "base_url"
+    if status == 405:  # the route does not take our verb: another API version's routes (v1 updates by PUT)
+        return "base_url and the mapping's [target] api"
     return None
 
 

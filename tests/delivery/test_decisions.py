@@ -222,7 +222,8 @@ LOOKUP_AND_STEPS: tuple[Step | str, ...] = (*STEPS, "lookup")
     ("status", "setting"),
     [(401, "access and private_key"), (403, "access and private_key"), (300, "base_url"), (301, "base_url"),
      (302, "base_url"), (303, "base_url"), (307, "base_url"), (308, "base_url"), (200, None), (201, None),
-     (400, None), (409, None), (422, None), (429, None), (500, None), (503, None)],
+     (405, "base_url and the mapping's [target] api"), (400, None), (409, None), (422, None), (429, None),
+     (500, None), (503, None)],
     ids=lambda v: str(v),
 )  # fmt: skip
 def test_which_setting_a_status_names_whatever_the_step(step: Step, status: int, setting: str | None) -> None:

@@ -162,6 +162,7 @@ def test_a_corrected_external_id_under_a_booking_number_key_makes_no_second_pati
     [("HTTP 401: bad signature: it does not match the body bytes for Access=jail-a", True),
      ("rejected earlier with the same body (run 1): HTTP 404: no such route: /cws/ws/patients/", True),
      ("HTTP 302: moved", True),
+     ("HTTP 405: CorEMR's words are kept in the ledger, not printed", True),
      ("HTTP 400: invalid patient (sex: must be one of M, F, U)", False)],
 )  # fmt: skip
 def test_rows_an_older_version_recorded_rejected_for_a_refusal_of_our_site_are_sent_by_the_next_run(
