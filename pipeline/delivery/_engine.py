@@ -137,9 +137,10 @@ class Delivery:
     patient update adds a booking, sent as one), and a correction is sent as an update (with a booking update
     only when a booking field changed). A row makes at most one create request per run that CorEMR answers: a
     second would be a loop of doomed creates. Every request that can change CorEMR is recorded durably, naming
-    its step, before it leaves, and every request with its answer after; every one goes through `exchange`. The
-    pieces: `exchange` (one signed request), `retrying` (the retry policy), `judge_answer` (what an answer
-    means), `judge_lookup` (what a lookup found), and the records (`intent_record`, `request_record`, `final_records`).
+    its step, before it leaves, and every request with its answer after; every one goes through `send_signed`.
+    The pieces: `send_signed` (one signed request and its `Exchange`), `retrying` (the retry policy),
+    `judge_answer` (what an answer means), `judge_lookup` (what a lookup found), `Rebookings` (a returning
+    person), and the records (`intent_record`, `request_record`, `final_records`). A row's path is `deliver`.
     """
 
     def __init__(

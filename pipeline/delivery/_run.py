@@ -751,7 +751,7 @@ def summary_lines(result: RunResult, *, everything: bool = True) -> list[str]:
     only the rows that newly need a person, and one line for those reported before, unchanged since.
 
     Rows are named by line and key only, never by names or birth dates; reasons are in our words (see
-    _messages).
+    pipeline/_masking.py).
     """
     lines = [f"Run {result.run_id}: {result.rows} rows; ledger {result.ledger}"]
     for state in ROW_STATES:
