@@ -57,6 +57,7 @@ from ._decisions import (
 from ._pacing import (
     CircuitBreaker,
     ConcurrencyLimiter,
+    FixedLimit,
     RunStop,
     TransientFailure,
     answer_kind,
@@ -127,6 +128,9 @@ class _Stopped(Exception):
 class Delivery:
     """Decides, sends and records rows for one run; `deliver` is safe to call from many threads.
 
+    Built as the run builds it, in tests too: BREAKER (whose stop ends the run) and, without LIMITER, a fixed
+    limit of `concurrency`; the stop also ends every wait for a place in the limiter.
+
     The promise: every row ends in exactly one recorded state; nothing is created twice, neither a patient nor a
     booking. A request that may have landed (connection lost after sending, read timeout, unverified answer, a
     crash between the "sending" record and the outcome) is never sent again before a signed lookup says it is
@@ -154,7 +158,7 @@ class Delivery:
         prior: PriorRows,
         target: Target,
         breaker: CircuitBreaker,
-        limiter: ConcurrencyLimiter,
+        limiter: ConcurrencyLimiter | None = None,
         delivered_body: Callable[[str], bytes | None] | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
@@ -171,7 +175,8 @@ class Delivery:
         self._delivered_body = delivered_body  # the ledger's stored body by SHA-256 (None: unknown, send both)
         self._answers: dict[bytes, bytes] = {}  # a 2xx answer's digest -> its request's: a second request is a replay
         self._answers_lock = threading.Lock()
-        self._limiter = limiter
+        self._limiter = limiter or ConcurrencyLimiter(FixedLimit(config.concurrency))
+        self._stop.also_wake(self._limiter.wake)
         self._retry_after_cap = config.retry_after_cap
         self._retrying = retrying(
             max_attempts=config.max_attempts,

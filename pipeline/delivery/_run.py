@@ -42,7 +42,7 @@ from ._config import RunConfig
 from ._decisions import Plan, Target
 from ._engine import Delivery, RowOutcome
 from ._pacing import AdaptiveLimit, CircuitBreaker, ConcurrencyLimiter, FixedLimit, RunStop, SendingWatch, settled_limit
-from ._transport import CWSTransport, Transport
+from ._transport import CWSTransport
 
 __all__ = [
     "Dispatcher",
@@ -240,10 +240,9 @@ def run_bookings(
                              limit_named=f"max_run_seconds = {config.max_run_seconds:g} in {config.path}")  # fmt: skip
         sigterm.arm()  # the run is recorded and its end will be: a SIGTERM from now on ends it as interrupted, 143
         try:
-            delivery = new_delivery(config, run_id=run_id, transport=transport, auth=setup.auth,
-                                    writer=writer, prior=prior, stop=stop, breaker=breaker, sleep=sleep,
-                                    limiter=limiter, delivered_body=delivered_body,
-                                    target=_site_target(config, ledger, setup.mapping))  # fmt: skip
+            delivery = Delivery(config, run_id=run_id, transport=transport, auth=setup.auth, writer=writer,
+                                prior=prior, target=_site_target(config, ledger, setup.mapping), breaker=breaker,
+                                limiter=limiter, delivered_body=delivered_body, sleep=sleep)  # fmt: skip
             with watch:
                 Dispatcher(delivery, stop, limiter, tally, progress).run(setup.chunks)
         except BaseException as exc:  # Ctrl-C and crashes alike: the run record must say what happened
@@ -252,33 +251,6 @@ def run_bookings(
                         concurrency=settled_limit(limiter.limit), adaptive=config.adaptive,
                         peak_in_flight=limiter.peak)  # fmt: skip
         return _end_run(ledger, writer, seen, failure, config.head_log)
-
-
-def new_delivery(
-    config: RunConfig,
-    *,
-    run_id: int,
-    transport: Transport,
-    auth: CWSAuth,
-    writer: LedgerWriter,
-    prior: PriorRows,
-    stop: RunStop,
-    target: Target,
-    breaker: CircuitBreaker | None = None,
-    limiter: ConcurrencyLimiter | None = None,
-    sleep: Callable[[float], None] | None = None,
-    delivered_body: Callable[[str], bytes | None] | None = None,
-) -> Delivery:
-    """The run's Delivery, as `run_bookings` wires it (engine tests build theirs here too).
-
-    Without BREAKER, a circuit breaker with the configured threshold that stops STOP; without LIMITER, a fixed
-    limit of `concurrency`. STOP ends every wait for a place in the limiter at once.
-    """
-    limiter = limiter or ConcurrencyLimiter(FixedLimit(config.concurrency))
-    stop.also_wake(limiter.wake)
-    breaker = breaker if breaker is not None else CircuitBreaker(config.circuit_breaker, stop)
-    return Delivery(config, run_id=run_id, transport=transport, auth=auth, writer=writer, prior=prior, target=target,
-                    breaker=breaker, limiter=limiter, delivered_body=delivered_body, sleep=sleep)  # fmt: skip
 
 
 def _started_inside_window(config: RunConfig, now: Callable[[], datetime] | None) -> datetime | None:

@@ -1,7 +1,7 @@
 """A fake CorEMR for engine unit tests: scripted answers signed with the server's real key, a real ledger file.
 
 Only the network is scripted; `make_engine` (a fixture, see conftest) builds a Delivery on it with the run's
-own factory, `new_delivery`.
+own constructor, `Delivery`, wired as `run_bookings` wires it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pipeline.delivery import NoAnswer, RowOutcome, RunConfig
 from pipeline.delivery._decisions import Target
 from pipeline.delivery._engine import Delivery
-from pipeline.delivery._pacing import ConcurrencyLimiter, RunStop
-from pipeline.delivery._run import new_delivery
+from pipeline.delivery._pacing import CircuitBreaker, ConcurrencyLimiter, RunStop
 from pipeline.delivery._transport import Answer
 from pipeline.ledger import Ledger, LedgerWriter, PriorRows, RunInfo, sha256_hex
 from pipeline.mapping import MappedRow
@@ -107,9 +106,10 @@ def engine_factory(
         fake = FakeCorEMR(server_keys.key, script, headers=answer_headers)
         sleeps: list[float] = []
         auth = CWSAuth(client_keys.key, CLIENT_ACCESS, Keyring(server_keyring_dir))
-        delivery = new_delivery(config, run_id=run_id, transport=fake, auth=auth, writer=writer,
-                                prior=PriorRows(prior or {}), stop=stop, target=target or Target.default(ENDPOINT),
-                                limiter=limiter, sleep=sleeps.append if record_sleeps else None)  # fmt: skip
+        delivery = Delivery(config, run_id=run_id, transport=fake, auth=auth, writer=writer,
+                            prior=PriorRows(prior or {}), target=target or Target.default(ENDPOINT),
+                            breaker=CircuitBreaker(config.circuit_breaker, stop), limiter=limiter,
+                            sleep=sleeps.append if record_sleeps else None)  # fmt: skip
         engine = Engine(delivery, fake, stop, writer, ledger, sleeps)
         made.append(engine)
         return engine
