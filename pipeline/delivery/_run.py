@@ -338,13 +338,11 @@ def _run_info(csv_path: Path, setup: _SetUp, config: RunConfig) -> RunInfo:
     )
 
 
-def _limiter(config: RunConfig, progress: RunProgress | None) -> ConcurrencyLimiter:
+def _limiter(config: RunConfig, progress: RunProgress) -> ConcurrencyLimiter:
     """The run's one limiter: adaptive up to `concurrency` (TCP Vegas), or fixed at it; `max_rate` a second."""
     limit = AdaptiveLimit(config.concurrency) if config.adaptive else FixedLimit(config.concurrency)
-    on_change = None if progress is None else progress.concurrency
-    if on_change is not None:
-        on_change(limit.allowed)
-    return ConcurrencyLimiter(limit, max_rate=config.max_rate, on_change=on_change)
+    progress.concurrency(limit.allowed)
+    return ConcurrencyLimiter(limit, max_rate=config.max_rate, on_change=progress.concurrency)
 
 
 def _lines_after_header(snapshot: Snapshot) -> int:
@@ -563,7 +561,7 @@ class Tally:
         self.new_attention = 0  # rows that newly need a person (or changed since they were reported)
         self.known_attention = 0  # rows reported before, unchanged since
         self._known_kept: list[RowOutcome] = []
-        self._progress = progress
+        self._progress = progress or RunProgress()
         self._lock = threading.Lock()
 
     def add(self, outcomes: list[RowOutcome]) -> None:
@@ -581,9 +579,8 @@ class Tally:
                     self.new_attention += 1
                     if len(self.attention) < _KEEP_PROBLEMS:
                         self.attention.append(outcome)
-        if self._progress is not None:
-            for outcome in outcomes:
-                self._progress.row(outcome)
+        for outcome in outcomes:
+            self._progress.row(outcome)
 
     def kept_attention(self) -> list[RowOutcome]:
         """The rows kept for the listing: every new one kept, then known ones up to the same cap."""
@@ -616,7 +613,7 @@ class Dispatcher:
         self._delivery = delivery  # its requests wait for a place from LIMITER
         self._stop = stop
         self._tally = tally
-        self._progress = progress
+        self._progress = progress or RunProgress()
         self._limiter = limiter
         self._window: list[tuple[MappedRow, str]] = []
         self._queued = 0  # rows handed to the pool and not yet done
@@ -648,8 +645,7 @@ class Dispatcher:
             chunk = next(chunks, None)
             if chunk is None:
                 return None
-            if self._progress is not None:
-                self._progress.rows_read(len(chunk))
+            self._progress.rows_read(len(chunk))
             planned = [(row, *self._delivery.plan(row)) for row in chunk]
             quiet = [p for p in planned if p[1] not in _NEEDS_REQUEST or p[2] is None]
             self._tally.add(self._delivery.record_many_without_sending(quiet))
