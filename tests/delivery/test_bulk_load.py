@@ -14,7 +14,15 @@ from click.testing import CliRunner
 
 from pipeline import ConfigError
 from pipeline.cli import cli
-from pipeline.delivery import DEFAULT_CEILING, DEFAULT_FIXED, RunResult, load_config, run_bookings, summary_lines
+from pipeline.delivery import (
+    DEFAULT_CEILING,
+    DEFAULT_FIXED,
+    RunProgress,
+    RunResult,
+    load_config,
+    run_bookings,
+    summary_lines,
+)
 from pipeline.delivery._pacing import RunStop
 from pipeline.delivery._run import _limiter
 from pipeline.ledger import Ledger
@@ -172,7 +180,7 @@ def test_a_bulk_load_setting_that_cannot_be_used_is_one_line_naming_the_key(
 
 
 def test_max_rate_spaces_the_runs_requests_and_a_stop_ends_the_wait(site: Site) -> None:
-    limiter = _limiter(replace(load_config(site.config), max_rate=0.5), None)  # one request every 2 s
+    limiter = _limiter(replace(load_config(site.config), max_rate=0.5), RunProgress())  # one request every 2 s
     stop = RunStop()
     stop.also_wake(limiter.wake)
     assert limiter.slot(stop.event) is not None
