@@ -26,6 +26,7 @@ from ..protocol import API_PROFILES, DEFAULT_API, EXISTS_STATUS, ApiProfile, Api
 from ._transport import Exchange
 
 __all__ = [
+    "CREATES",
     "DOUBTFUL",
     "NOT_FOUND_STATUS",
     "RETRYABLE_STATUSES",
@@ -63,6 +64,9 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # (500, a gateway's 502 or 504) may come after CorEMR stored it: the create is in doubt, and a lookup settles it
 # before it is ever sent again (assumption "not-processed").
 NOT_PROCESSED = frozenset({429, 503})
+# The steps that can create something (a patient, a booking): one in doubt is looked up before it is sent
+# again. The others are updates, which create nothing: one in doubt is simply sent again.
+CREATES: frozenset[Step] = frozenset({"create", "booking"})
 
 
 # -- plan -----------------------------------------------------------------------------------------
@@ -383,7 +387,7 @@ def judge_answer(
         return Verdict("doubt", doubt="ambiguous") if ex.landed == "maybe" else Verdict("retry")
     status = ex.status
     if status in RETRYABLE_STATUSES or status >= 500:  # the server's own failure: nothing about the row
-        if step in ("create", "booking") and status not in NOT_PROCESSED:
+        if step in CREATES and status not in NOT_PROCESSED:
             return Verdict("doubt", doubt="ambiguous")  # it may have been stored before the failure
         return Verdict("retry")
     if (setting := site_setting(step, status)) is not None:

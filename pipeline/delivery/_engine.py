@@ -32,6 +32,7 @@ from ..mapping import MappedRow
 from ..protocol import CWSAuth
 from ._config import RunConfig
 from ._decisions import (
+    CREATES,
     DOUBTFUL,
     Booking,
     Doubt,
@@ -287,7 +288,7 @@ class Delivery:
 
     def _cannot_settle(self, r: _Underway) -> str | None:
         """Why a lookup cannot settle this row's doubt, or None when it can."""
-        if r.doubt_step in ("update", "booking update"):
+        if r.doubt_step not in CREATES:
             return None  # sent again, not looked up
         if self._booking_url(r) is not None:
             return None
@@ -401,7 +402,7 @@ class Delivery:
     def _settle(self, r: _Underway) -> RowOutcome | None:
         """Settle a doubt: an outcome when the request landed, None when not (send it), raise when neither is known."""
         assert r.doubt is not None
-        if r.doubt_step in ("update", "booking update"):
+        if r.doubt_step not in CREATES:
             r.step, r.doubt, r.doubt_sha = r.doubt_step, None, None  # an update creates nothing: send it again
             return None
         if why := self._cannot_settle(r):
