@@ -108,18 +108,14 @@ def test_a_replayed_201_delivers_no_row_the_server_does_not_hold(site: Site) -> 
     assert_fixed_night_delivers_every_row_once(site, csv)
 
 
-def test_another_patients_201_delivers_nothing(site: Site) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [Fault("created_other"), Fault("created_error")],
+    ids=["another patient's 201", "an error body with status 201"],
+)
+def test_a_201_not_bound_to_its_request_delivers_nothing(site: Site, fault: Fault) -> None:
     csv = site.write_csv(booking_rows(ROWS))
-    site.server.set_faults([Fault("created_other")])
-    hostile = run(site, csv)
-    assert hostile.counts["delivered"] == 0 and hostile.counts["ambiguous"] == ROWS
-    assert_delivered_only_what_the_server_holds(site, hostile)
-    assert_fixed_night_delivers_every_row_once(site, csv)
-
-
-def test_an_error_body_with_status_201_delivers_nothing(site: Site) -> None:
-    csv = site.write_csv(booking_rows(ROWS))
-    site.server.set_faults([Fault("created_error")])
+    site.server.set_faults([fault])
     hostile = run(site, csv)
     assert hostile.counts["delivered"] == 0 and hostile.counts["ambiguous"] == ROWS
     assert_delivered_only_what_the_server_holds(site, hostile)
