@@ -68,11 +68,10 @@ def site(
     server = CWSServer(server_keys.key, Keyring(client_keyring_dir)).start()
     mapping = tmp_path / "mapping.toml"
     mapping.write_text(SITE_MAPPING, encoding="utf-8")
-    s = Site(
-        tmp_path, server, client_keys, server_keyring_dir, mapping, tmp_path / "cws.toml", tmp_path / "ledger.sqlite"
-    )
+    s = Site(tmp_path, server, client_keys, server_keyring_dir, mapping, tmp_path / "cws.toml",
+             tmp_path / "ledger.sqlite", server_keys.key, client_keyring_dir)  # fmt: skip
     s.write_config()
     try:
         yield s
     finally:
-        server.stop()
+        s.server.stop()  # the one it has now: a test may have started another (Site.restart_server)

@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pipeline import RowOutcome, RunProgress
 from pipeline.ledger import ROW_STATES, Ledger, RunInfo, RunRecord, verify_chain
+from pipeline.protocol import Keyring
 from pipeline.protocol._keys import public_key_pem, write_private_file
+from pipeline.simulator import CWSServer
 
 CLIENT_ACCESS = "county-jms"
 SERVER_ACCESS = "coremr"
@@ -151,6 +153,16 @@ class Site:
     mapping: Path
     config: Path
     ledger: Path
+    server_key: Any = None  # CorEMR's private key: a server started in place of the first signs with it too
+    client_keyring: Path | None = None  # the public keys such a server trusts
+
+    def restart_server(self, server_class: type[CWSServer] = CWSServer, **options: Any) -> Any:
+        """Stop the site's server and start SERVER_CLASS(**OPTIONS) on the same keys, a CorEMR told to answer
+        otherwise; the configuration is rewritten to point at it. The site fixture stops it at the end."""
+        self.server.stop()
+        self.server = server_class(self.server_key, Keyring(self.client_keyring), **options).start()
+        self.write_config()
+        return self.server
 
     def write_csv(self, rows: list[list[str]], name: str = "bookings.csv") -> Path:
         """Write an export with the standard header."""

@@ -8,16 +8,14 @@ import csv as csv_files
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pipeline.protocol import Keyring
 from pipeline.simulator import CWSServer
 from pipeline.simulator._http import Answer, error_payload
 
-from .sites import SITE_MAPPING, KeyPair, Site, people
+from .sites import SITE_MAPPING, Site, people
 
 pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'not slow' while editing
 
@@ -61,13 +59,10 @@ def run_and_review(site: Site, csv: Path, mapping: Path | None = None) -> bytes:
 
 
 @pytest.fixture
-def echoing_site(site: Site, server_keys: KeyPair, client_keyring_dir: Path) -> Iterator[Site]:
+def echoing_site(site: Site) -> Site:
     """The site, talking to a CorEMR that quotes names and birth dates in its errors."""
-    site.server.stop()
-    site.server = EchoingServer(server_keys.key, Keyring(client_keyring_dir)).start()
-    site.write_config()
-    yield site
-    site.server.stop()
+    site.restart_server(EchoingServer)
+    return site
 
 
 def test_no_name_or_birth_date_is_printed_whatever_the_attack(site: Site) -> None:
@@ -148,13 +143,10 @@ class HostileServer(CWSServer):
 
 
 @pytest.fixture
-def hostile_site(site: Site, server_keys: KeyPair, client_keyring_dir: Path) -> Iterator[Site]:
+def hostile_site(site: Site) -> Site:
     """The site, talking to a CorEMR whose refusals quote patients in every spelling."""
-    site.server.stop()
-    site.server = HostileServer(server_keys.key, Keyring(client_keyring_dir)).start()
-    site.write_config()
-    yield site
-    site.server.stop()
+    site.restart_server(HostileServer)
+    return site
 
 
 def must_never_print(rows: list[list[str]]) -> set[str]:

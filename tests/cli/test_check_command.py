@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +14,7 @@ from click.testing import CliRunner, Result
 from pipeline.cli import cli
 from pipeline.delivery import check_site, load_config, run_bookings
 from pipeline.ledger import Ledger, site_facts
-from pipeline.protocol import Keyring
-from pipeline.simulator import CWSServer, Fault
+from pipeline.simulator import Fault
 
 from ..delivery.test_tls import certificate, tls_site  # noqa: F401 -- fixtures: an HTTPS local server
 from ..sites import SITE_MAPPING, KeyPair, Site, booking_rows
@@ -208,19 +206,15 @@ def test_bookings_routes_found_on_a_patient_we_created_are_recorded(site: Site) 
 
 
 @pytest.fixture
-def site_without_bookings_routes(site: Site, server_keys: KeyPair, client_keyring_dir: Path) -> Iterator[Site]:
+def site_without_bookings_routes(site: Site) -> Site:
     """The site after a night: its patient P000001 is at a CorEMR whose routes are v1's (no bookings routes)."""
     deliver_one(site)
-    site.server.stop()
-    site.server = CWSServer(server_keys.key, Keyring(client_keyring_dir), api="v1").start()
+    site.restart_server(api="v1")
     site.server.enter_by_hand({"external_id": "P000001", "facility": "MAIN", "fname": "A", "lname": "B",
                                "dob": "1951-02-11", "sex": "Male", "booking_number": "B000001",
                                "booking_date": "2026-11-28 22:15:00.000"})  # fmt: skip
     site.write_config(algorithm="CWS-SHA1")  # v1 answers CWS-SHA1 only
-    try:
-        yield site
-    finally:
-        site.server.stop()
+    return site
 
 
 def test_no_bookings_routes_is_found_out_by_reading_the_patient_first(site_without_bookings_routes: Site) -> None:
@@ -274,10 +268,8 @@ def test_a_server_error_is_not_taken_for_a_good_prefix(site: Site) -> None:
     failed_once(check(site), "api_prefix", "with HTTP 503, not 404")
 
 
-def test_a_v3_site_with_a_v3_mapping_is_ready(site: Site, server_keys: KeyPair, client_keyring_dir: Path) -> None:
-    site.server.stop()
-    site.server = CWSServer(server_keys.key, Keyring(client_keyring_dir), api="v3").start()
-    site.write_config()
+def test_a_v3_site_with_a_v3_mapping_is_ready(site: Site) -> None:
+    site.restart_server(api="v3")
     v3 = site.dir / "v3.toml"
     v3.write_text(SITE_MAPPING.replace('endpoint = "/ws/patients/"', 'api = "v3"\nendpoint = "/ws/v3/patients/"'))
     result = check(site, "--mapping", str(v3))

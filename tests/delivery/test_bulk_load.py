@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,38 +26,27 @@ from pipeline.delivery import (
 from pipeline.delivery._pacing import RunStop
 from pipeline.delivery._run import _limiter
 from pipeline.ledger import Ledger
-from pipeline.protocol import Keyring
-from pipeline.simulator import Capacity, CWSServer
+from pipeline.simulator import Capacity
 
-from ..sites import KeyPair, Site, booking_rows
+from ..sites import Site, booking_rows
 
 
 def run(site: Site, csv: Path, now: Callable[[], datetime] | None = None) -> RunResult:
     return run_bookings(csv, site.mapping, load_config(site.config), sleep=lambda _: None, now=now)
 
 
-def serve_with(site: Site, server: CWSServer) -> Iterator[Site]:
-    """Swap the site's server for SERVER (stopped afterwards) and point the config at it."""
-    site.server.stop()
-    site.server = server.start()
-    site.write_config()
-    try:
-        yield site
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def throttling_site(site: Site, server_keys: KeyPair, client_keyring_dir: Path) -> Iterator[Site]:
+def throttling_site(site: Site) -> Site:
     """A server that serves one request at a time and lets none wait: every other request at once gets 429."""
-    capacity = Capacity(1, service_ms=5, queue=0, retry_after="0.05")
-    yield from serve_with(site, CWSServer(server_keys.key, Keyring(client_keyring_dir), capacity=capacity))
+    site.restart_server(capacity=Capacity(1, service_ms=5, queue=0, retry_after="0.05"))
+    return site
 
 
 @pytest.fixture
-def slow_site(site: Site, server_keys: KeyPair, client_keyring_dir: Path) -> Iterator[Site]:
+def slow_site(site: Site) -> Site:
     """A server that answers every request 20 ms late."""
-    yield from serve_with(site, CWSServer(server_keys.key, Keyring(client_keyring_dir), latency_ms=20))
+    site.restart_server(latency_ms=20)
+    return site
 
 
 def test_a_server_that_throttles_hard_still_gets_every_row_exactly_once(throttling_site: Site) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,9 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.delivery import RowOutcome, RunResult, load_config, run_bookings
-from pipeline.protocol import Keyring
-from pipeline.simulator import CWSServer, ServerOptions
+from pipeline.simulator import ServerOptions
 
-from ..sites import SITE_MAPPING, KeyPair, RecordedProgress, Site, booking_rows
+from ..sites import SITE_MAPPING, RecordedProgress, Site, booking_rows
 from .test_week_of_nights import BY_HAND, WINDOW, Week, enter_by_hand
 
 V3_MAPPING = SITE_MAPPING.replace('endpoint = "/ws/patients/"', 'endpoint = "/ws/v3/patients/"').replace(
@@ -32,25 +30,18 @@ HELD = re.compile(
 
 
 @pytest.fixture
-def v3_site(site: Site, server_keys: KeyPair, client_keyring_dir: Path) -> Iterator[Site]:
+def v3_site(site: Site) -> Site:
     """The site against a local server speaking v3 as documented (no bookings routes), its config saying nothing of
-    them; `restart(options)` replaces the server."""
-    site.server.stop()
-    site.server = CWSServer(server_keys.key, Keyring(client_keyring_dir), api="v3").start()
+    them; `serve(site, **options)` replaces the server."""
+    site.restart_server(api="v3")
     site.mapping.write_text(V3_MAPPING, encoding="utf-8")
     site.write_config(bookings_routes=None)
-    yield site
+    return site
 
 
-def serve(site: Site, server_keys: KeyPair, client_keyring_dir: Path, **options: object) -> None:
+def serve(site: Site, **options: object) -> None:
     """Replace the site's server with a v3 one told OPTIONS (ServerOptions)."""
-    site.server.stop()
-    site.server = CWSServer(
-        server_keys.key,
-        Keyring(client_keyring_dir),
-        api="v3",
-        options=ServerOptions(**options),  # type: ignore[arg-type]
-    ).start()
+    site.restart_server(api="v3", options=ServerOptions(**options))  # type: ignore[arg-type]
 
 
 def run(site: Site, csv: Path, outcomes: list[RowOutcome] | None = None) -> RunResult:
@@ -71,10 +62,10 @@ def creates_per_row_within(before: dict[str, int], after: dict[str, int], export
     ("exists_status", "by_update"), [(409, False), (422, False), (409, True)], ids=["409", "422", "update-adds-booking"]
 )
 def test_a_week_against_v3_without_bookings_routes_creates_no_one_twice_and_holds_returning_people(
-    v3_site: Site, server_keys: KeyPair, client_keyring_dir: Path, exists_status: int, by_update: bool
+    v3_site: Site, exists_status: int, by_update: bool
 ) -> None:
     site = v3_site
-    serve(site, server_keys, client_keyring_dir, exists_status=exists_status)
+    serve(site, exists_status=exists_status)
     site.write_config(bookings_routes=None, exists_status=[exists_status], update_adds_booking=by_update)
     week = Week(random.Random(7))
     for _ in range(BY_HAND):

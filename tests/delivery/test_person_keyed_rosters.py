@@ -20,10 +20,9 @@ from click.testing import CliRunner, Result
 
 from pipeline.cli import cli
 from pipeline.delivery._decisions import Target
-from pipeline.protocol import Keyring
-from pipeline.simulator import CWSServer, ServerOptions
+from pipeline.simulator import ServerOptions
 
-from ..sites import KeyPair, Site
+from ..sites import Site
 from .test_no_bookings_routes import HELD
 
 HEADER = ["Person ID", "First", "Last", "DOB", "Sex", "Book Date"]
@@ -104,17 +103,12 @@ SiteMode = Literal["bookings-routes", "no-bookings-routes", "update-adds-booking
 
 
 @pytest.fixture(params=["bookings-routes", "no-bookings-routes", "update-adds-booking"])
-def roster_site(
-    request: pytest.FixtureRequest, site: Site, server_keys: KeyPair, client_keyring_dir: Path
-) -> Iterator[tuple[Site, SiteMode]]:
+def roster_site(request: pytest.FixtureRequest, site: Site) -> Iterator[tuple[Site, SiteMode]]:
     """The site against a real local v2 server with the bookings routes, or without them (and then, once more, with
     update_adds_booking = true), its run configuration saying which."""
     mode: SiteMode = request.param
     routes = mode == "bookings-routes"
-    site.server.stop()
-    site.server = CWSServer(
-        server_keys.key, Keyring(client_keyring_dir), options=ServerOptions(bookings_routes=routes)
-    ).start()
+    site.restart_server(options=ServerOptions(bookings_routes=routes))
     site.write_config(bookings_routes="yes" if routes else "no", update_adds_booking=mode == "update-adds-booking")
     yield site, mode
 

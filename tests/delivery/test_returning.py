@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.delivery import RowOutcome, RunResult, load_config, run_bookings
 from pipeline.ledger import Ledger
-from pipeline.simulator import CWSServer, Fault
+from pipeline.simulator import Fault
 
 from ..sites import SITE_MAPPING, V1_SITE_MAPPING, RecordedProgress, Site, booking_rows
 
@@ -171,13 +171,8 @@ def test_a_key_reused_with_another_body_stays_an_error_naming_both_lines(site: S
     assert "was already used on line 2, with a different body" in (result.attention[0].reason or "")
 
 
-def test_v1_a_returning_patient_is_rejected_saying_why_and_a_known_one_in_doubt_stays_ambiguous(
-    site: Site, server_keys: Any, client_keyring_dir: Path
-) -> None:
-    from pipeline.protocol import Keyring
-
-    site.server.stop()
-    site.server = CWSServer(server_keys.key, Keyring(client_keyring_dir), api="v1").start()
+def test_v1_a_returning_patient_is_rejected_saying_why_and_a_known_one_in_doubt_stays_ambiguous(site: Site) -> None:
+    site.restart_server(api="v1")
     site.mapping.write_text(V1_SITE_MAPPING)
     site.write_config(algorithm="CWS-SHA1", circuit_breaker=100, concurrency=1)  # line 2 meets the dropped answer
     rows = booking_rows(2)

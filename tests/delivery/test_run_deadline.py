@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
 
@@ -12,21 +9,15 @@ from pipeline import ConfigError
 from pipeline.cli import cli
 from pipeline.delivery import load_config, run_bookings
 from pipeline.ledger import Ledger
-from pipeline.protocol import Keyring
-from pipeline.simulator import CWSServer
 
-from ..sites import KeyPair, Site, booking_rows
+from ..sites import Site, booking_rows
 
 
 @pytest.fixture
-def slow_site(site: Site, server_keys: KeyPair, client_keyring_dir: Path) -> Iterator[Site]:
+def slow_site(site: Site) -> Site:
     """A server that answers every request 20 ms late: 60 rows one at a time take 1.2 s at the very least."""
-    site.server.stop()
-    site.server = CWSServer(server_keys.key, Keyring(client_keyring_dir), latency_ms=20).start()
-    try:
-        yield site
-    finally:
-        site.server.stop()
+    site.restart_server(latency_ms=20)
+    return site
 
 
 def test_a_run_past_max_run_seconds_stops_sending_exits_5_naming_the_setting_and_the_next_run_sends_the_rest(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from pipeline.delivery import load_config, run_bookings
-from pipeline.protocol import Keyring
-from pipeline.simulator import CWSServer
 
 from ..sites import KeyPair, Site, booking_rows
 
@@ -45,19 +42,12 @@ def certificate(tmp_path_factory: pytest.TempPathFactory, other_keys: KeyPair) -
 
 
 @pytest.fixture
-def tls_site(
-    site: Site, certificate: tuple[Path, Path], server_keys: KeyPair, client_keyring_dir: Path
-) -> Iterator[Site]:
+def tls_site(site: Site, certificate: tuple[Path, Path]) -> Site:
     """The site fixture, but its server speaks HTTPS with a certificate no system trusts."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*certificate)
-    site.server.stop()
-    site.server = CWSServer(server_keys.key, Keyring(client_keyring_dir), tls=context).start()
-    site.write_config()
-    try:
-        yield site
-    finally:
-        site.server.stop()
+    site.restart_server(tls=context)
+    return site
 
 
 def test_an_untrusted_certificate_is_refused_and_nothing_is_sent(tls_site: Site) -> None:
