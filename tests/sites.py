@@ -97,6 +97,9 @@ V1_SITE_MAPPING = (
     .replace('column = "Sex"', 'column = "Sex"\nlookup = { M = "Male", F = "Female" }')
 )
 
+# The same site speaking CorEMR API v3 (its own prefix; as documented, no bookings routes).
+V3_SITE_MAPPING = SITE_MAPPING.replace('endpoint = "/ws/patients/"', 'api = "v3"\nendpoint = "/ws/v3/patients/"')
+
 BOOKING_HEADER = ["Inmate ID", "Booking", "First", "Last", "DOB", "Sex", "Booked"]
 
 

@@ -17,7 +17,7 @@ from pipeline.ledger import Ledger, site_facts
 from pipeline.simulator import Fault
 
 from ..delivery.test_tls import certificate, tls_site  # noqa: F401 -- fixtures: an HTTPS local server
-from ..sites import SITE_MAPPING, KeyPair, Site, booking_rows
+from ..sites import V3_SITE_MAPPING, KeyPair, Site, booking_rows
 
 PROBE = re.compile(r"/ws/(?:v3/)?(?:patients/)?(cwscheck-[0-9a-f]{8})/?$")
 
@@ -109,7 +109,7 @@ def test_a_base_url_with_a_path_is_a_wrong_prefix(site: Site, requests: list[tup
 
 def test_a_v3_mapping_against_a_server_without_ws_v3_is_a_wrong_prefix(site: Site) -> None:
     v3 = site.dir / "v3.toml"
-    v3.write_text(SITE_MAPPING.replace('endpoint = "/ws/patients/"', 'api = "v3"\nendpoint = "/ws/v3/patients/"'))
+    v3.write_text(V3_SITE_MAPPING)
     result = check(site, "--mapping", str(v3))
     failed_once(result, "api_prefix", "/ws/v3/patients/ (API v3) answers like a route that does not exist")
     assert "CorEMR API v3 (the mapping " in result.output
@@ -271,7 +271,7 @@ def test_a_server_error_is_not_taken_for_a_good_prefix(site: Site) -> None:
 def test_a_v3_site_with_a_v3_mapping_is_ready(site: Site) -> None:
     site.restart_server(api="v3")
     v3 = site.dir / "v3.toml"
-    v3.write_text(SITE_MAPPING.replace('endpoint = "/ws/patients/"', 'api = "v3"\nendpoint = "/ws/v3/patients/"'))
+    v3.write_text(V3_SITE_MAPPING)
     result = check(site, "--mapping", str(v3))
     assert result.exit_code == 0, result.output
     assert "ok    api_prefix: /ws/v3/patients/ (API v3) answers" in result.output

@@ -16,12 +16,10 @@ from pipeline.cli import cli
 from pipeline.delivery import RowOutcome, RunResult, load_config, run_bookings
 from pipeline.simulator import ServerOptions
 
-from ..sites import SITE_MAPPING, RecordedProgress, Site, booking_rows
+from ..sites import SITE_MAPPING, V3_SITE_MAPPING, RecordedProgress, Site, booking_rows
 from .test_week_of_nights import BY_HAND, WINDOW, Week, enter_by_hand
 
-V3_MAPPING = SITE_MAPPING.replace('endpoint = "/ws/patients/"', 'endpoint = "/ws/v3/patients/"').replace(
-    "[target]\n", '[target]\napi = "v3"\non_change = "update"\n'
-)
+V3_MAPPING = V3_SITE_MAPPING.replace("[target]\n", '[target]\non_change = "update"\n')
 NIGHTS = 6
 HELD = re.compile(
     r"patient (\S+) is already in CorEMR and this site has no bookings routes \(.*\): held, not sent; add booking"

@@ -19,7 +19,7 @@ from pipeline.mapping import load_mapping, map_csv
 from pipeline.simulator import Fault
 from pipeline.source import take_snapshot
 
-from ..sites import CLIENT_ACCESS, SITE_MAPPING, V1_SITE_MAPPING, KeyPair, Site, booking_rows
+from ..sites import CLIENT_ACCESS, SITE_MAPPING, V1_SITE_MAPPING, V3_SITE_MAPPING, KeyPair, Site, booking_rows
 
 ROWS = 6
 
@@ -251,12 +251,19 @@ def test_a_row_in_doubt_whose_external_id_changed_is_held_never_created_under_th
     assert back.counts["delivered"] == 1 and set(site.server.counters().create_attempts) == {"P000001"}
 
 
-@pytest.mark.parametrize("api", ["v1", "v3"])
-def test_a_create_coremr_stored_before_answering_500_is_found_by_lookup_never_sent_twice(site: Site, api: str) -> None:
-    if api == "v1":  # v1 refuses a second create as an existing patient: retried blindly, the row was rejected
-        site.restart_server(api="v1")
-        site.mapping.write_text(V1_SITE_MAPPING)
-    site.write_config(concurrency=1, **({"algorithm": "CWS-SHA1"} if api == "v1" else {}))
+@pytest.mark.parametrize(
+    ("api", "mapping", "settings"),
+    [("v1", V1_SITE_MAPPING, {"algorithm": "CWS-SHA1"}),  # a second create is refused as an existing patient
+     ("v2", SITE_MAPPING, {}),  # with bookings routes: the booking is looked up
+     ("v3", V3_SITE_MAPPING, {"bookings_routes": "no"})],  # as documented, none: the patient is looked up
+    ids=["v1", "v2 with bookings routes", "v3 without"],
+)  # fmt: skip
+def test_a_create_coremr_stored_before_answering_500_is_found_by_lookup_never_sent_twice(
+    site: Site, api: str, mapping: str, settings: dict[str, str]
+) -> None:
+    site.restart_server(api=api)
+    site.mapping.write_text(mapping)
+    site.write_config(concurrency=1, **settings)
     site.server.set_faults([Fault("error_after_store", first=1)])  # the first create is stored, then answered 500
     result = run(site, site.write_csv(booking_rows(2)))
     assert (result.counts["delivered"], result.exit_code) == (2, 0), result.attention
