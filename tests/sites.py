@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +209,31 @@ class Site:
                 lines.append(f'{k} = "{v}"')
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return self.config
+
+
+def run_process(site: Site, csv: Path, config: Path | None = None, **popen: Any) -> subprocess.Popen[bytes]:
+    """`cws-pipeline run CSV` for SITE (with CONFIG, else its own) in a child process, as cron starts one; POPEN
+    may replace its stdout and stderr (pipes by default)."""
+    args = [sys.executable, "-m", "pipeline", "run", str(csv), "--mapping", str(site.mapping),
+            "--config", str(config or site.config)]  # fmt: skip
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    popen.setdefault("preexec_fn", ctrl_c_as_a_terminal_sends_it)
+    return subprocess.Popen(args, **popen)
+
+
+def ctrl_c_as_a_terminal_sends_it() -> None:
+    """In the child: SIGINT acts as it does in a terminal, even when the tests run in a background job (a
+    shell without job control starts those with SIGINT ignored, and Python keeps an ignored SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_for_creates(site: Site, proc: subprocess.Popen[bytes], n: int) -> None:
+    """Wait until the site's server has seen N creates from the run PROC: it is caught mid-way."""
+    deadline = time.monotonic() + 60
+    while len(site.server.counters().creates) < n and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be caught mid-way"
 
 
 def run_endings(ledger_path: Path) -> list[tuple[int, str, int | None]]:

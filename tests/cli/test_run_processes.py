@@ -1,4 +1,4 @@
-"""Real `cws-pipeline run` processes against a slow local CWS server: SIGTERM, and one lock per ledger file."""
+"""Real `cws-pipeline run` processes: one lock per ledger file, SIGTERM's handler, the progress bar on a terminal."""
 
 from __future__ import annotations
 
@@ -7,59 +7,18 @@ import pty
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from ..sites import Site, assert_every_patient_created_once, booking_rows, run_endings
+from ..sites import Site, assert_every_patient_created_once, booking_rows, run_endings, run_process, wait_for_creates
 
 pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'not slow' while editing
 
 
-def start_run(csv: Path, site: Site, config: Path) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "pipeline", "run", str(csv), "--mapping", str(site.mapping), "--config", str(config)]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def wait_until_sending(site: Site, proc: subprocess.Popen[bytes], creates: int = 5) -> None:
-    deadline = time.monotonic() + 60
-    while len(site.server.counters().creates) < creates and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "the run ended before it could be caught mid-way"
-
-
-def test_sigterm_ends_a_run_like_ctrl_c_recorded_interrupted_exit_143(site: Site) -> None:
-    site.server.latency_s = 0.1  # 10 s or more to send them all: a signal sent on a busy machine still lands mid-run
-    site.write_config(concurrency=2)
-    csv = site.write_csv(booking_rows(300))
-    proc = start_run(csv, site, site.config)
-    wait_until_sending(site, proc)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err.decode()
-    assert err.decode().splitlines() == [
-        f"Interrupted: run 1 was interrupted and is recorded so in {site.ledger}; the next run settles rows left"
-        " in flight"
-    ]
-    assert out == b""
-    assert run_endings(site.ledger) == [(1, "interrupted", 143)]
-    assert len(site.server.counters().creates) < 300  # it stopped sending
-
-    site.server.latency_s = 0
-    again = start_run(csv, site, site.config)
-    _, err = again.communicate(timeout=120)
-    assert again.returncode == 0, err.decode()
-    assert err.decode().splitlines() == [
-        "Note: earlier run 1 was interrupted (exit code 143); rows it left in doubt are settled by lookup in this run"
-    ]
-    assert run_endings(site.ledger)[1] == (2, "finished", 0)
-    assert_every_patient_created_once(site, 300)
-
-
 def test_two_runs_on_two_hard_links_of_one_ledger_the_second_exits_4(site: Site, tmp_path: Path) -> None:
     first_csv = site.write_csv(booking_rows(1))
-    made = start_run(first_csv, site, site.config)  # the ledger exists once a run has made it
+    made = run_process(site, first_csv)  # the ledger exists once a run has made it
     _, err = made.communicate(timeout=120)
     assert made.returncode == 0, err.decode()
     elsewhere = tmp_path / "elsewhere"
@@ -72,10 +31,10 @@ def test_two_runs_on_two_hard_links_of_one_ledger_the_second_exits_4(site: Site,
     site.server.latency_s = 0.1  # 30 s at this pace: the second run starts long before the first ends
     site.write_config(concurrency=1)
     csv = site.write_csv(booking_rows(300))
-    first = start_run(csv, site, site.config)
+    first = run_process(site, csv)
     try:
-        wait_until_sending(site, first, creates=3)
-        second = start_run(csv, site, second_config)
+        wait_for_creates(site, first, 3)
+        second = run_process(site, csv, second_config)
         _, err = second.communicate(timeout=60)
         assert second.returncode == 4, err.decode()
         assert err.decode().splitlines() == [
@@ -116,10 +75,8 @@ def test_sigterm_is_handled_only_while_a_recorded_run_sends_and_the_old_handler_
 def run_on_a_terminal(site: Site, csv: Path) -> tuple[int, str]:
     """`cws-pipeline run` with its stdout and stderr on a pseudo-terminal, as a person runs it: exit code, output."""
     primary, secondary = pty.openpty()
-    args = [sys.executable, "-m", "pipeline", "run", str(csv), "--mapping", str(site.mapping), "--config",
-            str(site.config)]  # fmt: skip
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160"}
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env)
+    proc = run_process(site, csv, stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env)
     os.close(secondary)
     shown = bytearray()
     while True:

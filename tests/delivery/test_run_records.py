@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import resource
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,34 +23,13 @@ from ..sites import (
     Site,
     assert_every_patient_created_once,
     booking_rows,
+    ctrl_c_as_a_terminal_sends_it,
     run_endings,
+    run_process,
+    wait_for_creates,
 )
 
 pytestmark = pytest.mark.slow  # real processes: run by .ci/run; skip with -m 'not slow' while editing
-
-
-def run_process(site: Site, csv: Path, **popen: Any) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "pipeline", "run", str(csv), "--mapping", str(site.mapping),
-            "--config", str(site.config)]  # fmt: skip
-    popen.setdefault("preexec_fn", _ctrl_c_as_a_terminal_sends_it)
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
-
-
-def _ctrl_c_as_a_terminal_sends_it() -> None:
-    """In the child: SIGINT acts as it does in a terminal, even when the tests run in a background job (a
-    shell without job control starts those with SIGINT ignored, and Python keeps an ignored SIGINT ignored)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def wait_for_creates(site: Site, proc: subprocess.Popen[bytes], n: int) -> None:
-    deadline = time.monotonic() + 60
-    while len(site.server.counters().creates) < n and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "the run ended before it could be stopped mid-way"
-
-
-def endings(site: Site) -> list[tuple[int, str, int | None]]:
-    return run_endings(site.ledger)
 
 
 def test_a_crash_mid_run_is_recorded_as_crashed_with_its_counts_and_the_next_run_says_so(site: Site) -> None:
@@ -73,7 +47,7 @@ def test_a_crash_mid_run_is_recorded_as_crashed_with_its_counts_and_the_next_run
 
     with pytest.raises(RuntimeError, match="progress hook"):
         run_bookings(csv, site.mapping, config, progress=CrashAfterFive())
-    [(run_id, status, code)] = endings(site)
+    [(run_id, status, code)] = run_endings(site.ledger)
     assert (run_id, status, code) == (1, "crashed", 1)
     with Ledger.open(site.ledger, create=False) as ledger:
         counted = sum(1 for _ in ledger.row_states(1))
@@ -87,30 +61,37 @@ def test_a_crash_mid_run_is_recorded_as_crashed_with_its_counts_and_the_next_run
     assert_every_patient_created_once(site, 40)
 
 
-def test_ctrl_c_exits_130_records_the_run_interrupted_and_the_next_run_says_so(site: Site) -> None:
+@pytest.mark.parametrize(
+    ("signal_sent", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["Ctrl-C", "SIGTERM"]
+)
+def test_ctrl_c_or_sigterm_ends_a_run_recorded_interrupted_and_the_next_run_says_so(
+    site: Site, signal_sent: signal.Signals, exit_code: int
+) -> None:
     site.server.latency_s = 0.1  # 10 s or more to send them all: a signal sent on a busy machine still lands mid-run
     site.write_config(concurrency=2)
     csv = site.write_csv(booking_rows(300))
     proc = run_process(site, csv)
     wait_for_creates(site, proc, 10)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal_sent)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()
+    assert proc.returncode == exit_code, err.decode()
     assert err.decode().splitlines() == [
         f"Interrupted: run 1 was interrupted and is recorded so in {site.ledger}; the next run settles rows left"
         " in flight"
     ]
     assert out == b""
-    assert endings(site) == [(1, "interrupted", 130)]
+    assert run_endings(site.ledger) == [(1, "interrupted", exit_code)]
+    assert len(site.server.counters().creates) < 300  # it stopped sending
 
     site.server.latency_s = 0
     again = run_process(site, csv)
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, err.decode()
     assert err.decode().splitlines() == [
-        "Note: earlier run 1 was interrupted (exit code 130); rows it left in doubt are settled by lookup in this run"
+        f"Note: earlier run 1 was interrupted (exit code {exit_code}); rows it left in doubt are settled by lookup in"
+        " this run"
     ]
-    assert endings(site)[1] == (2, "finished", 0)
+    assert run_endings(site.ledger)[1] == (2, "finished", 0)
     assert_every_patient_created_once(site, 300)
 
 
@@ -130,13 +111,13 @@ def test_a_killed_run_is_found_by_the_next_run_and_named_in_one_line(site: Site)
         "Note: earlier run 1 ended without recording its end (killed?); rows it left in doubt are settled by lookup"
         " in this run"
     ]
-    assert [(r, s) for r, s, _ in endings(site)] == [(1, "killed"), (2, "finished")]
+    assert [(r, s) for r, s, _ in run_endings(site.ledger)] == [(1, "killed"), (2, "finished")]
     assert_every_patient_created_once(site, 200)
 
 
 def _small_files() -> None:
     """In the child: files may not grow past 400 kB, as if the disk were full (Python ignores SIGXFSZ)."""
-    _ctrl_c_as_a_terminal_sends_it()
+    ctrl_c_as_a_terminal_sends_it()
     resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
 
@@ -155,7 +136,7 @@ def test_a_full_disk_mid_run_is_one_line_exit_6_and_loses_nothing_recorded(site:
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err.decode()
     assert "Note: earlier run 1 crashed (exit code 6)" in err.decode()
-    assert endings(site) == [(1, "crashed", 6), (2, "finished", 0)]
+    assert run_endings(site.ledger) == [(1, "crashed", 6), (2, "finished", 0)]
     with Ledger.open(site.ledger, create=False) as ledger:
         assert verify_chain(ledger.entries()) is None
         finals = {e.key: e.state for e in ledger.row_states(ledger.latest_run_id())}
