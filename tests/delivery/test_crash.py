@@ -7,34 +7,15 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
 
 from pipeline.ledger import Ledger, verify_chain
 
-from ..sites import SITE_MAPPING, Site, booking_rows
+from ..sites import SITE_MAPPING, Site, booking_rows, run_process
 
 ROWS = 500
-
-
-def start_run(site: Site, csv: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "run",
-            str(csv),
-            "--mapping",
-            str(site.mapping),
-            "--config",
-            str(site.config),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def sending_entries(site: Site) -> int:
@@ -59,7 +40,7 @@ def kill_at_seeded_moments(site: Site, csv: object, rng: random.Random, times: i
     kills, sent = 0, sending_entries(site)
     for _ in range(times):
         sent += rng.randint(low, high)
-        proc = start_run(site, csv)
+        proc = run_process(site, csv)
         while proc.poll() is None and sending_entries(site) < sent:
             time.sleep(0.002)
         time.sleep(rng.uniform(0, 0.01))
@@ -75,7 +56,7 @@ def kill_at_seeded_moments(site: Site, csv: object, rng: random.Random, times: i
 def finish(site: Site, csv: object) -> tuple[subprocess.Popen[bytes], bytes, bytes]:
     """Run again (at most three times) until a run exits 0: every row delivered or skipped."""
     for _ in range(3):
-        proc = start_run(site, csv)
+        proc = run_process(site, csv)
         out, err = proc.communicate(timeout=120)
         assert b"Traceback" not in err, err.decode()
         if proc.returncode == 0:
@@ -113,7 +94,7 @@ def test_kills_inside_the_multi_step_flow_never_create_a_second_patient_or_booki
     rng = random.Random(seed)
     known = booking_rows(150)
     site.mapping.write_text(SITE_MAPPING.replace("[target]\n", '[target]\non_change = "update"\n'))
-    first = start_run(site, site.write_csv(known, "night1.csv"))
+    first = run_process(site, site.write_csv(known, "night1.csv"))
     first.communicate(timeout=120)
     assert first.returncode == 0
     by_hand = booking_rows(100, start=501)
